@@ -1,0 +1,18 @@
+//! ftps-sync keeps local folders and folders on an FTPS server in sync.
+//!
+//! # Layout
+//! - `config`: the YAML contract, validated.
+//! - `path`: `RelPath`, the only form a path from a listing or scan takes.
+//! - `reconcile`: the pure core: (base, local, remote, policy) -> `Plan`.
+//! - `remote`: FTPS adapter (suppaftp), listing parsers.
+//! - `local`: scan, atomic writes.
+//! - `state`: SQLite store of the last-synced snapshot.
+//! - `engine`: one pass: scan + list + plan + execute + commit.
+//! - `demo`: embedded loopback FTPS server for `ftps-sync demo` and the tests.
+
+pub mod config;
+pub mod error;
+pub mod path;
+pub mod reconcile;
+
+pub use error::{Error, Result};

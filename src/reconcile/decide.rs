@@ -1,0 +1,220 @@
+//! The per-path three-way decision table.
+
+use chrono::{DateTime, Utc};
+
+use super::Policy;
+use super::plan::{Action, Side};
+use super::snapshot::{BaseEntry, Entry, Kind, Snapshot};
+use crate::config::{ConflictPolicy, Direction};
+use crate::path::RelPath;
+
+/// How one side moved since the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Absent,
+    New,
+    Unchanged,
+    Modified,
+    Deleted,
+}
+
+pub fn local_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
+    match (base, now) {
+        (None, None) => Change::Absent,
+        (None, Some(_)) => Change::New,
+        (Some(_), None) => Change::Deleted,
+        (Some(b), Some(e)) => {
+            if b.kind != e.kind {
+                Change::Modified
+            } else if e.kind == Kind::Dir {
+                Change::Unchanged
+            } else if e.size != b.local.size {
+                Change::Modified
+            } else if e.mtime == b.local.mtime {
+                Change::Unchanged
+            } else {
+                // Touched: only the content decides, when both digests are known.
+                match (&e.sha256, &b.sha256) {
+                    (Some(now), Some(then)) if now == then => Change::Unchanged,
+                    _ => Change::Modified,
+                }
+            }
+        }
+    }
+}
+
+/// Remote change detection compares the server's own (size, modify) with what it said last
+/// time, at the coarser precision of the two (DESIGN.md invariant 7).
+pub fn remote_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
+    match (base, now) {
+        (None, None) => Change::Absent,
+        (None, Some(_)) => Change::New,
+        (Some(_), None) => Change::Deleted,
+        (Some(b), Some(e)) => {
+            if b.kind != e.kind {
+                Change::Modified
+            } else if e.kind == Kind::Dir {
+                Change::Unchanged
+            } else if e.size != b.remote.size || !e.mtime.same_as(&b.remote.mtime) {
+                match (&e.sha256, &b.sha256) {
+                    (Some(now), Some(then)) if now == then && e.size == b.remote.size => Change::Unchanged,
+                    _ => Change::Modified,
+                }
+            } else {
+                Change::Unchanged
+            }
+        }
+    }
+}
+
+/// Whether two files have the same content as far as we can tell without transferring them:
+/// equal size, and equal digests when both are known, else equal mtimes.
+pub fn same_content(local: &Entry, remote: &Entry) -> bool {
+    if local.size != remote.size {
+        return false;
+    }
+    match (&local.sha256, &remote.sha256) {
+        (Some(a), Some(b)) => a == b,
+        _ => local.mtime.same_as(&remote.mtime),
+    }
+}
+
+fn uploads(p: &Policy) -> bool {
+    p.direction != Direction::Download
+}
+
+fn downloads(p: &Policy) -> bool {
+    p.direction != Direction::Upload
+}
+
+pub struct Ctx<'a> {
+    pub policy: &'a Policy,
+    pub now: DateTime<Utc>,
+    pub local: &'a Snapshot,
+    pub remote: &'a Snapshot,
+}
+
+/// The action for one file path (neither side a directory).
+pub fn decide_file(
+    ctx: &Ctx<'_>,
+    path: &RelPath,
+    base: Option<&BaseEntry>,
+    local: Option<&Entry>,
+    remote: Option<&Entry>,
+) -> Option<Action> {
+    use Change::*;
+    let p = ctx.policy;
+    let lc = local_change(base, local);
+    let rc = remote_change(base, remote);
+    let up = || Action::Upload { path: path.clone() };
+    let down = || Action::Download { path: path.clone() };
+    match (lc, rc) {
+        (Absent, Absent) => None,
+        (Unchanged, Unchanged) => {
+            let (b, l, r) = (base?, local?, remote?);
+            // A touched file or a listing that changed shape: refresh the base, move nothing.
+            (b.local != l.sig() || b.remote != r.sig()).then(|| Action::Adopt { path: path.clone() })
+        }
+        (New, Absent) | (Modified, Unchanged) | (Modified, Deleted) => uploads(p).then(up),
+        (Absent, New) | (Unchanged, Modified) | (Deleted, Modified) => downloads(p).then(down),
+        (Deleted, Unchanged) => {
+            if p.delete && uploads(p) {
+                Some(Action::DeleteRemote { path: path.clone() })
+            } else if p.direction == Direction::Download {
+                Some(down())
+            } else {
+                None
+            }
+        }
+        (Unchanged, Deleted) => {
+            if p.delete && downloads(p) {
+                Some(Action::DeleteLocal { path: path.clone() })
+            } else if p.direction == Direction::Upload {
+                Some(up())
+            } else {
+                None
+            }
+        }
+        (Deleted, Deleted) => Some(Action::Forget { path: path.clone() }),
+        (New, New) | (Modified, Modified) => {
+            let (l, r) = (local?, remote?);
+            if same_content(l, r) {
+                Some(Action::Adopt { path: path.clone() })
+            } else {
+                Some(conflict(ctx, path, l, r))
+            }
+        }
+        // The remaining pairs cannot happen: base presence is shared by both sides.
+        _ => None,
+    }
+}
+
+fn conflict(ctx: &Ctx<'_>, path: &RelPath, local: &Entry, remote: &Entry) -> Action {
+    let p = ctx.policy;
+    let local_newer = local.mtime.nanos >= remote.mtime.nanos;
+    let winner = match p.conflict {
+        ConflictPolicy::KeepBoth => {
+            let loser = match p.direction {
+                Direction::Upload => Side::Remote,
+                Direction::Download => Side::Local,
+                Direction::Both if local_newer => Side::Remote,
+                Direction::Both => Side::Local,
+            };
+            return match conflict_copy_name(path, ctx.now, loser, ctx.local, ctx.remote) {
+                Some(copy) => Action::KeepBoth {
+                    path: path.clone(),
+                    loser,
+                    copy,
+                },
+                None => Action::Skip {
+                    path: path.clone(),
+                    reason: "conflict: no free name for a conflict copy".into(),
+                },
+            };
+        }
+        ConflictPolicy::Newer if local_newer => Side::Local,
+        ConflictPolicy::Newer => Side::Remote,
+        ConflictPolicy::Local => Side::Local,
+        ConflictPolicy::Remote => Side::Remote,
+    };
+    match winner {
+        Side::Local if uploads(p) => Action::Upload { path: path.clone() },
+        Side::Remote if downloads(p) => Action::Download { path: path.clone() },
+        side => Action::Skip {
+            path: path.clone(),
+            reason: format!(
+                "conflict: the {side} version wins but direction is {:?}",
+                p.direction
+            )
+            .to_lowercase(),
+        },
+    }
+}
+
+/// `<stem>.conflict-<YYYYMMDD-HHMMSS>-<side>.<ext>`, with `-2`, `-3`… added if taken.
+pub fn conflict_copy_name(
+    path: &RelPath,
+    now: DateTime<Utc>,
+    side: Side,
+    local: &Snapshot,
+    remote: &Snapshot,
+) -> Option<RelPath> {
+    let name = path.name();
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], Some(&name[i + 1..])),
+        _ => (name, None),
+    };
+    let stamp = now.format("%Y%m%d-%H%M%S");
+    for n in 1..100 {
+        let suffix = if n == 1 { String::new() } else { format!("-{n}") };
+        let copy = match ext {
+            Some(ext) => format!("{stem}.conflict-{stamp}-{side}{suffix}.{ext}"),
+            None => format!("{stem}.conflict-{stamp}-{side}{suffix}"),
+        };
+        let candidate = path.with_name(&copy).ok()?;
+        if !local.contains_key(&candidate) && !remote.contains_key(&candidate) {
+            return Some(candidate);
+        }
+    }
+    None
+}

@@ -1,0 +1,165 @@
+//! The pure core: `plan(base, local, remote, policy, now) -> Plan`.
+//!
+//! No tokio, no filesystem, no clock, no network: data in, plan out. The time used for conflict
+//! copy names comes in as `now`.
+
+mod decide;
+pub mod guard;
+pub mod plan;
+pub mod snapshot;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+pub use decide::{Change, local_change, remote_change, same_content};
+pub use plan::{Action, Plan, Side};
+pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};
+
+use crate::config::{ConflictPolicy, Direction, Folder};
+use crate::path::RelPath;
+use decide::Ctx;
+
+/// The parts of a folder's config that decide the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub direction: Direction,
+    pub delete: bool,
+    pub conflict: ConflictPolicy,
+    pub max_delete_percent: u8,
+}
+
+impl Policy {
+    pub fn of(folder: &Folder) -> Policy {
+        Policy {
+            direction: folder.direction,
+            delete: folder.delete,
+            conflict: folder.conflict,
+            max_delete_percent: folder.max_delete_percent,
+        }
+    }
+}
+
+/// Plans one pass. `Err` is a refusal (a guard fired): the reason, and nothing is to be done.
+pub fn plan(
+    base: &Base,
+    local: &Snapshot,
+    remote: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Plan, String> {
+    let ctx = Ctx {
+        policy,
+        now,
+        local,
+        remote,
+    };
+    let paths: BTreeSet<&RelPath> = base.keys().chain(local.keys()).chain(remote.keys()).collect();
+
+    // A path that is a file on one side and a directory on the other is left alone, with all
+    // that lies under it.
+    let mut kind_clashes: Vec<&RelPath> = Vec::new();
+    let mut actions: Vec<Action> = Vec::new();
+    let mut dirs: Vec<&RelPath> = Vec::new();
+    for path in &paths {
+        if kind_clashes.iter().any(|c| path.is_inside(c)) {
+            continue;
+        }
+        let (b, l, r) = (base.get(*path), local.get(*path), remote.get(*path));
+        let is_dir = |e: Option<&Entry>| e.map(|e| e.kind == Kind::Dir);
+        match (is_dir(l), is_dir(r)) {
+            (Some(a), Some(b)) if a != b => {
+                kind_clashes.push(path);
+                actions.push(Action::Skip {
+                    path: (*path).clone(),
+                    reason: "a file on one side, a directory on the other".into(),
+                });
+                continue;
+            }
+            _ => {}
+        }
+        let dir_now = is_dir(l)
+            .or(is_dir(r))
+            .unwrap_or(b.is_some_and(|b| b.kind == Kind::Dir));
+        if dir_now {
+            dirs.push(path);
+        } else if let Some(a) = decide::decide_file(&ctx, path, b, l, r) {
+            actions.push(a);
+        }
+    }
+
+    // Directories bottom-up, so each one knows what happens to everything under it.
+    for path in dirs.into_iter().rev() {
+        if let Some(a) = decide_dir(policy, path, base, local, remote, &actions) {
+            actions.push(a);
+        }
+    }
+
+    let plan = Plan::new(actions);
+    guard::check(base, local, remote, &plan, policy)?;
+    Ok(plan)
+}
+
+fn decide_dir(
+    policy: &Policy,
+    path: &RelPath,
+    base: &Base,
+    local: &Snapshot,
+    remote: &Snapshot,
+    planned: &[Action],
+) -> Option<Action> {
+    let uploads = policy.direction != Direction::Download;
+    let downloads = policy.direction != Direction::Upload;
+    let in_base = base.contains_key(path);
+    let (l, r) = (local.contains_key(path), remote.contains_key(path));
+    let p = || path.clone();
+    // Everything under `path` on `side` is being deleted (or nothing is there).
+    let emptied = |snapshot: &Snapshot, side: Side| {
+        snapshot
+            .range(path.clone()..)
+            .skip(1)
+            .take_while(|(k, _)| k.is_inside(path))
+            .all(|(k, _)| {
+                planned.iter().any(|a| {
+                    a.path() == k
+                        && match side {
+                            Side::Local => {
+                                matches!(a, Action::DeleteLocal { .. } | Action::RmdirLocal { .. })
+                            }
+                            Side::Remote => {
+                                matches!(a, Action::DeleteRemote { .. } | Action::RmdirRemote { .. })
+                            }
+                        }
+                })
+            })
+    };
+    match (in_base, l, r) {
+        (_, true, true) => (!in_base).then(|| Action::Adopt { path: p() }),
+        (false, true, false) => uploads.then(|| Action::MkdirRemote { path: p() }),
+        (false, false, true) => downloads.then(|| Action::MkdirLocal { path: p() }),
+        (true, false, false) => Some(Action::Forget { path: p() }),
+        (true, false, true) => {
+            if policy.delete && uploads && emptied(remote, Side::Remote) {
+                Some(Action::RmdirRemote { path: p() })
+            } else if downloads && (policy.direction == Direction::Download || !emptied(remote, Side::Remote))
+            {
+                Some(Action::MkdirLocal { path: p() })
+            } else {
+                None
+            }
+        }
+        (true, true, false) => {
+            if policy.delete && downloads && emptied(local, Side::Local) {
+                Some(Action::RmdirLocal { path: p() })
+            } else if uploads && (policy.direction == Direction::Upload || !emptied(local, Side::Local)) {
+                Some(Action::MkdirRemote { path: p() })
+            } else {
+                None
+            }
+        }
+        (false, false, false) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

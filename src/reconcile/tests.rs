@@ -1,0 +1,393 @@
+use std::collections::BTreeMap;
+
+use chrono::TimeZone;
+use proptest::prelude::*;
+
+use super::*;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
+    Policy {
+        direction,
+        delete: true,
+        conflict,
+        max_delete_percent: 100,
+    }
+}
+
+fn rp(s: &str) -> RelPath {
+    RelPath::new(s).expect("test path")
+}
+
+/// A file whose content is identified by `c`: size, digest and mtime all follow from it.
+fn file(c: u8) -> Entry {
+    Entry::file(10 + c as u64, Mtime::from_secs(1_000 + c as i64)).with_sha256(format!("{c:02x}"))
+}
+
+fn dir() -> Entry {
+    Entry::dir(Mtime::from_secs(0))
+}
+
+fn parents_of(path: &RelPath) -> Vec<RelPath> {
+    let mut out = Vec::new();
+    let mut p = path.parent();
+    while let Some(d) = p {
+        p = d.parent();
+        out.push(d);
+    }
+    out
+}
+
+fn snapshot(files: &[(&str, u8)]) -> Snapshot {
+    let mut s = Snapshot::new();
+    for (p, c) in files {
+        let p = rp(p);
+        for d in parents_of(&p) {
+            s.insert(d, dir());
+        }
+        s.insert(p, file(*c));
+    }
+    s
+}
+
+fn base_of(files: &[(&str, u8)]) -> Base {
+    snapshot(files)
+        .into_iter()
+        .map(|(p, e)| (p, BaseEntry::of(&e, &e)))
+        .collect()
+}
+
+fn actions(p: &Plan) -> Vec<String> {
+    p.actions
+        .iter()
+        .map(|a| a.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn first_sync_copies_both_ways_and_adopts_equal_files() {
+    let local = snapshot(&[("a", 1), ("same", 5)]);
+    let remote = snapshot(&[("d/b", 2), ("same", 5)]);
+    let plan = plan(
+        &Base::new(),
+        &local,
+        &remote,
+        &policy(Direction::Both, ConflictPolicy::KeepBoth),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&plan),
+        vec!["mkdir local d/", "upload a", "download d/b", "in sync same"]
+    );
+}
+
+#[test]
+fn first_sync_different_files_are_conflicts() {
+    let local = snapshot(&[("a.txt", 1)]);
+    let remote = snapshot(&[("a.txt", 2)]);
+    let plan = plan(
+        &Base::new(),
+        &local,
+        &remote,
+        &policy(Direction::Both, ConflictPolicy::KeepBoth),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.actions,
+        vec![Action::KeepBoth {
+            path: rp("a.txt"),
+            loser: Side::Local,
+            copy: rp("a.conflict-20261124-120000-local.txt"),
+        }]
+    );
+}
+
+#[test]
+fn remote_listing_precision_change_is_not_a_change() {
+    // The base saw the remote file at second precision; today's LIST shows only the day.
+    let e = file(1);
+    let base: Base = [(rp("a"), BaseEntry::of(&e, &e))].into();
+    let mut coarse = e.clone();
+    coarse.sha256 = None;
+    coarse.mtime = Mtime::new(coarse.mtime.nanos - 1_000_000_000 * 30, Precision::Days);
+    let remote: Snapshot = [(rp("a"), coarse)].into();
+    let local: Snapshot = [(rp("a"), e)].into();
+    assert_eq!(
+        remote_change(base.get(&rp("a")), remote.get(&rp("a"))),
+        Change::Unchanged
+    );
+    let p = plan(
+        &base,
+        &local,
+        &remote,
+        &policy(Direction::Both, ConflictPolicy::KeepBoth),
+        now(),
+    )
+    .unwrap();
+    assert!(p.changes().next().is_none(), "{p}");
+}
+
+#[test]
+fn mass_delete_and_empty_root_are_refused() {
+    let files: Vec<(String, u8)> = (0..10).map(|i| (format!("f{i}"), 1)).collect();
+    let files: Vec<(&str, u8)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let base = base_of(&files);
+    let remote = snapshot(&files);
+    let mut pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+    pol.max_delete_percent = 50;
+    // 6 of 10 deleted locally -> refused.
+    let local = snapshot(&files[6..]);
+    assert!(plan(&base, &local, &remote, &pol, now()).is_err());
+    // 3 of 10 -> fine.
+    let local = snapshot(&files[3..]);
+    assert_eq!(
+        plan(&base, &local, &remote, &pol, now()).unwrap().actions.len(),
+        3
+    );
+    // Empty remote: refused even at 100%.
+    pol.max_delete_percent = 100;
+    assert!(plan(&base, &remote, &Snapshot::new(), &pol, now()).is_err());
+}
+
+#[test]
+fn conflict_policies() {
+    let base = base_of(&[("a", 1)]);
+    let local = snapshot(&[("a", 2)]); // mtime 1002
+    let remote = snapshot(&[("a", 3)]); // mtime 1003: newer
+    let run = |d, c| actions(&plan(&base, &local, &remote, &policy(d, c), now()).unwrap());
+    assert_eq!(run(Direction::Both, ConflictPolicy::Newer), vec!["download a"]);
+    assert_eq!(run(Direction::Both, ConflictPolicy::Local), vec!["upload a"]);
+    assert_eq!(run(Direction::Both, ConflictPolicy::Remote), vec!["download a"]);
+    assert_eq!(
+        run(Direction::Upload, ConflictPolicy::Remote)[0]
+            .split(':')
+            .next(),
+        Some("skip a")
+    );
+    assert_eq!(
+        run(Direction::Upload, ConflictPolicy::KeepBoth),
+        vec!["conflict a (the remote version is kept as a.conflict-20261124-120000-remote)"]
+    );
+}
+
+#[test]
+fn one_way_directions_never_touch_the_other_side() {
+    let base = base_of(&[("a", 1), ("b", 1)]);
+    let local = snapshot(&[("a", 2), ("b", 1), ("new-local", 1)]);
+    let remote = snapshot(&[("a", 1), ("b", 3), ("new-remote", 1)]);
+    let up = actions(
+        &plan(
+            &base,
+            &local,
+            &remote,
+            &policy(Direction::Upload, ConflictPolicy::KeepBoth),
+            now(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(up, vec!["upload a", "upload new-local"]);
+    let down = actions(
+        &plan(
+            &base,
+            &local,
+            &remote,
+            &policy(Direction::Download, ConflictPolicy::KeepBoth),
+            now(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(down, vec!["download b", "download new-remote"]);
+}
+
+#[test]
+fn deleted_directory_is_removed_after_its_files() {
+    let base = base_of(&[("d/e/x", 1), ("d/y", 1), ("keep", 1)]);
+    let local = snapshot(&[("keep", 1)]);
+    let remote = snapshot(&[("d/e/x", 1), ("d/y", 1), ("keep", 1)]);
+    let p = plan(
+        &base,
+        &local,
+        &remote,
+        &policy(Direction::Both, ConflictPolicy::KeepBoth),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&p),
+        vec![
+            "delete remote d/e/x",
+            "delete remote d/y",
+            "rmdir remote d/e/",
+            "rmdir remote d/"
+        ]
+    );
+}
+
+// ---- simulation: apply a plan to the three trees the way a perfect engine would ----
+
+#[derive(Debug, Clone)]
+struct World {
+    base: Base,
+    local: Snapshot,
+    remote: Snapshot,
+}
+
+fn record(w: &mut World, p: &RelPath) {
+    if let (Some(l), Some(r)) = (w.local.get(p), w.remote.get(p)) {
+        w.base.insert(p.clone(), BaseEntry::of(l, r));
+    }
+}
+
+fn apply(w: &mut World, plan: &Plan) {
+    for a in &plan.actions {
+        match a {
+            Action::MkdirLocal { path } => {
+                w.local.insert(path.clone(), dir());
+                record(w, path);
+            }
+            Action::MkdirRemote { path } => {
+                w.remote.insert(path.clone(), dir());
+                record(w, path);
+            }
+            Action::Upload { path } => {
+                let e = w.local[path].clone();
+                w.remote.insert(path.clone(), e);
+                record(w, path);
+            }
+            Action::Download { path } => {
+                let e = w.remote[path].clone();
+                w.local.insert(path.clone(), e);
+                record(w, path);
+            }
+            Action::KeepBoth { path, loser, copy } => {
+                let (l, r) = (w.local[path].clone(), w.remote[path].clone());
+                let (winner, lost) = match loser {
+                    Side::Local => (r, l),
+                    Side::Remote => (l, r),
+                };
+                w.local.insert(path.clone(), winner.clone());
+                w.remote.insert(path.clone(), winner);
+                w.local.insert(copy.clone(), lost.clone());
+                w.remote.insert(copy.clone(), lost);
+                record(w, path);
+                record(w, copy);
+            }
+            Action::Adopt { path } => record(w, path),
+            Action::Forget { path } => {
+                w.base.remove(path);
+            }
+            Action::DeleteLocal { path } | Action::RmdirLocal { path } => {
+                w.local.remove(path);
+                w.base.remove(path);
+            }
+            Action::DeleteRemote { path } | Action::RmdirRemote { path } => {
+                w.remote.remove(path);
+                w.base.remove(path);
+            }
+            Action::Skip { .. } => {}
+        }
+    }
+}
+
+const PATHS: [&str; 5] = ["a", "b.txt", "d/c", "d/e.txt", "f/g/h"];
+
+/// (base, local, remote) content ids per path; None = absent.
+fn world() -> impl Strategy<Value = World> {
+    let side = || prop::option::of(0u8..3);
+    prop::collection::vec((side(), side(), side()), PATHS.len()).prop_map(|cells| {
+        let mut b = Vec::new();
+        let mut l = Vec::new();
+        let mut r = Vec::new();
+        for (path, (cb, cl, cr)) in PATHS.iter().zip(cells) {
+            if let Some(c) = cb {
+                b.push((*path, c));
+            }
+            if let Some(c) = cl {
+                l.push((*path, c));
+            }
+            if let Some(c) = cr {
+                r.push((*path, c));
+            }
+        }
+        World {
+            base: base_of(&b),
+            local: snapshot(&l),
+            remote: snapshot(&r),
+        }
+    })
+}
+
+proptest! {
+    #[test]
+    fn a_second_plan_after_the_first_is_empty(w in world()) {
+        let pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+        let Ok(first) = plan(&w.base, &w.local, &w.remote, &pol, now()) else {
+            return Ok(()); // refused by a guard: nothing executed
+        };
+        let mut after = w.clone();
+        apply(&mut after, &first);
+        let second = plan(&after.base, &after.local, &after.remote, &pol, now()).expect("second pass not refused");
+        prop_assert!(second.is_empty(), "first:\n{}second:\n{}", first, second);
+        // Both sides now hold the same tree.
+        prop_assert_eq!(after.local.keys().collect::<Vec<_>>(), after.remote.keys().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn one_sided_change_always_wins(base in prop::collection::vec(0u8..3, PATHS.len()), edits in prop::collection::vec(prop::option::of(prop::option::of(3u8..5)), PATHS.len()), on_local in any::<bool>()) {
+        // Everything in sync, then one side edits (Some(Some)), deletes (Some(None)) or leaves alone.
+        let files: Vec<(&str, u8)> = PATHS.iter().copied().zip(base).collect();
+        let b = base_of(&files);
+        let unchanged = snapshot(&files);
+        let changed_files: Vec<(&str, u8)> = files.iter().zip(&edits).filter_map(|((p, c), e)| match e {
+            None => Some((*p, *c)),
+            Some(Some(n)) => Some((*p, *n)),
+            Some(None) => None,
+        }).collect();
+        let changed = snapshot(&changed_files);
+        let (local, remote) = if on_local { (&changed, &unchanged) } else { (&unchanged, &changed) };
+        let p = plan(&b, local, remote, &policy(Direction::Both, ConflictPolicy::KeepBoth), now());
+        let Ok(p) = p else { return Ok(()) };
+        for ((path, _), e) in files.iter().zip(&edits) {
+            let path = rp(path);
+            let got: Vec<&Action> = p.actions.iter().filter(|a| a.path() == &path).collect();
+            let want = match (e, on_local) {
+                (None, _) => None,
+                (Some(Some(_)), true) => Some(Action::Upload { path: path.clone() }),
+                (Some(Some(_)), false) => Some(Action::Download { path: path.clone() }),
+                (Some(None), true) => Some(Action::DeleteRemote { path: path.clone() }),
+                (Some(None), false) => Some(Action::DeleteLocal { path: path.clone() }),
+            };
+            prop_assert_eq!(got, want.iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn an_edit_beats_a_delete(c in 0u8..3, n in 3u8..5, edit_local in any::<bool>()) {
+        let b = base_of(&[("x", c), ("keep", 0)]);
+        let edited = snapshot(&[("x", n), ("keep", 0)]);
+        let deleted = snapshot(&[("keep", 0)]);
+        let (local, remote) = if edit_local { (&edited, &deleted) } else { (&deleted, &edited) };
+        let p = plan(&b, local, remote, &policy(Direction::Both, ConflictPolicy::KeepBoth), now()).expect("not refused");
+        let want = if edit_local { Action::Upload { path: rp("x") } } else { Action::Download { path: rp("x") } };
+        prop_assert_eq!(p.actions, vec![want]);
+    }
+
+    #[test]
+    fn conflicts_keep_both(c in 0u8..3, l in 3u8..6, r in 6u8..9, with_base in any::<bool>()) {
+        let b = if with_base { base_of(&[("x.txt", c)]) } else { Base::new() };
+        let mut w = World { base: b, local: snapshot(&[("x.txt", l)]), remote: snapshot(&[("x.txt", r)]) };
+        let p = plan(&w.base, &w.local, &w.remote, &policy(Direction::Both, ConflictPolicy::KeepBoth), now()).expect("not refused");
+        prop_assert!(matches!(p.actions.as_slice(), [Action::KeepBoth { .. }]), "{}", p);
+        apply(&mut w, &p);
+        let contents: BTreeMap<_, _> = w.local.values().filter_map(|e| e.sha256.clone()).map(|s| (s, ())).collect();
+        let (lk, rk) = (format!("{l:02x}"), format!("{r:02x}"));
+        prop_assert!(contents.contains_key(&lk) && contents.contains_key(&rk));
+    }
+}
