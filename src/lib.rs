@@ -14,5 +14,6 @@ pub mod config;
 pub mod error;
 pub mod path;
 pub mod reconcile;
+pub mod remote;
 
 pub use error::{Error, Result};
