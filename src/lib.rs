@@ -11,9 +11,12 @@
 //! - `demo`: embedded loopback FTPS server for `ftps-sync demo` and the tests.
 
 pub mod config;
+pub mod digest;
 pub mod error;
+pub mod local;
 pub mod path;
 pub mod reconcile;
 pub mod remote;
+pub mod state;
 
 pub use error::{Error, Result};

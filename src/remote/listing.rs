@@ -75,7 +75,9 @@ pub fn parse_mlsd_time(value: &str) -> Option<Mtime> {
     Some(Mtime::new(nanos, Precision::Seconds))
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 
 /// Splits into tokens with their byte offsets, so the name (the rest of the line, spaces and
 /// all) can be cut out exactly.
@@ -202,7 +204,10 @@ pub fn parse_dos(line: &str) -> Option<Listed> {
         name: name.to_owned(),
         kind,
         size,
-        mtime: Some(Mtime::new(when.and_utc().timestamp() * 1_000_000_000, Precision::Minutes)),
+        mtime: Some(Mtime::new(
+            when.and_utc().timestamp() * 1_000_000_000,
+            Precision::Minutes,
+        )),
     })
 }
 
@@ -223,11 +228,16 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 24, 20, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2026, 11, 24, 20, 0, 0)
+            .single()
+            .expect("valid")
     }
 
     fn secs(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().expect("valid").timestamp()
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+            .single()
+            .expect("valid")
+            .timestamp()
     }
 
     #[test]
@@ -237,7 +247,10 @@ mod tests {
         assert_eq!(l.kind, ListedKind::File);
         assert_eq!(l.size, 1234);
         assert_eq!(l.mtime.unwrap().secs(), secs(2026, 11, 24, 19, 32, 5));
-        let link = parse_mlsd("modify=20261124193205;perm=adfrw;size=11;type=OS.unix=slink:/etc/passwd;UNIX.mode=0777; evil").unwrap();
+        let link = parse_mlsd(
+            "modify=20261124193205;perm=adfrw;size=11;type=OS.unix=slink:/etc/passwd;UNIX.mode=0777; evil",
+        )
+        .unwrap();
         assert_eq!(link.kind, ListedKind::Other);
         assert!(parse_mlsd("type=cdir;modify=20261124193205;perm=el; .").is_none());
         assert!(parse_mlsd("type=pdir;modify=20261124193205;perm=el; ..").is_none());
@@ -250,11 +263,25 @@ mod tests {
 
     #[test]
     fn unix_vsftpd_recent_and_old() {
-        let l = parse_unix("-rw-r--r--    1 1000     1000         1234 Nov 24 19:32 report 2026.csv", now()).unwrap();
-        assert_eq!((l.name.as_str(), l.size, l.kind), ("report 2026.csv", 1234, ListedKind::File));
+        let l = parse_unix(
+            "-rw-r--r--    1 1000     1000         1234 Nov 24 19:32 report 2026.csv",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.size, l.kind),
+            ("report 2026.csv", 1234, ListedKind::File)
+        );
         let m = l.mtime.unwrap();
-        assert_eq!((m.secs(), m.precision), (secs(2026, 11, 24, 19, 32, 0), Precision::Minutes));
-        let old = parse_unix("drwxr-xr-x    2 0        0            4096 Mar 03  2025 archive", now()).unwrap();
+        assert_eq!(
+            (m.secs(), m.precision),
+            (secs(2026, 11, 24, 19, 32, 0), Precision::Minutes)
+        );
+        let old = parse_unix(
+            "drwxr-xr-x    2 0        0            4096 Mar 03  2025 archive",
+            now(),
+        )
+        .unwrap();
         assert_eq!(old.kind, ListedKind::Dir);
         assert_eq!(old.mtime.unwrap().precision, Precision::Days);
         assert_eq!(old.mtime.unwrap().secs(), secs(2025, 3, 3, 0, 0, 0));
@@ -269,7 +296,11 @@ mod tests {
         assert_eq!((acl.name.as_str(), acl.size), ("acl.txt", 42));
         let se = parse_unix("-rw-r--r--. 1 alice alice 7 Jan  5  2024 se.txt", now()).unwrap();
         assert_eq!(se.name, "se.txt");
-        let link = parse_unix("lrwxrwxrwx 1 alice alice 11 Nov 24 19:32 out -> /etc/passwd", now()).unwrap();
+        let link = parse_unix(
+            "lrwxrwxrwx 1 alice alice 11 Nov 24 19:32 out -> /etc/passwd",
+            now(),
+        )
+        .unwrap();
         assert_eq!((link.name.as_str(), link.kind), ("out", ListedKind::Other));
         let nogroup = parse_unix("-rw-r--r-- 1 ftp 99 Nov 24 19:32 a", now()).unwrap();
         assert_eq!(nogroup.size, 99);
@@ -289,6 +320,11 @@ mod tests {
         assert_eq!((f.name.as_str(), f.size), ("data file.bin", 1234));
         let am = parse_dos("01-02-99  12:05AM                    5 y2k.txt").unwrap();
         assert_eq!(am.mtime.unwrap().secs(), secs(1999, 1, 2, 0, 5, 0));
-        assert_eq!(parse_list_line("11-24-26  07:32PM   1,234 c.txt", now()).unwrap().size, 1234);
+        assert_eq!(
+            parse_list_line("11-24-26  07:32PM   1,234 c.txt", now())
+                .unwrap()
+                .size,
+            1234
+        );
     }
 }

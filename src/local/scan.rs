@@ -1,0 +1,174 @@
+//! Walks a local folder into a `Snapshot`.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use super::is_part_name;
+use crate::digest::Hashers;
+use crate::error::{Error, Result};
+use crate::path::RelPath;
+use crate::reconcile::{Base, Entry, Mtime, Precision, Snapshot};
+
+/// The folder's `ignore` patterns. A pattern without `/` matches a name at any depth
+/// (`*.tmp`); one with `/` matches the path from the folder root (`build/**`).
+#[derive(Debug, Clone)]
+pub struct Ignore {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl Ignore {
+    pub fn new(patterns: &[String]) -> Result<Ignore> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        for p in patterns {
+            let glob = GlobBuilder::new(p.trim_start_matches('/'))
+                .literal_separator(true)
+                .build()
+                .map_err(|e| Error::Usage(format!("bad ignore pattern {p:?}: {e}")))?;
+            if p.contains('/') {
+                paths.add(glob);
+            } else {
+                names.add(glob);
+            }
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| Error::Usage(format!("ignore patterns: {e}")))
+        };
+        Ok(Ignore {
+            names: build(names)?,
+            paths: build(paths)?,
+        })
+    }
+
+    /// Whether `path` is ours (a part file) or ignored by the user.
+    pub fn skips(&self, path: &RelPath) -> bool {
+        is_part_name(path.name()) || self.names.is_match(path.name()) || self.paths.is_match(path.as_str())
+    }
+}
+
+pub fn mtime_of(meta: &fs::Metadata) -> Mtime {
+    let nanos = meta
+        .modified()
+        .ok()
+        .and_then(|t| match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).ok(),
+            Err(e) => i64::try_from(e.duration().as_nanos()).ok().map(|n| -n),
+        })
+        .unwrap_or(0);
+    Mtime::new(nanos, Precision::Nanos)
+}
+
+pub fn entry_of(meta: &fs::Metadata) -> Entry {
+    if meta.is_dir() {
+        Entry::dir(mtime_of(meta))
+    } else {
+        Entry::file(meta.len(), mtime_of(meta))
+    }
+}
+
+/// SHA-256 of a local file, lower-case hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = fs::File::open(path).map_err(Error::local("read", path))?;
+    let mut h = Hashers::new(None);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(Error::local("read", path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finish().sha256)
+}
+
+/// What a scan found besides the snapshot.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub snapshot: Snapshot,
+    /// Our own leftover part files from an interrupted pass.
+    pub part_files: Vec<PathBuf>,
+    /// Names that cannot be synced (line breaks, backslashes, not UTF-8), with why.
+    pub unsafe_names: Vec<(PathBuf, String)>,
+}
+
+/// Walks `root`. A file's SHA-256 is computed only when its size or mtime moved since `base`,
+/// to tell an edit from a touch. Symlinks are not followed and not synced.
+pub fn scan(root: &Path, ignore: &Ignore, base: &Base) -> Result<ScanReport> {
+    let mut report = ScanReport::default();
+    let mut stack: Vec<(PathBuf, Option<RelPath>)> = vec![(root.to_owned(), None)];
+    while let Some((dir, rel)) = stack.pop() {
+        let read = fs::read_dir(&dir).map_err(Error::local("list", &dir))?;
+        for item in read {
+            let item = item.map_err(Error::local("list", &dir))?;
+            let full = item.path();
+            let name = item.file_name();
+            let Some(name) = name.to_str() else {
+                report.unsafe_names.push((full, "name is not UTF-8".into()));
+                continue;
+            };
+            let path = match RelPath::child(rel.as_ref(), name) {
+                Ok(p) => p,
+                Err(e) => {
+                    report.unsafe_names.push((full, e.to_string()));
+                    continue;
+                }
+            };
+            if super::is_part_name(name) {
+                report.part_files.push(full);
+                continue;
+            }
+            if ignore.skips(&path) {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&full).map_err(Error::local("stat", &full))?;
+            if meta.file_type().is_symlink() {
+                tracing::debug!(path = %full.display(), "symlink not synced");
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push((full, Some(path.clone())));
+                report.snapshot.insert(path, entry_of(&meta));
+            } else if meta.is_file() {
+                let mut entry = entry_of(&meta);
+                if let Some(b) = base.get(&path)
+                    && b.local.size == entry.size
+                    && b.local.mtime != entry.mtime
+                {
+                    entry.sha256 = Some(sha256_file(&full)?);
+                }
+                report.snapshot.insert(path, entry);
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_skips_parts_ignored_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/f.txt"), b"hello").unwrap();
+        fs::write(root.join("x.tmp"), b"tmp").unwrap();
+        fs::write(root.join(".f.txt.ftps-sync.part"), b"part").unwrap();
+        fs::create_dir_all(root.join("build/out")).unwrap();
+        fs::write(root.join("build/out/o"), b"o").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+        let ignore = Ignore::new(&["*.tmp".into(), "build/**".into()]).unwrap();
+        let r = scan(root, &ignore, &Base::new()).unwrap();
+        let keys: Vec<&str> = r.snapshot.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, vec!["a", "a/b", "a/b/f.txt", "build"]);
+        assert_eq!(r.part_files.len(), 1);
+        assert_eq!(r.snapshot[&RelPath::new("a/b/f.txt").unwrap()].size, 5);
+    }
+}

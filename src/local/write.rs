@@ -1,0 +1,43 @@
+//! Atomic local writes: a file appears under its real name only complete (part file, fsync,
+//! rename, fsync of the directory).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::part_name;
+use crate::error::{Error, Result};
+use crate::reconcile::Mtime;
+
+/// The part file that stands in for `target` while it is being written.
+pub fn part_path(target: &Path) -> PathBuf {
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    target.with_file_name(part_name(name))
+}
+
+/// Makes a fully written, synced part file visible under its real name.
+pub fn commit(part: &Path, target: &Path) -> Result<()> {
+    fs::rename(part, target).map_err(Error::local("rename", target))?;
+    sync_dir(target.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// fsync a directory so a rename in it survives a crash. Best effort where the OS has no
+/// such thing (Windows).
+pub fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+pub fn set_mtime(file: &fs::File, mtime: Mtime) -> std::io::Result<()> {
+    let t = if mtime.nanos >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(mtime.nanos as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(mtime.nanos.unsigned_abs())
+    };
+    file.set_modified(t)
+}

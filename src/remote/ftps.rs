@@ -1,0 +1,626 @@
+//! The suppaftp adapter: one logged-in FTPS control connection.
+//!
+//! What it adds around suppaftp: the TLS policy (see `tls`), a timeout on every await (suppaftp
+//! has none), FEAT probing, our own listing parsers, server hash commands and MFMT, raw replies
+//! for codes suppaftp does not know, and errors that name the command, path and reply.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use suppaftp::tokio::{AsyncRustlsStream, AsyncTlsConnector, ImplAsyncFtpStream};
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, FtpResult, Mode, Status};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::listing::{Listed, parse_list_line, parse_mlsd, parse_mlsd_time};
+use super::tls::{TlsContext, TlsInfo};
+use crate::config::{Server, TlsMode};
+use crate::digest::{HashAlgo, Hashers};
+use crate::error::{Error, Result};
+
+type Stream = ImplAsyncFtpStream<AsyncRustlsStream>;
+
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingMode {
+    Mlsd,
+    List,
+}
+
+/// How the server lets us set a file's modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtimeSupport {
+    Mfmt,
+    /// vsftpd's two-argument `MDTM YYYYMMDDhhmmss path`: tried once, dropped if refused.
+    MdtmWrite,
+    None,
+}
+
+/// How the server computes a hash of a stored file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashCommand {
+    /// RFC draft `HASH` (after `OPTS HASH <algo>`).
+    Hash(HashAlgo),
+    /// `XSHA256`, `XSHA1`, `XMD5`.
+    X(HashAlgo),
+}
+
+impl HashCommand {
+    pub fn algo(self) -> HashAlgo {
+        match self {
+            HashCommand::Hash(a) | HashCommand::X(a) => a,
+        }
+    }
+}
+
+/// The server's FEAT reply: one feature per line, e.g. `MLST type*;size*;modify*;`.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    pub lines: Vec<String>,
+}
+
+impl Features {
+    fn parse(reply: &str) -> Features {
+        let lines = reply
+            .lines()
+            .filter(|l| l.starts_with(' ')) // RFC 2389: feature lines start with a space
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        Features { lines }
+    }
+
+    /// The arguments of feature `name`, if offered (`Some("")` when it has none).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.lines.iter().find_map(|l| {
+            let (head, rest) = l.split_once(' ').unwrap_or((l, ""));
+            head.eq_ignore_ascii_case(name).then_some(rest)
+        })
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// TLS connector that records what was negotiated on the control connection.
+struct Connector {
+    inner: tokio_rustls::TlsConnector,
+    info: Arc<Mutex<Option<TlsInfo>>>,
+    context: TlsContext,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncTlsConnector for Connector {
+    type Stream = AsyncRustlsStream;
+
+    async fn connect(&self, domain: &str, stream: TcpStream) -> FtpResult<AsyncRustlsStream> {
+        let name = rustls::pki_types::ServerName::try_from(domain.to_owned())
+            .map_err(|e| FtpError::SecureError(format!("bad server name {domain:?}: {e}")))?;
+        let tls = self.inner.connect(name, stream).await.map_err(|e| {
+            let mut message = e.to_string();
+            if let Some(fp) = self.context.seen_fingerprint() {
+                message.push_str(&format!(" (server certificate SHA-256 {fp})"));
+            }
+            FtpError::SecureError(message)
+        })?;
+        if let Ok(mut info) = self.info.lock()
+            && info.is_none()
+        {
+            let (_, conn) = tls.get_ref();
+            *info = Some(TlsInfo {
+                version: conn
+                    .protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default(),
+                cipher: conn
+                    .negotiated_cipher_suite()
+                    .map(|c| format!("{:?}", c.suite()))
+                    .unwrap_or_default(),
+                fingerprint: self.context.seen_fingerprint().unwrap_or_default(),
+            });
+        }
+        Ok(AsyncRustlsStream::from(tls))
+    }
+}
+
+pub struct Ftps {
+    stream: Stream,
+    server: String,
+    timeout: Duration,
+    pub features: Features,
+    pub listing: ListingMode,
+    pub hash: Option<HashCommand>,
+    pub mtime: MtimeSupport,
+    pub tls: Option<TlsInfo>,
+    pub welcome: String,
+}
+
+/// Runs `fut` under the connection timeout and maps its error.
+async fn within<T>(
+    timeout: Duration,
+    command: &'static str,
+    path: &str,
+    fut: impl std::future::Future<Output = FtpResult<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r.map_err(|e| map_error(e, command, path)),
+        Err(_) => Err(Error::Timeout {
+            command,
+            path: path.to_owned(),
+            seconds: timeout.as_secs(),
+        }),
+    }
+}
+
+fn reply_code(body: &[u8]) -> Option<u16> {
+    std::str::from_utf8(body.get(..3)?).ok()?.parse().ok()
+}
+
+fn reply_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .trim_end()
+        .replace("\r\n", " | ")
+        .replace('\n', " | ")
+}
+
+fn map_error(e: FtpError, command: &'static str, path: &str) -> Error {
+    let lost = |message: String| Error::ConnectionLost {
+        command,
+        path: path.to_owned(),
+        message,
+    };
+    match e {
+        FtpError::UnexpectedResponse(r) => Error::Reply {
+            command,
+            path: path.to_owned(),
+            code: reply_code(&r.body),
+            reply: reply_text(&r.body),
+        },
+        FtpError::ConnectionError(io) => lost(io.to_string()),
+        FtpError::SecureError(m) => lost(format!("TLS: {m}")),
+        FtpError::BadResponse => lost("malformed reply".into()),
+        FtpError::InvalidAddress(a) => lost(format!("bad address in reply: {a}")),
+        FtpError::DataConnectionAlreadyOpen => lost("data connection already open".into()),
+    }
+}
+
+impl Ftps {
+    /// Connects, secures, logs in and probes the server. Every failure here is fatal for the
+    /// pass: wrong address, TLS refused or untrusted, wrong password.
+    pub async fn connect(server: &Server, tls: &TlsContext) -> Result<Ftps> {
+        let addr = format!("{}:{}", server.host, server.port);
+        let t = server.timeout;
+        let connect_err = |message: String| Error::Connect {
+            server: addr.clone(),
+            message,
+        };
+        let tls_err = |message: String| Error::Tls {
+            server: addr.clone(),
+            message,
+        };
+        let info = Arc::new(Mutex::new(None));
+        let connector = || -> Result<Connector> {
+            Ok(Connector {
+                inner: tokio_rustls::TlsConnector::from(tls.client_config()?),
+                info: info.clone(),
+                context: tls.clone(),
+            })
+        };
+        let stream = match server.tls {
+            TlsMode::Implicit => {
+                let fut = Stream::connect_secure_implicit(addr.as_str(), connector()?, &server.host);
+                let mut stream = match tokio::time::timeout(t, fut).await {
+                    Err(_) => return Err(connect_err(format!("no TLS greeting within {}s", t.as_secs()))),
+                    Ok(Err(FtpError::ConnectionError(e))) => return Err(connect_err(e.to_string())),
+                    Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(m)),
+                    Ok(Err(e)) => return Err(connect_err(e.to_string())),
+                    Ok(Ok(s)) => s,
+                };
+                // suppaftp's implicit connect does not protect the data channel by itself.
+                for cmd in ["PBSZ 0", "PROT P"] {
+                    within(
+                        t,
+                        "TLS setup",
+                        "",
+                        stream.custom_command(cmd, &[Status::CommandOk]),
+                    )
+                    .await
+                    .map_err(|e| tls_err(format!("{cmd} refused: {e}")))?;
+                }
+                stream
+            }
+            TlsMode::Explicit | TlsMode::None => {
+                let tcp = match tokio::time::timeout(t, TcpStream::connect(addr.as_str())).await {
+                    Err(_) => return Err(connect_err(format!("no answer within {}s", t.as_secs()))),
+                    Ok(Err(e)) => return Err(connect_err(e.to_string())),
+                    Ok(Ok(s)) => s,
+                };
+                let _ = tcp.set_nodelay(true);
+                let stream = match tokio::time::timeout(t, Stream::connect_with_stream(tcp)).await {
+                    Err(_) => return Err(connect_err(format!("no greeting within {}s", t.as_secs()))),
+                    // A greeting other than 220 (a 230 "already logged in" before TLS, a 421):
+                    // we never go on to send anything, let alone USER.
+                    Ok(Err(FtpError::UnexpectedResponse(r))) => {
+                        return Err(connect_err(format!(
+                            "unexpected greeting: {}",
+                            reply_text(&r.body)
+                        )));
+                    }
+                    Ok(Err(e)) => return Err(connect_err(e.to_string())),
+                    Ok(Ok(s)) => s,
+                };
+                if server.tls == TlsMode::Explicit {
+                    match tokio::time::timeout(t, stream.into_secure(connector()?, &server.host)).await {
+                        Err(_) => return Err(tls_err(format!("no TLS handshake within {}s", t.as_secs()))),
+                        Ok(Err(FtpError::UnexpectedResponse(r))) => {
+                            return Err(tls_err(format!(
+                                "the server refused TLS ({}); ftps-sync never falls back to plain FTP",
+                                reply_text(&r.body)
+                            )));
+                        }
+                        Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(m)),
+                        Ok(Err(e)) => return Err(tls_err(e.to_string())),
+                        Ok(Ok(s)) => s,
+                    }
+                } else {
+                    stream
+                }
+            }
+        };
+        let mut stream = stream;
+        let welcome = stream.get_welcome_msg().unwrap_or_default().to_owned();
+        match tokio::time::timeout(t, stream.login(server.user.as_str(), server.password.expose())).await {
+            Err(_) => return Err(connect_err(format!("no answer to login within {}s", t.as_secs()))),
+            Ok(Err(FtpError::UnexpectedResponse(r))) => {
+                return Err(Error::Login {
+                    server: addr.clone(),
+                    user: server.user.clone(),
+                    reply: reply_text(&r.body),
+                });
+            }
+            Ok(Err(e)) => return Err(connect_err(format!("login: {e}"))),
+            Ok(Ok(())) => {}
+        }
+        // The stream starts in ASCII mode, where LF becomes CRLF.
+        within(t, "TYPE I", "", stream.transfer_type(FileType::Binary)).await?;
+        if server.passive {
+            stream.set_passive_nat_workaround(true);
+        } else {
+            stream = stream.active_mode(t);
+        }
+        let tls_info = info.lock().ok().and_then(|i| i.clone());
+        let mut ftps = Ftps {
+            stream,
+            server: addr,
+            timeout: t,
+            features: Features::default(),
+            listing: ListingMode::List,
+            hash: None,
+            mtime: MtimeSupport::None,
+            tls: tls_info,
+            welcome,
+        };
+        ftps.probe(server.passive).await?;
+        Ok(ftps)
+    }
+
+    async fn probe(&mut self, passive: bool) -> Result<()> {
+        let (code, text) = self.raw("FEAT", "FEAT", "").await?;
+        if code == Some(211) {
+            self.features = Features::parse(&text.replace(" | ", "\n"));
+        }
+        tracing::debug!(server = %self.server, features = ?self.features.lines, "FEAT");
+        let f = &self.features;
+        if passive {
+            // EPSV uses the control connection's address by design; PASV's address is
+            // ignored for the same reason (NAT, bounce attacks).
+            self.stream.set_mode(if f.has("EPSV") {
+                Mode::ExtendedPassive
+            } else {
+                Mode::Passive
+            });
+        }
+        self.listing = if f.has("MLST") {
+            ListingMode::Mlsd
+        } else {
+            ListingMode::List
+        };
+        self.mtime = if f.has("MFMT") {
+            MtimeSupport::Mfmt
+        } else if f.has("MDTM") {
+            MtimeSupport::MdtmWrite
+        } else {
+            MtimeSupport::None
+        };
+        let hash_args = f.get("HASH").map(|a| a.to_ascii_uppercase());
+        let x = |name: &str| f.has(name);
+        self.hash = match hash_args {
+            Some(a) if a.contains("SHA-256") => Some(HashCommand::Hash(HashAlgo::Sha256)),
+            _ if x("XSHA256") => Some(HashCommand::X(HashAlgo::Sha256)),
+            Some(a) if a.contains("SHA-1") => Some(HashCommand::Hash(HashAlgo::Sha1)),
+            _ if x("XSHA1") => Some(HashCommand::X(HashAlgo::Sha1)),
+            Some(a) if a.contains("MD5") => Some(HashCommand::Hash(HashAlgo::Md5)),
+            _ if x("XMD5") => Some(HashCommand::X(HashAlgo::Md5)),
+            _ => None,
+        };
+        // Only send OPTS for what FEAT advertised (libunftp drops the connection otherwise).
+        if let Some(HashCommand::Hash(algo)) = self.hash {
+            let (code, _) = self
+                .raw(&format!("OPTS HASH {}", algo.name()), "OPTS HASH", "")
+                .await?;
+            if code != Some(200) {
+                self.hash = None;
+            }
+        }
+        if self.features.has("UTF8") {
+            // Pure-FTPd answers 504 although it lists UTF8: harmless, names are UTF-8 anyway.
+            let _ = self.raw("OPTS UTF8 ON", "OPTS UTF8", "").await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one command line and returns whatever the server replied, code and text.
+    async fn raw(&mut self, line: &str, command: &'static str, path: &str) -> Result<(Option<u16>, String)> {
+        if line.contains(['\r', '\n']) {
+            return Err(Error::UnsafeName {
+                name: path.to_owned(),
+                reason: "line break in a command",
+            });
+        }
+        let fut = self.stream.custom_command(line, &[Status::Unknown]);
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(Error::Timeout {
+                command,
+                path: path.to_owned(),
+                seconds: self.timeout.as_secs(),
+            }),
+            Ok(Ok(r)) | Ok(Err(FtpError::UnexpectedResponse(r))) => {
+                Ok((reply_code(&r.body), reply_text(&r.body)))
+            }
+            Ok(Err(e)) => Err(map_error(e, command, path)),
+        }
+    }
+
+    fn reply_err(command: &'static str, path: &str, code: Option<u16>, reply: String) -> Error {
+        Error::Reply {
+            command,
+            path: path.to_owned(),
+            code,
+            reply,
+        }
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The entries of one directory. A 550 (no such directory) comes back as `Error::Reply`.
+    pub async fn list_dir(&mut self, path: &str) -> Result<Vec<Listed>> {
+        let t = self.timeout * 4;
+        let (lines, mlsd) = match self.listing {
+            ListingMode::Mlsd => (within(t, "MLSD", path, self.stream.mlsd(Some(path))).await?, true),
+            ListingMode::List => (
+                within(t, "LIST", path, self.stream.list(Some(path))).await?,
+                false,
+            ),
+        };
+        let now = Utc::now();
+        let mut out = Vec::with_capacity(lines.len());
+        for line in &lines {
+            let parsed = if mlsd {
+                parse_mlsd(line)
+            } else {
+                parse_list_line(line, now)
+            };
+            match parsed {
+                Some(l) => out.push(l),
+                None => tracing::debug!(dir = path, line = %line, "listing line skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the listing would say about one file, from the same source as `list_dir` so the
+    /// two can be compared: MLST when the server lists with MLSD, else `LIST <file>`.
+    pub async fn stat(&mut self, path: &str) -> Result<Option<Listed>> {
+        match self.listing {
+            ListingMode::Mlsd => {
+                let (code, text) = self.raw(&format!("MLST {path}"), "MLST", path).await?;
+                match code {
+                    Some(250) => Ok(text.split(" | ").nth(1).and_then(parse_mlsd)),
+                    Some(550) => Ok(None),
+                    _ => Err(Self::reply_err("MLST", path, code, text)),
+                }
+            }
+            ListingMode::List => {
+                let lines = within(self.timeout, "LIST", path, self.stream.list(Some(path))).await?;
+                Ok(lines.iter().find_map(|l| parse_list_line(l, Utc::now())))
+            }
+        }
+    }
+
+    pub async fn size(&mut self, path: &str) -> Result<u64> {
+        let (code, text) = self.raw(&format!("SIZE {path}"), "SIZE", path).await?;
+        match code {
+            Some(213) => text
+                .get(4..)
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| Self::reply_err("SIZE", path, code, text.clone())),
+            _ => Err(Self::reply_err("SIZE", path, code, text)),
+        }
+    }
+
+    /// Sets the remote modification time. `Ok(false)` when the server cannot.
+    pub async fn set_mtime(&mut self, path: &str, unix_secs: i64) -> Result<bool> {
+        let Some(t) = chrono::DateTime::from_timestamp(unix_secs, 0) else {
+            return Ok(false);
+        };
+        let stamp = t.format("%Y%m%d%H%M%S");
+        let (line, command) = match self.mtime {
+            MtimeSupport::Mfmt => (format!("MFMT {stamp} {path}"), "MFMT"),
+            MtimeSupport::MdtmWrite => (format!("MDTM {stamp} {path}"), "MDTM"),
+            MtimeSupport::None => return Ok(false),
+        };
+        let (code, text) = self.raw(&line, command, path).await?;
+        match code {
+            Some(213) | Some(200) | Some(250) => Ok(true),
+            _ => {
+                tracing::debug!(path, reply = %text, "cannot set remote mtime");
+                if self.mtime == MtimeSupport::MdtmWrite {
+                    self.mtime = MtimeSupport::None;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// The server's digest of a stored file, when it offers a hash command.
+    pub async fn hash(&mut self, path: &str) -> Result<Option<(HashAlgo, String)>> {
+        let Some(cmd) = self.hash else { return Ok(None) };
+        let line = match cmd {
+            HashCommand::Hash(_) => format!("HASH {path}"),
+            HashCommand::X(HashAlgo::Sha256) => format!("XSHA256 {path}"),
+            HashCommand::X(HashAlgo::Sha1) => format!("XSHA1 {path}"),
+            HashCommand::X(HashAlgo::Md5) => format!("XMD5 {path}"),
+        };
+        let (code, text) = self.raw(&line, "HASH", path).await?;
+        if !matches!(code, Some(213) | Some(250)) {
+            return Err(Self::reply_err("HASH", path, code, text));
+        }
+        // "213 SHA-256 0-1234 <hex> <name>" or "213 <hex>" / "250 <hex>".
+        let hex = text
+            .get(4..)
+            .unwrap_or("")
+            .split_whitespace()
+            .find(|w| w.len() >= 32 && w.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(|w| w.to_ascii_lowercase());
+        match hex {
+            Some(h) => Ok(Some((cmd.algo(), h))),
+            None => Err(Self::reply_err("HASH", path, code, text)),
+        }
+    }
+
+    pub async fn mdtm(&mut self, path: &str) -> Result<Option<i64>> {
+        let (code, text) = self.raw(&format!("MDTM {path}"), "MDTM", path).await?;
+        Ok(match code {
+            Some(213) => text
+                .get(4..)
+                .and_then(|s| parse_mlsd_time(s.trim()))
+                .map(|m| m.secs()),
+            _ => None,
+        })
+    }
+
+    pub async fn mkdir(&mut self, path: &str) -> Result<()> {
+        within(self.timeout, "MKD", path, self.stream.mkdir(path)).await
+    }
+
+    pub async fn rmdir(&mut self, path: &str) -> Result<()> {
+        within(self.timeout, "RMD", path, self.stream.rmdir(path)).await
+    }
+
+    pub async fn remove(&mut self, path: &str) -> Result<()> {
+        within(self.timeout, "DELE", path, self.stream.rm(path)).await
+    }
+
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        within(self.timeout, "RNFR/RNTO", from, self.stream.rename(from, to)).await
+    }
+
+    /// Streams `path` from byte `offset` into `sink`, feeding `hashers`. Returns the bytes read.
+    pub async fn download<W: AsyncWrite + Unpin>(
+        &mut self,
+        path: &str,
+        offset: u64,
+        sink: &mut W,
+        hashers: &mut Hashers,
+    ) -> Result<u64> {
+        let t = self.timeout;
+        if offset > 0 {
+            within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
+        }
+        let mut data = within(t, "RETR", path, self.stream.retr_as_stream(path)).await?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = match tokio::time::timeout(t, data.read(&mut buf)).await {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        command: "RETR",
+                        path: path.to_owned(),
+                        seconds: t.as_secs(),
+                    });
+                }
+                Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "RETR", path)),
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => n,
+            };
+            hashers.update(&buf[..n]);
+            sink.write_all(&buf[..n]).await.map_err(|e| Error::Local {
+                op: "write",
+                path: path.into(),
+                source: e,
+            })?;
+            total += n as u64;
+        }
+        within(t, "RETR", path, data.finish()).await?;
+        Ok(total)
+    }
+
+    /// Streams `source` to `path` (STOR), feeding `hashers`. Returns the bytes sent.
+    pub async fn upload<R: AsyncRead + Unpin>(
+        &mut self,
+        path: &str,
+        source: &mut R,
+        hashers: &mut Hashers,
+    ) -> Result<u64> {
+        let t = self.timeout;
+        let mut data = within(t, "STOR", path, self.stream.put_with_stream(path)).await?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = source.read(&mut buf).await.map_err(|e| Error::Local {
+                op: "read",
+                path: path.into(),
+                source: e,
+            })?;
+            if n == 0 {
+                break;
+            }
+            hashers.update(&buf[..n]);
+            match tokio::time::timeout(t, data.write_all(&buf[..n])).await {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        command: "STOR",
+                        path: path.to_owned(),
+                        seconds: t.as_secs(),
+                    });
+                }
+                Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "STOR", path)),
+                Ok(Ok(())) => {}
+            }
+            total += n as u64;
+        }
+        // finish() sends close_notify, drains to EOF and reads the 226 (vsftpd TLS 1.3 trap).
+        within(t, "STOR", path, data.finish()).await?;
+        Ok(total)
+    }
+
+    pub async fn noop(&mut self) -> Result<()> {
+        within(self.timeout, "NOOP", "", self.stream.noop()).await
+    }
+
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
+    }
+}

@@ -1,0 +1,202 @@
+//! TLS policy: which certificates we trust, pinning, client certificates, TLS versions, and one
+//! session cache per control connection.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Server, TlsVersion, format_fingerprint};
+use crate::error::{Error, Result};
+
+/// What we learned about the server's TLS while connecting.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+    /// SHA-256 of the server certificate (DER), as `AB:CD:...`.
+    pub fingerprint: String,
+}
+
+/// Built once per run from the config, shared by every connection of it.
+#[derive(Debug, Clone)]
+pub struct TlsContext {
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<Verifier>,
+    client_auth: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    max_version: Option<TlsVersion>,
+}
+
+impl TlsContext {
+    pub fn new(server: &Server) -> Result<TlsContext> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls_err = |message: String| Error::Tls {
+            server: server.host.clone(),
+            message,
+        };
+        let webpki = if server.fingerprint_sha256.is_some() {
+            None // a pin replaces the CA checks
+        } else {
+            let mut roots = RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+            if let Some(ca) = &server.ca_file {
+                let certs = CertificateDer::pem_file_iter(ca)
+                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        Error::config(&server.host, "server.ca_file", format!("{}: {e}", ca.display()))
+                    })?;
+                if certs.is_empty() {
+                    return Err(Error::config(ca, "server.ca_file", "no certificate in this file"));
+                }
+                for cert in certs {
+                    roots
+                        .add(cert)
+                        .map_err(|e| tls_err(format!("ca_file {}: {e}", ca.display())))?;
+                }
+            }
+            if roots.is_empty() {
+                return Err(tls_err(
+                    "no trusted CA certificates found on this system: set server.ca_file or server.fingerprint_sha256"
+                        .into(),
+                ));
+            }
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| tls_err(e.to_string()))?,
+            )
+        };
+        let client_auth = match (&server.client_cert, &server.client_key) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| Error::config(cert, "server.client_cert", e.to_string()))?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| Error::config(key, "server.client_key", e.to_string()))?;
+                Some((chain, Arc::new(key)))
+            }
+            _ => None,
+        };
+        Ok(TlsContext {
+            verifier: Arc::new(Verifier {
+                webpki,
+                pin: server.fingerprint_sha256,
+                provider: provider.clone(),
+                seen: Mutex::new(None),
+            }),
+            provider,
+            client_auth,
+            max_version: server.tls_max_version,
+        })
+    }
+
+    /// A fresh client config, with its own session cache: the data connections of one control
+    /// connection resume its session, never another's (ProFTPD refuses that; rclone #7234).
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        let versions: &[&rustls::SupportedProtocolVersion] = match self.max_version {
+            Some(TlsVersion::V1_2) => &[&rustls::version::TLS12],
+            _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        };
+        let builder = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| Error::Tls {
+                server: String::new(),
+                message: e.to_string(),
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(self.verifier.clone());
+        let config = match &self.client_auth {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| Error::Tls {
+                    server: String::new(),
+                    message: format!("client certificate: {e}"),
+                })?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+
+    /// The fingerprint of the last certificate the server showed, even one we refused.
+    pub fn seen_fingerprint(&self) -> Option<String> {
+        self.verifier.seen.lock().ok()?.map(|fp| format_fingerprint(&fp))
+    }
+}
+
+/// CA verification (system roots + `ca_file`) or a SHA-256 pin of the server certificate.
+#[derive(Debug)]
+struct Verifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    pin: Option<[u8; 32]>,
+    provider: Arc<CryptoProvider>,
+    seen: Mutex<Option<[u8; 32]>>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let fp: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(fp);
+        }
+        match (&self.pin, &self.webpki) {
+            (Some(pin), _) if *pin == fp => Ok(ServerCertVerified::assertion()),
+            (Some(_), _) => Err(rustls::Error::General(format!(
+                "the server certificate (SHA-256 {}) does not match fingerprint_sha256",
+                format_fingerprint(&fp)
+            ))),
+            (None, Some(webpki)) => {
+                webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            (None, None) => Err(rustls::Error::General("no trust anchors".into())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

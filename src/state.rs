@@ -1,0 +1,185 @@
+//! The state store: the base snapshot of one folder in SQLite, at
+//! `<state_dir>/<folder>.sqlite3`. Each finished action is its own transaction, so a killed
+//! pass loses at most the actions in flight.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::path::RelPath;
+use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
+
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+    path TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    local_size INTEGER NOT NULL,
+    local_mtime INTEGER NOT NULL,
+    local_precision TEXT NOT NULL,
+    remote_size INTEGER NOT NULL,
+    remote_mtime INTEGER NOT NULL,
+    remote_precision TEXT NOT NULL,
+    sha256 TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+impl State {
+    pub fn open(state_dir: &Path, folder: &str) -> Result<State> {
+        std::fs::create_dir_all(state_dir).map_err(Error::local("create state dir", state_dir))?;
+        let path = state_dir.join(format!("{folder}.sqlite3"));
+        let err = |p: &Path| {
+            let p = p.to_owned();
+            move |source| Error::State { path: p, source }
+        };
+        let conn = Connection::open(&path).map_err(err(&path))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(err(&path))?;
+        conn.execute_batch(SCHEMA).map_err(err(&path))?;
+        Ok(State { conn, path })
+    }
+
+    fn err(&self) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        move |source| Error::State {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self) -> Result<Base> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT path, kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, \
+                 remote_precision, sha256 FROM entries",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut base = Base::new();
+        for row in rows {
+            let (path, kind, ls, lm, lp, rs, rm, rp, sha) = row.map_err(self.err())?;
+            // A row we cannot read back is dropped: without a base the path is treated as new
+            // on both sides, which never deletes anything.
+            let (Ok(path), Some(lp), Some(rp)) =
+                (RelPath::new(&path), Precision::parse(&lp), Precision::parse(&rp))
+            else {
+                tracing::warn!(path, "unreadable state row ignored");
+                continue;
+            };
+            let kind = if kind == "dir" { Kind::Dir } else { Kind::File };
+            base.insert(
+                path,
+                BaseEntry {
+                    kind,
+                    local: Sig {
+                        size: ls as u64,
+                        mtime: Mtime::new(lm, lp),
+                    },
+                    remote: Sig {
+                        size: rs as u64,
+                        mtime: Mtime::new(rm, rp),
+                    },
+                    sha256: sha,
+                },
+            );
+        }
+        Ok(base)
+    }
+
+    pub fn put(&self, path: &RelPath, e: &BaseEntry) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    path.as_str(),
+                    if e.kind == Kind::Dir { "dir" } else { "file" },
+                    e.local.size as i64,
+                    e.local.mtime.nanos,
+                    e.local.mtime.precision.as_str(),
+                    e.remote.size as i64,
+                    e.remote.mtime.nanos,
+                    e.remote.mtime.precision.as_str(),
+                    e.sha256,
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn remove(&self, path: &RelPath) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM entries WHERE path = ?1", params![path.as_str()])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta VALUES (?1, ?2)", params![key, value])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path(), "f").unwrap();
+        let e = BaseEntry {
+            kind: Kind::File,
+            local: Sig {
+                size: 3,
+                mtime: Mtime::new(123_456_789, Precision::Nanos),
+            },
+            remote: Sig {
+                size: 3,
+                mtime: Mtime::new(60_000_000_000, Precision::Minutes),
+            },
+            sha256: Some("ab".into()),
+        };
+        let p = RelPath::new("a/b c").unwrap();
+        s.put(&p, &e).unwrap();
+        drop(s);
+        let s = State::open(dir.path(), "f").unwrap();
+        assert_eq!(s.load().unwrap().get(&p), Some(&e));
+        s.remove(&p).unwrap();
+        assert!(s.load().unwrap().is_empty());
+    }
+}
