@@ -626,7 +626,7 @@ pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
         }
     };
     let v = num * mult;
-    if !(v >= 1.0) {
+    if v.is_nan() || v < 1.0 {
         return Err(format!("rate {s:?} must be at least 1 byte per second"));
     }
     Ok(v as u64)

@@ -87,6 +87,10 @@ pub enum Error {
     #[error("verification of {path} failed: {detail}")]
     Verify { path: String, detail: String },
 
+    /// A file moved under us between the scan and the action: left alone for the next pass.
+    #[error("{path} changed on the {side} side during the pass; the next pass looks again")]
+    Changed { path: String, side: &'static str },
+
     #[error("folder {folder}: pass refused: {reason}")]
     Refused { folder: String, reason: String },
 
@@ -112,7 +116,7 @@ impl Error {
             Error::Reply { .. } => Class::Permanent,
             Error::ConnectionLost { .. } | Error::Timeout { .. } => Class::Transient,
             Error::Verify { .. } => Class::Transient,
-            Error::Local { .. } | Error::UnsafeName { .. } => Class::Permanent,
+            Error::Local { .. } | Error::UnsafeName { .. } | Error::Changed { .. } => Class::Permanent,
             Error::Config { .. }
             | Error::Usage(_)
             | Error::Connect { .. }

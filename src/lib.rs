@@ -10,8 +10,13 @@
 //! - `engine`: one pass: scan + list + plan + execute + commit.
 //! - `demo`: embedded loopback FTPS server for `ftps-sync demo` and the tests.
 
+pub mod app;
+pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod digest;
+pub mod engine;
 pub mod error;
 pub mod local;
 pub mod path;

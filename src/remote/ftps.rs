@@ -143,6 +143,19 @@ pub struct Ftps {
     pub mtime: MtimeSupport,
     pub tls: Option<TlsInfo>,
     pub welcome: String,
+    /// Whether `LIST -a` works here.
+    list_all: bool,
+}
+
+fn parse_lines(lines: &[String], dir: &str, parse: impl Fn(&str) -> Option<Listed>) -> Vec<Listed> {
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        match parse(line) {
+            Some(l) => out.push(l),
+            None => tracing::debug!(dir, line = %line, "listing line skipped"),
+        }
+    }
+    out
 }
 
 /// Runs `fut` under the connection timeout and maps its error.
@@ -309,6 +322,7 @@ impl Ftps {
             mtime: MtimeSupport::None,
             tls: tls_info,
             welcome,
+            list_all: true,
         };
         ftps.probe(server.passive).await?;
         Ok(ftps)
@@ -407,31 +421,36 @@ impl Ftps {
     /// The entries of one directory. A 550 (no such directory) comes back as `Error::Reply`.
     pub async fn list_dir(&mut self, path: &str) -> Result<Vec<Listed>> {
         let t = self.timeout * 4;
-        let (lines, mlsd) = match self.listing {
-            ListingMode::Mlsd => (within(t, "MLSD", path, self.stream.mlsd(Some(path))).await?, true),
-            ListingMode::List => (
-                within(t, "LIST", path, self.stream.list(Some(path))).await?,
-                false,
-            ),
-        };
         let now = Utc::now();
-        let mut out = Vec::with_capacity(lines.len());
-        for line in &lines {
-            let parsed = if mlsd {
-                parse_mlsd(line)
-            } else {
-                parse_list_line(line, now)
-            };
-            match parsed {
-                Some(l) => out.push(l),
-                None => tracing::debug!(dir = path, line = %line, "listing line skipped"),
+        let lines = match self.listing {
+            ListingMode::Mlsd => {
+                let lines = within(t, "MLSD", path, self.stream.mlsd(Some(path))).await?;
+                return Ok(parse_lines(&lines, path, parse_mlsd));
+            }
+            ListingMode::List => {
+                // CWD first: some servers treat a LIST argument as a glob pattern.
+                within(self.timeout, "CWD", path, self.stream.cwd(path)).await?;
+                self.list_here(path).await?
+            }
+        };
+        Ok(parse_lines(&lines, path, |l| parse_list_line(l, now)))
+    }
+
+    /// `LIST -a` in the current directory (vsftpd hides dot files from a bare LIST), falling
+    /// back to a bare `LIST` for servers that take `-a` as a file name.
+    async fn list_here(&mut self, path: &str) -> Result<Vec<String>> {
+        let t = self.timeout * 4;
+        if self.list_all {
+            match within(t, "LIST", path, self.stream.list(Some("-a"))).await {
+                Err(Error::Reply { code: Some(c), .. }) if c >= 500 => self.list_all = false,
+                other => return other,
             }
         }
-        Ok(out)
+        within(t, "LIST", path, self.stream.list(None)).await
     }
 
     /// What the listing would say about one file, from the same source as `list_dir` so the
-    /// two can be compared: MLST when the server lists with MLSD, else `LIST <file>`.
+    /// two can be compared: MLST when the server lists with MLSD, else the LIST line.
     pub async fn stat(&mut self, path: &str) -> Result<Option<Listed>> {
         match self.listing {
             ListingMode::Mlsd => {
@@ -443,8 +462,16 @@ impl Ftps {
                 }
             }
             ListingMode::List => {
-                let lines = within(self.timeout, "LIST", path, self.stream.list(Some(path))).await?;
-                Ok(lines.iter().find_map(|l| parse_list_line(l, Utc::now())))
+                let (dir, name) = match path.rsplit_once('/') {
+                    Some(("", n)) => ("/", n),
+                    Some((d, n)) => (d, n),
+                    None => (".", path),
+                };
+                match self.list_dir(dir).await {
+                    Ok(entries) => Ok(entries.into_iter().find(|e| e.name == name)),
+                    Err(Error::Reply { code: Some(550), .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
             }
         }
     }

@@ -145,10 +145,10 @@ pub fn parse_unix(line: &str, now: DateTime<Utc>) -> Option<Listed> {
         'd' => ListedKind::Dir,
         _ => ListedKind::Other,
     };
-    if type_char == 'l' {
-        if let Some((link, _target)) = name.split_once(" -> ") {
-            name = link;
-        }
+    if type_char == 'l'
+        && let Some((link, _target)) = name.split_once(" -> ")
+    {
+        name = link;
     }
     if name == "." || name == ".." {
         return None;

@@ -1,0 +1,301 @@
+//! What each command does. `main` only parses arguments and maps errors to exit codes.
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, ConfigArg};
+use crate::config::{self, Config, LogFormat};
+use crate::engine::{self, Options, Report};
+use crate::error::{Error, Result};
+use crate::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
+use crate::remote::tls::TlsContext;
+use crate::state::State;
+
+pub async fn run(cli: Cli) -> Result<u8> {
+    let level_override = match (cli.quiet, cli.verbose) {
+        (true, _) => Some("warn"),
+        (_, 0) => None,
+        (_, 1) => Some("debug"),
+        _ => Some("trace"),
+    };
+    match cli.command {
+        Command::Sync {
+            config,
+            folders,
+            dry_run,
+            json,
+        } => {
+            let config = load(&config)?;
+            init_logging(&config, level_override)?;
+            sync(&config, &folders, Options { dry_run }, json).await
+        }
+        Command::Check { config } => {
+            let config = load(&config)?;
+            init_logging(&config, level_override)?;
+            check(&config).await
+        }
+        Command::Status { config, json } => {
+            let config = load(&config)?;
+            status(&config, json)
+        }
+        Command::Run { .. } => Err(Error::Usage(
+            "`run` (the background service) is not in this version yet; use `sync` from a timer".into(),
+        )),
+        Command::Service { .. } => Err(Error::Usage("`service` is not in this version yet".into())),
+        Command::Demo => {
+            init_default_logging(level_override);
+            demo().await
+        }
+    }
+}
+
+fn load(arg: &ConfigArg) -> Result<Config> {
+    let path = arg.config.clone().unwrap_or_else(config::default_config_path);
+    Config::load(&path)
+}
+
+fn init_default_logging(level: Option<&str>) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("ftps_sync={}", level.unwrap_or("info"))));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn init_logging(config: &Config, level: Option<&str>) -> Result<()> {
+    let level = level.unwrap_or(&config.log.level);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("ftps_sync={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = match (&config.log.file, config.log.format) {
+        (Some(file), format) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .map_err(|e| Error::config(&config.source, "log.file", format!("{}: {e}", file.display())))?;
+            let writer = std::sync::Mutex::new(f);
+            match format {
+                LogFormat::Json => builder.json().with_writer(writer).try_init(),
+                LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
+            }
+        }
+        (None, LogFormat::Json) => builder.json().with_writer(std::io::stderr).try_init(),
+        (None, LogFormat::Text) => builder.with_writer(std::io::stderr).try_init(),
+    };
+    // Already initialised (a test calling twice): keep the first.
+    let _ = result;
+    Ok(())
+}
+
+/// Cancels `token` on Ctrl-C / SIGTERM.
+fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::warn!("interrupted: stopping after cleaning up");
+        token.cancel();
+    });
+}
+
+/// `ftps-sync sync`: one pass per folder. Exit 0 when everything is in sync, 1 when something
+/// is left for the user (conflicts, skips, failures, a refused pass).
+pub async fn sync(config: &Config, only: &[String], options: Options, json: bool) -> Result<u8> {
+    for name in only {
+        if !config.folders.iter().any(|f| &f.name == name) {
+            return Err(Error::Usage(format!(
+                "no folder named {name:?} in {}",
+                config.source.display()
+            )));
+        }
+    }
+    let tls = TlsContext::new(&config.server)?;
+    let cancel = CancellationToken::new();
+    cancel_on_signal(cancel.clone());
+    let mut reports: Vec<Report> = Vec::new();
+    let mut code = 0u8;
+    for folder in config
+        .folders
+        .iter()
+        .filter(|f| only.is_empty() || only.contains(&f.name))
+    {
+        match engine::sync_folder(config, folder, &tls, options, &cancel).await {
+            Ok(report) => {
+                if !json {
+                    print_report(&report);
+                }
+                if report.unresolved() {
+                    code = code.max(1);
+                }
+                reports.push(report);
+            }
+            Err(e @ Error::Refused { .. }) => {
+                eprintln!("error: {e}");
+                code = code.max(1);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&reports).map_err(|e| Error::Usage(e.to_string()))?;
+        println!("{text}");
+    }
+    Ok(code)
+}
+
+fn print_report(r: &Report) {
+    if let Some(plan) = &r.plan {
+        println!("{} (dry run, nothing changed):", r.folder);
+        print!("{plan}");
+        return;
+    }
+    println!("{}", r.summary());
+    for i in &r.skipped {
+        println!("  skipped {}: {}", i.path, i.reason);
+    }
+    for i in &r.failed {
+        println!("  failed  {}: {}", i.path, i.reason);
+    }
+}
+
+/// `ftps-sync check`: connect and report what a user needs to trust and tune the server.
+pub async fn check(config: &Config) -> Result<u8> {
+    let s = &config.server;
+    let tls = TlsContext::new(s)?;
+    println!("server       {}:{} ({:?} TLS)", s.host, s.port, s.tls);
+    let mut conn = match Ftps::connect(s, &tls).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let (Error::Tls { .. }, Some(fp)) = (&e, tls.seen_fingerprint()) {
+                println!("certificate  SHA-256 {fp} (NOT trusted)");
+                println!(
+                    "             if you trust this server, pin it under server:  fingerprint_sha256: \"{fp}\""
+                );
+            }
+            return Err(e);
+        }
+    };
+    if let Some(t) = &conn.tls {
+        println!("tls          {} {}", t.version, t.cipher);
+        println!("certificate  SHA-256 {}", t.fingerprint);
+        println!(
+            "             to pin it, add under server:  fingerprint_sha256: \"{}\"",
+            t.fingerprint
+        );
+    }
+    println!("login        ok as {}", s.user);
+    println!("features     {}", conn.features.lines.join(", "));
+    println!(
+        "listing      {}",
+        match conn.listing {
+            ListingMode::Mlsd => "MLSD",
+            ListingMode::List => "LIST",
+        }
+    );
+    println!(
+        "mtime        {}",
+        match conn.mtime {
+            MtimeSupport::Mfmt => "MFMT",
+            MtimeSupport::MdtmWrite => "MDTM (2-argument form, tried on first upload)",
+            MtimeSupport::None => "cannot be set",
+        }
+    );
+    println!(
+        "hash         {}",
+        match conn.hash {
+            Some(HashCommand::Hash(a)) => format!("HASH {}", a.name()),
+            Some(HashCommand::X(a)) => format!("X{}", a.name().replace('-', "")),
+            None => "none (uploads verified by size)".into(),
+        }
+    );
+    let mut code = 0;
+    for f in &config.folders {
+        match conn.list_dir(&f.remote).await {
+            Ok(entries) => println!(
+                "folder       {}: {} ({} entries)",
+                f.name,
+                f.remote,
+                entries.len()
+            ),
+            Err(Error::Reply { code: Some(550), .. }) => {
+                println!(
+                    "folder       {}: {} does not exist yet (created on first sync)",
+                    f.name, f.remote
+                )
+            }
+            Err(e) => {
+                println!("folder       {}: {} cannot be listed: {e}", f.name, f.remote);
+                code = 1;
+            }
+        }
+    }
+    conn.quit().await;
+    Ok(code)
+}
+
+/// `ftps-sync status`: what the state store knows.
+pub fn status(config: &Config, json: bool) -> Result<u8> {
+    let mut out = Vec::new();
+    for f in &config.folders {
+        let path: PathBuf = config.state_dir.join(format!("{}.sqlite3", f.name));
+        if !path.exists() {
+            out.push(serde_json::json!({"folder": f.name, "synced": false}));
+            continue;
+        }
+        let state = State::open(&config.state_dir, &f.name)?;
+        let base = state.load()?;
+        let files = base
+            .values()
+            .filter(|b| b.kind == crate::reconcile::Kind::File)
+            .count();
+        out.push(serde_json::json!({
+            "folder": f.name,
+            "synced": true,
+            "files": files,
+            "directories": base.len() - files,
+            "last_pass_start": state.meta("last_pass_start")?,
+            "last_pass_end": state.meta("last_pass_end")?,
+            "last_result": state.meta("last_result")?,
+        }));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Error::Usage(e.to_string()))?
+        );
+    } else {
+        for v in &out {
+            println!("{v}");
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(feature = "demo")]
+async fn demo() -> Result<u8> {
+    crate::demo::run_demo().await
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo() -> Result<u8> {
+    Err(Error::Usage(
+        "this build has no embedded demo server (built without the `demo` feature)".into(),
+    ))
+}

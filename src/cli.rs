@@ -1,0 +1,73 @@
+//! The command line (DESIGN.md §3).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ftps-sync",
+    version,
+    about = "Keeps local folders and folders on an FTPS server in sync"
+)]
+pub struct Cli {
+    /// More output: -v debug, -vv trace (overrides log.level).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// Config file [default: $FTPS_SYNC_CONFIG, ./ftps-sync.yaml, then the platform config dir]
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One pass per folder, then exit.
+    Sync {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this folder (repeatable).
+        #[arg(long = "folder", value_name = "NAME")]
+        folders: Vec<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the reports as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run as a service: a pass, then watch and poll.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Check the config, connect, and report TLS and server features.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// What the state store knows about each folder.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install or remove the system service.
+    Service {
+        #[arg(value_parser = ["install", "uninstall"])]
+        action: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Start an embedded FTPS server on loopback and sync sample folders with it.
+    Demo,
+}

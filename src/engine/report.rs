@@ -1,0 +1,80 @@
+//! What one pass did, for the summary line, `--json` and the exit code.
+
+use serde::Serialize;
+
+use crate::reconcile::Plan;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Issue {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub folder: String,
+    pub dry_run: bool,
+    /// The plan, for a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    pub uploaded: usize,
+    pub downloaded: usize,
+    pub deleted_local: usize,
+    pub deleted_remote: usize,
+    pub dirs_created: usize,
+    pub dirs_removed: usize,
+    pub conflicts: usize,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub skipped: Vec<Issue>,
+    pub failed: Vec<Issue>,
+    pub seconds: f64,
+}
+
+impl Report {
+    /// Whether the pass left something for the user to look at (exit code 1).
+    pub fn unresolved(&self) -> bool {
+        !self.skipped.is_empty() || !self.failed.is_empty() || self.conflicts > 0
+    }
+
+    pub fn skip(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.skipped.push(Issue {
+            path: path.into(),
+            reason: reason.into(),
+        });
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} uploaded, {} downloaded, {} deleted ({} local, {} remote), {} conflicts, {} skipped, {} failed; \
+             {} up, {} down in {:.1}s",
+            self.folder,
+            self.uploaded,
+            self.downloaded,
+            self.deleted_local + self.deleted_remote,
+            self.deleted_local,
+            self.deleted_remote,
+            self.conflicts,
+            self.skipped.len(),
+            self.failed.len(),
+            human_bytes(self.bytes_up),
+            human_bytes(self.bytes_down),
+            self.seconds
+        )
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
