@@ -1,0 +1,163 @@
+//! The binary: config errors exit 2 naming the key; connection failures exit 3.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FTPS_SYNC_CONFIG")
+        .env("FTPS_SYNC_TEST_PASSWORD", "pw")
+        .output()
+        .expect("run the binary")
+}
+
+fn config_with(dir: &Path, server_extra: &str, folder_extra: &str, top_extra: &str) -> String {
+    let local = dir.join("local");
+    std::fs::create_dir_all(&local).expect("mkdir");
+    let text = format!(
+        "server:\n  host: 127.0.0.1\n  port: 1\n  user: u\n  password_env: FTPS_SYNC_TEST_PASSWORD\n  ca_file: ca.pem\n\
+         {server_extra}folders:\n  - name: f\n    local: {}\n    remote: /r\n{folder_extra}state_dir: state\n{top_extra}",
+        local.display()
+    );
+    let path = dir.join("c.yaml");
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+/// Runs `sync` on a config and expects exit 2 with `key` and `line` in the one-line message.
+fn expect_config_error(server_extra: &str, folder_extra: &str, top_extra: &str, key: &str, line: usize) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = config_with(dir.path(), server_extra, folder_extra, top_extra);
+    let out = run(&["sync", "-c", &path], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(key), "{key} not named in: {stderr}");
+    assert!(
+        stderr.contains(&format!("c.yaml:{line}:")),
+        "line {line} not in: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn unknown_key() {
+    expect_config_error("  colour: blue\n", "", "", "colour", 7);
+}
+
+#[test]
+fn wrong_type() {
+    expect_config_error("  connections: many\n", "", "", "connections", 7);
+}
+
+#[test]
+fn bad_duration() {
+    expect_config_error("", "", "poll_interval: soonish\n", "poll_interval", 12);
+}
+
+#[test]
+fn both_password_sources() {
+    expect_config_error("  password_file: pw.txt\n", "", "", "server.password_file", 7);
+}
+
+#[test]
+fn relative_local_root() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = config_with(dir.path(), "", "", "");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let local = dir.path().join("local").display().to_string();
+    std::fs::write(&path, text.replace(&local, "relative/dir")).expect("write");
+    let out = run(&["sync", "-c", &path], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("folders[0].local") && stderr.contains("c.yaml:9:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_config_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = run(&["sync", "-c", "nope.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.yaml"));
+}
+
+#[test]
+fn unreachable_server_exits_3() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = config_with(dir.path(), "", "", "");
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        ftps_sync::demo::TestPki::new().expect("pki").ca_pem,
+    )
+    .expect("ca");
+    let out = run(&["sync", "-c", &path], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+}
+
+#[test]
+fn example_config_documents_every_key_and_loads() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.yaml"))
+        .expect("example");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut patched = text.clone();
+    for local in ["/srv/reports", "/srv/photos"] {
+        let d = dir.path().join(local.trim_start_matches('/'));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        patched = patched.replace(local, &d.display().to_string());
+    }
+    // SAFETY: only this test reads this variable.
+    unsafe { std::env::set_var("FTPS_SYNC_PASSWORD", "example") };
+    let config =
+        ftps_sync::config::Config::parse(&patched, &dir.path().join("example.yaml")).expect("example loads");
+    assert_eq!(config.folders.len(), 2);
+    for key in [
+        "host:",
+        "port:",
+        "tls:",
+        "tls_max_version:",
+        "insecure_plaintext:",
+        "user:",
+        "password_env:",
+        "password_file:",
+        "ca_file:",
+        "fingerprint_sha256:",
+        "client_cert:",
+        "client_key:",
+        "passive:",
+        "connections:",
+        "timeout:",
+        "name:",
+        "local:",
+        "remote:",
+        "direction:",
+        "delete:",
+        "conflict:",
+        "ignore:",
+        "max_delete_percent:",
+        "state_dir:",
+        "poll_interval:",
+        "debounce:",
+        "retry:",
+        "attempts:",
+        "initial_backoff:",
+        "max_backoff:",
+        "verify:",
+        "bandwidth_limit:",
+        "log:",
+        "level:",
+        "format:",
+        "file:",
+    ] {
+        assert!(text.contains(key), "example.yaml does not mention {key}");
+    }
+}

@@ -1,0 +1,262 @@
+//! The real engine against a real FTPS server.
+
+use std::time::Duration;
+
+use ftps_sync::Error;
+use ftps_sync::engine::Options;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Harness, part_files, put, read, transfers, tree};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_way_nested_sync_then_a_rerun_transfers_nothing() {
+    let h = Harness::new().await;
+    put(&h.local, "a.txt", "local a");
+    put(&h.local, "d1/d2/d3/deep.txt", "deep local");
+    put(&h.local, "space dir/ü ñ.txt", "utf-8 name");
+    put(&h.local, "empty.bin", "");
+    put(&h.remote, "r.txt", "remote r");
+    put(&h.remote, "rd/x/y.txt", "remote nested");
+    let config = h.config("");
+    let first = h.sync(&config).await.expect("first pass");
+    assert_eq!((first.uploaded, first.downloaded), (4, 2), "{first:?}");
+    assert_eq!(tree(&h.local), tree(&h.remote));
+    assert_eq!(
+        read(&h.remote, "space dir/ü ñ.txt").as_deref(),
+        Some(&b"utf-8 name"[..])
+    );
+    assert_eq!(
+        read(&h.local, "rd/x/y.txt").as_deref(),
+        Some(&b"remote nested"[..])
+    );
+
+    let second = h.sync(&config).await.expect("second pass");
+    assert_eq!(transfers(&second), 0, "{second:?}");
+    assert!(!second.unresolved());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_only_never_touches_local_or_remote_only_files() {
+    let h = Harness::new().await;
+    put(&h.local, "up.txt", "1");
+    put(&h.remote, "theirs.txt", "kept on the server");
+    let config = h.config("    direction: upload\n");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!((r.uploaded, r.downloaded), (1, 0));
+    assert_eq!(read(&h.remote, "up.txt").as_deref(), Some(&b"1"[..]));
+    assert!(read(&h.local, "theirs.txt").is_none());
+    assert!(read(&h.remote, "theirs.txt").is_some());
+    // A local edit goes up; a local delete is propagated.
+    put(&h.local, "up.txt", "22");
+    put(&h.local, "second.txt", "2");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!(r.uploaded, 2);
+    assert_eq!(read(&h.remote, "up.txt").as_deref(), Some(&b"22"[..]));
+    std::fs::remove_file(h.local.join("second.txt")).expect("rm");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!(r.deleted_remote, 1);
+    assert!(read(&h.remote, "second.txt").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_only_mirrors_the_server() {
+    let h = Harness::new().await;
+    put(&h.remote, "a/b.txt", "from server");
+    put(&h.local, "mine.txt", "local only");
+    let config = h.config("    direction: download\n");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!((r.uploaded, r.downloaded), (0, 1));
+    assert_eq!(read(&h.local, "a/b.txt").as_deref(), Some(&b"from server"[..]));
+    assert!(read(&h.remote, "mine.txt").is_none());
+    put(&h.remote, "a/b.txt", "changed on the server");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!(r.downloaded, 1);
+    assert_eq!(
+        read(&h.local, "a/b.txt").as_deref(),
+        Some(&b"changed on the server"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_on_both_sides_keep_both_contents() {
+    let h = Harness::new().await;
+    put(&h.local, "doc.txt", "original");
+    let config = h.config("");
+    h.sync(&config).await.expect("first pass");
+    put(&h.local, "doc.txt", "local edit, longer");
+    put(&h.remote, "doc.txt", "remote edit");
+    let r = h.sync(&config).await.expect("conflict pass");
+    assert_eq!(r.conflicts, 1, "{r:?}");
+    assert!(r.unresolved(), "a conflict is reported");
+    let local = tree(&h.local);
+    assert_eq!(local, tree(&h.remote), "both sides hold both versions");
+    let contents: Vec<&[u8]> = local.values().map(|v| v.as_slice()).collect();
+    assert!(contents.contains(&&b"local edit, longer"[..]));
+    assert!(contents.contains(&&b"remote edit"[..]));
+    let copy = local
+        .keys()
+        .find(|k| k.contains(".conflict-"))
+        .expect("a conflict copy");
+    assert!(
+        copy.starts_with("doc.conflict-") && copy.ends_with(".txt"),
+        "{copy}"
+    );
+    let again = h.sync(&config).await.expect("settled");
+    assert_eq!(transfers(&again), 0);
+    assert_eq!(again.conflicts, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_propagate_both_ways() {
+    let h = Harness::new().await;
+    for name in ["a", "b", "c", "d", "dir/e"] {
+        put(&h.local, name, name);
+    }
+    let config = h.config("");
+    h.sync(&config).await.expect("first pass");
+    std::fs::remove_file(h.local.join("a")).expect("rm");
+    std::fs::remove_file(h.remote.join("b")).expect("rm");
+    let r = h.sync(&config).await.expect("delete pass");
+    assert_eq!((r.deleted_local, r.deleted_remote), (1, 1), "{r:?}");
+    assert!(read(&h.remote, "a").is_none() && read(&h.local, "b").is_none());
+    // A whole directory deleted on the server goes away locally too.
+    std::fs::remove_dir_all(h.remote.join("dir")).expect("rm dir");
+    let r = h.sync(&config).await.expect("dir pass");
+    assert_eq!((r.deleted_local, r.dirs_removed), (1, 1), "{r:?}");
+    assert!(!h.local.join("dir").exists());
+    assert_eq!(tree(&h.local), tree(&h.remote));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mass_deletion_and_empty_root_are_refused() {
+    let h = Harness::new().await;
+    for i in 0..10 {
+        put(&h.local, &format!("f{i}"), format!("{i}"));
+    }
+    let config = h.config("");
+    h.sync(&config).await.expect("first pass");
+    for i in 0..8 {
+        std::fs::remove_file(h.local.join(format!("f{i}"))).expect("rm");
+    }
+    let err = h.sync(&config).await.expect_err("refused");
+    assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+    assert_eq!(tree(&h.remote).len(), 10, "nothing deleted on the server");
+    // The server folder emptied (an unmounted share, a wrong path): nothing deleted locally.
+    for i in 0..10 {
+        let _ = std::fs::remove_file(h.remote.join(format!("f{i}")));
+    }
+    put(&h.local, "f0", "0");
+    let err = h.sync(&config).await.expect_err("refused");
+    assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+    assert!(read(&h.local, "f9").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing() {
+    let h = Harness::new().await;
+    put(&h.local, "up.txt", "1");
+    put(&h.remote, "down.txt", "2");
+    let config = h.config("");
+    let (local, remote) = (tree(&h.local), tree(&h.remote));
+    let r = h
+        .sync_with(&config, Options { dry_run: true }, &CancellationToken::new())
+        .await
+        .expect("dry run");
+    let plan = r.plan.expect("a plan");
+    let text = plan.to_string();
+    assert!(
+        text.contains("upload          up.txt") && text.contains("download        down.txt"),
+        "{text}"
+    );
+    assert_eq!((tree(&h.local), tree(&h.remote)), (local, remote));
+    // Nothing was recorded either: the real pass still does all the work.
+    let r = h.sync(&config).await.expect("real pass");
+    assert_eq!(transfers(&r), 2);
+}
+
+/// Cancels `cancel` once a part file shows up under `root`.
+async fn cancel_when_part_appears(root: std::path::PathBuf, cancel: CancellationToken) {
+    for _ in 0..20_000 {
+        if !part_files(&root).is_empty() {
+            cancel.cancel();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn big(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_pass_leaves_no_partial_file_and_the_next_pass_completes() {
+    let h = Harness::new().await;
+    let config = h.config("");
+    let up = big(24 << 20, 1);
+    let down = big(24 << 20, 7);
+    // First an upload cut short, then a download: each cancelled once its part file exists.
+    for (src, dst, name, data) in [
+        (&h.local, &h.remote, "big-up.bin", &up),
+        (&h.remote, &h.local, "big-down.bin", &down),
+    ] {
+        put(src, name, data);
+        let cancel = CancellationToken::new();
+        let watcher = tokio::spawn(cancel_when_part_appears(dst.clone(), cancel.clone()));
+        let err = h
+            .sync_with(&config, Options::default(), &cancel)
+            .await
+            .expect_err("interrupted");
+        watcher.await.expect("watcher");
+        assert!(matches!(err, Error::Interrupted), "{err:?}");
+        assert_eq!(err.exit_code(), 4);
+        assert!(
+            read(dst, name).is_none(),
+            "{name} is not under its real name while incomplete"
+        );
+        assert_eq!(part_files(dst).len(), 1, "the transfer was cut in the middle");
+
+        let r = h.sync(&config).await.expect("the next pass");
+        assert!(!r.unresolved(), "{r:?}");
+        assert_eq!(read(dst, name).as_deref(), Some(data.as_slice()));
+        assert!(part_files(&h.local).is_empty() && part_files(&h.remote).is_empty());
+    }
+    let again = h.sync(&config).await.expect("settled");
+    assert_eq!(transfers(&again), 0, "verified files are not sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_folder_is_created_on_first_sync() {
+    let h = Harness::new().await;
+    std::fs::remove_dir(&h.remote).expect("rmdir");
+    put(&h.local, "x/y.txt", "y");
+    let config = h.config("");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!(r.uploaded, 1);
+    assert_eq!(read(&h.remote, "x/y.txt").as_deref(), Some(&b"y"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_remote_names_are_skipped_and_the_pass_goes_on() {
+    let h = Harness::new().await;
+    put(&h.remote, "back\\slash.txt", "x");
+    put(&h.remote, "fine.txt", "ok");
+    let config = h.config("");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!(r.downloaded, 1);
+    assert!(r.skipped.iter().any(|i| i.path.contains("slash")), "{r:?}");
+    assert!(read(&h.local, "fine.txt").is_some());
+    assert_eq!(tree(&h.local).len(), 1, "nothing else was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_a_login_error() {
+    let h = Harness::new().await;
+    std::fs::write(h.dir.path().join("password"), "wrong").expect("write");
+    let config = h.config("");
+    let err = h.sync(&config).await.expect_err("refused");
+    assert!(matches!(err, Error::Login { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 3);
+}

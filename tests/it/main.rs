@@ -1,0 +1,8 @@
+//! The integration suite: one binary. Engine tests run against a real FTPS server (the
+//! embedded libunftp server, one per test, random port, throwaway certificate).
+
+mod cli;
+mod engine;
+mod scenarios;
+mod support;
+mod tls;

@@ -1,0 +1,48 @@
+//! Certificates are verified; a pin replaces CA checks; nothing falls back to plain FTP.
+
+use ftps_sync::Error;
+
+use crate::support::Harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_refused() {
+    let h = Harness::new().await;
+    // No ca_file: the throwaway CA is not among the system roots.
+    let config = h.config_with("", "");
+    let err = h.sync(&config).await.expect_err("refused");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 3);
+    assert!(
+        err.to_string().contains(&h.pki.fingerprint),
+        "the message shows the fingerprint: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matching_pin_is_trusted_and_a_wrong_one_refused() {
+    let h = Harness::new().await;
+    let good = h.config_with(&format!("  fingerprint_sha256: \"{}\"\n", h.pki.fingerprint), "");
+    h.sync(&good).await.expect("the pinned certificate is accepted");
+    let wrong = format!("{}00", &h.pki.fingerprint[..h.pki.fingerprint.len() - 2]);
+    let wrong = if wrong == h.pki.fingerprint {
+        wrong.replace("00", "11")
+    } else {
+        wrong
+    };
+    let bad = h.config_with(&format!("  fingerprint_sha256: \"{wrong}\"\n"), "");
+    let err = h.sync(&bad).await.expect_err("refused");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_1_2_only_server_works() {
+    let h = Harness::with_tls(ftps_sync::demo::ServerTls { tls12_only: true }).await;
+    crate::support::put(&h.local, "a", "a");
+    crate::support::put(&h.remote, "b", "b");
+    let config = h.config("");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!(r.uploaded + r.downloaded, 2);
+    let capped = h.config_with("  ca_file: pki/ca.pem\n  tls_max_version: \"1.2\"\n", "");
+    let again = h.sync(&capped).await.expect("pass");
+    assert_eq!(again.uploaded + again.downloaded, 0);
+}
