@@ -126,6 +126,9 @@ pub async fn sync(config: &Config, only: &[String], options: Options, json: bool
             )));
         }
     }
+    if config.bandwidth_limit.is_some() {
+        tracing::warn!("bandwidth_limit is not enforced by this version yet");
+    }
     let tls = TlsContext::new(&config.server)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
@@ -155,23 +158,23 @@ pub async fn sync(config: &Config, only: &[String], options: Options, json: bool
     }
     if json {
         let text = serde_json::to_string_pretty(&reports).map_err(|e| Error::Usage(e.to_string()))?;
-        println!("{text}");
+        say!("{text}");
     }
     Ok(code)
 }
 
 fn print_report(r: &Report) {
     if let Some(plan) = &r.plan {
-        println!("{} (dry run, nothing changed):", r.folder);
-        print!("{plan}");
+        say!("{} (dry run, nothing changed):", r.folder);
+        say!("{}", plan.to_string().trim_end());
         return;
     }
-    println!("{}", r.summary());
+    say!("{}", r.summary());
     for i in &r.skipped {
-        println!("  skipped {}: {}", i.path, i.reason);
+        say!("  skipped {}: {}", i.path, i.reason);
     }
     for i in &r.failed {
-        println!("  failed  {}: {}", i.path, i.reason);
+        say!("  failed  {}: {}", i.path, i.reason);
     }
 }
 
@@ -179,13 +182,13 @@ fn print_report(r: &Report) {
 pub async fn check(config: &Config) -> Result<u8> {
     let s = &config.server;
     let tls = TlsContext::new(s)?;
-    println!("server       {}:{} ({:?} TLS)", s.host, s.port, s.tls);
+    say!("server       {}:{} ({:?} TLS)", s.host, s.port, s.tls);
     let mut conn = match Ftps::connect(s, &tls).await {
         Ok(c) => c,
         Err(e) => {
             if let (Error::Tls { .. }, Some(fp)) = (&e, tls.seen_fingerprint()) {
-                println!("certificate  SHA-256 {fp} (NOT trusted)");
-                println!(
+                say!("certificate  SHA-256 {fp} (NOT trusted)");
+                say!(
                     "             if you trust this server, pin it under server:  fingerprint_sha256: \"{fp}\""
                 );
             }
@@ -193,23 +196,23 @@ pub async fn check(config: &Config) -> Result<u8> {
         }
     };
     if let Some(t) = &conn.tls {
-        println!("tls          {} {}", t.version, t.cipher);
-        println!("certificate  SHA-256 {}", t.fingerprint);
-        println!(
+        say!("tls          {} {}", t.version, t.cipher);
+        say!("certificate  SHA-256 {}", t.fingerprint);
+        say!(
             "             to pin it, add under server:  fingerprint_sha256: \"{}\"",
             t.fingerprint
         );
     }
-    println!("login        ok as {}", s.user);
-    println!("features     {}", conn.features.lines.join(", "));
-    println!(
+    say!("login        ok as {}", s.user);
+    say!("features     {}", conn.features.lines.join(", "));
+    say!(
         "listing      {}",
         match conn.listing {
             ListingMode::Mlsd => "MLSD",
             ListingMode::List => "LIST",
         }
     );
-    println!(
+    say!(
         "mtime        {}",
         match conn.mtime {
             MtimeSupport::Mfmt => "MFMT",
@@ -217,7 +220,7 @@ pub async fn check(config: &Config) -> Result<u8> {
             MtimeSupport::None => "cannot be set",
         }
     );
-    println!(
+    say!(
         "hash         {}",
         match conn.hash {
             Some(HashCommand::Hash(a)) => format!("HASH {}", a.name()),
@@ -228,20 +231,21 @@ pub async fn check(config: &Config) -> Result<u8> {
     let mut code = 0;
     for f in &config.folders {
         match conn.list_dir(&f.remote).await {
-            Ok(entries) => println!(
+            Ok(entries) => say!(
                 "folder       {}: {} ({} entries)",
                 f.name,
                 f.remote,
                 entries.len()
             ),
             Err(Error::Reply { code: Some(550), .. }) => {
-                println!(
+                say!(
                     "folder       {}: {} does not exist yet (created on first sync)",
-                    f.name, f.remote
+                    f.name,
+                    f.remote
                 )
             }
             Err(e) => {
-                println!("folder       {}: {} cannot be listed: {e}", f.name, f.remote);
+                say!("folder       {}: {} cannot be listed: {e}", f.name, f.remote);
                 code = 1;
             }
         }
@@ -276,13 +280,26 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
         }));
     }
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| Error::Usage(e.to_string()))?
         );
     } else {
         for v in &out {
-            println!("{v}");
+            let name = v["folder"].as_str().unwrap_or("?");
+            if v["synced"] == serde_json::Value::Bool(false) {
+                say!("{name}: never synced");
+                continue;
+            }
+            let field = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
+            say!(
+                "{name}: {} files and {} directories in sync; last pass {} .. {}: {}",
+                v["files"],
+                v["directories"],
+                field("last_pass_start"),
+                field("last_pass_end"),
+                field("last_result")
+            );
         }
     }
     Ok(0)

@@ -218,30 +218,26 @@ pub fn default_config_path() -> PathBuf {
 }
 
 fn platform_config_dir() -> PathBuf {
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
-        return PathBuf::from(base).join("ftps-sync");
-    }
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME") {
-        return PathBuf::from(x).join("ftps-sync");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) if !is_root() => PathBuf::from(h).join(".config/ftps-sync"),
-        _ => PathBuf::from("/etc/ftps-sync"),
-    }
+    platform_dir("XDG_CONFIG_HOME", ".config/ftps-sync", "/etc/ftps-sync")
 }
 
 fn platform_data_dir() -> PathBuf {
+    platform_dir("XDG_DATA_HOME", ".local/share/ftps-sync", "/var/lib/ftps-sync")
+}
+
+/// `%ProgramData%\ftps-sync` on Windows; elsewhere `$XDG_…/ftps-sync`, `~/<home_rel>`, or the
+/// system-wide `root_dir` for root.
+fn platform_dir(xdg_var: &str, home_rel: &str, root_dir: &str) -> PathBuf {
     if cfg!(windows) {
         let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
         return PathBuf::from(base).join("ftps-sync");
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+    if let Some(x) = std::env::var_os(xdg_var) {
         return PathBuf::from(x).join("ftps-sync");
     }
     match std::env::var_os("HOME") {
-        Some(h) if !is_root() => PathBuf::from(h).join(".local/share/ftps-sync"),
-        _ => PathBuf::from("/var/lib/ftps-sync"),
+        Some(h) if !is_root() => PathBuf::from(h).join(home_rel),
+        _ => PathBuf::from(root_dir),
     }
 }
 

@@ -237,33 +237,33 @@ pub async fn run_demo() -> Result<u8> {
         ),
     )?;
     let config = crate::config::Config::load(&config_path)?;
-    println!(
+    say!(
         "Embedded FTPS server on {} (explicit TLS, TLS required on control and data)",
         server.addr
     );
-    println!("  server certificate SHA-256 {}", pki.fingerprint);
-    println!("  local folder   {}", local.display());
-    println!("  server folder  {} (served as /shared)", remote_dir.display());
-    println!();
-    println!("First pass (two-way, keep-both on conflicts):");
+    say!("  server certificate SHA-256 {}", pki.fingerprint);
+    say!("  local folder   {}", local.display());
+    say!("  server folder  {} (served as /shared)", remote_dir.display());
+    say!("");
+    say!("First pass (two-way, keep-both on conflicts):");
     crate::app::sync(&config, &[], crate::engine::Options::default(), false).await?;
-    println!();
-    println!("Second pass (nothing should move):");
+    say!("");
+    say!("Second pass (nothing should move):");
     crate::app::sync(&config, &[], crate::engine::Options::default(), false).await?;
-    println!();
+    say!("");
     let (l, r) = (tree(&local), tree(&remote_dir));
-    println!("Local folder now holds:");
+    say!("Local folder now holds:");
     for line in &l {
-        println!("  {line}");
+        say!("  {line}");
     }
     let same = l == r;
-    println!();
-    println!(
+    say!("");
+    say!(
         "The server folder holds {} entries: {}",
         r.len(),
         if same { "the same tree" } else { "A DIFFERENT TREE" }
     );
-    println!(
+    say!(
         "Everything is kept in {} (config: {})",
         base.display(),
         config_path.display()

@@ -10,6 +10,14 @@
 //! - `engine`: one pass: scan + list + plan + execute + commit.
 //! - `demo`: embedded loopback FTPS server for `ftps-sync demo` and the tests.
 
+/// `println!` that ignores a closed stdout (`ftps-sync check | head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod cli;
 pub mod config;

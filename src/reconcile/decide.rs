@@ -18,53 +18,40 @@ pub enum Change {
     Deleted,
 }
 
-pub fn local_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
+/// How a side moved since the base, given how to tell that a file's signature moved.
+/// A moved signature with the same known digest is a touch, not an edit.
+fn change(
+    base: Option<&BaseEntry>,
+    now: Option<&Entry>,
+    sig_moved: impl Fn(&BaseEntry, &Entry) -> bool,
+) -> Change {
     match (base, now) {
         (None, None) => Change::Absent,
         (None, Some(_)) => Change::New,
         (Some(_), None) => Change::Deleted,
-        (Some(b), Some(e)) => {
-            if b.kind != e.kind {
-                Change::Modified
-            } else if e.kind == Kind::Dir {
-                Change::Unchanged
-            } else if e.size != b.local.size {
-                Change::Modified
-            } else if e.mtime == b.local.mtime {
-                Change::Unchanged
-            } else {
-                // Touched: only the content decides, when both digests are known.
-                match (&e.sha256, &b.sha256) {
-                    (Some(now), Some(then)) if now == then => Change::Unchanged,
-                    _ => Change::Modified,
-                }
-            }
-        }
+        (Some(b), Some(e)) if b.kind != e.kind => Change::Modified,
+        (Some(_), Some(e)) if e.kind == Kind::Dir => Change::Unchanged,
+        (Some(b), Some(e)) if !sig_moved(b, e) => Change::Unchanged,
+        (Some(b), Some(e)) => match (&e.sha256, &b.sha256) {
+            (Some(now), Some(then)) if now == then => Change::Unchanged,
+            _ => Change::Modified,
+        },
     }
+}
+
+/// The local disk's own (size, mtime) against what it said at the last sync.
+pub fn local_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
+    change(base, now, |b, e| {
+        e.size != b.local.size || e.mtime != b.local.mtime
+    })
 }
 
 /// Remote change detection compares the server's own (size, modify) with what it said last
 /// time, at the coarser precision of the two (DESIGN.md invariant 7).
 pub fn remote_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
-    match (base, now) {
-        (None, None) => Change::Absent,
-        (None, Some(_)) => Change::New,
-        (Some(_), None) => Change::Deleted,
-        (Some(b), Some(e)) => {
-            if b.kind != e.kind {
-                Change::Modified
-            } else if e.kind == Kind::Dir {
-                Change::Unchanged
-            } else if e.size != b.remote.size || !e.mtime.same_as(&b.remote.mtime) {
-                match (&e.sha256, &b.sha256) {
-                    (Some(now), Some(then)) if now == then && e.size == b.remote.size => Change::Unchanged,
-                    _ => Change::Modified,
-                }
-            } else {
-                Change::Unchanged
-            }
-        }
-    }
+    change(base, now, |b, e| {
+        e.size != b.remote.size || !e.mtime.same_as(&b.remote.mtime)
+    })
 }
 
 /// Whether two files have the same content as far as we can tell without transferring them:

@@ -161,3 +161,81 @@ fn example_config_documents_every_key_and_loads() {
         assert!(text.contains(key), "example.yaml does not mention {key}");
     }
 }
+
+/// Runs the binary off the async runtime, so the in-process server keeps serving.
+async fn run_async(args: Vec<String>, dir: std::path::PathBuf) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args, &dir)
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_json_dry_run_and_check_against_a_real_server() {
+    let h = crate::support::Harness::new().await;
+    crate::support::put(&h.local, "a.txt", "a");
+    crate::support::put(&h.remote, "b.txt", "b");
+    h.config("");
+    let cfg = h.config_path().display().to_string();
+    let dir = h.dir.path().to_owned();
+
+    let out = run_async(
+        vec!["sync".into(), "-c".into(), cfg.clone(), "--dry-run".into()],
+        dir.clone(),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("upload          a.txt") && stdout.contains("dry run"),
+        "{stdout}"
+    );
+    assert!(crate::support::read(&h.remote, "a.txt").is_none());
+
+    let out = run_async(
+        vec![
+            "-vv".into(),
+            "sync".into(),
+            "-c".into(),
+            cfg.clone(),
+            "--json".into(),
+        ],
+        dir.clone(),
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(reports[0]["uploaded"], 1);
+    assert_eq!(reports[0]["downloaded"], 1);
+    // Trace-level logs and JSON output never carry the password.
+    for text in [
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    ] {
+        assert!(!text.contains(crate::support::PASSWORD), "password leaked");
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FEAT"),
+        "trace logs were on"
+    );
+
+    let out = run_async(vec!["check".into(), "-c".into(), cfg.clone()], dir.clone()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("fingerprint_sha256: \"{}\"", h.pki.fingerprint)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("listing      MLSD"), "{stdout}");
+
+    let out = run_async(vec!["status".into(), "-c".into(), cfg], dir).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test: 2 files"), "{stdout}");
+}
