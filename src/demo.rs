@@ -21,6 +21,9 @@ pub struct TestPki {
     pub key_pem: String,
     /// SHA-256 of the server certificate, as `fingerprint_sha256` takes it.
     pub fingerprint: String,
+    /// A client certificate signed by the same CA, for servers that require one.
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
 
 impl TestPki {
@@ -38,15 +41,24 @@ impl TestPki {
             .map_err(err)?
             .signed_by(&key, &ca)
             .map_err(err)?;
+        let client_key = KeyPair::generate().map_err(err)?;
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ftps-sync test client");
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params.signed_by(&client_key, &ca).map_err(err)?;
         Ok(TestPki {
             ca_pem: ca.pem(),
             cert_pem: leaf.pem(),
             key_pem: key.serialize_pem(),
             fingerprint: format_fingerprint(&Sha256::digest(leaf.der())),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
         })
     }
 
-    /// Writes `ca.pem`, `server.pem` and `server.key` into `dir`.
+    /// Writes `ca.pem`, `server.pem`, `server.key`, `client.pem` and `client.key` into `dir`.
     pub fn write_to(&self, dir: &Path) -> Result<()> {
         for (name, text) in [
             ("ca.pem", &self.ca_pem),

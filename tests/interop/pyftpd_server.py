@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""pyftpdlib FTPS servers for the interop and hostile-server tests.
+
+Modes:
+  normal          TLS_FTPHandler, TLS required on control and data, MLSD
+  list-only       as normal, without MLST/MLSD (Unix LIST)
+  dos             as list-only, LIST in DOS/IIS format
+  client-cert     as normal, and a client certificate signed by --ca is required
+  no-tls          plain FTPHandler: AUTH TLS is refused
+  greet-230       greets with 230 (logged in) instead of 220
+  hostile-names   MLSD/LIST of the root lists names that try to escape or inject
+  hostile-corrupt once <root>/../LIE exists, RETR sends bytes that differ from the listing's
+                  size (short.bin) or from XSHA256 (corrupt.bin)
+  hostile-empty   lists an empty root once <root>/../EMPTY exists
+Every command received is appended to --log. Prints READY when listening.
+"""
+import argparse
+import hashlib
+import os
+import sys
+import time
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.filesystems import AbstractedFS
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+
+p = argparse.ArgumentParser()
+p.add_argument("--port", type=int, required=True)
+p.add_argument("--root", required=True)
+p.add_argument("--cert", required=True)
+p.add_argument("--key", required=True)
+p.add_argument("--ca")
+p.add_argument("--user", required=True)
+p.add_argument("--password", required=True)
+p.add_argument("--mode", default="normal")
+p.add_argument("--log", required=True)
+p.add_argument("--masquerade")
+p.add_argument("--passive-ports")
+p.add_argument("--no-mlsd", action="store_true", help="leave MLST/MLSD out (Unix LIST only)")
+args = p.parse_args()
+mode = args.mode
+
+base = FTPHandler if mode == "no-tls" else TLS_FTPHandler
+
+
+def log(line):
+    with open(args.log, "a") as f:
+        f.write(line + "\n")
+
+
+class DosFS(AbstractedFS):
+    def format_list(self, basedir, listing, ignore_err=True):
+        for name in listing:
+            st = self.lstat(os.path.join(basedir, name))
+            t = time.gmtime(st.st_mtime)
+            stamp = time.strftime("%m-%d-%y  %I:%M%p", t)
+            size = "<DIR>         " if os.path.isdir(os.path.join(basedir, name)) else f"{st.st_size:>14}"
+            yield f"{stamp}       {size} {name}\r\n".encode("utf-8", "surrogateescape")
+
+
+class EmptyFS(AbstractedFS):
+    """Says the root is empty once <root>/../EMPTY exists."""
+
+    def listdir(self, path):
+        marker = os.path.join(self.root, "..", "EMPTY")
+        if os.path.exists(marker) and os.path.realpath(path) == os.path.realpath(self.root):
+            return []
+        return super().listdir(path)
+
+
+class Handler(base):
+    def pre_process_command(self, line, cmd, arg):
+        log(cmd if cmd in ("PASS",) else line)
+        return super().pre_process_command(line, cmd, arg)
+
+    def handle(self):
+        if mode == "greet-230":
+            self.on_connect()
+            self.respond("230 Already logged in, go ahead.")
+            return
+        super().handle()
+
+    # ---- hostile listings ----
+    def _hostile_lines(self, mlsd):
+        root = self.fs.root
+        real = sorted(n for n in os.listdir(root) if not n.startswith(".ftps"))
+        fake = ["../x", "/etc/x", "a/../../x", "sub/../../y", "back\\slash", "nul\0name", "cr\rname", ".", "..",
+                "dup.txt", "evil-link"]
+        lines = []
+        for name in real + fake:
+            full = os.path.join(root, name)
+            if name in real:
+                st = os.stat(full)
+                kind = "dir" if os.path.isdir(full) else "file"
+                size, mtime = st.st_size, st.st_mtime
+            else:
+                kind, size, mtime = "file", 3, 1767225600
+            if name == "evil-link":
+                kind = "OS.unix=slink:/etc/passwd"
+            if mlsd:
+                stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
+                lines.append(f"type={kind};size={size};modify={stamp}; {name}\r\n")
+            else:
+                t = "d" if kind == "dir" else ("l" if "slink" in kind else "-")
+                stamp = time.strftime("%b %d %H:%M", time.gmtime(mtime))
+                lines.append(f"{t}rw-r--r--   1 owner group {size:>8} {stamp} {name}\r\n")
+        return "".join(lines).encode("utf-8", "surrogateescape")
+
+    def _is_root(self, path):
+        return os.path.realpath(path) == os.path.realpath(self.fs.root)
+
+    def ftp_MLSD(self, path):
+        if mode == "hostile-names" and self._is_root(path):
+            self.push_dtp_data(self._hostile_lines(True), cmd="MLSD")
+            return path
+        return super().ftp_MLSD(path)
+
+    def ftp_LIST(self, path):
+        if mode == "hostile-names" and self._is_root(path):
+            self.push_dtp_data(self._hostile_lines(False), cmd="LIST")
+            return path
+        return super().ftp_LIST(path)
+
+    # ---- hostile transfers ----
+    def ftp_RETR(self, file):
+        name = os.path.basename(file)
+        lie = os.path.exists(os.path.join(self.fs.root, "..", "LIE"))
+        if mode == "hostile-corrupt" and lie and name in ("corrupt.bin", "short.bin"):
+            with open(file, "rb") as f:
+                data = bytearray(f.read())
+            if name == "corrupt.bin":
+                data[len(data) // 2] ^= 0xFF
+            else:
+                data = data[: len(data) // 2]
+            log(f"LIED about {name}")
+            self.push_dtp_data(bytes(data), cmd="RETR")
+            return file
+        return super().ftp_RETR(file)
+
+    def ftp_XSHA256(self, path):
+        with open(path, "rb") as f:
+            self.respond("250 " + hashlib.sha256(f.read()).hexdigest())
+
+    def ftp_FEAT(self, line):
+        if mode == "hostile-corrupt":
+            self._extra_feats = list(getattr(self, "_extra_feats", [])) + ["XSHA256"]
+        return super().ftp_FEAT(line)
+
+
+Handler.proto_cmds = dict(Handler.proto_cmds)
+Handler.proto_cmds["XSHA256"] = dict(perm="r", auth=True, arg=True, help="Syntax: XSHA256 <SP> file-name.")
+if mode in ("list-only", "dos") or args.no_mlsd:
+    for cmd in ("MLST", "MLSD"):
+        Handler.proto_cmds.pop(cmd, None)
+if args.masquerade:
+    Handler.masquerade_address = args.masquerade
+    for cmd in ("EPSV", "EPRT"):
+        Handler.proto_cmds.pop(cmd, None)
+if args.passive_ports:
+    lo, hi = map(int, args.passive_ports.split("-"))
+    Handler.passive_ports = range(lo, hi + 1)
+if mode == "dos":
+    Handler.abstracted_fs = DosFS
+if mode == "hostile-empty":
+    Handler.abstracted_fs = EmptyFS
+if base is TLS_FTPHandler:
+    Handler.certfile = args.cert
+    Handler.keyfile = args.key
+    Handler.tls_control_required = True
+    Handler.tls_data_required = True
+    if mode == "client-cert":
+        from OpenSSL import SSL
+
+        ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+        ctx.use_certificate_chain_file(args.cert)
+        ctx.use_privatekey_file(args.key)
+        ctx.load_verify_locations(args.ca)
+        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *a: a[-1])
+        Handler.ssl_context = ctx
+
+authorizer = DummyAuthorizer()
+authorizer.add_user(args.user, args.password, args.root, perm="elradfmwMT")
+Handler.authorizer = authorizer
+server = FTPServer(("127.0.0.1", args.port), Handler)
+print("READY", flush=True)
+server.serve_forever(handle_exit=True)

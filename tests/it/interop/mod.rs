@@ -1,0 +1,130 @@
+//! Real FTPS servers started by the tests: vsftpd (explicit and implicit), ProFTPD, Pure-FTPd
+//! and pyftpdlib, on loopback ports chosen here, each with a throwaway certificate and a temp
+//! root. Nothing is installed here: `.ci/install-servers` unpacks the daemons under
+//! `$FTPS_SYNC_SERVERS` (default `/opt/ftps-sync-servers`) and installs pyftpdlib.
+//!
+//! A server that is not installed (or needs root we do not have) makes its test print
+//! `SKIPPED <server>: <why>` and pass; with `FTPS_SYNC_INTEROP=require` (set by `.ci/run`) it
+//! fails instead.
+
+mod hostile;
+pub mod servers;
+mod suite;
+mod tls_policy;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where `.ci/install-servers` unpacked the daemons.
+pub fn servers_dir() -> PathBuf {
+    std::env::var_os("FTPS_SYNC_SERVERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/ftps-sync-servers"))
+}
+
+/// Reports a server that cannot run here: loudly, or as a failure when required.
+pub fn skip(what: &str, why: &str) {
+    if std::env::var("FTPS_SYNC_INTEROP").as_deref() == Ok("require") {
+        panic!("{what} is required (FTPS_SYNC_INTEROP=require) but cannot run: {why}");
+    }
+    // Written to the real stderr, past the test harness's capture, so it is seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+}
+
+/// Prints a result line past the capture (for the compatibility table).
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "INTEROP {line}");
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// uid and gid of a local account.
+pub fn account(name: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let o = Command::new("id").args([flag, name]).output().ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().parse().ok())?
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// A free loopback port (bound, then released for the server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A passive port range of its own for each server, below the ephemeral range.
+pub fn passive_range() -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(20000);
+    let lo = NEXT.fetch_add(100, Ordering::SeqCst);
+    (lo, lo + 99)
+}
+
+/// A server process, killed with its process group when dropped.
+pub struct Proc {
+    child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_owned(),
+            log: log.to_owned(),
+        }
+    }
+
+    /// Waits until `port` accepts connections; panics with the server's log if it dies.
+    pub fn wait_listening(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before listening:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        panic!(
+            "{} did not listen on {port}:\n{}",
+            self.name,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // The whole process group (daemons fork per session). `--` matters: procps kill reads
+        // `-KILL -1234` as kill(-1) when the group id starts with 1, which kills everything.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &group]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
