@@ -67,6 +67,14 @@ fn init_default_logging(level: Option<&str>) {
 }
 
 fn init_logging(config: &Config, level: Option<&str>) -> Result<()> {
+    init_subscriber(config, level)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(())
+}
+
+fn init_subscriber(config: &Config, level: Option<&str>) -> Result<()> {
     let level = level.unwrap_or(&config.log.level);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("ftps_sync={level}")));

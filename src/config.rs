@@ -25,6 +25,8 @@ pub struct Config {
     /// Bytes per second across all transfers.
     pub bandwidth_limit: Option<u64>,
     pub log: Log,
+    /// Things that work but should be fixed, logged once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -280,7 +282,12 @@ impl Config {
                 message: strip_serde_location(&e.to_string()),
             }
         })?;
-        Validator { text, source }.validate(raw)
+        Validator {
+            text,
+            source,
+            warnings: Default::default(),
+        }
+        .validate(raw)
     }
 }
 
@@ -306,6 +313,7 @@ fn strip_serde_location(msg: &str) -> String {
 struct Validator<'a> {
     text: &'a str,
     source: &'a Path,
+    warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl Validator<'_> {
@@ -411,6 +419,7 @@ impl Validator<'_> {
                 format: log.format.unwrap_or(LogFormat::Text),
                 file: log.file.map(|p| self.resolve(&p)),
             },
+            warnings: self.warnings.take(),
         })
     }
 
@@ -459,7 +468,13 @@ impl Validator<'_> {
                         format!("cannot read {}: {e}", file.display()),
                     )
                 })?;
-                warn_if_world_readable(&file);
+                if readable_by_others(&file) {
+                    self.warnings.borrow_mut().push(format!(
+                        "password file {} is readable by other users; run: chmod 600 {}",
+                        file.display(),
+                        file.display()
+                    ));
+                }
                 Secret(text.trim_end_matches(['\r', '\n']).to_owned())
             }
         };
@@ -576,18 +591,17 @@ impl Validator<'_> {
     }
 }
 
-fn warn_if_world_readable(file: &Path) {
+fn readable_by_others(file: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::metadata(file)
-            && m.permissions().mode() & 0o004 != 0
-        {
-            tracing::warn!(file = %file.display(), "password file is readable by other users; run chmod 600 on it");
-        }
+        std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
     }
     #[cfg(not(unix))]
-    let _ = file;
+    {
+        let _ = file;
+        false
+    }
 }
 
 /// `30s`, `500ms`, `5m`, `1h 30m`.
@@ -788,6 +802,28 @@ mod tests {
         let (key, _) = config_err(parse(&base("  tls: none\n", "")));
         assert_eq!(key, "server.tls");
         assert!(parse(&base("  tls: none\n  insecure_plaintext: true\n", "")).is_ok());
+    }
+
+    #[test]
+    fn a_password_file_readable_by_others_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "secret\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = base("", "").replace(
+            "password_env: FTPS_SYNC_TEST_PW",
+            &format!("password_file: {}", pw.display()),
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.server.password.expose(), "secret");
+        assert!(
+            c.warnings.iter().any(|w| w.contains("chmod 600")),
+            "{:?}",
+            c.warnings
+        );
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(parse(&text).unwrap().warnings.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ftps_sync::config::Config;
 use ftps_sync::engine::{self, Options, Report};
-use ftps_sync::remote::ftps::{Ftps, ListingMode, MtimeSupport};
+use ftps_sync::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
 use ftps_sync::remote::tls::TlsContext;
 use tokio_util::sync::CancellationToken;
 
@@ -80,10 +80,16 @@ async fn scenarios(server: &Server, tls12: bool) {
         "LIST"
     };
     let sets_mtime = probe.mtime != MtimeSupport::None;
-    let hash = probe
-        .hash
-        .map(|h| format!("{:?}", h))
-        .unwrap_or_else(|| "none".into());
+    let hash = match probe.hash {
+        Some(HashCommand::Hash(a)) => format!("HASH {}", a.name()),
+        Some(HashCommand::X(a)) => format!("X{}", a.name().replace('-', "")),
+        None => "none".into(),
+    };
+    let rest = if probe.features.has("REST") {
+        "REST STREAM"
+    } else {
+        "no REST"
+    };
     probe.quit().await;
     if tls12 {
         assert_eq!(version, "TLSv1_2", "{}: the cap holds", server.name);
@@ -221,7 +227,7 @@ async fn scenarios(server: &Server, tls12: bool) {
     assert!(read(&server.data.join(format!("down-{tag}")), "mine.txt").is_none());
 
     report(&format!(
-        "{} | {} | {version} | listing {listing} | mtime {} | hash {hash} | all scenarios passed",
+        "{} | {} | {version} | listing {listing} | mtime {} | hash {hash} | {rest} | all scenarios passed",
         server.name,
         server.tls,
         if mtime_kept {
