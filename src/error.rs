@@ -37,6 +37,10 @@ pub enum Error {
     #[error("cannot connect to {server}: {message}")]
     Connect { server: String, message: String },
 
+    /// A 421 at connect: the server will not take another connection now.
+    #[error("{server} refused another connection: {reply}")]
+    TooManyConnections { server: String, reply: String },
+
     #[error("TLS with {server} failed: {message}")]
     Tls { server: String, message: String },
 
@@ -114,7 +118,9 @@ impl Error {
         match self {
             Error::Reply { code: Some(c), .. } if (400..500).contains(c) => Class::Transient,
             Error::Reply { .. } => Class::Permanent,
-            Error::ConnectionLost { .. } | Error::Timeout { .. } => Class::Transient,
+            Error::ConnectionLost { .. } | Error::Timeout { .. } | Error::TooManyConnections { .. } => {
+                Class::Transient
+            }
             Error::Verify { .. } => Class::Transient,
             Error::Local { .. } | Error::UnsafeName { .. } | Error::Changed { .. } => Class::Permanent,
             Error::Config { .. }

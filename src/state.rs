@@ -28,7 +28,30 @@ CREATE TABLE IF NOT EXISTS entries (
     sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS partials (
+    path TEXT PRIMARY KEY,
+    direction TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    precision TEXT NOT NULL
+);
 ";
+
+/// Which way a part file is being filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Upload,
+    Download,
+}
+
+impl Transfer {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transfer::Upload => "up",
+            Transfer::Download => "down",
+        }
+    }
+}
 
 impl State {
     pub fn open(state_dir: &Path, folder: &str) -> Result<State> {
@@ -133,6 +156,50 @@ impl State {
     pub fn remove(&self, path: &RelPath) -> Result<()> {
         self.conn
             .execute("DELETE FROM entries WHERE path = ?1", params![path.as_str()])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Records that a part file for `path` is being filled from a source that looked like
+    /// `source`: a later attempt may resume it only while the source still looks the same.
+    pub fn start_partial(&self, path: &RelPath, way: Transfer, source: &Sig) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO partials VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    path.as_str(),
+                    way.as_str(),
+                    source.size as i64,
+                    source.mtime.nanos,
+                    source.mtime.precision.as_str()
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The source a part file of `path` was started from, if it was started going `way`.
+    pub fn partial(&self, path: &RelPath, way: Transfer) -> Result<Option<Sig>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT size, mtime, precision FROM partials WHERE path = ?1 AND direction = ?2",
+                params![path.as_str(), way.as_str()],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(row.and_then(|(size, nanos, p)| {
+            Some(Sig {
+                size: size as u64,
+                mtime: Mtime::new(nanos, Precision::parse(&p)?),
+            })
+        }))
+    }
+
+    pub fn end_partial(&self, path: &RelPath) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM partials WHERE path = ?1", params![path.as_str()])
             .map_err(self.err())?;
         Ok(())
     }

@@ -2,19 +2,24 @@
 //!
 //! ```text
 //!   scan local  ──┐
-//!   list remote ──┼─► reconcile::plan ─► Plan ─► execute, one action at a time ─► commit each
-//!   load base   ──┘        (pure)          │          (retry transient errors)     to state
+//!   list remote ──┼─► reconcile::plan ─► Plan ─► queue: actions in phases, in parallel over the
+//!   load base   ──┘        (pure)          │        connection pool, each retried on transient
+//!                                          │        errors and committed to the state when done
 //!                                          └─► --dry-run: print it, change nothing
 //! ```
+//!
+//! The remote tree is listed with directories fetched concurrently over the pool.
 
+mod queue;
 mod report;
 pub mod retry;
 mod transfer;
 
-use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::Utc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use report::{Issue, Report, human_bytes};
@@ -22,34 +27,106 @@ pub use report::{Issue, Report, human_bytes};
 use crate::config::{Config, Folder};
 use crate::error::{Class, Error, Result};
 use crate::local::is_part_name;
-use crate::local::scan::{Ignore, entry_of, scan, sha256_file};
+use crate::local::scan::{Ignore, scan, sha256_file};
 use crate::path::RelPath;
-use crate::reconcile::{
-    self, Action, Base, BaseEntry, Entry, Kind, Mtime, Plan, Policy, Precision, Snapshot,
-};
+use crate::reconcile::{self, Base, Entry, Kind, Mtime, Policy, Precision, Snapshot};
 use crate::remote::ftps::Ftps;
+use crate::remote::limit::RateLimiter;
 use crate::remote::listing::{Listed, ListedKind};
+use crate::remote::pool::Pool;
 use crate::remote::tls::TlsContext;
-use crate::state::State;
+use crate::state::{State, Transfer};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub dry_run: bool,
 }
 
-/// Everything one pass works with.
-struct Pass<'a> {
-    config: &'a Config,
-    folder: &'a Folder,
-    tls: &'a TlsContext,
-    state: State,
-    /// The control connection; `None` after a transient error, reopened on next use.
-    conn: Option<Ftps>,
-    ignore: Ignore,
-    local: Snapshot,
-    remote: Snapshot,
-    report: Report,
+/// What every task of a pass reads (and the state store they commit to).
+pub(crate) struct Shared {
+    pub config: Config,
+    pub folder: Folder,
+    pub local: Snapshot,
+    pub remote: Snapshot,
+    pub state: Mutex<State>,
+    pub run: Runner,
 }
+
+impl Shared {
+    pub fn remote_path(&self, p: &RelPath) -> String {
+        p.to_remote(&self.folder.remote)
+    }
+
+    /// Runs `f` on the state store (one short transaction, no await inside).
+    pub fn state<T>(&self, f: impl FnOnce(&State) -> Result<T>) -> Result<T> {
+        let guard = self.state.lock().map_err(|_| Error::Interrupted)?;
+        f(&guard)
+    }
+}
+
+/// Runs remote work on the pool, with the retry policy, until cancelled.
+pub(crate) struct Runner {
+    pub pool: Arc<Pool>,
+    pub retry: crate::config::Retry,
+    pub cancel: CancellationToken,
+}
+
+impl Runner {
+    /// After a failed attempt: `Ok` once it is time to try again, `Err` when the error is not
+    /// worth retrying or the attempts are used up.
+    pub async fn pause_before_retry(&self, what: &str, attempt: u32, e: Error) -> Result<()> {
+        if e.class() != Class::Transient || attempt >= self.retry.attempts {
+            return Err(e);
+        }
+        let wait = retry::backoff(&self.retry, attempt, retry::jitter());
+        tracing::warn!(what, attempt, "{e}; retrying in {wait:?}");
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(Error::Interrupted),
+            _ = tokio::time::sleep(wait) => Ok(()),
+        }
+    }
+}
+
+/// Runs `$body` (a future using the connection `$c`) on a pooled connection, retrying
+/// transient errors on a fresh connection with backoff. A connection goes back to the pool
+/// only if it is known to be in step. (A macro, not a closure taking `&mut Ftps`: futures
+/// borrowing their argument do not yet prove `Send` for spawned tasks.)
+macro_rules! retrying {
+    ($run:expr, $what:expr, |$c:ident| $body:expr) => {{
+        let run: &$crate::engine::Runner = $run;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = match run.pool.get().await {
+                Ok(mut lease) => {
+                    let r = {
+                        let $c: &mut $crate::remote::ftps::Ftps = lease.conn();
+                        tokio::select! {
+                            biased;
+                            _ = run.cancel.cancelled() => Err($crate::error::Error::Interrupted),
+                            r = $body => r,
+                        }
+                    };
+                    match &r {
+                        Ok(_) => lease.release(),
+                        Err(e) => lease.check_after(e).await,
+                    }
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(v) => break Ok(v),
+                Err(e) => {
+                    if let Err(e) = run.pause_before_retry($what, attempt, e).await {
+                        break Err(e);
+                    }
+                }
+            }
+        }
+    }};
+}
+pub(crate) use retrying;
 
 /// Runs one pass for `folder`: scan, list, plan, execute, commit.
 pub async fn sync_folder(
@@ -80,82 +157,94 @@ pub async fn sync_folder(
         .await
         .map_err(|e| Error::Usage(format!("scan task failed: {e}")))??;
 
-    let mut pass = Pass {
-        config,
-        folder,
-        tls,
-        state,
-        conn: None,
-        ignore,
-        local: scanned.snapshot,
-        remote: Snapshot::new(),
-        report: Report {
-            folder: folder.name.clone(),
-            dry_run: options.dry_run,
-            ..Report::default()
-        },
+    let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
+    let pool = Pool::new(&config.server, tls, limiter);
+    let mut report = Report {
+        folder: folder.name.clone(),
+        dry_run: options.dry_run,
+        ..Report::default()
     };
     for (path, reason) in &scanned.unsafe_names {
         tracing::warn!(path = %path.display(), reason, "local name cannot be synced; skipped");
-        pass.report.skip(path.display().to_string(), reason.clone());
+        report.skip(path.display().to_string(), reason.clone());
     }
 
-    let listed = pass.list_tree().await?;
-    let (remote_exists, remote_parts) = match listed {
-        Some((snapshot, parts)) => {
-            pass.remote = snapshot;
-            (true, parts)
-        }
-        None => {
-            if !base.is_empty() {
-                return Err(refused(format!(
-                    "remote folder {} is missing but files were in sync: refusing to delete them locally",
-                    folder.remote
-                )));
-            }
-            (false, Vec::new())
+    let runner = |cancel: &CancellationToken| Runner {
+        pool: pool.clone(),
+        retry: config.retry,
+        cancel: cancel.child_token(),
+    };
+    let listing = list_tree(Arc::new(runner(cancel)), folder, &ignore).await;
+    let listing = match listing {
+        Ok(l) => l,
+        Err(e) => {
+            pool.close().await;
+            return Err(e);
         }
     };
-    pass.fill_first_sync_digests(&base).await?;
-
-    let policy = Policy::of(folder);
-    let plan = reconcile::plan(&base, &pass.local, &pass.remote, &policy, Utc::now()).map_err(refused)?;
-
-    if options.dry_run {
-        pass.report.plan = Some(plan);
-        pass.report.seconds = started.elapsed().as_secs_f64();
-        pass.close().await;
-        return Ok(pass.report);
-    }
-    pass.state.set_meta("last_pass_start", &Utc::now().to_rfc3339())?;
-
-    for part in &scanned.part_files {
-        tracing::debug!(part = %part.display(), "removing a part file left by an interrupted pass");
-        let _ = std::fs::remove_file(part);
-    }
-    for part in &remote_parts {
-        tracing::debug!(part, "removing a remote part file left by an interrupted pass");
-        pass.conn().await?.remove(part).await?;
-    }
-    if !remote_exists && plan.changes().next().is_some() {
-        pass.mkdir_remote_root().await?;
-    }
-
-    let result = pass.execute(&plan, cancel).await;
-    pass.report.seconds = started.elapsed().as_secs_f64();
-    let outcome = match &result {
-        Ok(()) if pass.report.unresolved() => "unresolved".to_owned(),
-        Ok(()) => "ok".to_owned(),
-        Err(e) => format!("error: {e}"),
+    let (remote, remote_parts, remote_exists) = match listing {
+        Some(tree) => {
+            report.skipped.extend(tree.unsafe_names);
+            (tree.snapshot, tree.parts, true)
+        }
+        None if !base.is_empty() => {
+            pool.close().await;
+            return Err(refused(format!(
+                "remote folder {} is missing but files were in sync: refusing to delete them locally",
+                folder.remote
+            )));
+        }
+        None => (Snapshot::new(), Vec::new(), false),
     };
-    pass.state.set_meta("last_pass_end", &Utc::now().to_rfc3339())?;
-    pass.state.set_meta("last_result", &outcome)?;
-    pass.close().await;
-    result.map(|()| pass.report)
+
+    let mut sh = Shared {
+        config: config.clone(),
+        folder: folder.clone(),
+        local: scanned.snapshot,
+        remote,
+        state: Mutex::new(state),
+        run: runner(cancel),
+    };
+    let result = async {
+        fill_first_sync_digests(&mut sh, &base).await?;
+        let policy = Policy::of(folder);
+        let plan = reconcile::plan(&base, &sh.local, &sh.remote, &policy, Utc::now()).map_err(refused)?;
+        if options.dry_run {
+            report.plan = Some(plan);
+            return Ok(None);
+        }
+        sh.state(|s| s.set_meta("last_pass_start", &Utc::now().to_rfc3339()))?;
+        remove_stale_parts(&sh, &scanned.part_files, &remote_parts).await?;
+        if !remote_exists && plan.changes().next().is_some() {
+            mkdir_remote_root(&sh).await?;
+        }
+        Ok(Some(plan))
+    }
+    .await;
+    let sh = Arc::new(sh);
+    let result = match result {
+        Ok(Some(plan)) => queue::execute(&sh, plan, &mut report).await,
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    report.seconds = started.elapsed().as_secs_f64();
+    if !options.dry_run {
+        let outcome = match &result {
+            Ok(()) if report.unresolved() => "unresolved".to_owned(),
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        let _ = sh.state(|s| {
+            s.set_meta("last_pass_end", &Utc::now().to_rfc3339())?;
+            s.set_meta("last_result", &outcome)
+        });
+    }
+    pool.close().await;
+    result.map(|()| report)
 }
 
 /// A listed entry as a snapshot entry. A listing without a time compares by size alone.
-fn listed_entry(l: &Listed) -> Entry {
+pub(crate) fn listed_entry(l: &Listed) -> Entry {
     let mtime = l.mtime.unwrap_or(Mtime::new(0, Precision::Days));
     match l.kind {
         ListedKind::Dir => Entry::dir(mtime),
@@ -163,322 +252,198 @@ fn listed_entry(l: &Listed) -> Entry {
     }
 }
 
-impl Pass<'_> {
-    async fn conn(&mut self) -> Result<&mut Ftps> {
-        if self.conn.is_none() {
-            let c = Ftps::connect(&self.config.server, self.tls).await?;
-            tracing::debug!(server = c.server(), "connected");
-            self.conn = Some(c);
-        }
-        self.conn.as_mut().ok_or(Error::Interrupted)
-    }
+/// Whether a remote file still looks the way the snapshot saw it.
+pub(crate) fn same_remote(now: &Entry, then: &Entry) -> bool {
+    now.kind == then.kind && now.size == then.size && now.mtime.same_as(&then.mtime)
+}
 
-    async fn close(&mut self) {
-        if let Some(c) = self.conn.take() {
-            c.quit().await;
-        }
-    }
+struct RemoteTree {
+    snapshot: Snapshot,
+    /// Our part files (remote path, the relative path they stand in for).
+    parts: Vec<(String, RelPath)>,
+    unsafe_names: Vec<Issue>,
+}
 
-    fn remote_path(&self, p: &RelPath) -> String {
-        p.to_remote(&self.folder.remote)
-    }
-
-    /// Lists the remote folder breadth-first. `None` when the folder itself does not exist.
-    /// Each name is validated as a path component before it goes any further.
-    async fn list_tree(&mut self) -> Result<Option<(Snapshot, Vec<String>)>> {
-        let mut snapshot = Snapshot::new();
-        let mut parts = Vec::new();
-        let mut queue: VecDeque<Option<RelPath>> = VecDeque::from([None]);
-        while let Some(dir) = queue.pop_front() {
-            let remote_dir = match &dir {
-                Some(d) => self.remote_path(d),
-                None => self.folder.remote.clone(),
+/// Lists the remote folder, directories fetched concurrently over the pool. `None` when the
+/// folder itself does not exist. Each name is validated as a path component before it goes
+/// any further.
+async fn list_tree(run: Arc<Runner>, folder: &Folder, ignore: &Ignore) -> Result<Option<RemoteTree>> {
+    let mut tree = RemoteTree {
+        snapshot: Snapshot::new(),
+        parts: Vec::new(),
+        unsafe_names: Vec::new(),
+    };
+    let mut tasks: JoinSet<(Option<RelPath>, Result<Vec<Listed>>)> = JoinSet::new();
+    let spawn = |tasks: &mut JoinSet<_>, dir: Option<RelPath>| {
+        let run = run.clone();
+        let remote_dir = dir
+            .as_ref()
+            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
+        tasks.spawn(async move {
+            let r = retrying!(&run, &remote_dir, |c| c.list_dir(&remote_dir));
+            (dir, r)
+        });
+    };
+    spawn(&mut tasks, None);
+    while let Some(joined) = tasks.join_next().await {
+        let (dir, entries) = joined.map_err(|e| Error::Usage(format!("listing task failed: {e}")))?;
+        let remote_dir = dir
+            .as_ref()
+            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
+        let entries = match entries {
+            Err(Error::Reply { code: Some(550), .. }) if dir.is_none() => return Ok(None),
+            other => other?,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for l in entries {
+            let path = match RelPath::child(dir.as_ref(), &l.name) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(dir = remote_dir, name = ?l.name, "unsafe remote name skipped: {e}");
+                    tree.unsafe_names.push(Issue {
+                        path: format!("{remote_dir}/{:?}", l.name),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
             };
-            let entries = match self.conn().await?.list_dir(&remote_dir).await {
-                Err(Error::Reply { code: Some(550), .. }) if dir.is_none() => return Ok(None),
-                other => other?,
-            };
-            let mut seen = HashSet::new();
-            for l in entries {
-                let path = match RelPath::child(dir.as_ref(), &l.name) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(dir = remote_dir, name = ?l.name, "unsafe remote name skipped: {e}");
-                        self.report
-                            .skip(format!("{remote_dir}/{:?}", l.name), e.to_string());
-                        continue;
-                    }
-                };
-                if !seen.insert(l.name.clone()) {
-                    tracing::warn!(path = %path, "duplicate name in a remote listing skipped");
-                    continue;
+            if !seen.insert(l.name.clone()) {
+                tracing::warn!(path = %path, "duplicate name in a remote listing skipped");
+                continue;
+            }
+            if is_part_name(path.name()) {
+                let target = path.name()[1..path.name().len() - crate::local::PART_SUFFIX.len()].to_owned();
+                if let Ok(target) = path.with_name(&target) {
+                    tree.parts.push((path.to_remote(&folder.remote), target));
                 }
-                if is_part_name(path.name()) {
-                    parts.push(self.remote_path(&path));
-                    continue;
+                continue;
+            }
+            if ignore.skips(&path) {
+                continue;
+            }
+            match l.kind {
+                ListedKind::Dir => {
+                    spawn(&mut tasks, Some(path.clone()));
+                    tree.snapshot.insert(path, listed_entry(&l));
                 }
-                if self.ignore.skips(&path) {
-                    continue;
+                ListedKind::File => {
+                    tree.snapshot.insert(path, listed_entry(&l));
                 }
-                match l.kind {
-                    ListedKind::Dir => {
-                        queue.push_back(Some(path.clone()));
-                        snapshot.insert(path, listed_entry(&l));
-                    }
-                    ListedKind::File => {
-                        snapshot.insert(path, listed_entry(&l));
-                    }
-                    ListedKind::Other => {
-                        tracing::debug!(path = %path, "remote symlink or special file not synced")
-                    }
+                ListedKind::Other => {
+                    tracing::debug!(path = %path, "remote symlink or special file not synced")
                 }
             }
         }
-        Ok(Some((snapshot, parts)))
     }
+    Ok(Some(tree))
+}
 
-    /// On a first sync, a file on both sides with the same size but different times may still
-    /// be the same file: compare digests rather than make a needless conflict copy.
-    async fn fill_first_sync_digests(&mut self, base: &Base) -> Result<()> {
-        let candidates: Vec<RelPath> = self
-            .local
+/// Part files left by an interrupted pass are removed, unless the state says which source
+/// they were started from: those may be resumed.
+async fn remove_stale_parts(
+    sh: &Shared,
+    local_parts: &[std::path::PathBuf],
+    remote_parts: &[(String, RelPath)],
+) -> Result<()> {
+    for part in local_parts {
+        let target = part
+            .strip_prefix(&sh.folder.local)
+            .ok()
+            .and_then(|rel| rel.to_str())
+            .map(|rel| rel.replace('\\', "/"))
+            .and_then(|rel| {
+                let (dir, name) = rel.rsplit_once('/').map_or(("", rel.as_str()), |(d, n)| (d, n));
+                let name = name.strip_prefix('.')?.strip_suffix(crate::local::PART_SUFFIX)?;
+                RelPath::new(&if dir.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{dir}/{name}")
+                })
+                .ok()
+            });
+        let resumable = match &target {
+            Some(t) => sh.state(|s| s.partial(t, Transfer::Download))?.is_some(),
+            None => false,
+        };
+        if !resumable {
+            tracing::debug!(part = %part.display(), "removing a part file left by an interrupted pass");
+            let _ = std::fs::remove_file(part);
+        }
+    }
+    for (part, target) in remote_parts {
+        if sh.state(|s| s.partial(target, Transfer::Upload))?.is_none() {
+            tracing::debug!(part, "removing a remote part file left by an interrupted pass");
+            retrying!(&sh.run, part, |c| c.remove(part))?;
+        }
+    }
+    Ok(())
+}
+
+/// On a first sync, a file on both sides with the same size but different times may still
+/// be the same file: compare digests rather than make a needless conflict copy.
+async fn fill_first_sync_digests(sh: &mut Shared, base: &Base) -> Result<()> {
+    let candidates: Vec<RelPath> =
+        sh.local
             .iter()
             .filter(|(p, l)| {
                 l.kind == Kind::File
                     && !base.contains_key(*p)
-                    && self.remote.get(*p).is_some_and(|r| {
+                    && sh.remote.get(*p).is_some_and(|r| {
                         r.kind == Kind::File && r.size == l.size && !r.mtime.same_as(&l.mtime)
                     })
             })
             .map(|(p, _)| p.clone())
             .collect();
-        for path in candidates {
-            let local = sha256_file(&path.to_local(&self.folder.local))?;
-            let remote_path = self.remote_path(&path);
-            let remote = self.remote_sha256(&remote_path).await?;
-            if let Some(e) = self.local.get_mut(&path) {
-                e.sha256 = Some(local);
-            }
-            if let Some(e) = self.remote.get_mut(&path) {
-                e.sha256 = Some(remote);
-            }
+    for path in candidates {
+        let local = sha256_file(&path.to_local(&sh.folder.local))?;
+        let remote_path = sh.remote_path(&path);
+        let remote = retrying!(&sh.run, &remote_path, |c| remote_sha256(c, &remote_path))?;
+        if let Some(e) = sh.local.get_mut(&path) {
+            e.sha256 = Some(local);
         }
-        Ok(())
-    }
-
-    /// The SHA-256 of a remote file: the server's when it offers one, else by reading it.
-    async fn remote_sha256(&mut self, remote_path: &str) -> Result<String> {
-        let conn = self.conn().await?;
-        if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
-            return Ok(hex);
-        }
-        let mut hashers = crate::digest::Hashers::new(None);
-        conn.download(remote_path, 0, &mut tokio::io::sink(), &mut hashers)
-            .await?;
-        Ok(hashers.finish().sha256)
-    }
-
-    async fn mkdir_remote_root(&mut self) -> Result<()> {
-        let root = self.folder.remote.clone();
-        let mut prefix = String::new();
-        for part in root.split('/') {
-            if part.is_empty() {
-                if prefix.is_empty() && root.starts_with('/') {
-                    prefix.push('/');
-                }
-                continue;
-            }
-            if !prefix.is_empty() && !prefix.ends_with('/') {
-                prefix.push('/');
-            }
-            prefix.push_str(part);
-            self.ensure_remote_dir(&prefix.clone()).await?;
-        }
-        Ok(())
-    }
-
-    async fn ensure_remote_dir(&mut self, remote: &str) -> Result<()> {
-        let conn = self.conn().await?;
-        match conn.mkdir(remote).await {
-            Ok(()) => Ok(()),
-            Err(e @ Error::Reply { .. }) => match conn.list_dir(remote).await {
-                Ok(_) => Ok(()), // it was already there
-                Err(_) => Err(e),
-            },
-            Err(e) => Err(e),
+        if let Some(e) = sh.remote.get_mut(&path) {
+            e.sha256 = Some(remote);
         }
     }
-
-    async fn execute(&mut self, plan: &Plan, cancel: &CancellationToken) -> Result<()> {
-        for action in &plan.actions {
-            let mut attempt = 0;
-            loop {
-                if cancel.is_cancelled() {
-                    return Err(Error::Interrupted);
-                }
-                attempt += 1;
-                let result = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return Err(Error::Interrupted),
-                    r = self.apply(action) => r,
-                };
-                let Err(e) = result else { break };
-                match e.class() {
-                    Class::Fatal => return Err(e),
-                    _ if matches!(e, Error::Changed { .. }) => {
-                        tracing::info!(path = %action.path(), "{e}");
-                        self.report.skip(action.path().to_string(), e.to_string());
-                        break;
-                    }
-                    Class::Transient if attempt < self.config.retry.attempts => {
-                        let wait = retry::backoff(&self.config.retry, attempt, retry::jitter());
-                        tracing::warn!(path = %action.path(), attempt, "{e}; retrying in {wait:?}");
-                        // The connection may be out of step after an error: start afresh.
-                        self.conn = None;
-                        tokio::select! {
-                            _ = cancel.cancelled() => return Err(Error::Interrupted),
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                    }
-                    _ => {
-                        tracing::error!(path = %action.path(), "{e}");
-                        self.report.failed.push(Issue {
-                            path: action.path().to_string(),
-                            reason: e.to_string(),
-                        });
-                        if e.class() == Class::Transient {
-                            self.conn = None;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn apply(&mut self, action: &Action) -> Result<()> {
-        match action {
-            Action::MkdirLocal { path } => {
-                let full = path.to_local(&self.folder.local);
-                std::fs::create_dir_all(&full).map_err(Error::local("create directory", &full))?;
-                self.record_dir(path)?;
-                self.report.dirs_created += 1;
-            }
-            Action::MkdirRemote { path } => {
-                let remote = self.remote_path(path);
-                self.ensure_remote_dir(&remote).await?;
-                self.record_dir(path)?;
-                self.report.dirs_created += 1;
-            }
-            Action::Upload { path } => {
-                let local = self.local_entry(path)?;
-                let expect = self.remote.get(path).cloned();
-                let b = self.upload(path, path, &local, expect.as_ref()).await?;
-                self.state.put(path, &b)?;
-                tracing::info!(path = %path, bytes = local.size, "uploaded");
-                self.report.uploaded += 1;
-            }
-            Action::Download { path } => {
-                let remote = self.remote_entry(path)?;
-                let expect = self.local.get(path).cloned();
-                let b = self.download(path, path, &remote, expect.as_ref()).await?;
-                self.state.put(path, &b)?;
-                tracing::info!(path = %path, bytes = remote.size, "downloaded");
-                self.report.downloaded += 1;
-            }
-            Action::KeepBoth { path, loser, copy } => {
-                self.keep_both(path, *loser, copy).await?;
-                self.report.conflicts += 1;
-            }
-            Action::Adopt { path } => {
-                if let (Some(l), Some(r)) = (self.local.get(path), self.remote.get(path)) {
-                    let b = BaseEntry::of(l, r);
-                    self.state.put(path, &b)?;
-                }
-            }
-            Action::Forget { path } => self.state.remove(path)?,
-            Action::DeleteLocal { path } => {
-                let full = path.to_local(&self.folder.local);
-                let expect = self.local_entry(path)?;
-                match std::fs::symlink_metadata(&full) {
-                    Ok(m) if entry_of(&m).sig() == expect.sig() => {}
-                    _ => return Err(self.changed(path, "local")),
-                }
-                std::fs::remove_file(&full).map_err(Error::local("delete", &full))?;
-                self.state.remove(path)?;
-                tracing::info!(path = %path, "deleted locally");
-                self.report.deleted_local += 1;
-            }
-            Action::DeleteRemote { path } => {
-                let remote = self.remote_path(path);
-                let expect = self.remote_entry(path)?;
-                let now = self.conn().await?.stat(&remote).await?;
-                if !now.is_some_and(|n| same_remote(&listed_entry(&n), &expect)) {
-                    return Err(self.changed(path, "remote"));
-                }
-                self.conn().await?.remove(&remote).await?;
-                self.state.remove(path)?;
-                tracing::info!(path = %path, "deleted on the server");
-                self.report.deleted_remote += 1;
-            }
-            Action::RmdirLocal { path } => {
-                let full = path.to_local(&self.folder.local);
-                match std::fs::remove_dir(&full) {
-                    Ok(()) => self.report.dirs_removed += 1,
-                    Err(e) => self
-                        .report
-                        .skip(path.to_string(), format!("local directory not removed: {e}")),
-                }
-                self.state.remove(path)?;
-            }
-            Action::RmdirRemote { path } => {
-                let remote = self.remote_path(path);
-                match self.conn().await?.rmdir(&remote).await {
-                    Ok(()) => self.report.dirs_removed += 1,
-                    Err(Error::Reply { reply, .. }) => self
-                        .report
-                        .skip(path.to_string(), format!("remote directory not removed: {reply}")),
-                    Err(e) => return Err(e),
-                }
-                self.state.remove(path)?;
-            }
-            Action::Skip { path, reason } => {
-                tracing::warn!(path = %path, "skipped: {reason}");
-                self.report.skip(path.to_string(), reason.clone());
-            }
-        }
-        Ok(())
-    }
-
-    fn changed(&self, path: &RelPath, side: &'static str) -> Error {
-        Error::Changed {
-            path: path.to_string(),
-            side,
-        }
-    }
-
-    fn local_entry(&self, path: &RelPath) -> Result<Entry> {
-        self.local
-            .get(path)
-            .cloned()
-            .ok_or_else(|| self.changed(path, "local"))
-    }
-
-    fn remote_entry(&self, path: &RelPath) -> Result<Entry> {
-        self.remote
-            .get(path)
-            .cloned()
-            .ok_or_else(|| self.changed(path, "remote"))
-    }
-
-    fn record_dir(&self, path: &RelPath) -> Result<()> {
-        let dir = Entry::dir(Mtime::new(0, Precision::Days));
-        self.state.put(path, &BaseEntry::of(&dir, &dir))
-    }
+    Ok(())
 }
 
-/// Whether a remote file still looks the way the snapshot saw it.
-fn same_remote(now: &Entry, then: &Entry) -> bool {
-    now.kind == then.kind && now.size == then.size && now.mtime.same_as(&then.mtime)
+/// The SHA-256 of a remote file: the server's when it offers one, else by reading it.
+async fn remote_sha256(conn: &mut Ftps, remote_path: &str) -> Result<String> {
+    if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
+        return Ok(hex);
+    }
+    let mut hashers = crate::digest::Hashers::new(None);
+    conn.download(remote_path, 0, &mut tokio::io::sink(), &mut hashers)
+        .await?;
+    Ok(hashers.finish().sha256)
+}
+
+async fn mkdir_remote_root(sh: &Shared) -> Result<()> {
+    let root = sh.folder.remote.clone();
+    let mut prefix = if root.starts_with('/') {
+        "/".to_owned()
+    } else {
+        String::new()
+    };
+    for part in root.split('/').filter(|p| !p.is_empty()) {
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        let dir = prefix.clone();
+        retrying!(&sh.run, &dir, |c| ensure_remote_dir(c, &dir))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn ensure_remote_dir(conn: &mut Ftps, remote: &str) -> Result<()> {
+    match conn.mkdir(remote).await {
+        Ok(()) => Ok(()),
+        Err(e @ Error::Reply { .. }) => match conn.list_dir(remote).await {
+            Ok(_) => Ok(()), // it was already there
+            Err(_) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }

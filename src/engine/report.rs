@@ -37,6 +37,21 @@ impl Report {
         !self.skipped.is_empty() || !self.failed.is_empty() || self.conflicts > 0
     }
 
+    /// Adds what one action did.
+    pub fn absorb(&mut self, d: Report) {
+        self.uploaded += d.uploaded;
+        self.downloaded += d.downloaded;
+        self.deleted_local += d.deleted_local;
+        self.deleted_remote += d.deleted_remote;
+        self.dirs_created += d.dirs_created;
+        self.dirs_removed += d.dirs_removed;
+        self.conflicts += d.conflicts;
+        self.bytes_up += d.bytes_up;
+        self.bytes_down += d.bytes_down;
+        self.skipped.extend(d.skipped);
+        self.failed.extend(d.failed);
+    }
+
     pub fn skip(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.skipped.push(Issue {
             path: path.into(),

@@ -14,6 +14,7 @@ use suppaftp::{FtpError, FtpResult, Mode, Status};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::limit::RateLimiter;
 use super::listing::{Listed, parse_list_line, parse_mlsd, parse_mlsd_time};
 use super::tls::{TlsContext, TlsInfo};
 use crate::config::{Server, TlsMode};
@@ -145,6 +146,7 @@ pub struct Ftps {
     pub welcome: String,
     /// Whether `LIST -a` works here.
     list_all: bool,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 fn parse_lines(lines: &[String], dir: &str, parse: impl Fn(&str) -> Option<Listed>) -> Vec<Listed> {
@@ -172,6 +174,18 @@ async fn within<T>(
             path: path.to_owned(),
             seconds: timeout.as_secs(),
         }),
+    }
+}
+
+/// A handshake that failed on the bytes, not on the certificate or a refusal.
+fn is_handshake_glitch(e: &Error) -> bool {
+    match e {
+        Error::Tls { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            !m.contains("certificate")
+                && (m.contains("corrupt message") || m.contains("eof") || m.contains("reset"))
+        }
+        _ => false,
     }
 }
 
@@ -210,7 +224,26 @@ fn map_error(e: FtpError, command: &'static str, path: &str) -> Error {
 impl Ftps {
     /// Connects, secures, logs in and probes the server. Every failure here is fatal for the
     /// pass: wrong address, TLS refused or untrusted, wrong password.
+    ///
+    /// A TLS handshake that breaks on garbage (not on a certificate) is tried again on a new
+    /// connection, twice at most: libunftp 0.24 can read the ClientHello as a command when it
+    /// arrives before its own switch to TLS, and answers in clear text. Nothing is ever sent
+    /// unprotected, so trying again is safe.
     pub async fn connect(server: &Server, tls: &TlsContext) -> Result<Ftps> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::connect_once(server, tls).await {
+                Err(e) if attempt < 3 && is_handshake_glitch(&e) => {
+                    tracing::debug!("TLS handshake broke ({e}); connecting again");
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(server: &Server, tls: &TlsContext) -> Result<Ftps> {
         let addr = format!("{}:{}", server.host, server.port);
         let t = server.timeout;
         let connect_err = |message: String| Error::Connect {
@@ -294,6 +327,12 @@ impl Ftps {
         let welcome = stream.get_welcome_msg().unwrap_or_default().to_owned();
         match tokio::time::timeout(t, stream.login(server.user.as_str(), server.password.expose())).await {
             Err(_) => return Err(connect_err(format!("no answer to login within {}s", t.as_secs()))),
+            Ok(Err(FtpError::UnexpectedResponse(r))) if reply_code(&r.body) == Some(421) => {
+                return Err(Error::TooManyConnections {
+                    server: addr.clone(),
+                    reply: reply_text(&r.body),
+                });
+            }
             Ok(Err(FtpError::UnexpectedResponse(r))) => {
                 return Err(Error::Login {
                     server: addr.clone(),
@@ -323,6 +362,7 @@ impl Ftps {
             tls: tls_info,
             welcome,
             list_all: true,
+            limiter: None,
         };
         ftps.probe(server.passive).await?;
         Ok(ftps)
@@ -412,6 +452,11 @@ impl Ftps {
             code,
             reply,
         }
+    }
+
+    /// Shares `bandwidth_limit` with the other connections of a pool.
+    pub fn set_limiter(&mut self, limiter: Option<Arc<RateLimiter>>) {
+        self.limiter = limiter;
     }
 
     pub fn server(&self) -> &str {
@@ -592,6 +637,9 @@ impl Ftps {
                 Ok(Ok(0)) => break,
                 Ok(Ok(n)) => n,
             };
+            if let Some(l) = &self.limiter {
+                l.take(n).await;
+            }
             hashers.update(&buf[..n]);
             sink.write_all(&buf[..n]).await.map_err(|e| Error::Local {
                 op: "write",
@@ -604,15 +652,21 @@ impl Ftps {
         Ok(total)
     }
 
-    /// Streams `source` to `path` (STOR), feeding `hashers`. Returns the bytes sent.
+    /// Streams `source` to `path`, feeding `hashers`. Returns the bytes sent. With `append`,
+    /// the bytes go to the end of the existing file (APPE), to resume an upload.
     pub async fn upload<R: AsyncRead + Unpin>(
         &mut self,
         path: &str,
         source: &mut R,
         hashers: &mut Hashers,
+        append: bool,
     ) -> Result<u64> {
         let t = self.timeout;
-        let mut data = within(t, "STOR", path, self.stream.put_with_stream(path)).await?;
+        let mut data = if append {
+            within(t, "APPE", path, self.stream.append_with_stream(path)).await?
+        } else {
+            within(t, "STOR", path, self.stream.put_with_stream(path)).await?
+        };
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {
@@ -623,6 +677,9 @@ impl Ftps {
             })?;
             if n == 0 {
                 break;
+            }
+            if let Some(l) = &self.limiter {
+                l.take(n).await;
             }
             hashers.update(&buf[..n]);
             match tokio::time::timeout(t, data.write_all(&buf[..n])).await {

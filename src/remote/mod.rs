@@ -2,5 +2,7 @@
 //! suppaftp type.
 
 pub mod ftps;
+pub mod limit;
 pub mod listing;
+pub mod pool;
 pub mod tls;

@@ -102,7 +102,8 @@ async fn lying_transfers_are_retried_then_reported_and_the_old_file_kept() {
     server.put("sync/short.bin", &v2);
     std::fs::write(server.base_path().join("LIE"), "").expect("marker");
     let r = pass(&cfg).await.expect("the pass completes");
-    let failed: Vec<&str> = r.failed.iter().map(|i| i.path.as_str()).collect();
+    let mut failed: Vec<&str> = r.failed.iter().map(|i| i.path.as_str()).collect();
+    failed.sort();
     assert_eq!(failed, vec!["corrupt.bin", "short.bin"], "{r:?}");
     assert!(
         r.failed.iter().all(|i| i.reason.contains("verification")),

@@ -78,8 +78,11 @@ impl Server {
 /// The common part: a 0755 temp dir, a data dir owned by `owner`, certificates, password.
 fn prepare(owner: Option<(u32, u32)>) -> (tempfile::TempDir, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
+    // FTPS_SYNC_KEEP_SERVER_DIRS=1 keeps each server's dir (configs, logs) for a post-mortem.
+    let keep = std::env::var_os("FTPS_SYNC_KEEP_SERVER_DIRS").is_some();
     let base = tempfile::Builder::new()
         .prefix("ftps-interop-")
+        .disable_cleanup(keep)
         .tempdir()
         .expect("temp dir");
     // Daemons change to the virtual user before reaching its root: every ancestor must be

@@ -1,0 +1,250 @@
+//! Runs a plan over the pool: phases in a safe order, actions of a phase in parallel.
+//!
+//! 1. directories to create, shallow first (one at a time: few, and each needs its parent);
+//! 2. conflicts and transfers, in parallel;
+//! 3. file deletions, in parallel;
+//! 4. directories to remove, deepest first, one at a time;
+//! 5. skips, reported.
+//!
+//! Each finished action is committed to the state store by the task that did it.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{Issue, Report, Shared, ensure_remote_dir, listed_entry, retrying, same_remote, transfer};
+use crate::error::{Class, Error, Result};
+use crate::local::scan::entry_of;
+use crate::path::RelPath;
+use crate::reconcile::{Action, BaseEntry, Entry, Mtime, Plan, Precision};
+
+pub(super) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -> Result<()> {
+    let mut phases: [Vec<Action>; 5] = Default::default();
+    for a in plan.actions {
+        let phase = match &a {
+            Action::MkdirLocal { .. } | Action::MkdirRemote { .. } => 0,
+            Action::KeepBoth { .. }
+            | Action::Upload { .. }
+            | Action::Download { .. }
+            | Action::Adopt { .. }
+            | Action::Forget { .. } => 1,
+            Action::DeleteLocal { .. } | Action::DeleteRemote { .. } => 2,
+            Action::RmdirLocal { .. } | Action::RmdirRemote { .. } => 3,
+            Action::Skip { .. } => 4,
+        };
+        phases[phase].push(a);
+    }
+    let [mkdirs, transfers, deletes, rmdirs, skips] = phases;
+    let result = async {
+        for a in mkdirs {
+            let r = apply(sh, &a).await;
+            absorb(report, &a, r)?;
+        }
+        parallel(sh, transfers, report).await?;
+        parallel(sh, deletes, report).await?;
+        for a in rmdirs {
+            let r = apply(sh, &a).await;
+            absorb(report, &a, r)?;
+        }
+        for a in skips {
+            let r = apply(sh, &a).await;
+            absorb(report, &a, r)?;
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        sh.run.cancel.cancel();
+    }
+    result
+}
+
+/// Runs `actions` concurrently, as many at once as the pool has connections (twice that in
+/// flight, so a connection never waits for the next job to be spawned).
+async fn parallel(sh: &Arc<Shared>, actions: Vec<Action>, report: &mut Report) -> Result<()> {
+    let limit = sh.config.server.connections * 2;
+    let mut tasks: JoinSet<(Action, Result<Report>)> = JoinSet::new();
+    let mut pending = actions.into_iter();
+    loop {
+        while tasks.len() < limit {
+            let Some(a) = pending.next() else { break };
+            let sh = sh.clone();
+            tasks.spawn(async move {
+                let r = apply(&sh, &a).await;
+                (a, r)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            return Ok(());
+        };
+        let (action, result) = joined.map_err(|e| Error::Usage(format!("transfer task failed: {e}")))?;
+        absorb(report, &action, result)?;
+    }
+}
+
+/// Folds one action's result into the report. Fatal errors stop the pass; a file that moved
+/// under us is left for the next pass; other errors are reported and the pass goes on.
+fn absorb(report: &mut Report, action: &Action, result: Result<Report>) -> Result<()> {
+    let e = match result {
+        Ok(delta) => {
+            report.absorb(delta);
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    let issue = Issue {
+        path: action.path().to_string(),
+        reason: e.to_string(),
+    };
+    match e.class() {
+        Class::Fatal => Err(e),
+        _ if matches!(e, Error::Changed { .. }) => {
+            tracing::info!(path = %action.path(), "{e}");
+            report.skipped.push(issue);
+            Ok(())
+        }
+        _ => {
+            tracing::error!(path = %action.path(), "{e}");
+            report.failed.push(issue);
+            Ok(())
+        }
+    }
+}
+
+fn changed(path: &RelPath, side: &'static str) -> Error {
+    Error::Changed {
+        path: path.to_string(),
+        side,
+    }
+}
+
+fn local_entry(sh: &Shared, path: &RelPath) -> Result<Entry> {
+    sh.local.get(path).cloned().ok_or_else(|| changed(path, "local"))
+}
+
+fn remote_entry(sh: &Shared, path: &RelPath) -> Result<Entry> {
+    sh.remote
+        .get(path)
+        .cloned()
+        .ok_or_else(|| changed(path, "remote"))
+}
+
+fn record_dir(sh: &Shared, path: &RelPath) -> Result<()> {
+    let dir = Entry::dir(Mtime::new(0, Precision::Days));
+    sh.state(|s| s.put(path, &BaseEntry::of(&dir, &dir)))
+}
+
+/// Does one action; returns what it changed for the report.
+async fn apply(sh: &Shared, action: &Action) -> Result<Report> {
+    let mut d = Report::default();
+    match action {
+        Action::MkdirLocal { path } => {
+            let full = path.to_local(&sh.folder.local);
+            transfer::check_inside(&sh.folder.local, &full)?;
+            std::fs::create_dir_all(&full).map_err(Error::local("create directory", &full))?;
+            record_dir(sh, path)?;
+            d.dirs_created += 1;
+        }
+        Action::MkdirRemote { path } => {
+            let remote = sh.remote_path(path);
+            retrying!(&sh.run, &remote, |c| ensure_remote_dir(c, &remote))?;
+            record_dir(sh, path)?;
+            d.dirs_created += 1;
+        }
+        Action::Upload { path } => {
+            let local = local_entry(sh, path)?;
+            let expect = sh.remote.get(path).cloned();
+            let (b, sent) = retrying!(&sh.run, path.as_str(), |c| transfer::upload(
+                sh,
+                c,
+                path,
+                path,
+                &local,
+                expect.as_ref()
+            ))?;
+            sh.state(|s| s.put(path, &b))?;
+            tracing::info!(path = %path, bytes = local.size, "uploaded");
+            d.uploaded += 1;
+            d.bytes_up += sent;
+        }
+        Action::Download { path } => {
+            let remote = remote_entry(sh, path)?;
+            let expect = sh.local.get(path).cloned();
+            let (b, got) = retrying!(&sh.run, path.as_str(), |c| transfer::download(
+                sh,
+                c,
+                path,
+                path,
+                &remote,
+                expect.as_ref()
+            ))?;
+            sh.state(|s| s.put(path, &b))?;
+            tracing::info!(path = %path, bytes = remote.size, "downloaded");
+            d.downloaded += 1;
+            d.bytes_down += got;
+        }
+        Action::KeepBoth { path, loser, copy } => {
+            let delta = retrying!(&sh.run, path.as_str(), |c| transfer::keep_both(
+                sh, c, path, *loser, copy
+            ))?;
+            d.absorb(delta);
+            d.conflicts += 1;
+        }
+        Action::Adopt { path } => {
+            if let (Some(l), Some(r)) = (sh.local.get(path), sh.remote.get(path)) {
+                sh.state(|s| s.put(path, &BaseEntry::of(l, r)))?;
+            }
+        }
+        Action::Forget { path } => sh.state(|s| s.remove(path))?,
+        Action::DeleteLocal { path } => {
+            let full = path.to_local(&sh.folder.local);
+            let expect = local_entry(sh, path)?;
+            match std::fs::symlink_metadata(&full) {
+                Ok(m) if entry_of(&m).sig() == expect.sig() => {}
+                _ => return Err(changed(path, "local")),
+            }
+            std::fs::remove_file(&full).map_err(Error::local("delete", &full))?;
+            sh.state(|s| s.remove(path))?;
+            tracing::info!(path = %path, "deleted locally");
+            d.deleted_local += 1;
+        }
+        Action::DeleteRemote { path } => {
+            let remote = sh.remote_path(path);
+            let expect = remote_entry(sh, path)?;
+            retrying!(&sh.run, &remote, |c| async {
+                let now = c.stat(&remote).await?;
+                if !now.is_some_and(|n| same_remote(&listed_entry(&n), &expect)) {
+                    return Err(changed(path, "remote"));
+                }
+                c.remove(&remote).await
+            })?;
+            sh.state(|s| s.remove(path))?;
+            tracing::info!(path = %path, "deleted on the server");
+            d.deleted_remote += 1;
+        }
+        Action::RmdirLocal { path } => {
+            let full = path.to_local(&sh.folder.local);
+            match std::fs::remove_dir(&full) {
+                Ok(()) => d.dirs_removed += 1,
+                Err(e) => d.skip(path.to_string(), format!("local directory not removed: {e}")),
+            }
+            sh.state(|s| s.remove(path))?;
+        }
+        Action::RmdirRemote { path } => {
+            let remote = sh.remote_path(path);
+            match retrying!(&sh.run, &remote, |c| c.rmdir(&remote)) {
+                Ok(()) => d.dirs_removed += 1,
+                Err(Error::Reply { reply, .. }) => {
+                    d.skip(path.to_string(), format!("remote directory not removed: {reply}"))
+                }
+                Err(e) => return Err(e),
+            }
+            sh.state(|s| s.remove(path))?;
+        }
+        Action::Skip { path, reason } => {
+            tracing::warn!(path = %path, "skipped: {reason}");
+            d.skip(path.to_string(), reason.clone());
+        }
+    }
+    Ok(d)
+}
