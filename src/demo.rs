@@ -116,6 +116,8 @@ impl Drop for EmbeddedServer {
 pub struct ServerTls {
     /// Offer TLS 1.2 only.
     pub tls12_only: bool,
+    /// Passive ports to use instead of 49152-65535 (a test proxy needs to know them).
+    pub passive_ports: Option<(u16, u16)>,
 }
 
 /// Serves `root` over explicit FTPS (TLS required on control and data) on `127.0.0.1`, a random
@@ -144,6 +146,7 @@ pub async fn serve(
     } else {
         TlsFlags::V1_2 | TlsFlags::V1_3 | TlsFlags::RESUMPTION_SESS_ID | TlsFlags::RESUMPTION_TICKETS
     };
+    let passive = tls.passive_ports.unwrap_or((49152, 65535));
     let serve_root = root.clone();
     let accept = tokio::spawn(async move {
         loop {
@@ -158,7 +161,7 @@ pub async fn serve(
             .ftps(cert.clone(), key.clone())
             .ftps_tls_flags(flags)
             .ftps_required(FtpsRequired::All, FtpsRequired::All)
-            .passive_ports(49152..=65535)
+            .passive_ports(passive.0..=passive.1)
             .build();
             match server {
                 Ok(server) => {

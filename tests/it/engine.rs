@@ -260,3 +260,54 @@ async fn a_wrong_password_is_a_login_error() {
     assert!(matches!(err, Error::Login { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 3);
 }
+
+/// Cancels `cancel` once the part file under `root` holds at least `bytes`.
+async fn cancel_when_part_reaches(root: std::path::PathBuf, bytes: u64, cancel: CancellationToken) {
+    for _ in 0..20_000 {
+        let big_enough = part_files(&root)
+            .iter()
+            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= bytes));
+        if big_enough {
+            cancel.cancel();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_transfers_resume_from_their_part_files() {
+    let h = Harness::new().await;
+    let config = h.config("");
+    let size = 100u64 << 20;
+    for (src, dst, name, seed) in [
+        (&h.remote, &h.local, "down.bin", 3u8),
+        (&h.local, &h.remote, "up.bin", 5u8),
+    ] {
+        let data = big(size as usize, seed);
+        put(src, name, &data);
+        let cancel = CancellationToken::new();
+        let watcher = tokio::spawn(cancel_when_part_reaches(dst.clone(), size / 2, cancel.clone()));
+        let err = h
+            .sync_with(&config, Options::default(), &cancel)
+            .await
+            .expect_err("interrupted");
+        watcher.await.expect("watcher");
+        assert!(matches!(err, Error::Interrupted), "{err:?}");
+        assert!(read(dst, name).is_none());
+
+        let r = h.sync(&config).await.expect("the next pass");
+        let moved = r.bytes_down + r.bytes_up;
+        assert!(
+            moved < size * 6 / 10,
+            "{name}: resumed, but moved {moved} of {size} bytes again"
+        );
+        assert!(moved > 0);
+        assert_eq!(
+            read(dst, name).as_deref(),
+            Some(data.as_slice()),
+            "{name} is whole and right"
+        );
+        assert!(part_files(&h.local).is_empty() && part_files(&h.remote).is_empty());
+    }
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod engine;
+mod faults;
 mod interop;
 mod scenarios;
 mod support;

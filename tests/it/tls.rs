@@ -36,7 +36,11 @@ async fn a_matching_pin_is_trusted_and_a_wrong_one_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_2_only_server_works() {
-    let h = Harness::with_tls(ftps_sync::demo::ServerTls { tls12_only: true }).await;
+    let h = Harness::with_tls(ftps_sync::demo::ServerTls {
+        tls12_only: true,
+        ..Default::default()
+    })
+    .await;
     crate::support::put(&h.local, "a", "a");
     crate::support::put(&h.remote, "b", "b");
     let config = h.config("");
