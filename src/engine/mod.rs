@@ -413,10 +413,11 @@ async fn remote_sha256(conn: &mut Ftps, remote_path: &str) -> Result<String> {
     if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
         return Ok(hex);
     }
-    let mut hashers = crate::digest::Hashers::new(None);
-    conn.download(remote_path, 0, &mut tokio::io::sink(), &mut hashers)
-        .await?;
-    Ok(hashers.finish().sha256)
+    let hashing = crate::local::stream::write_file(None, 0, None, std::path::Path::new(remote_path));
+    let result = conn.download(remote_path, 0, &hashing.chunks).await;
+    let (digests, _) = hashing.finish().await?;
+    result?;
+    Ok(digests.sha256)
 }
 
 async fn mkdir_remote_root(sh: &Shared) -> Result<()> {

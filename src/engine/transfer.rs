@@ -7,14 +7,13 @@
 
 use std::path::Path;
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-
 use super::{Report, Shared, listed_entry, same_remote};
 use crate::config::{Direction, Verify};
-use crate::digest::{Digests, HashAlgo, Hashers};
+use crate::digest::{Digests, HashAlgo};
 use crate::error::{Class, Error, Result};
 use crate::local::part_name;
 use crate::local::scan::entry_of;
+use crate::local::stream::{read_file, write_file};
 use crate::local::write::{commit, part_path, set_mtime};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Precision, Side};
@@ -82,33 +81,6 @@ async fn check_server_hash(sh: &Shared, conn: &mut Ftps, remote: &str, digests: 
     }
 }
 
-/// Feeds the first `len` bytes of `file` to `hashers` (the prefix of a resumed transfer),
-/// leaving the file positioned after them.
-async fn hash_prefix(file: &mut tokio::fs::File, len: u64, hashers: &mut Hashers, path: &Path) -> Result<()> {
-    file.seek(std::io::SeekFrom::Start(0))
-        .await
-        .map_err(Error::local("seek", path))?;
-    let mut left = len;
-    let mut buf = vec![0u8; 256 * 1024];
-    while left > 0 {
-        let want = buf.len().min(left as usize);
-        let n = file
-            .read(&mut buf[..want])
-            .await
-            .map_err(Error::local("read", path))?;
-        if n == 0 {
-            return Err(Error::Local {
-                op: "read",
-                path: path.to_owned(),
-                source: std::io::ErrorKind::UnexpectedEof.into(),
-            });
-        }
-        hashers.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(())
-}
-
 /// Uploads local `src` to remote `dst` through a remote part file, resuming one this folder
 /// started from the same local file. `expect_remote` is what the plan believed is at `dst`:
 /// if the server changed it meanwhile, nothing is overwritten. Returns the base entry and the
@@ -134,17 +106,14 @@ pub(super) async fn upload(
     if offset == 0 {
         sh.state(|s| s.start_partial(dst, Transfer::Upload, &local.sig()))?;
     }
-    let mut file = tokio::fs::File::open(&local_path)
-        .await
-        .map_err(Error::local("open", &local_path))?;
-    let mut hashers = Hashers::new(server_algo(sh, conn));
     if offset > 0 {
-        hash_prefix(&mut file, offset, &mut hashers, &local_path).await?;
         tracing::info!(path = %dst, offset, "resuming upload");
     }
-    let sent = conn.upload(&part, &mut file, &mut hashers, offset > 0).await?;
-    let digests = hashers.finish();
-    drop(file);
+    let mut reading = read_file(&local_path, offset, server_algo(sh, conn));
+    let sent = conn.upload(&part, &mut reading.chunks, offset > 0).await;
+    // The reader's verdict first: a read error means what was sent is not the file.
+    let digests = reading.finish().await?;
+    let sent = sent?;
     let total = offset + sent;
 
     // From here on a failure means the part file is not what we want: start over next time.
@@ -163,23 +132,26 @@ pub(super) async fn upload(
         }
         check_server_hash(sh, conn, &part, &digests).await?;
         if sh.config.verify == Verify::Download {
-            let mut back = Hashers::new(None);
-            conn.download(&part, 0, &mut tokio::io::sink(), &mut back).await?;
-            if back.finish().sha256 != digests.sha256 {
+            let back = write_file(None, 0, None, Path::new(&part));
+            let read = conn.download(&part, 0, &back.chunks).await;
+            let (back, _) = back.finish().await?;
+            read?;
+            if back.sha256 != digests.sha256 {
                 return Err(verify_err(&target, "read back differs from what was sent".into()));
             }
         }
         // The target must still be what the plan saw, or nothing is overwritten.
-        let current = conn.stat(&target).await?;
-        let unchanged = match (expect_remote, &current) {
-            (None, None) => true,
-            (Some(e), Some(c)) => same_remote(&listed_entry(c), e),
-            _ => false,
+        let unchanged = match expect_remote {
+            None => !conn.exists(&target).await?,
+            Some(e) => conn
+                .stat(&target)
+                .await?
+                .is_some_and(|c| same_remote(&listed_entry(&c), e)),
         };
         if !unchanged {
             return Err(changed(dst, "remote"));
         }
-        Ok(current.is_some())
+        Ok(expect_remote.is_some())
     }
     .await;
     let target_exists = match result {
@@ -251,33 +223,29 @@ pub(super) async fn download(
     {
         offset = len;
     }
-    let mut hashers = Hashers::new(server_algo(sh, conn));
-    let mut file = if offset > 0 {
-        let mut f = tokio::fs::OpenOptions::new()
+    let file = if offset > 0 {
+        tracing::info!(path = %dst, offset, "resuming download");
+        std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(&part)
-            .await
-            .map_err(Error::local("open", &part))?;
-        hash_prefix(&mut f, offset, &mut hashers, &part).await?;
-        tracing::info!(path = %dst, offset, "resuming download");
-        f
+            .map_err(Error::local("open", &part))?
     } else {
         sh.state(|s| s.start_partial(dst, Transfer::Download, &remote.sig()))?;
-        tokio::fs::File::create(&part)
-            .await
-            .map_err(Error::local("create", &part))?
+        std::fs::File::create(&part).map_err(Error::local("create", &part))?
     };
     let discard = |e: Error| {
         let _ = std::fs::remove_file(&part);
         let _ = sh.state(|s| s.end_partial(dst));
         e
     };
-    // A transient failure keeps the part file and its record: the next attempt resumes it.
-    let got = conn.download(&source, offset, &mut file, &mut hashers).await?;
-    file.flush().await.map_err(Error::local("write", &part))?;
-    let digests = hashers.finish();
-    let file = file.into_std().await;
+    let writing = write_file(Some(file), offset, server_algo(sh, conn), &part);
+    let got = conn.download(&source, offset, &writing.chunks).await;
+    // A local write error leaves a part file of unknown content: start over next time.
+    let (digests, file) = writing.finish().await.map_err(discard)?;
+    // A transient network failure keeps the part file and its record: the next attempt resumes.
+    let got = got?;
+    let file = file.ok_or_else(|| Error::Interrupted)?;
     let total = offset + got;
     if total != remote.size {
         return Err(discard(verify_err(

@@ -1,6 +1,7 @@
 //! The local side: scanning a folder and writing files atomically.
 
 pub mod scan;
+pub mod stream;
 pub mod write;
 
 /// Our in-flight files: `.<name>.ftps-sync.part`, beside the target, on both sides.

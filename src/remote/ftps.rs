@@ -11,14 +11,15 @@ use chrono::Utc;
 use suppaftp::tokio::{AsyncRustlsStream, AsyncTlsConnector, ImplAsyncFtpStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, FtpResult, Mode, Status};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use super::limit::RateLimiter;
 use super::listing::{Listed, parse_list_line, parse_mlsd, parse_mlsd_time};
 use super::tls::{TlsContext, TlsInfo};
 use crate::config::{Server, TlsMode};
-use crate::digest::{HashAlgo, Hashers};
+use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
 
 type Stream = ImplAsyncFtpStream<AsyncRustlsStream>;
@@ -512,12 +513,40 @@ impl Ftps {
                     Some((d, n)) => (d, n),
                     None => (".", path),
                 };
+                // One line for one file (`LIST -a <path>`) when nothing in the name could be read
+                // as a pattern; otherwise, or if that finds nothing, the whole directory.
+                if self.list_all && !path.contains(['*', '?', '[', ']', '{', '}', '~']) {
+                    let arg = format!("-a {path}");
+                    if let Ok(lines) = within(self.timeout, "LIST", path, self.stream.list(Some(&arg))).await
+                    {
+                        let now = Utc::now();
+                        let found = parse_lines(&lines, path, |l| parse_list_line(l, now))
+                            .into_iter()
+                            .find(|e| e.name == name || e.name.ends_with(&format!("/{name}")));
+                        if found.is_some() {
+                            return Ok(found);
+                        }
+                    }
+                }
                 match self.list_dir(dir).await {
                     Ok(entries) => Ok(entries.into_iter().find(|e| e.name == name)),
                     Err(Error::Reply { code: Some(550), .. }) => Ok(None),
                     Err(e) => Err(e),
                 }
             }
+        }
+    }
+
+    /// Whether anything exists at `path`, as cheaply as the server allows (no data connection).
+    pub async fn exists(&mut self, path: &str) -> Result<bool> {
+        if self.listing == ListingMode::Mlsd {
+            return Ok(self.stat(path).await?.is_some());
+        }
+        let (code, text) = self.raw(&format!("SIZE {path}"), "SIZE", path).await?;
+        match code {
+            Some(213) => Ok(true),
+            Some(550) => Ok(false),
+            _ => Err(Self::reply_err("SIZE", path, code, text)),
         }
     }
 
@@ -609,22 +638,16 @@ impl Ftps {
         within(self.timeout, "RNFR/RNTO", from, self.stream.rename(from, to)).await
     }
 
-    /// Streams `path` from byte `offset` into `sink`, feeding `hashers`. Returns the bytes read.
-    pub async fn download<W: AsyncWrite + Unpin>(
-        &mut self,
-        path: &str,
-        offset: u64,
-        sink: &mut W,
-        hashers: &mut Hashers,
-    ) -> Result<u64> {
+    /// Streams `path` from byte `offset` into `sink`, a chunk at a time. Returns the bytes read.
+    pub async fn download(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
         let t = self.timeout;
         if offset > 0 {
             within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
         }
         let mut data = within(t, "RETR", path, self.stream.retr_as_stream(path)).await?;
-        let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {
+            let mut buf = vec![0u8; CHUNK];
             let n = match tokio::time::timeout(t, data.read(&mut buf)).await {
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -640,25 +663,26 @@ impl Ftps {
             if let Some(l) = &self.limiter {
                 l.take(n).await;
             }
-            hashers.update(&buf[..n]);
-            sink.write_all(&buf[..n]).await.map_err(|e| Error::Local {
-                op: "write",
-                path: path.into(),
-                source: e,
-            })?;
+            buf.truncate(n);
+            if sink.send(buf).await.is_err() {
+                return Err(Error::Local {
+                    op: "write",
+                    path: path.into(),
+                    source: std::io::Error::other("the local writer stopped"),
+                });
+            }
             total += n as u64;
         }
         within(t, "RETR", path, data.finish()).await?;
         Ok(total)
     }
 
-    /// Streams `source` to `path`, feeding `hashers`. Returns the bytes sent. With `append`,
-    /// the bytes go to the end of the existing file (APPE), to resume an upload.
-    pub async fn upload<R: AsyncRead + Unpin>(
+    /// Streams the chunks of `source` to `path`. Returns the bytes sent. With `append`, the
+    /// bytes go to the end of the existing file (APPE), to resume an upload.
+    pub async fn upload(
         &mut self,
         path: &str,
-        source: &mut R,
-        hashers: &mut Hashers,
+        source: &mut mpsc::Receiver<Vec<u8>>,
         append: bool,
     ) -> Result<u64> {
         let t = self.timeout;
@@ -667,22 +691,12 @@ impl Ftps {
         } else {
             within(t, "STOR", path, self.stream.put_with_stream(path)).await?
         };
-        let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
-        loop {
-            let n = source.read(&mut buf).await.map_err(|e| Error::Local {
-                op: "read",
-                path: path.into(),
-                source: e,
-            })?;
-            if n == 0 {
-                break;
-            }
+        while let Some(chunk) = source.recv().await {
             if let Some(l) = &self.limiter {
-                l.take(n).await;
+                l.take(chunk.len()).await;
             }
-            hashers.update(&buf[..n]);
-            match tokio::time::timeout(t, data.write_all(&buf[..n])).await {
+            match tokio::time::timeout(t, data.write_all(&chunk)).await {
                 Err(_) => {
                     return Err(Error::Timeout {
                         command: "STOR",
@@ -693,7 +707,7 @@ impl Ftps {
                 Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "STOR", path)),
                 Ok(Ok(())) => {}
             }
-            total += n as u64;
+            total += chunk.len() as u64;
         }
         // finish() sends close_notify, drains to EOF and reads the 226 (vsftpd TLS 1.3 trap).
         within(t, "STOR", path, data.finish()).await?;

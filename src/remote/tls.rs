@@ -1,7 +1,7 @@
 //! TLS policy: which certificates we trust, pinning, client certificates, TLS versions, and one
 //! session cache per control connection.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -39,40 +39,21 @@ impl TlsContext {
             server: server.host.clone(),
             message,
         };
-        let webpki = if server.fingerprint_sha256.is_some() {
-            None // a pin replaces the CA checks
+        let mut extra_roots = Vec::new();
+        if let Some(ca) = &server.ca_file
+            && server.fingerprint_sha256.is_none()
+        {
+            extra_roots = CertificateDer::pem_file_iter(ca)
+                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| Error::config(ca, "server.ca_file", format!("{}: {e}", ca.display())))?;
+            if extra_roots.is_empty() {
+                return Err(Error::config(ca, "server.ca_file", "no certificate in this file"));
+            }
+        }
+        let extra = if extra_roots.is_empty() {
+            None
         } else {
-            let mut roots = RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                let _ = roots.add(cert);
-            }
-            if let Some(ca) = &server.ca_file {
-                let certs = CertificateDer::pem_file_iter(ca)
-                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-                    .map_err(|e| {
-                        Error::config(&server.host, "server.ca_file", format!("{}: {e}", ca.display()))
-                    })?;
-                if certs.is_empty() {
-                    return Err(Error::config(ca, "server.ca_file", "no certificate in this file"));
-                }
-                for cert in certs {
-                    roots
-                        .add(cert)
-                        .map_err(|e| tls_err(format!("ca_file {}: {e}", ca.display())))?;
-                }
-            }
-            if roots.is_empty() {
-                return Err(tls_err(
-                    "no trusted CA certificates found on this system: set server.ca_file or server.fingerprint_sha256"
-                        .into(),
-                ));
-            }
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| tls_err(e.to_string()))?,
-            )
+            Some(webpki_verifier(&extra_roots, false, &provider).map_err(tls_err)?)
         };
         let client_auth = match (&server.client_cert, &server.client_key) {
             (Some(cert), Some(key)) => {
@@ -87,7 +68,9 @@ impl TlsContext {
         };
         Ok(TlsContext {
             verifier: Arc::new(Verifier {
-                webpki,
+                extra,
+                extra_roots,
+                with_system: OnceLock::new(),
                 pin: server.fingerprint_sha256,
                 provider: provider.clone(),
                 seen: Mutex::new(None),
@@ -131,10 +114,41 @@ impl TlsContext {
     }
 }
 
+/// A verifier over `roots`, plus the system's trust store when `with_system`.
+fn webpki_verifier(
+    roots: &[CertificateDer<'static>],
+    with_system: bool,
+    provider: &Arc<CryptoProvider>,
+) -> std::result::Result<Arc<WebPkiServerVerifier>, String> {
+    let mut store = RootCertStore::empty();
+    if with_system {
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = store.add(cert);
+        }
+    }
+    for cert in roots {
+        store.add(cert.clone()).map_err(|e| format!("ca_file: {e}"))?;
+    }
+    if store.is_empty() {
+        return Err(
+            "no trusted CA certificates found on this system: set server.ca_file or server.fingerprint_sha256".into(),
+        );
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// CA verification (system roots + `ca_file`) or a SHA-256 pin of the server certificate.
+///
+/// The system trust store is loaded only when `ca_file` alone does not verify the server:
+/// reading it takes longer than a whole no-change pass over a small folder. The trust is the
+/// same: a chain is accepted if it leads to a `ca_file` root or a system root.
 #[derive(Debug)]
 struct Verifier {
-    webpki: Option<Arc<WebPkiServerVerifier>>,
+    extra: Option<Arc<WebPkiServerVerifier>>,
+    extra_roots: Vec<CertificateDer<'static>>,
+    with_system: OnceLock<std::result::Result<Arc<WebPkiServerVerifier>, String>>,
     pin: Option<[u8; 32]>,
     provider: Arc<CryptoProvider>,
     seen: Mutex<Option<[u8; 32]>>,
@@ -153,16 +167,28 @@ impl ServerCertVerifier for Verifier {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(fp);
         }
-        match (&self.pin, &self.webpki) {
-            (Some(pin), _) if *pin == fp => Ok(ServerCertVerified::assertion()),
-            (Some(_), _) => Err(rustls::Error::General(format!(
-                "the server certificate (SHA-256 {}) does not match fingerprint_sha256",
-                format_fingerprint(&fp)
-            ))),
-            (None, Some(webpki)) => {
-                webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        match &self.pin {
+            Some(pin) if *pin == fp => return Ok(ServerCertVerified::assertion()),
+            Some(_) => {
+                return Err(rustls::Error::General(format!(
+                    "the server certificate (SHA-256 {}) does not match fingerprint_sha256",
+                    format_fingerprint(&fp)
+                )));
             }
-            (None, None) => Err(rustls::Error::General("no trust anchors".into())),
+            None => {}
+        }
+        if let Some(extra) = &self.extra
+            && let Ok(ok) =
+                extra.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            return Ok(ok);
+        }
+        match self
+            .with_system
+            .get_or_init(|| webpki_verifier(&self.extra_roots, true, &self.provider))
+        {
+            Ok(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            Err(e) => Err(rustls::Error::General(e.clone())),
         }
     }
 
