@@ -149,6 +149,8 @@ class Tools:
         os.chmod(work / "pw", 0o600)
 
     def timed(self, cmd, cwd=None):
+        # Write back what earlier runs left dirty, so no tool pays for another's writes.
+        os.sync()
         out = self.work / "time.txt"
         t0 = time.monotonic()
         r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out)] + cmd, cwd=cwd,

@@ -133,6 +133,46 @@ impl State {
         Ok(base)
     }
 
+    /// The base entry of one path.
+    pub fn get(&self, path: &RelPath) -> Result<Option<BaseEntry>> {
+        // Small and rare (confirming uploads): reuse the full loader's row mapping.
+        let row = self
+            .conn
+            .query_row(
+                "SELECT kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, \
+                 remote_precision, sha256 FROM entries WHERE path = ?1",
+                params![path.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(row.and_then(|(kind, ls, lm, lp, rs, rm, rp, sha)| {
+            Some(BaseEntry {
+                kind: if kind == "dir" { Kind::Dir } else { Kind::File },
+                local: Sig {
+                    size: ls as u64,
+                    mtime: Mtime::new(lm, Precision::parse(&lp)?),
+                },
+                remote: Sig {
+                    size: rs as u64,
+                    mtime: Mtime::new(rm, Precision::parse(&rp)?),
+                },
+                sha256: sha,
+            })
+        }))
+    }
+
     pub fn put(&self, path: &RelPath, e: &BaseEntry) -> Result<()> {
         self.conn
             .execute(

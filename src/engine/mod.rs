@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     pub remote: Snapshot,
     pub state: Mutex<State>,
     pub run: Runner,
+    /// Uploads whose remote time we set but have not seen listed (LIST servers): confirmed
+    /// with one listing per directory after the transfers.
+    pub unconfirmed: Mutex<Vec<RelPath>>,
 }
 
 impl Shared {
@@ -204,6 +207,7 @@ pub async fn sync_folder(
         remote,
         state: Mutex::new(state),
         run: runner(cancel),
+        unconfirmed: Mutex::new(Vec::new()),
     };
     let result = async {
         fill_first_sync_digests(&mut sh, &base).await?;

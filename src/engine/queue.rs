@@ -41,6 +41,7 @@ pub(super) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -
             absorb(report, &a, r)?;
         }
         parallel(sh, transfers, report).await?;
+        confirm_uploads(sh).await;
         parallel(sh, deletes, report).await?;
         for a in rmdirs {
             let r = apply(sh, &a).await;
@@ -57,6 +58,48 @@ pub(super) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -
         sh.run.cancel.cancel();
     }
     result
+}
+
+/// Records what the server lists for files uploaded to a LIST server (whose remote time was
+/// noted unconfirmed): one listing per directory. A failure only leaves them unconfirmed, in
+/// which case the next pass compares them by size and confirms them.
+async fn confirm_uploads(sh: &Arc<Shared>) {
+    let paths: Vec<RelPath> = sh
+        .unconfirmed
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    let mut by_dir: std::collections::BTreeMap<Option<RelPath>, Vec<RelPath>> = Default::default();
+    for p in paths {
+        by_dir.entry(p.parent()).or_default().push(p);
+    }
+    for (dir, files) in by_dir {
+        let remote_dir = dir
+            .as_ref()
+            .map_or(sh.folder.remote.clone(), |d| sh.remote_path(d));
+        let listed = match retrying!(&sh.run, &remote_dir, |c| c.list_dir(&remote_dir)) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(dir = remote_dir, "uploads not confirmed by a listing: {e}");
+                continue;
+            }
+        };
+        for path in files {
+            let Some(seen) = listed.iter().find(|l| l.name == path.name()) else {
+                continue;
+            };
+            let seen = listed_entry(seen);
+            let _ = sh.state(|s| {
+                if let Some(mut b) = s.get(&path)?
+                    && b.remote.size == seen.size
+                {
+                    b.remote = seen.sig();
+                    s.put(&path, &b)?;
+                }
+                Ok(())
+            });
+        }
+    }
 }
 
 /// Runs `actions` concurrently, as many at once as the pool has connections (twice that in

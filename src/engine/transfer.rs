@@ -16,8 +16,8 @@ use crate::local::scan::entry_of;
 use crate::local::stream::{read_file, write_file};
 use crate::local::write::{commit, part_path, set_mtime};
 use crate::path::RelPath;
-use crate::reconcile::{BaseEntry, Entry, Kind, Precision, Side};
-use crate::remote::ftps::Ftps;
+use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
+use crate::remote::ftps::{Ftps, ListingMode};
 use crate::state::Transfer;
 
 fn verify_err(path: &str, detail: String) -> Error {
@@ -174,12 +174,25 @@ pub(super) async fn upload(
         }
     }
     sh.state(|s| s.end_partial(dst))?;
-    conn.set_mtime(&target, local.mtime.secs()).await?;
-    let stored = conn
-        .stat(&target)
-        .await?
-        .ok_or_else(|| verify_err(&target, "not found after upload".into()))?;
-    let remote = listed_entry(&stored);
+    let mtime_set = conn.set_mtime(&target, local.mtime.secs()).await?;
+    let remote = if conn.listing == ListingMode::List && mtime_set {
+        // A LIST server shows a file only in a listing of its directory: rather than one
+        // listing per file, note the time we set and confirm it with one listing per
+        // directory after the transfers (see queue::confirm_uploads).
+        if let Ok(mut u) = sh.unconfirmed.lock() {
+            u.push(dst.clone());
+        }
+        Entry::file(
+            total,
+            Mtime::new(local.mtime.secs() * 1_000_000_000, Precision::Unconfirmed),
+        )
+    } else {
+        let stored = conn
+            .stat(&target)
+            .await?
+            .ok_or_else(|| verify_err(&target, "not found after upload".into()))?;
+        listed_entry(&stored)
+    };
     if remote.size != total {
         return Err(verify_err(
             &target,
@@ -256,24 +269,34 @@ pub(super) async fn download(
     check_server_hash(sh, conn, &source, &digests)
         .await
         .map_err(discard)?;
-    file.sync_all()
-        .map_err(Error::local("sync", &part))
-        .map_err(discard)?;
-    if remote.mtime.precision <= Precision::Minutes && remote.mtime.nanos != 0 {
-        let _ = set_mtime(&file, remote.mtime);
-    }
-    drop(file);
-
-    let current = std::fs::symlink_metadata(&target).ok().map(|m| entry_of(&m));
-    let unchanged = match (expect_local, &current) {
-        (None, None) => true,
-        (Some(e), Some(c)) => c.kind == Kind::File && c.sig() == e.sig(),
-        _ => false,
-    };
-    if !unchanged {
-        return Err(discard(changed(dst, "local")));
-    }
-    commit(&part, &target).map_err(discard)?;
+    // fsync, mtime and the checks before the rename block: keep them off the async workers.
+    let (part2, target2, mtime, expect) = (part.clone(), target.clone(), remote.mtime, expect_local.cloned());
+    let placed = tokio::task::spawn_blocking(move || -> Result<()> {
+        file.sync_all().map_err(Error::local("sync", &part2))?;
+        if mtime.precision <= Precision::Minutes && mtime.nanos != 0 {
+            let _ = set_mtime(&file, mtime);
+        }
+        drop(file);
+        let current = std::fs::symlink_metadata(&target2).ok().map(|m| entry_of(&m));
+        let unchanged = match (&expect, &current) {
+            (None, None) => true,
+            (Some(e), Some(c)) => c.kind == Kind::File && c.sig() == e.sig(),
+            _ => false,
+        };
+        if !unchanged {
+            return Err(Error::Changed {
+                path: target2.display().to_string(),
+                side: "local",
+            });
+        }
+        commit(&part2, &target2)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("file task failed: {e}")))?;
+    placed.map_err(|e| match e {
+        Error::Changed { .. } => discard(changed(dst, "local")),
+        other => discard(other),
+    })?;
     sh.state(|s| s.end_partial(dst))?;
     let stored = std::fs::metadata(&target).map_err(Error::local("stat", &target))?;
     let base = BaseEntry {

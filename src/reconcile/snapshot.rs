@@ -22,6 +22,9 @@ pub enum Precision {
     Seconds,
     Minutes,
     Days,
+    /// Not observed yet: we set it but have not seen the server list it. Only the size is
+    /// compared until a listing confirms the time.
+    Unconfirmed,
 }
 
 impl Precision {
@@ -31,6 +34,7 @@ impl Precision {
             Precision::Seconds => 1_000_000_000,
             Precision::Minutes => 60_000_000_000,
             Precision::Days => 86_400_000_000_000,
+            Precision::Unconfirmed => i64::MAX,
         }
     }
 
@@ -40,6 +44,7 @@ impl Precision {
             Precision::Seconds => "seconds",
             Precision::Minutes => "minutes",
             Precision::Days => "days",
+            Precision::Unconfirmed => "unconfirmed",
         }
     }
 
@@ -49,6 +54,7 @@ impl Precision {
             "seconds" => Precision::Seconds,
             "minutes" => Precision::Minutes,
             "days" => Precision::Days,
+            "unconfirmed" => Precision::Unconfirmed,
             _ => return None,
         })
     }
@@ -73,6 +79,9 @@ impl Mtime {
     /// Whether two observations can be the same time: compared at the coarser precision of
     /// the two, so a listing that changed shape (minutes -> days) is not a change.
     pub fn same_as(&self, other: &Mtime) -> bool {
+        if self.precision == Precision::Unconfirmed || other.precision == Precision::Unconfirmed {
+            return true;
+        }
         let unit = self.precision.max(other.precision).unit_nanos();
         self.nanos.div_euclid(unit) == other.nanos.div_euclid(unit)
     }

@@ -391,3 +391,42 @@ proptest! {
         prop_assert!(contents.contains_key(&lk) && contents.contains_key(&rk));
     }
 }
+
+#[test]
+fn an_unconfirmed_remote_time_compares_by_size_and_is_then_confirmed() {
+    let l = file(1);
+    let mut r_base = file(1);
+    r_base.mtime = Mtime::new(r_base.mtime.nanos, Precision::Unconfirmed);
+    let base: Base = [(rp("a"), BaseEntry::of(&l, &r_base))].into();
+    let local: Snapshot = [(rp("a"), l.clone())].into();
+    // The server lists it at minute precision, in whatever shape: same size, so unchanged.
+    let mut listed = l.clone();
+    listed.sha256 = None;
+    listed.mtime = Mtime::new(listed.mtime.nanos + 42_000_000_000, Precision::Minutes);
+    let remote: Snapshot = [(rp("a"), listed.clone())].into();
+    let p = plan(
+        &base,
+        &local,
+        &remote,
+        &policy(Direction::Both, ConflictPolicy::KeepBoth),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&p),
+        vec!["in sync a"],
+        "the listing's time replaces the unconfirmed one"
+    );
+    // A different size is a change.
+    listed.size += 1;
+    let remote: Snapshot = [(rp("a"), listed)].into();
+    let p = plan(
+        &base,
+        &local,
+        &remote,
+        &policy(Direction::Both, ConflictPolicy::KeepBoth),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(actions(&p), vec!["download a"]);
+}
