@@ -183,16 +183,37 @@ log: {{ level: warn }}
         return self.timed([str(BIN), "sync", "-q", "-c", str(cfg)])
 
     def rclone(self, src, dst, extra=()):
+        """`ftp:/path` names a path on the server; anything else is local."""
         remote = (f":ftp,host=127.0.0.1,port={self.s.port},user={USER},pass={self.obscured},"
-                  f"explicit_tls=true,no_check_certificate=true,concurrency=4:")
-        src = src if src.startswith("/") else remote + src
-        dst = dst if dst.startswith("/") else remote + dst
-        return self.timed(["rclone", "sync", src, dst, "--transfers", "4", "--checkers", "4", *extra])
+                  f"explicit_tls=true,no_check_certificate=true:")
+        src = remote + src[4:] if src.startswith("ftp:") else src
+        dst = remote + dst[4:] if dst.startswith("ftp:") else dst
+        # 4 transfers as the others; no `concurrency` cap: rclone 1.60's FTP backend deadlocks
+        # with concurrency=4 and 4 checkers (seen here on downloads). One stream per file, as
+        # the others (no multi-thread download).
+        return self.timed(["rclone", "sync", src, dst, "--transfers", "4", "--checkers", "4",
+                           "--multi-thread-streams", "0", *extra])
 
     def lftp(self, command):
         script = ("set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:verify-certificate no; "
                   f"set net:max-retries 2; {command}; quit")
         return self.timed(["lftp", "-u", f"{USER},{PASSWORD}", "-p", str(self.s.port), "-e", script, "127.0.0.1"])
+
+
+def tree_summary(root):
+    """(files, bytes) under root, part files included (there must be none)."""
+    files = total = 0
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            files += 1
+            total += os.path.getsize(os.path.join(dirpath, n))
+    return files, total
+
+
+def check_same(tool, case, want_root, got_root):
+    want, got = tree_summary(want_root), tree_summary(got_root)
+    if want != got:
+        sys.exit(f"{tool} / {case}: the destination holds {got} (files, bytes), expected {want}")
 
 
 def median(xs):
@@ -239,9 +260,10 @@ def main():
                     if tool == "ftps-sync":
                         t, rss = tools.ftps_sync(src, "bench", "upload", fresh(work / "state"))
                     elif tool == "rclone":
-                        t, rss = tools.rclone(str(src), "/bench")
+                        t, rss = tools.rclone(str(src), "ftp:/bench")
                     else:
                         t, rss = tools.lftp(f"mirror -R --parallel=4 {src} /bench")
+                    check_same(tool, case, src, server.data / "bench")
                     record(case, tool, size / t, rss)
             for case, dataset, size in (("download 1 GiB", "big", BIG_MIB),
                                         ("download 5,000 x 4 KiB", "small", SMALL_FILES)):
@@ -251,9 +273,10 @@ def main():
                     if tool == "ftps-sync":
                         t, rss = tools.ftps_sync(dst, "bench", "download", fresh(work / "state"))
                     elif tool == "rclone":
-                        t, rss = tools.rclone("/bench", str(dst))
+                        t, rss = tools.rclone("ftp:/bench", str(dst))
                     else:
                         t, rss = tools.lftp(f"mirror --parallel=4 /bench {dst}")
+                    check_same(tool, case, data / dataset, dst)
                     record(case, tool, size / t, rss)
             # ftps-sync at TLS 1.3 (extra rows, same server software uncapped).
             server13.fill("bench", None)
@@ -271,16 +294,17 @@ def main():
         shutil.copytree(data / "many", local, copy_function=shutil.copy2)
         state = fresh(work / "state-many")
         tools.ftps_sync(local, "many", "both", state)
-        tools.rclone(str(local), "/many", ["--size-only"])
+        tools.rclone(str(local), "ftp:/many", ["--size-only"])
         tools.lftp(f"mirror -R --parallel=4 {local} /many")
         for run in range(RUNS):
             for tool in ["ftps-sync", "rclone", "lftp"][run % 3:] + ["ftps-sync", "rclone", "lftp"][: run % 3]:
                 if tool == "ftps-sync":
                     t, rss = tools.ftps_sync(local, "many", "both", state)
                 elif tool == "rclone":
-                    t, rss = tools.rclone(str(local), "/many", ["--size-only"])
+                    t, rss = tools.rclone(str(local), "ftp:/many", ["--size-only"])
                 else:
                     t, rss = tools.lftp(f"mirror -R --parallel=4 {local} /many")
+                check_same(tool, "no-change", local, server.data / "many")
                 record("no-change re-run, 20,000 files", tool, t, rss)
     finally:
         server.stop()

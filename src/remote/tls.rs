@@ -34,7 +34,7 @@ pub struct TlsContext {
 
 impl TlsContext {
     pub fn new(server: &Server) -> Result<TlsContext> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider());
         let tls_err = |message: String| Error::Tls {
             server: server.host.clone(),
             message,
@@ -112,6 +112,17 @@ impl TlsContext {
     pub fn seen_fingerprint(&self) -> Option<String> {
         self.verifier.seen.lock().ok()?.map(|fp| format_fingerprint(&fp))
     }
+}
+
+/// ring, with the AES-128-GCM suites offered first: as safe, and cheaper for the server to
+/// decrypt (vsftpd took uploads about twice as fast with them here).
+fn provider() -> CryptoProvider {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.sort_by_key(|s| {
+        let name = format!("{:?}", s.suite());
+        (!name.contains("AES_128_GCM"), !name.starts_with("TLS13"))
+    });
+    p
 }
 
 /// A verifier over `roots`, plus the system's trust store when `with_system`.
