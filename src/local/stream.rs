@@ -37,18 +37,19 @@ pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>) -> Reading {
         let mut f = File::open(&p).map_err(Error::local("open", &p))?;
         let mut hashers = Hashers::new(also);
         let mut offset = 0u64;
+        // Size the buffer to the file: a 4 KiB file needs no 256 KiB one.
+        let len = f.metadata().map(|m| m.len()).unwrap_or(CHUNK as u64);
+        let mut buf = vec![0u8; (len as usize).clamp(1, CHUNK)];
         loop {
-            let mut buf = vec![0u8; CHUNK];
             let n = f.read(&mut buf).map_err(Error::local("read", &p))?;
             if n == 0 {
                 break;
             }
-            buf.truncate(n);
-            hashers.update(&buf);
+            hashers.update(&buf[..n]);
             let end = offset + n as u64;
             if end > skip {
                 let from = skip.saturating_sub(offset) as usize;
-                let chunk = if from == 0 { buf } else { buf[from..].to_vec() };
+                let chunk = buf[from..n].to_vec();
                 if tx.blocking_send(chunk).is_err() {
                     break; // the transfer stopped
                 }

@@ -646,8 +646,10 @@ impl Ftps {
         }
         let mut data = within(t, "RETR", path, self.stream.retr_as_stream(path)).await?;
         let mut total = 0u64;
+        // One buffer for the reads; each chunk sent on is a copy of what was read, so a small
+        // file does not cost a zeroed 256 KiB allocation per read.
+        let mut buf = vec![0u8; CHUNK];
         loop {
-            let mut buf = vec![0u8; CHUNK];
             let n = match tokio::time::timeout(t, data.read(&mut buf)).await {
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -663,8 +665,7 @@ impl Ftps {
             if let Some(l) = &self.limiter {
                 l.take(n).await;
             }
-            buf.truncate(n);
-            if sink.send(buf).await.is_err() {
+            if sink.send(buf[..n].to_vec()).await.is_err() {
                 return Err(Error::Local {
                     op: "write",
                     path: path.into(),

@@ -38,6 +38,8 @@ p.add_argument("--log", required=True)
 p.add_argument("--masquerade")
 p.add_argument("--passive-ports")
 p.add_argument("--no-mlsd", action="store_true", help="leave MLST/MLSD out (Unix LIST only)")
+p.add_argument("--max-cons-per-ip", type=int, default=0, help="answer 421 beyond this many connections")
+p.add_argument("--readonly-dir", help="a directory (under --root) where the user may not write")
 args = p.parse_args()
 mode = args.mode
 
@@ -181,7 +183,13 @@ if base is TLS_FTPHandler:
 
 authorizer = DummyAuthorizer()
 authorizer.add_user(args.user, args.password, args.root, perm="elradfmwMT")
+if args.readonly_dir:
+    ro = os.path.join(args.root, args.readonly_dir)
+    os.makedirs(ro, exist_ok=True)
+    authorizer.override_perm(args.user, ro, perm="elr", recursive=True)
 Handler.authorizer = authorizer
 server = FTPServer(("127.0.0.1", args.port), Handler)
+if args.max_cons_per_ip:
+    server.max_cons_per_ip = args.max_cons_per_ip
 print("READY", flush=True)
 server.serve_forever(handle_exit=True)

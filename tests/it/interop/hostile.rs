@@ -195,3 +195,47 @@ async fn local_names_with_line_breaks_never_reach_the_control_channel() {
     assert!(read(&server.data.join("sync"), "victim.txt").is_some());
     assert!(read(&server.data.join("sync"), "fine.txt").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_421_shrinks_the_pool_and_the_pass_completes() {
+    let Some(server) = servers::pyftpdlib("normal", &["--max-cons-per-ip".to_owned(), "2".to_owned()]) else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join("local");
+    for i in 0..40 {
+        put(&local, &format!("f{i}.txt"), format!("{i}"));
+        server.put(&format!("sync/g{i}.txt"), format!("{i}"));
+    }
+    let yaml = server.yaml(&local, "/sync", "  connections: 4\n", "");
+    let cfg = Config::parse(&yaml, &server.base_path().join("c.yaml")).expect("config");
+    let r = pass(&cfg)
+        .await
+        .expect("the pass completes with fewer connections");
+    assert_eq!((r.uploaded, r.downloaded, r.failed.len()), (40, 40, 0), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_refusal_is_reported_for_that_file_and_the_pass_goes_on() {
+    let extra = ["--readonly-dir".to_owned(), "sync/locked".to_owned()];
+    let Some(server) = servers::pyftpdlib("normal", &extra) else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join("local");
+    put(&local, "fine.txt", "fine");
+    put(&local, "locked/no.txt", "refused");
+    let r = pass(&config(&server, &local, "/sync"))
+        .await
+        .expect("the pass completes");
+    assert_eq!(r.uploaded, 1, "{r:?}");
+    let failed: Vec<&str> = r.failed.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(failed, vec!["locked/no.txt"], "{r:?}");
+    assert!(r.failed[0].reason.contains("550"), "{r:?}");
+    let stors = server
+        .commands()
+        .lines()
+        .filter(|l| l.starts_with("STOR") && l.contains("no.txt"))
+        .count();
+    assert_eq!(stors, 1, "a permanent error is not retried");
+}
