@@ -647,21 +647,32 @@ impl Ftps {
         let mut data = within(t, "RETR", path, self.stream.retr_as_stream(path)).await?;
         let mut total = 0u64;
         // One buffer for the reads; each chunk sent on is a copy of what was read, so a small
-        // file does not cost a zeroed 256 KiB allocation per read.
+        // file does not cost a zeroed 256 KiB allocation per read. TLS hands out one record
+        // (16 KiB) per read: gather a full buffer before waking the writer thread.
         let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match tokio::time::timeout(t, data.read(&mut buf)).await {
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        command: "RETR",
-                        path: path.to_owned(),
-                        seconds: t.as_secs(),
-                    });
+        let mut eof = false;
+        while !eof {
+            let mut n = 0;
+            while n < buf.len() {
+                match tokio::time::timeout(t, data.read(&mut buf[n..])).await {
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            command: "RETR",
+                            path: path.to_owned(),
+                            seconds: t.as_secs(),
+                        });
+                    }
+                    Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "RETR", path)),
+                    Ok(Ok(0)) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(Ok(k)) => n += k,
                 }
-                Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "RETR", path)),
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => n,
-            };
+            }
+            if n == 0 {
+                break;
+            }
             if let Some(l) = &self.limiter {
                 l.take(n).await;
             }
