@@ -40,9 +40,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let config = load(&config)?;
             status(&config, json)
         }
-        Command::Run { .. } => Err(Error::Usage(
-            "`run` (the background service) is not in this version yet; use `sync` from a timer".into(),
-        )),
+        Command::Run { config } => {
+            let config = load(&config)?;
+            init_logging(&config, level_override)?;
+            run_service(&config).await
+        }
         Command::Service { .. } => Err(Error::Usage("`service` is not in this version yet".into())),
         Command::Demo => {
             init_default_logging(level_override);
@@ -105,22 +107,55 @@ fn init_subscriber(config: &Config, level: Option<&str>) -> Result<()> {
 /// Cancels `token` on Ctrl-C / SIGTERM.
 fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        wait_for_signal().await;
         tracing::warn!("interrupted: stopping after cleaning up");
         token.cancel();
     });
+}
+
+/// `ftps-sync run`: passes at start, on local changes and on the poll timer, until SIGTERM or
+/// Ctrl-C. A second signal exits at once.
+pub async fn run_service(config: &Config) -> Result<u8> {
+    let _lock = crate::lock::InstanceLock::acquire(&config.state_dir)?;
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!(
+                "stopping: in-flight transfers get {}s to finish",
+                crate::daemon::GRACE.as_secs()
+            );
+            shutdown.cancel();
+            wait_for_signal().await;
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(4);
+        });
+    }
+    tracing::info!(folders = config.folders.len(), "ftps-sync running");
+    crate::daemon::run(config, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `ftps-sync sync`: one pass per folder. Exit 0 when everything is in sync, 1 when something
@@ -137,6 +172,12 @@ pub async fn sync(config: &Config, only: &[String], options: Options, json: bool
     if config.bandwidth_limit.is_some() {
         tracing::warn!("bandwidth_limit is not enforced by this version yet");
     }
+    // A dry run changes nothing, so it may look while a service works.
+    let _lock = if options.dry_run {
+        None
+    } else {
+        Some(crate::lock::InstanceLock::acquire(&config.state_dir)?)
+    };
     let tls = TlsContext::new(&config.server)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());

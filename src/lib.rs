@@ -21,12 +21,14 @@ macro_rules! say {
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod digest;
 pub mod engine;
 pub mod error;
 pub mod local;
+pub mod lock;
 pub mod path;
 pub mod reconcile;
 pub mod remote;

@@ -297,6 +297,12 @@ impl Ftps {
                     Err(_) => return Err(connect_err(format!("no greeting within {}s", t.as_secs()))),
                     // A greeting other than 220 (a 230 "already logged in" before TLS, a 421):
                     // we never go on to send anything, let alone USER.
+                    Ok(Err(FtpError::UnexpectedResponse(r))) if reply_code(&r.body) == Some(421) => {
+                        return Err(Error::TooManyConnections {
+                            server: addr.clone(),
+                            reply: reply_text(&r.body),
+                        });
+                    }
                     Ok(Err(FtpError::UnexpectedResponse(r))) => {
                         return Err(connect_err(format!(
                             "unexpected greeting: {}",

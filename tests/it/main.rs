@@ -6,5 +6,6 @@ mod engine;
 mod faults;
 mod interop;
 mod scenarios;
+mod service;
 mod support;
 mod tls;

@@ -1,0 +1,137 @@
+//! `ftps-sync run` as a process: it follows local and remote changes, refuses a second
+//! instance, and stops cleanly on SIGTERM.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Harness, put, read};
+
+fn spawn(args: &[&str], dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("run.log")).expect("log"))
+        .spawn()
+        .expect("start the binary")
+}
+
+/// Runs the binary to completion off the async workers (the server runs on them).
+async fn output(args: &[&str], dir: &Path) -> std::process::Output {
+    let (args, dir): (Vec<String>, std::path::PathBuf) =
+        (args.iter().map(|a| a.to_string()).collect(), dir.to_owned());
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .expect("run the binary")
+    })
+    .await
+    .expect("join")
+}
+
+/// Polls `cond` every 50 ms for up to `secs`.
+async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", "--", &child.id().to_string()])
+        .status();
+}
+
+async fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    None
+}
+
+fn config(h: &Harness) -> String {
+    h.config("");
+    let text = std::fs::read_to_string(h.config_path()).expect("config");
+    std::fs::write(
+        h.config_path(),
+        format!("{text}poll_interval: 1s\ndebounce: 200ms\n"),
+    )
+    .expect("config");
+    h.config_path().display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_follows_changes_on_both_sides_and_stops_on_sigterm() {
+    let h = Harness::new().await;
+    let cfg = config(&h);
+    let mut child = spawn(&["run", "-c", &cfg], h.dir.path());
+
+    put(&h.local, "a.txt", "first");
+    eventually(15, "a local file reaches the server", || {
+        read(&h.remote, "a.txt").as_deref() == Some(&b"first"[..])
+    })
+    .await;
+    put(&h.local, "a.txt", "second, longer");
+    eventually(15, "a local edit reaches the server", || {
+        read(&h.remote, "a.txt").as_deref() == Some(&b"second, longer"[..])
+    })
+    .await;
+    put(&h.remote, "r.txt", "from the server");
+    eventually(15, "a remote file arrives after a poll", || {
+        read(&h.local, "r.txt").is_some()
+    })
+    .await;
+    std::fs::remove_file(h.local.join("a.txt")).expect("rm");
+    eventually(15, "a local delete reaches the server", || {
+        read(&h.remote, "a.txt").is_none()
+    })
+    .await;
+
+    // A second instance on the same state dir is refused.
+    let out = output(&["sync", "-c", &cfg], h.dir.path()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already working"), "{stderr}");
+
+    terminate(&child);
+    let code = wait_exit(&mut child, 20).await;
+    let log = std::fs::read_to_string(h.dir.path().join("run.log")).unwrap_or_default();
+    assert_eq!(code, Some(0), "run did not stop cleanly:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_large_upload_leaves_no_partial_file_and_the_next_run_finishes() {
+    let h = Harness::new().await;
+    let cfg = config(&h);
+    let data: Vec<u8> = (0..(96u32 << 20)).map(|i| (i >> 9) as u8).collect();
+    put(&h.local, "big.bin", &data);
+    let mut child = spawn(&["run", "-c", &cfg], h.dir.path());
+    eventually(20, "the upload starts", || {
+        !crate::support::part_files(&h.remote).is_empty()
+    })
+    .await;
+    terminate(&child);
+    let code = wait_exit(&mut child, 30).await;
+    assert_eq!(code, Some(0));
+    if let Some(got) = read(&h.remote, "big.bin") {
+        assert!(got == data, "a file under its real name is complete");
+    }
+    let out = output(&["sync", "-c", &cfg], h.dir.path()).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read(&h.remote, "big.bin").as_deref(), Some(data.as_slice()));
+    assert!(crate::support::part_files(&h.remote).is_empty());
+}
