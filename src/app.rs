@@ -29,7 +29,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
         } => {
             let config = load(&config)?;
             init_logging(&config, level_override)?;
-            sync(&config, &folders, Options { dry_run }, json).await
+            sync(
+                &config,
+                &folders,
+                Options {
+                    dry_run,
+                    settle: None,
+                },
+                json,
+            )
+            .await
         }
         Command::Check { config } => {
             let config = load(&config)?;
@@ -318,14 +327,23 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
             .values()
             .filter(|b| b.kind == crate::reconcile::Kind::File)
             .count();
+        let conflict_copies = base
+            .keys()
+            .filter(|p| crate::reconcile::is_conflict_copy(p.name()))
+            .count();
         out.push(serde_json::json!({
             "folder": f.name,
             "synced": true,
             "files": files,
+            "conflict_copies": conflict_copies,
             "directories": base.len() - files,
             "last_pass_start": state.meta("last_pass_start")?,
             "last_pass_end": state.meta("last_pass_end")?,
             "last_result": state.meta("last_result")?,
+            "last_error": state.meta("last_error")?,
+            "last_report": state
+                .meta("last_report")?
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok()),
         }));
     }
     if json {
@@ -342,13 +360,29 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
             }
             let field = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
             say!(
-                "{name}: {} files and {} directories in sync; last pass {} .. {}: {}",
+                "{name}: {} files and {} directories in sync ({} conflict copies to look at); last pass {} .. {}: {}",
                 v["files"],
                 v["directories"],
+                v["conflict_copies"],
                 field("last_pass_start"),
                 field("last_pass_end"),
                 field("last_result")
             );
+            let r = &v["last_report"];
+            if r.is_object() {
+                say!(
+                    "  last pass: {} uploaded, {} downloaded, {} deleted, {} conflicts, {} skipped, {} failed",
+                    r["uploaded"],
+                    r["downloaded"],
+                    r["deleted"],
+                    r["conflicts"],
+                    r["skipped"],
+                    r["failed"]
+                );
+            }
+            if let Some(e) = v["last_error"].as_str() {
+                say!("  last error: {e}");
+            }
         }
     }
     Ok(0)

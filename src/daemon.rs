@@ -58,13 +58,22 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// Whether a watcher event is about something a pass could sync.
+/// Whether a watcher event is about something a pass could sync. Reads and opens are not
+/// (a pass's own scan opens every directory); our part files are not.
 fn relevant(event: &notify::Result<notify::Event>) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
     match event {
-        Ok(e) => e
-            .paths
-            .iter()
-            .any(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(is_part_name)),
+        Ok(e) => {
+            let changes = match e.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                EventKind::Access(_) => false,
+                _ => true,
+            };
+            changes
+                && e.paths
+                    .iter()
+                    .any(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(is_part_name))
+        }
         Err(_) => true, // overflow or watcher trouble: a full pass finds out
     }
 }
@@ -88,8 +97,14 @@ async fn folder_loop(
     let mut failures = 0u32;
     let mut last_error: Option<String> = None;
     loop {
-        match engine::sync_folder(config, folder, tls, Options::default(), cut).await {
+        let options = Options {
+            dry_run: false,
+            settle: Some(config.debounce),
+        };
+        let mut deferred = false;
+        match engine::sync_folder(config, folder, tls, options, cut).await {
             Ok(report) => {
+                deferred = report.deferred > 0;
                 if last_error.take().is_some() {
                     tracing::info!(folder = folder.name, "the server is reachable again");
                 }
@@ -114,7 +129,10 @@ async fn folder_loop(
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let wait = if failures > 0 {
+        let wait = if deferred {
+            // Files still being written: look again once they may have settled.
+            config.debounce.max(Duration::from_millis(100))
+        } else if failures > 0 {
             // Retried forever, the wait capped at max_backoff (at least the poll interval's).
             let mut policy = config.retry;
             policy.max_backoff = policy.max_backoff.max(Duration::from_secs(1));
@@ -129,12 +147,19 @@ async fn folder_loop(
                 if !relevant(&event) {
                     continue;
                 }
-                // Debounce: wait until changes have been quiet for `debounce`.
+                // Debounce: wait until changes have been quiet for `debounce`, but no longer
+                // than ten times that while a burst goes on.
+                let latest = tokio::time::Instant::now() + config.debounce * 10;
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(config.debounce) => break,
-                        Some(_) = events.recv() => {}
+                        _ = tokio::time::sleep_until(latest) => break,
+                        Some(e) = events.recv() => {
+                            if !relevant(&e) {
+                                continue;
+                            }
+                        }
                     }
                 }
             }

@@ -40,6 +40,9 @@ use crate::state::{State, Transfer};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub dry_run: bool,
+    /// Leave local files modified less than this long ago for a later pass: they may still
+    /// be being written (the service sets it; a one-shot sync does not).
+    pub settle: Option<std::time::Duration>,
 }
 
 /// What every task of a pass reads (and the state store they commit to).
@@ -53,6 +56,8 @@ pub(crate) struct Shared {
     /// Uploads whose remote time we set but have not seen listed (LIST servers): confirmed
     /// with one listing per directory after the transfers.
     pub unconfirmed: Mutex<Vec<RelPath>>,
+    /// Local files with an mtime after this (nanoseconds) are left for a later pass.
+    pub settled_before: Option<i64>,
 }
 
 impl Shared {
@@ -182,6 +187,9 @@ pub async fn sync_folder(
         Ok(l) => l,
         Err(e) => {
             pool.close().await;
+            if !options.dry_run {
+                let _ = record_outcome(&state, &format!("error: {e}"), &report);
+            }
             return Err(e);
         }
     };
@@ -208,6 +216,9 @@ pub async fn sync_folder(
         state: Mutex::new(state),
         run: runner(cancel),
         unconfirmed: Mutex::new(Vec::new()),
+        settled_before: options.settle.map(|d| {
+            Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX) - d.as_nanos().min(i64::MAX as u128) as i64
+        }),
     };
     let result = async {
         fill_first_sync_digests(&mut sh, &base).await?;
@@ -238,13 +249,30 @@ pub async fn sync_folder(
             Ok(()) => "ok".to_owned(),
             Err(e) => format!("error: {e}"),
         };
-        let _ = sh.state(|s| {
-            s.set_meta("last_pass_end", &Utc::now().to_rfc3339())?;
-            s.set_meta("last_result", &outcome)
-        });
+        let _ = sh.state(|s| record_outcome(s, &outcome, &report));
     }
     pool.close().await;
     result.map(|()| report)
+}
+
+/// What `status` shows about the last pass.
+fn record_outcome(s: &State, outcome: &str, report: &Report) -> Result<()> {
+    s.set_meta("last_pass_end", &Utc::now().to_rfc3339())?;
+    s.set_meta("last_result", outcome)?;
+    let counts = serde_json::json!({
+        "uploaded": report.uploaded,
+        "downloaded": report.downloaded,
+        "deleted": report.deleted_local + report.deleted_remote,
+        "conflicts": report.conflicts,
+        "skipped": report.skipped.len(),
+        "failed": report.failed.len(),
+        "deferred": report.deferred,
+    });
+    s.set_meta("last_report", &counts.to_string())?;
+    if let Some(stripped) = outcome.strip_prefix("error: ") {
+        s.set_meta("last_error", stripped)?;
+    }
+    Ok(())
 }
 
 /// A listed entry as a snapshot entry. A listing without a time compares by size alone.

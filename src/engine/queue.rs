@@ -172,6 +172,14 @@ fn remote_entry(sh: &Shared, path: &RelPath) -> Result<Entry> {
         .ok_or_else(|| changed(path, "remote"))
 }
 
+/// Whether the local file was modified too recently to be taken as finished.
+fn still_changing(sh: &Shared, path: &RelPath) -> bool {
+    match (sh.settled_before, sh.local.get(path)) {
+        (Some(limit), Some(e)) => e.mtime.nanos > limit,
+        _ => false,
+    }
+}
+
 fn record_dir(sh: &Shared, path: &RelPath) -> Result<()> {
     let dir = Entry::dir(Mtime::new(0, Precision::Days));
     sh.state(|s| s.put(path, &BaseEntry::of(&dir, &dir)))
@@ -193,6 +201,10 @@ async fn apply(sh: &Shared, action: &Action) -> Result<Report> {
             retrying!(&sh.run, &remote, |c| ensure_remote_dir(c, &remote))?;
             record_dir(sh, path)?;
             d.dirs_created += 1;
+        }
+        Action::Upload { path } | Action::KeepBoth { path, .. } if still_changing(sh, path) => {
+            tracing::debug!(path = %path, "still being written; left for a later pass");
+            d.deferred += 1;
         }
         Action::Upload { path } => {
             let local = local_entry(sh, path)?;

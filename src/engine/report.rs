@@ -27,6 +27,8 @@ pub struct Report {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub skipped: Vec<Issue>,
+    /// Local files left for a later pass because they were still changing.
+    pub deferred: usize,
     pub failed: Vec<Issue>,
     pub seconds: f64,
 }
@@ -48,6 +50,7 @@ impl Report {
         self.conflicts += d.conflicts;
         self.bytes_up += d.bytes_up;
         self.bytes_down += d.bytes_down;
+        self.deferred += d.deferred;
         self.skipped.extend(d.skipped);
         self.failed.extend(d.failed);
     }

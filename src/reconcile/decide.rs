@@ -178,6 +178,19 @@ fn conflict(ctx: &Ctx<'_>, path: &RelPath, local: &Entry, remote: &Entry) -> Act
     }
 }
 
+/// Whether `name` is one of our conflict copies (`….conflict-YYYYMMDD-HHMMSS-local…`).
+pub fn is_conflict_copy(name: &str) -> bool {
+    name.match_indices(".conflict-").any(|(i, m)| {
+        let rest = &name[i + m.len()..];
+        let stamp = rest.get(..15).unwrap_or("");
+        stamp.len() == 15
+            && stamp
+                .char_indices()
+                .all(|(j, c)| if j == 8 { c == '-' } else { c.is_ascii_digit() })
+            && (rest[15..].starts_with("-local") || rest[15..].starts_with("-remote"))
+    })
+}
+
 /// `<stem>.conflict-<YYYYMMDD-HHMMSS>-<side>.<ext>`, with `-2`, `-3`… added if taken.
 pub fn conflict_copy_name(
     path: &RelPath,

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-pub use decide::{Change, local_change, remote_change, same_content};
+pub use decide::{Change, is_conflict_copy, local_change, remote_change, same_content};
 pub use plan::{Action, Plan, Side};
 pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};
 

@@ -157,6 +157,14 @@ fn mass_delete_and_empty_root_are_refused() {
 }
 
 #[test]
+fn conflict_copies_are_recognised() {
+    assert!(is_conflict_copy("a.conflict-20261124-120000-local.txt"));
+    assert!(is_conflict_copy("Makefile.conflict-20261124-120000-remote-2"));
+    assert!(!is_conflict_copy("a.conflict-2026-local.txt"));
+    assert!(!is_conflict_copy("notes.txt"));
+}
+
+#[test]
 fn conflict_policies() {
     let base = base_of(&[("a", 1)]);
     let local = snapshot(&[("a", 2)]); // mtime 1002

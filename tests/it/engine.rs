@@ -159,7 +159,14 @@ async fn dry_run_changes_nothing() {
     let config = h.config("");
     let (local, remote) = (tree(&h.local), tree(&h.remote));
     let r = h
-        .sync_with(&config, Options { dry_run: true }, &CancellationToken::new())
+        .sync_with(
+            &config,
+            Options {
+                dry_run: true,
+                settle: None,
+            },
+            &CancellationToken::new(),
+        )
         .await
         .expect("dry run");
     let plan = r.plan.expect("a plan");
@@ -310,4 +317,24 @@ async fn interrupted_transfers_resume_from_their_part_files() {
         );
         assert!(part_files(&h.local).is_empty() && part_files(&h.remote).is_empty());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_still_being_written_are_left_for_a_later_pass() {
+    let h = Harness::new().await;
+    put(&h.local, "fresh.txt", "just written");
+    let config = h.config("");
+    let settle = Options {
+        dry_run: false,
+        settle: Some(Duration::from_secs(3600)),
+    };
+    let r = h
+        .sync_with(&config, settle, &CancellationToken::new())
+        .await
+        .expect("pass");
+    assert_eq!((r.uploaded, r.deferred), (0, 1), "{r:?}");
+    assert!(read(&h.remote, "fresh.txt").is_none());
+    assert!(!r.unresolved(), "deferring is not a problem to report");
+    let r = h.sync(&config).await.expect("pass");
+    assert_eq!(r.uploaded, 1);
 }

@@ -135,3 +135,44 @@ async fn sigterm_during_a_large_upload_leaves_no_partial_file_and_the_next_run_f
     assert_eq!(read(&h.remote, "big.bin").as_deref(), Some(data.as_slice()));
     assert!(crate::support::part_files(&h.remote).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_a_conflict_that_run_produced() {
+    let h = Harness::new().await;
+    let cfg = config(&h);
+    put(&h.local, "doc.txt", "base");
+    assert!(output(&["sync", "-c", &cfg], h.dir.path()).await.status.success());
+    put(&h.local, "doc.txt", "local edit");
+    put(&h.remote, "doc.txt", "remote edit, longer");
+    let mut child = spawn(&["-v", "run", "-c", &cfg], h.dir.path());
+    let copies = |root: &Path| {
+        std::fs::read_dir(root)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().contains(".conflict-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(copies(&h.local) == 1 && copies(&h.remote) == 1) {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(h.dir.path().join("run.log")).unwrap_or_default();
+            panic!("no conflict copy on both sides; run.log:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The state store commits each action as it finishes: poll status while run works.
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = output(&["status", "-c", &cfg, "--json"], h.dir.path()).await;
+        status = serde_json::from_slice(&out.stdout).expect("status JSON");
+        if status[0]["conflict_copies"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status[0]["conflict_copies"], 1, "{status}");
+    terminate(&child);
+    assert_eq!(wait_exit(&mut child, 20).await, Some(0));
+}
