@@ -140,27 +140,30 @@ async fn folder_loop(
         } else {
             config.poll_interval
         };
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(wait) => {}
-            Some(event) = events.recv() => {
-                if !relevant(&event) {
-                    continue;
-                }
-                // Debounce: wait until changes have been quiet for `debounce`, but no longer
-                // than ten times that while a burst goes on.
-                let latest = tokio::time::Instant::now() + config.debounce * 10;
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(config.debounce) => break,
-                        _ = tokio::time::sleep_until(latest) => break,
-                        Some(e) = events.recv() => {
-                            if !relevant(&e) {
-                                continue;
-                            }
+        // Wait for the timer or a relevant local change; other events (reads, our part files)
+        // go on waiting.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(deadline) => break,
+                Some(event) = events.recv() => {
+                    if !relevant(&event) {
+                        continue;
+                    }
+                    tracing::debug!(folder = folder.name, ?event, "local change");
+                    // Debounce: wait until changes have been quiet for `debounce`, but no
+                    // longer than ten times that while a burst goes on.
+                    let latest = tokio::time::Instant::now() + config.debounce * 10;
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(config.debounce) => break,
+                            _ = tokio::time::sleep_until(latest) => break,
+                            Some(_) = events.recv() => {}
                         }
                     }
+                    break;
                 }
             }
         }
