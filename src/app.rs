@@ -94,12 +94,7 @@ fn init_subscriber(config: &Config, level: Option<&str>) -> Result<()> {
         .with_target(false);
     let result = match (&config.log.file, config.log.format) {
         (Some(file), format) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-                .map_err(|e| Error::config(&config.source, "log.file", format!("{}: {e}", file.display())))?;
-            let writer = std::sync::Mutex::new(f);
+            let writer = log_file(file).map_err(|e| Error::config(&config.source, "log.file", e))?;
             match format {
                 LogFormat::Json => builder.json().with_writer(writer).try_init(),
                 LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
@@ -111,6 +106,27 @@ fn init_subscriber(config: &Config, level: Option<&str>) -> Result<()> {
     // Already initialised (a test calling twice): keep the first.
     let _ = result;
     Ok(())
+}
+
+/// `log.file`: a file that rotates daily (`<name>.YYYY-MM-DD`), keeping the last 14 days.
+pub fn log_file(
+    file: &std::path::Path,
+) -> std::result::Result<tracing_appender::rolling::RollingFileAppender, String> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} is not a file name", file.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(name)
+        .max_log_files(14)
+        .build(dir)
+        .map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// Cancels `token` on Ctrl-C / SIGTERM.
@@ -312,6 +328,27 @@ pub async fn check(config: &Config) -> Result<u8> {
     Ok(code)
 }
 
+/// Local files and directories that differ from the last synced state (new, edited or
+/// deleted): what the next pass will send. The server is not asked; `None` if the folder
+/// cannot be read.
+fn pending_local_changes(folder: &crate::config::Folder, base: &crate::reconcile::Base) -> Option<usize> {
+    use crate::reconcile::{Change, local_change};
+    let ignore = crate::local::scan::Ignore::new(&folder.ignore).ok()?;
+    let scanned = crate::local::scan::scan(&folder.local, &ignore, base).ok()?;
+    let paths: std::collections::BTreeSet<_> = base.keys().chain(scanned.snapshot.keys()).collect();
+    Some(
+        paths
+            .into_iter()
+            .filter(|p| {
+                !matches!(
+                    local_change(base.get(*p), scanned.snapshot.get(*p)),
+                    Change::Unchanged | Change::Absent
+                )
+            })
+            .count(),
+    )
+}
+
 /// `ftps-sync status`: what the state store knows.
 pub fn status(config: &Config, json: bool) -> Result<u8> {
     let mut out = Vec::new();
@@ -331,11 +368,13 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
             .keys()
             .filter(|p| crate::reconcile::is_conflict_copy(p.name()))
             .count();
+        let pending_local = pending_local_changes(f, &base);
         out.push(serde_json::json!({
             "folder": f.name,
             "synced": true,
             "files": files,
             "conflict_copies": conflict_copies,
+            "pending_local_changes": pending_local,
             "directories": base.len() - files,
             "last_pass_start": state.meta("last_pass_start")?,
             "last_pass_end": state.meta("last_pass_end")?,
@@ -368,6 +407,9 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
                 field("last_pass_end"),
                 field("last_result")
             );
+            if let Some(n) = v["pending_local_changes"].as_u64() {
+                say!("  {n} local changes waiting for the next pass");
+            }
             let r = &v["last_report"];
             if r.is_object() {
                 say!(

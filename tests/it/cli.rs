@@ -82,6 +82,22 @@ fn relative_local_root() {
 }
 
 #[test]
+fn log_file_receives_the_log_and_rotates_by_day() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut w = ftps_sync::app::log_file(&dir.path().join("logs/ftps-sync.log")).expect("log file");
+    w.write_all(b"a line\n").expect("write");
+    w.flush().expect("flush");
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+        .expect("logs dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("ftps-sync.log.20"), "dated name: {files:?}");
+}
+
+#[test]
 fn missing_config_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = run(&["sync", "-c", "nope.yaml"], dir.path());
@@ -235,7 +251,13 @@ async fn sync_json_dry_run_and_check_against_a_real_server() {
     );
     assert!(stdout.contains("listing      MLSD"), "{stdout}");
 
-    let out = run_async(vec!["status".into(), "-c".into(), cfg], dir).await;
+    let out = run_async(vec!["status".into(), "-c".into(), cfg.clone()], dir.clone()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("test: 2 files"), "{stdout}");
+    // Local changes not yet synced show up as pending.
+    crate::support::put(&h.local, "new.txt", "new");
+    std::fs::remove_file(h.local.join("a.txt")).expect("rm");
+    let out = run_async(vec!["status".into(), "-c".into(), cfg, "--json".into()], dir).await;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(status[0]["pending_local_changes"], 2, "{status}");
 }
