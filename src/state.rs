@@ -37,6 +37,34 @@ CREATE TABLE IF NOT EXISTS partials (
 );
 ";
 
+/// The columns of an entry after its path, in the order `base_entry` reads them.
+const ENTRY_COLUMNS: &str =
+    "kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, remote_precision, sha256";
+
+/// Reads `ENTRY_COLUMNS` starting at column `at`; `None` for a precision we do not know.
+fn base_entry(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<BaseEntry>> {
+    let sig = |at: usize| -> rusqlite::Result<Option<Sig>> {
+        let (size, nanos, precision): (i64, i64, String) = (r.get(at)?, r.get(at + 1)?, r.get(at + 2)?);
+        Ok(Precision::parse(&precision).map(|p| Sig {
+            size: size as u64,
+            mtime: Mtime::new(nanos, p),
+        }))
+    };
+    let (Some(local), Some(remote)) = (sig(at + 1)?, sig(at + 4)?) else {
+        return Ok(None);
+    };
+    Ok(Some(BaseEntry {
+        kind: if r.get::<_, String>(at)? == "dir" {
+            Kind::Dir
+        } else {
+            Kind::File
+        },
+        local,
+        remote,
+        sha256: r.get(at + 7)?,
+    }))
+}
+
 /// Which way a part file is being filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transfer {
@@ -75,102 +103,41 @@ impl State {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn load(&self) -> Result<Base> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT path, kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, \
-                 remote_precision, sha256 FROM entries",
-            )
+            .prepare(&format!("SELECT path, {ENTRY_COLUMNS} FROM entries"))
             .map_err(self.err())?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                ))
-            })
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, base_entry(r, 1)?)))
             .map_err(self.err())?;
         let mut base = Base::new();
         for row in rows {
-            let (path, kind, ls, lm, lp, rs, rm, rp, sha) = row.map_err(self.err())?;
+            let (path, entry) = row.map_err(self.err())?;
             // A row we cannot read back is dropped: without a base the path is treated as new
             // on both sides, which never deletes anything.
-            let (Ok(path), Some(lp), Some(rp)) =
-                (RelPath::new(&path), Precision::parse(&lp), Precision::parse(&rp))
-            else {
-                tracing::warn!(path, "unreadable state row ignored");
-                continue;
-            };
-            let kind = if kind == "dir" { Kind::Dir } else { Kind::File };
-            base.insert(
-                path,
-                BaseEntry {
-                    kind,
-                    local: Sig {
-                        size: ls as u64,
-                        mtime: Mtime::new(lm, lp),
-                    },
-                    remote: Sig {
-                        size: rs as u64,
-                        mtime: Mtime::new(rm, rp),
-                    },
-                    sha256: sha,
-                },
-            );
+            match (RelPath::new(&path), entry) {
+                (Ok(path), Some(entry)) => {
+                    base.insert(path, entry);
+                }
+                _ => tracing::warn!(path, "unreadable state row ignored"),
+            }
         }
         Ok(base)
     }
 
     /// The base entry of one path.
     pub fn get(&self, path: &RelPath) -> Result<Option<BaseEntry>> {
-        // Small and rare (confirming uploads): reuse the full loader's row mapping.
         let row = self
             .conn
             .query_row(
-                "SELECT kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, \
-                 remote_precision, sha256 FROM entries WHERE path = ?1",
+                &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE path = ?1"),
                 params![path.as_str()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, String>(6)?,
-                        r.get::<_, Option<String>>(7)?,
-                    ))
-                },
+                |r| base_entry(r, 0),
             )
             .optional()
             .map_err(self.err())?;
-        Ok(row.and_then(|(kind, ls, lm, lp, rs, rm, rp, sha)| {
-            Some(BaseEntry {
-                kind: if kind == "dir" { Kind::Dir } else { Kind::File },
-                local: Sig {
-                    size: ls as u64,
-                    mtime: Mtime::new(lm, Precision::parse(&lp)?),
-                },
-                remote: Sig {
-                    size: rs as u64,
-                    mtime: Mtime::new(rm, Precision::parse(&rp)?),
-                },
-                sha256: sha,
-            })
-        }))
+        Ok(row.flatten())
     }
 
     pub fn put(&self, path: &RelPath, e: &BaseEntry) -> Result<()> {

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     /// Uploads whose remote time we set but have not seen listed (LIST servers): confirmed
     /// with one listing per directory after the transfers.
     pub unconfirmed: Mutex<Vec<RelPath>>,
+    /// The local root with its symlinks resolved, to check writes stay inside it.
+    pub local_real: std::path::PathBuf,
     /// Local files with an mtime after this (nanoseconds) are left for a later pass.
     pub settled_before: Option<i64>,
 }
@@ -216,6 +218,10 @@ pub async fn sync_folder(
         state: Mutex::new(state),
         run: runner(cancel),
         unconfirmed: Mutex::new(Vec::new()),
+        local_real: folder
+            .local
+            .canonicalize()
+            .map_err(Error::local("resolve", &folder.local))?,
         settled_before: options.settle.map(|d| {
             Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX) - d.as_nanos().min(i64::MAX as u128) as i64
         }),

@@ -191,7 +191,7 @@ async fn apply(sh: &Shared, action: &Action) -> Result<Report> {
     match action {
         Action::MkdirLocal { path } => {
             let full = path.to_local(&sh.folder.local);
-            transfer::check_inside(&sh.folder.local, &full)?;
+            transfer::check_inside(&sh.local_real, &full)?;
             std::fs::create_dir_all(&full).map_err(Error::local("create directory", &full))?;
             record_dir(sh, path)?;
             d.dirs_created += 1;

@@ -43,15 +43,15 @@ fn changed(path: &RelPath, side: &'static str) -> Error {
 }
 
 /// Refuses a local path whose directory resolves outside the sync root (a symlinked
-/// directory inside the folder), so nothing is ever written through it.
-pub(super) fn check_inside(root: &Path, target: &Path) -> Result<()> {
+/// directory inside the folder), so nothing is ever written through it. `real_root` is the
+/// root with its symlinks resolved (once per pass: `Shared::local_real`).
+pub(super) fn check_inside(real_root: &Path, target: &Path) -> Result<()> {
     let mut dir = target.parent().map(Path::to_path_buf);
     // The nearest existing ancestor decides.
     while let Some(d) = dir {
         if d.exists() {
-            let (real_root, real_dir) = (root.canonicalize(), d.canonicalize());
-            return match (real_root, real_dir) {
-                (Ok(r), Ok(d)) if d.starts_with(&r) => Ok(()),
+            return match d.canonicalize() {
+                Ok(d) if d.starts_with(real_root) => Ok(()),
                 _ => Err(Error::UnsafeName {
                     name: target.display().to_string(),
                     reason: "its directory resolves outside the sync folder (a symlink?)",
@@ -105,7 +105,8 @@ pub(super) async fn upload(
     let target = sh.remote_path(dst);
     let part = sh.remote_path(&dst.with_name(&part_name(dst.name()))?);
     let mut offset = 0;
-    if sh.state(|s| s.partial(dst, Transfer::Upload))? == Some(local.sig())
+    if resumable(local.size)
+        && sh.state(|s| s.partial(dst, Transfer::Upload))? == Some(local.sig())
         && let Ok(size) = conn.size(&part).await
         && size <= local.size
     {
@@ -232,7 +233,7 @@ pub(super) async fn download(
 ) -> Result<(BaseEntry, u64)> {
     let source = sh.remote_path(src);
     let target = dst.to_local(&sh.folder.local);
-    check_inside(&sh.folder.local, &target)?;
+    check_inside(&sh.local_real, &target)?;
     let part = part_path(&target);
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).map_err(Error::local("create directory", parent))?;
@@ -240,6 +241,7 @@ pub(super) async fn download(
     let existing = std::fs::metadata(&part).map(|m| m.len()).ok();
     let mut offset = 0;
     if let Some(len) = existing
+        && resumable(remote.size)
         && len <= remote.size
         && conn.features.has("REST")
         && sh.state(|s| s.partial(dst, Transfer::Download))? == Some(remote.sig())

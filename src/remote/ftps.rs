@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::limit::RateLimiter;
-use super::listing::{Listed, parse_list_line, parse_mlsd, parse_mlsd_time};
+use super::listing::{Listed, parse_list_line, parse_mlsd};
 use super::tls::{TlsContext, TlsInfo};
 use crate::config::{Server, TlsMode};
 use crate::digest::HashAlgo;
@@ -194,11 +194,14 @@ fn reply_code(body: &[u8]) -> Option<u16> {
     std::str::from_utf8(body.get(..3)?).ok()?.parse().ok()
 }
 
+/// A reply's text, one line per line of the reply.
+fn reply_lines(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).trim_end().replace("\r\n", "\n")
+}
+
+/// A reply on one line, for messages.
 fn reply_text(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .trim_end()
-        .replace("\r\n", " | ")
-        .replace('\n', " | ")
+    reply_lines(body).replace('\n', " | ")
 }
 
 fn map_error(e: FtpError, command: &'static str, path: &str) -> Error {
@@ -378,7 +381,7 @@ impl Ftps {
     async fn probe(&mut self, passive: bool) -> Result<()> {
         let (code, text) = self.raw("FEAT", "FEAT", "").await?;
         if code == Some(211) {
-            self.features = Features::parse(&text.replace(" | ", "\n"));
+            self.features = Features::parse(&text);
         }
         tracing::debug!(server = %self.server, features = ?self.features.lines, "FEAT");
         let f = &self.features;
@@ -430,7 +433,8 @@ impl Ftps {
         Ok(())
     }
 
-    /// Sends one command line and returns whatever the server replied, code and text.
+    /// Sends one command line and returns whatever the server replied: its code, and its text
+    /// with one line per reply line.
     async fn raw(&mut self, line: &str, command: &'static str, path: &str) -> Result<(Option<u16>, String)> {
         if line.contains(['\r', '\n']) {
             return Err(Error::UnsafeName {
@@ -446,7 +450,7 @@ impl Ftps {
                 seconds: self.timeout.as_secs(),
             }),
             Ok(Ok(r)) | Ok(Err(FtpError::UnexpectedResponse(r))) => {
-                Ok((reply_code(&r.body), reply_text(&r.body)))
+                Ok((reply_code(&r.body), reply_lines(&r.body)))
             }
             Ok(Err(e)) => Err(map_error(e, command, path)),
         }
@@ -457,7 +461,7 @@ impl Ftps {
             command,
             path: path.to_owned(),
             code,
-            reply,
+            reply: reply.replace('\n', " | "),
         }
     }
 
@@ -508,7 +512,7 @@ impl Ftps {
             ListingMode::Mlsd => {
                 let (code, text) = self.raw(&format!("MLST {path}"), "MLST", path).await?;
                 match code {
-                    Some(250) => Ok(text.split(" | ").nth(1).and_then(parse_mlsd)),
+                    Some(250) => Ok(text.lines().nth(1).and_then(parse_mlsd)),
                     Some(550) => Ok(None),
                     _ => Err(Self::reply_err("MLST", path, code, text)),
                 }
@@ -615,17 +619,6 @@ impl Ftps {
             Some(h) => Ok(Some((cmd.algo(), h))),
             None => Err(Self::reply_err("HASH", path, code, text)),
         }
-    }
-
-    pub async fn mdtm(&mut self, path: &str) -> Result<Option<i64>> {
-        let (code, text) = self.raw(&format!("MDTM {path}"), "MDTM", path).await?;
-        Ok(match code {
-            Some(213) => text
-                .get(4..)
-                .and_then(|s| parse_mlsd_time(s.trim()))
-                .map(|m| m.secs()),
-            _ => None,
-        })
     }
 
     pub async fn mkdir(&mut self, path: &str) -> Result<()> {
