@@ -88,9 +88,22 @@ impl Harness {
         options: Options,
         cancel: &CancellationToken,
     ) -> ftps_sync::Result<Report> {
-        let tls = TlsContext::new(&config.server)?;
-        engine::sync_folder(config, &config.folders[0], &tls, options, cancel).await
+        pass_with(config, options, cancel).await
     }
+}
+
+/// One pass over the config's first folder.
+pub async fn pass(config: &Config) -> ftps_sync::Result<Report> {
+    pass_with(config, Options::default(), &CancellationToken::new()).await
+}
+
+pub async fn pass_with(
+    config: &Config,
+    options: Options,
+    cancel: &CancellationToken,
+) -> ftps_sync::Result<Report> {
+    let tls = TlsContext::new(&config.server)?;
+    engine::sync_folder(config, &config.folders[0], &tls, options, cancel).await
 }
 
 pub fn put(root: &Path, rel: &str, content: impl AsRef<[u8]>) {

@@ -5,30 +5,9 @@
 use std::path::Path;
 
 use ftps_sync::Error;
-use ftps_sync::config::Config;
-use ftps_sync::engine::{self, Options, Report};
-use ftps_sync::remote::tls::TlsContext;
-use tokio_util::sync::CancellationToken;
 
-use super::servers::{self, Server};
-use crate::support::{put, read, tree};
-
-fn config(server: &Server, local: &Path, remote: &str) -> Config {
-    let yaml = server.yaml(local, remote, "", "");
-    Config::parse(&yaml, &server.base_path().join("c.yaml")).expect("config")
-}
-
-async fn pass(config: &Config) -> ftps_sync::Result<Report> {
-    let tls = TlsContext::new(&config.server)?;
-    engine::sync_folder(
-        config,
-        &config.folders[0],
-        &tls,
-        Options::default(),
-        &CancellationToken::new(),
-    )
-    .await
-}
+use super::servers;
+use crate::support::{pass, put, read, tree};
 
 async fn names_never_escape(extra: &[String]) {
     let Some(server) = servers::pyftpdlib("hostile-names", extra) else {
@@ -39,7 +18,7 @@ async fn names_never_escape(extra: &[String]) {
     let work = tempfile::tempdir().expect("tmp");
     let local = work.path().join("local");
     std::fs::create_dir_all(&local).expect("mkdir");
-    let r = pass(&config(&server, &local, "/"))
+    let r = pass(&server.config(&local, "/", "", ""))
         .await
         .expect("the pass completes");
 
@@ -92,7 +71,7 @@ async fn lying_transfers_are_retried_then_reported_and_the_old_file_kept() {
     let work = tempfile::tempdir().expect("tmp");
     let local = work.path().join("local");
     std::fs::create_dir_all(&local).expect("mkdir");
-    let cfg = config(&server, &local, "/sync");
+    let cfg = server.config(&local, "/sync", "", "");
     let r = pass(&cfg).await.expect("honest first pass");
     assert_eq!(r.downloaded, 3);
 
@@ -135,7 +114,7 @@ async fn an_empty_listing_for_a_synced_folder_deletes_nothing() {
     let work = tempfile::tempdir().expect("tmp");
     let local = work.path().join("local");
     std::fs::create_dir_all(&local).expect("mkdir");
-    let cfg = config(&server, &local, "/");
+    let cfg = server.config(&local, "/", "", "");
     let r = pass(&cfg).await.expect("first pass");
     assert_eq!(r.downloaded, 1000);
     std::fs::write(server.base_path().join("EMPTY"), "").expect("marker");
@@ -169,7 +148,7 @@ async fn a_pasv_reply_naming_another_address_is_ignored() {
     let work = tempfile::tempdir().expect("tmp");
     let local = work.path().join("local");
     put(&local, "up.txt", "up");
-    let r = pass(&config(&server, &local, "/sync")).await.expect("pass");
+    let r = pass(&server.config(&local, "/sync", "", "")).await.expect("pass");
     assert_eq!((r.uploaded, r.downloaded), (1, 1), "{r:?}");
     assert!(server.commands().contains("PASV"), "PASV was used");
     assert!(
@@ -188,7 +167,7 @@ async fn local_names_with_line_breaks_never_reach_the_control_channel() {
     put(&local, "evil\r\nDELE victim.txt", "x");
     put(&local, "fine.txt", "fine");
     server.put("sync/victim.txt", "must survive");
-    let r = pass(&config(&server, &local, "/sync")).await.expect("pass");
+    let r = pass(&server.config(&local, "/sync", "", "")).await.expect("pass");
     assert!(r.skipped.iter().any(|i| i.path.contains("evil")), "{r:?}");
     let commands = server.commands();
     assert!(!commands.contains("DELE"), "{commands}");
@@ -207,8 +186,7 @@ async fn a_421_shrinks_the_pool_and_the_pass_completes() {
         put(&local, &format!("f{i}.txt"), format!("{i}"));
         server.put(&format!("sync/g{i}.txt"), format!("{i}"));
     }
-    let yaml = server.yaml(&local, "/sync", "  connections: 4\n", "");
-    let cfg = Config::parse(&yaml, &server.base_path().join("c.yaml")).expect("config");
+    let cfg = server.config(&local, "/sync", "  connections: 4\n", "");
     let r = pass(&cfg)
         .await
         .expect("the pass completes with fewer connections");
@@ -225,7 +203,7 @@ async fn a_permanent_refusal_is_reported_for_that_file_and_the_pass_goes_on() {
     let local = work.path().join("local");
     put(&local, "fine.txt", "fine");
     put(&local, "locked/no.txt", "refused");
-    let r = pass(&config(&server, &local, "/sync"))
+    let r = pass(&server.config(&local, "/sync", "", ""))
         .await
         .expect("the pass completes");
     assert_eq!(r.uploaded, 1, "{r:?}");

@@ -53,6 +53,19 @@ impl Server {
         p
     }
 
+    /// A loaded config for one folder against this server (see `yaml`).
+    pub fn config(
+        &self,
+        local: &Path,
+        remote: &str,
+        server_extra: &str,
+        folder_extra: &str,
+    ) -> ftps_sync::config::Config {
+        let yaml = self.yaml(local, remote, server_extra, folder_extra);
+        ftps_sync::config::Config::parse(&yaml, &self.base_path().join("config.yaml"))
+            .unwrap_or_else(|e| panic!("config: {e}\n{yaml}"))
+    }
+
     /// Config YAML for one folder against this server.
     pub fn yaml(&self, local: &Path, remote: &str, server_extra: &str, folder_extra: &str) -> String {
         format!(
@@ -204,17 +217,15 @@ pub fn vsftpd(implicit: bool) -> Option<Server> {
     .expect("vsftpd.conf");
     let mut cmd = Command::new(&bin);
     cmd.arg(&conf);
-    let mut proc = Proc::spawn(what, cmd, &b.join("server.log"));
-    proc.wait_listening(port);
-    Some(Server {
-        name: what.into(),
+    Some(launch(
+        what,
+        cmd,
         port,
-        tls: if implicit { "implicit" } else { "explicit" },
-        data,
+        if implicit { "implicit" } else { "explicit" },
         base,
-        owner: Some(owner),
-        _proc: proc,
-    })
+        data,
+        Some(owner),
+    ))
 }
 
 pub fn proftpd() -> Option<Server> {
@@ -262,17 +273,7 @@ pub fn proftpd() -> Option<Server> {
     .expect("proftpd.conf");
     let mut cmd = Command::new(&bin);
     cmd.args(["-n", "-q", "-c"]).arg(&conf);
-    let mut proc = Proc::spawn(what, cmd, &b.join("server.log"));
-    proc.wait_listening(port);
-    Some(Server {
-        name: what.into(),
-        port,
-        tls: "explicit",
-        data,
-        base,
-        owner: Some(owner),
-        _proc: proc,
-    })
+    Some(launch(what, cmd, port, "explicit", base, data, Some(owner)))
 }
 
 pub fn pure_ftpd() -> Option<Server> {
@@ -316,17 +317,30 @@ pub fn pure_ftpd() -> Option<Server> {
         .arg(format!("{lo}:{hi}"))
         .arg("-O")
         .arg(format!("clf:{}", b.join("xfer.log").display()));
-    let mut proc = Proc::spawn(what, cmd, &b.join("server.log"));
+    Some(launch(what, cmd, port, "explicit", base, data, Some(owner)))
+}
+
+/// Starts `cmd`, waits until it listens on `port`, and wraps it as a `Server`.
+fn launch(
+    what: &str,
+    cmd: Command,
+    port: u16,
+    tls: &'static str,
+    base: tempfile::TempDir,
+    data: PathBuf,
+    owner: Option<(u32, u32)>,
+) -> Server {
+    let mut proc = Proc::spawn(what, cmd, &base.path().join("server.log"));
     proc.wait_listening(port);
-    Some(Server {
-        name: what.into(),
+    Server {
+        name: what.to_owned(),
         port,
-        tls: "explicit",
+        tls,
         data,
         base,
-        owner: Some(owner),
+        owner,
         _proc: proc,
-    })
+    }
 }
 
 /// Whether python3 with pyftpdlib and pyOpenSSL is here.
@@ -371,17 +385,7 @@ pub fn pyftpdlib(mode: &str, extra: &[String]) -> Option<Server> {
         .arg("--log")
         .arg(b.join("commands.log"))
         .args(extra);
-    let mut proc = Proc::spawn(&what, cmd, &b.join("server.log"));
-    proc.wait_listening(port);
-    Some(Server {
-        name: what,
-        port,
-        tls: "explicit",
-        data,
-        base,
-        owner: None,
-        _proc: proc,
-    })
+    Some(launch(&what, cmd, port, "explicit", base, data, None))
 }
 
 impl Server {

@@ -4,33 +4,23 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ftps_sync::config::Config;
-use ftps_sync::engine::{self, Options, Report};
+use ftps_sync::engine::Report;
 use ftps_sync::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
 use ftps_sync::remote::tls::TlsContext;
-use tokio_util::sync::CancellationToken;
 
 use super::report;
 use super::servers::{self, Server};
 use crate::support::{part_files, put, read, tree};
 
 async fn pass(config: &Config) -> Report {
-    let tls = TlsContext::new(&config.server).expect("tls");
-    engine::sync_folder(
-        config,
-        &config.folders[0],
-        &tls,
-        Options::default(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("pass failed: {e}"))
+    crate::support::pass(config)
+        .await
+        .unwrap_or_else(|e| panic!("pass failed: {e}"))
 }
 
 fn config(server: &Server, local: &Path, remote: &str, tls12: bool, folder_extra: &str) -> Config {
     let cap = if tls12 { "  tls_max_version: \"1.2\"\n" } else { "" };
-    let yaml = server.yaml(local, remote, cap, folder_extra);
-    Config::parse(&yaml, &server.base_path().join("config.yaml"))
-        .unwrap_or_else(|e| panic!("config: {e}\n{yaml}"))
+    server.config(local, remote, cap, folder_extra)
 }
 
 fn same_trees(local: &Path, remote: &Path) -> Result<(), String> {

@@ -11,8 +11,7 @@ use super::servers::{self, Server};
 fn config(server: &Server, server_extra: &str) -> Config {
     let local = server.base_path().join("local");
     std::fs::create_dir_all(&local).expect("mkdir");
-    let yaml = server.yaml(&local, "/", server_extra, "");
-    Config::parse(&yaml, &server.base_path().join("c.yaml")).expect("config")
+    server.config(&local, "/", server_extra, "")
 }
 
 async fn connect(config: &Config) -> ftps_sync::Result<Ftps> {
