@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target/release/ftps-sync"
+BIN = Path(os.environ.get("FTPS_SYNC_BIN", ROOT / "target/release/ftps-sync"))
 RUNS = int(os.environ.get("RUNS", "3"))
 # Smaller sets for a smoke run of the script itself.
 BIG_MIB = int(os.environ.get("BIG_MIB", "1024"))

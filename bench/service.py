@@ -124,6 +124,19 @@ def main():
         time.sleep(IDLE_SECONDS)
         idle_cpu = cpu_seconds(proc.pid) - c0
         rss, hwm = rss_mib(proc.pid), rss_mib(proc.pid, "VmHWM")
+        # 4. Change latency inside the big tree (the watcher's passes look at the changed paths).
+        files = sorted(p for p in local.rglob("*") if p.is_file())[:10]
+        big_latencies = []
+        for i in range(EDITS // 5):
+            content = f"big-tree edit {i} {time.time()}\n".encode()
+            p = files[i % len(files)]
+            p.write_bytes(content)
+            t0 = time.monotonic()
+            target = server.data / "idle" / p.relative_to(local)
+            if not wait_for(lambda: target.exists() and target.read_bytes() == content, 30):
+                sys.exit(f"big-tree edit {i} never reached the server")
+            big_latencies.append(time.monotonic() - t0)
+            time.sleep(0.2)
         proc.terminate()
         proc.wait(30)
     finally:
@@ -137,6 +150,9 @@ def main():
           f"median {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms")
     print(f"burst of {BURST} files created at once: all on the server after {burst_seconds:.1f} s, "
           f"in {passes} passes with uploads")
+    big = sorted(big_latencies)
+    print(f"change latency in the {IDLE_FILES}-file tree over {len(big)} edits: "
+          f"median {statistics.median(big) * 1000:.0f} ms, max {big[-1] * 1000:.0f} ms")
     print(f"idle, watching {IDLE_FILES} files for {IDLE_SECONDS} s: {idle_cpu:.2f} s CPU, RSS {rss:.0f} MiB "
           f"(peak {hwm:.0f} MiB)")
     if not os.environ.get("KEEP"):

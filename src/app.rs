@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, ConfigArg};
+use crate::cli::{Cli, Command, ConfigArg, ServiceAction};
 use crate::config::{self, Config, LogFormat};
 use crate::engine::{self, Options, Report};
 use crate::error::{Error, Result};
@@ -34,7 +34,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 &folders,
                 Options {
                     dry_run,
-                    settle: None,
+                    ..Options::default()
                 },
                 json,
             )
@@ -54,12 +54,84 @@ pub async fn run(cli: Cli) -> Result<u8> {
             init_logging(&config, level_override)?;
             run_service(&config).await
         }
-        Command::Service { .. } => Err(Error::Usage("`service` is not in this version yet".into())),
+        Command::Service { action } => service(action),
         Command::Demo => {
             init_default_logging(level_override);
             demo().await
         }
     }
+}
+
+/// `ftps-sync service install|uninstall`.
+fn service(action: ServiceAction) -> Result<u8> {
+    let done = match action {
+        ServiceAction::Install { config, user, root } => {
+            let path = config.config.clone().unwrap_or_else(config::default_config_path);
+            let path = std::path::absolute(&path).map_err(Error::local("resolve", &path))?;
+            // Installing a service that cannot start helps no one: the config must load.
+            let loaded = Config::load(&path)?;
+            let exe = std::env::current_exe()
+                .and_then(|e| e.canonicalize())
+                .map_err(|e| Error::Usage(format!("cannot tell where this program is: {e}")))?;
+            install_service(&loaded, &exe, &path, &user, root)?
+        }
+        ServiceAction::Uninstall { root } => uninstall_service(root)?,
+        ServiceAction::Run { config } => {
+            let path = config.config.unwrap_or_else(config::default_config_path);
+            return run_as_service(path);
+        }
+    };
+    for line in done {
+        say!("{line}");
+    }
+    Ok(0)
+}
+
+#[cfg(not(windows))]
+fn install_service(
+    config: &Config,
+    exe: &std::path::Path,
+    path: &std::path::Path,
+    user: &str,
+    root: PathBuf,
+) -> Result<Vec<String>> {
+    use crate::service::systemd;
+    let spec = systemd::UnitSpec::of(config, exe, path, user);
+    systemd::install(&spec, &systemd::Target { root })
+}
+
+#[cfg(windows)]
+fn install_service(
+    config: &Config,
+    exe: &std::path::Path,
+    path: &std::path::Path,
+    _user: &str,
+    _root: PathBuf,
+) -> Result<Vec<String>> {
+    let _ = config;
+    crate::service::windows::install(exe, path)
+}
+
+#[cfg(not(windows))]
+fn uninstall_service(root: PathBuf) -> Result<Vec<String>> {
+    crate::service::systemd::uninstall(&crate::service::systemd::Target { root })
+}
+
+#[cfg(windows)]
+fn uninstall_service(_root: PathBuf) -> Result<Vec<String>> {
+    crate::service::windows::uninstall()
+}
+
+#[cfg(not(windows))]
+fn run_as_service(_config: PathBuf) -> Result<u8> {
+    Err(Error::Usage(
+        "`service run` is for the Windows Service Control Manager; use `ftps-sync run`".into(),
+    ))
+}
+
+#[cfg(windows)]
+fn run_as_service(config: PathBuf) -> Result<u8> {
+    crate::service::windows::run_as_service(config)
 }
 
 fn load(arg: &ConfigArg) -> Result<Config> {
@@ -77,7 +149,7 @@ fn init_default_logging(level: Option<&str>) {
         .try_init();
 }
 
-fn init_logging(config: &Config, level: Option<&str>) -> Result<()> {
+pub fn init_logging(config: &Config, level: Option<&str>) -> Result<()> {
     init_subscriber(config, level)?;
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -213,7 +285,7 @@ pub async fn sync(config: &Config, only: &[String], options: Options, json: bool
         .iter()
         .filter(|f| only.is_empty() || only.contains(&f.name))
     {
-        match engine::sync_folder(config, folder, &tls, options, &cancel).await {
+        match engine::sync_folder(config, folder, &tls, options.clone(), &cancel).await {
             Ok(report) => {
                 if !json {
                     print_report(&report);

@@ -61,13 +61,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Install or remove the system service.
+    /// Install or remove the system service (systemd on Linux, the Service Control Manager on
+    /// Windows).
     Service {
-        #[arg(value_parser = ["install", "uninstall"])]
-        action: String,
-        #[command(flatten)]
-        config: ConfigArg,
+        #[command(subcommand)]
+        action: ServiceAction,
     },
     /// Start an embedded FTPS server on loopback and sync sample folders with it.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAction {
+    /// Install `run` with this config as a service, enable and start it.
+    Install {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The account the service runs as (Linux; created if it is the default and missing).
+        #[arg(long, value_name = "NAME", default_value = "ftps-sync")]
+        user: String,
+        /// Write the files under this directory instead of `/`, and start nothing (Linux;
+        /// for packaging and tests).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+    /// Stop and remove the service; the config, state and folders stay.
+    Uninstall {
+        /// The staging directory given to `install --root` (Linux).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+    /// What the Windows Service Control Manager starts; not for use in a console.
+    #[command(hide = true)]
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }

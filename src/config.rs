@@ -223,7 +223,7 @@ fn platform_config_dir() -> PathBuf {
     platform_dir("XDG_CONFIG_HOME", ".config/ftps-sync", "/etc/ftps-sync")
 }
 
-fn platform_data_dir() -> PathBuf {
+pub fn platform_data_dir() -> PathBuf {
     platform_dir("XDG_DATA_HOME", ".local/share/ftps-sync", "/var/lib/ftps-sync")
 }
 

@@ -6,22 +6,22 @@
 //!        └──────────────── next pass ◄────────────┘
 //! ```
 //!
-//! Watcher events never start transfers themselves: they only make the next pass come sooner.
+//! Watcher events never start transfers themselves: they only make the next pass come sooner,
+//! and narrow it to the subtrees that changed. The poll timer's passes look at everything.
 //! Shutdown is a parameter (a token): the first signal lets in-flight work finish for a grace
 //! period, then cuts it, which leaves only part files.
 
-use std::path::Path;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Folder};
-use crate::engine::{self, Options, retry};
+use crate::engine::{self, Dirty, Options, Scope, retry};
 use crate::error::{Error, Result};
-use crate::local::is_part_name;
+use crate::local::scan::Ignore;
+use crate::local::watch::{Change, Watch};
 use crate::remote::tls::TlsContext;
 
 /// How long in-flight transfers may go on after a shutdown request.
@@ -58,26 +58,6 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// Whether a watcher event is about something a pass could sync. Reads and opens are not
-/// (a pass's own scan opens every directory); our part files are not.
-fn relevant(event: &notify::Result<notify::Event>) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
-    match event {
-        Ok(e) => {
-            let changes = match e.kind {
-                EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-                EventKind::Access(_) => false,
-                _ => true,
-            };
-            changes
-                && e.paths
-                    .iter()
-                    .any(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(is_part_name))
-        }
-        Err(_) => true, // overflow or watcher trouble: a full pass finds out
-    }
-}
-
 async fn folder_loop(
     config: &Config,
     folder: &Folder,
@@ -85,30 +65,79 @@ async fn folder_loop(
     shutdown: &CancellationToken,
     cut: &CancellationToken,
 ) -> Result<()> {
-    let (tx, mut events) = mpsc::channel(4096);
-    let watcher = watch(&folder.local, tx);
-    if let Err(e) = &watcher {
-        tracing::warn!(
-            folder = folder.name,
-            "cannot watch {}: {e}; relying on the poll timer",
-            folder.local.display()
-        );
-    }
+    let mut watch = match Watch::start(&folder.local, Ignore::new(&folder.ignore)?) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                folder = folder.name,
+                "cannot watch {}: {e}; relying on the poll timer",
+                folder.local.display()
+            );
+            None
+        }
+    };
+    let mut dirty = Dirty::default();
+    dirty.add_full(); // the pass at start
+    let mut next_poll = Instant::now();
+    let mut wake_at: Option<Instant> = None;
     let mut failures = 0u32;
     let mut last_error: Option<String> = None;
     loop {
+        // Wait for the poll timer, a retry or deferral timer, or local changes gone quiet.
+        if dirty.is_empty() || wake_at.is_some() {
+            let deadline = wake_at.map_or(next_poll, |w| w.min(next_poll));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    change = next_change(&mut watch) => {
+                        note(folder, &mut dirty, change);
+                        if failures > 0 {
+                            continue; // backing off: changes wait for the retry
+                        }
+                        // Debounce: until changes have been quiet for `debounce`, but no
+                        // longer than ten times that while a burst goes on.
+                        let latest = Instant::now() + config.debounce * 10;
+                        loop {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return Ok(()),
+                                _ = tokio::time::sleep(config.debounce) => break,
+                                _ = tokio::time::sleep_until(latest) => break,
+                                change = next_change(&mut watch) => note(folder, &mut dirty, change),
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        wake_at = None;
+        if Instant::now() >= next_poll {
+            dirty.add_full();
+        }
+        let Some(scope) = dirty.take() else {
+            continue;
+        };
+        let full = scope == Scope::Full;
         let options = Options {
             dry_run: false,
+            scope: Some(scope.clone()),
             settle: Some(config.debounce),
         };
-        let mut deferred = false;
         match engine::sync_folder(config, folder, tls, options, cut).await {
             Ok(report) => {
-                deferred = report.deferred > 0;
                 if last_error.take().is_some() {
                     tracing::info!(folder = folder.name, "the server is reachable again");
                 }
                 failures = 0;
+                if full {
+                    next_poll = Instant::now() + config.poll_interval;
+                }
+                if report.deferred > 0 {
+                    // Files still being written: look again once they may have settled.
+                    dirty.add_scope(scope);
+                    wake_at = Some(Instant::now() + config.debounce.max(Duration::from_millis(100)));
+                }
                 if report.uploaded + report.downloaded + report.deleted_local + report.deleted_remote > 0
                     || report.unresolved()
                 {
@@ -124,61 +153,39 @@ async fn folder_loop(
                     tracing::error!(folder = folder.name, "pass failed: {text}; retrying with backoff");
                     last_error = Some(text);
                 }
+                // Retried forever, the wait capped at max_backoff (at least a second).
+                let mut policy = config.retry;
+                policy.max_backoff = policy.max_backoff.max(Duration::from_secs(1));
+                wake_at = Some(Instant::now() + retry::backoff(&policy, failures.min(30), retry::jitter()));
+                dirty.add_full();
             }
         }
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let wait = if deferred {
-            // Files still being written: look again once they may have settled.
-            config.debounce.max(Duration::from_millis(100))
-        } else if failures > 0 {
-            // Retried forever, the wait capped at max_backoff (at least the poll interval's).
-            let mut policy = config.retry;
-            policy.max_backoff = policy.max_backoff.max(Duration::from_secs(1));
-            retry::backoff(&policy, failures.min(30), retry::jitter())
-        } else {
-            config.poll_interval
-        };
-        // Wait for the timer or a relevant local change; other events (reads, our part files)
-        // go on waiting.
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep_until(deadline) => break,
-                Some(event) = events.recv() => {
-                    if !relevant(&event) {
-                        continue;
-                    }
-                    tracing::debug!(folder = folder.name, ?event, "local change");
-                    // Debounce: wait until changes have been quiet for `debounce`, but no
-                    // longer than ten times that while a burst goes on.
-                    let latest = tokio::time::Instant::now() + config.debounce * 10;
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(config.debounce) => break,
-                            _ = tokio::time::sleep_until(latest) => break,
-                            Some(_) = events.recv() => {}
-                        }
-                    }
-                    break;
-                }
-            }
-        }
     }
 }
 
-/// A recursive watcher feeding `tx`; dropped (and stopped) with the returned value.
-fn watch(
-    root: &Path,
-    tx: mpsc::Sender<notify::Result<notify::Event>>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    let mut w = notify::recommended_watcher(move |event| {
-        // A full channel means a pass is already due: dropping the event loses nothing.
-        let _ = tx.try_send(event);
-    })?;
-    w.watch(root, RecursiveMode::Recursive)?;
-    Ok(w)
+/// The watcher's next change; never, without a watcher.
+async fn next_change(watch: &mut Option<Watch>) -> Change {
+    if let Some(w) = watch {
+        if let Some(change) = w.next().await {
+            return change;
+        }
+        *watch = None; // the watcher stopped: the poll timer goes on alone
+    }
+    std::future::pending().await
+}
+
+fn note(folder: &Folder, dirty: &mut Dirty, change: Change) {
+    match change {
+        Change::Path(p) => {
+            tracing::debug!(folder = folder.name, path = %p, "local change");
+            dirty.add(p);
+        }
+        Change::Rescan(why) => {
+            tracing::warn!(folder = folder.name, "{why}: looking at the whole folder");
+            dirty.add_full();
+        }
+    }
 }

@@ -7,7 +7,10 @@
 //! - `remote`: FTPS adapter (suppaftp), listing parsers.
 //! - `local`: scan, atomic writes.
 //! - `state`: SQLite store of the last-synced snapshot.
-//! - `engine`: one pass: scan + list + plan + execute + commit.
+//! - `engine`: one pass (over the folder, or the paths the watcher saw change): scan + list +
+//!   plan + execute + commit.
+//! - `daemon`: `run`: passes on watcher changes and the poll timer, graceful shutdown.
+//! - `service`: `run` as a systemd unit or a Windows service.
 //! - `demo`: embedded loopback FTPS server for `ftps-sync demo` and the tests.
 
 /// `println!` that ignores a closed stdout (`ftps-sync check | head`) instead of panicking.
@@ -32,6 +35,7 @@ pub mod lock;
 pub mod path;
 pub mod reconcile;
 pub mod remote;
+pub mod service;
 pub mod state;
 
 pub use error::{Error, Result};

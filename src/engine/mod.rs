@@ -13,6 +13,7 @@
 mod queue;
 mod report;
 pub mod retry;
+pub mod scope;
 mod transfer;
 
 use std::sync::{Arc, Mutex};
@@ -23,13 +24,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use report::{Issue, Report, human_bytes};
+pub use scope::{Dirty, Scope};
 
 use crate::config::{Config, Folder};
 use crate::error::{Class, Error, Result};
 use crate::local::is_part_name;
-use crate::local::scan::{Ignore, scan, sha256_file};
+use crate::local::scan::{Ignore, scan, scan_subtrees, sha256_file};
 use crate::path::RelPath;
-use crate::reconcile::{self, Base, Entry, Kind, Mtime, Policy, Precision, Snapshot};
+use crate::reconcile::{self, Base, Entry, Kind, Mtime, Part, Policy, Precision, Snapshot};
 use crate::remote::ftps::Ftps;
 use crate::remote::limit::RateLimiter;
 use crate::remote::listing::{Listed, ListedKind};
@@ -37,9 +39,11 @@ use crate::remote::pool::Pool;
 use crate::remote::tls::TlsContext;
 use crate::state::{State, Transfer};
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub dry_run: bool,
+    /// What the pass looks at (the service narrows it to what the watcher saw change).
+    pub scope: Option<Scope>,
     /// Leave local files modified less than this long ago for a later pass: they may still
     /// be being written (the service sets it; a one-shot sync does not).
     pub settle: Option<std::time::Duration>,
@@ -158,17 +162,41 @@ pub async fn sync_folder(
         )));
     }
     let state = State::open(&config.state_dir, &folder.name)?;
-    let base = state.load()?;
+    let mut base = state.load()?;
     let ignore = Ignore::new(&folder.ignore)?;
-
-    let scan_root = folder.local.clone();
-    let (scan_ignore, scan_base) = (ignore.clone(), base.clone());
-    let scanned = tokio::task::spawn_blocking(move || scan(&scan_root, &scan_ignore, &scan_base))
-        .await
-        .map_err(|e| Error::Usage(format!("scan task failed: {e}")))??;
+    let mut scope = widen(options.scope.clone().unwrap_or(Scope::Full), &base, &folder.local);
 
     let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
     let pool = Pool::new(&config.server, tls, limiter);
+    let runner = |cancel: &CancellationToken| Runner {
+        pool: pool.clone(),
+        retry: config.retry,
+        cancel: cancel.child_token(),
+    };
+    let (scanned, listing) = loop {
+        let scanned = scan_local(folder, &ignore, &base, &scope).await?;
+        let listing = list_tree(Arc::new(runner(cancel)), folder, &ignore, &scope).await;
+        match (&listing, &scope) {
+            (Ok(None), Scope::Paths(_)) => {
+                // A directory above the changes is gone on the server.
+                tracing::debug!(
+                    folder = folder.name,
+                    "a parent of the changes is missing remotely; looking at the whole folder"
+                );
+                scope = Scope::Full;
+            }
+            _ => break (scanned, listing),
+        }
+    };
+    let part = match &scope {
+        Scope::Full => None,
+        Scope::Paths(paths) => {
+            tracing::debug!(folder = folder.name, ?paths, "pass over the changed paths");
+            let synced_files = base.values().filter(|b| b.kind == Kind::File).count();
+            base.retain(|p, _| scope.holds(p));
+            Some(Part { synced_files })
+        }
+    };
     let mut report = Report {
         folder: folder.name.clone(),
         dry_run: options.dry_run,
@@ -179,12 +207,6 @@ pub async fn sync_folder(
         report.skip(path.display().to_string(), reason.clone());
     }
 
-    let runner = |cancel: &CancellationToken| Runner {
-        pool: pool.clone(),
-        retry: config.retry,
-        cancel: cancel.child_token(),
-    };
-    let listing = list_tree(Arc::new(runner(cancel)), folder, &ignore).await;
     let listing = match listing {
         Ok(l) => l,
         Err(e) => {
@@ -229,7 +251,8 @@ pub async fn sync_folder(
     let result = async {
         fill_first_sync_digests(&mut sh, &base).await?;
         let policy = Policy::of(folder);
-        let plan = reconcile::plan(&base, &sh.local, &sh.remote, &policy, Utc::now()).map_err(refused)?;
+        let plan =
+            reconcile::plan_part(&base, &sh.local, &sh.remote, &policy, Utc::now(), part).map_err(refused)?;
         if options.dry_run {
             report.plan = Some(plan);
             return Ok(None);
@@ -259,6 +282,47 @@ pub async fn sync_folder(
     }
     pool.close().await;
     result.map(|()| report)
+}
+
+/// Scans what of the local folder is in `scope`.
+async fn scan_local(
+    folder: &Folder,
+    ignore: &Ignore,
+    base: &Base,
+    scope: &Scope,
+) -> Result<crate::local::scan::ScanReport> {
+    let (root, ignore, base, scope) = (folder.local.clone(), ignore.clone(), base.clone(), scope.clone());
+    tokio::task::spawn_blocking(move || match scope {
+        Scope::Full => scan(&root, &ignore, &base),
+        Scope::Paths(paths) => scan_subtrees(&root, &paths.into_iter().collect::<Vec<_>>(), &ignore, &base),
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("scan task failed: {e}")))?
+}
+
+/// A scope of paths grown until each one's parent is a directory in sync (in the state and on
+/// disk), so a pass over it sees whole subtrees under settled parents; the whole folder when
+/// nothing is in sync yet or the local folder is empty (for the guards to judge).
+fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
+    let Scope::Paths(paths) = scope else {
+        return Scope::Full;
+    };
+    let emptied = std::fs::read_dir(root).map_or(true, |mut d| d.next().is_none());
+    if base.is_empty() || emptied {
+        return Scope::Full;
+    }
+    let settled = |dir: &RelPath| {
+        base.get(dir).is_some_and(|b| b.kind == Kind::Dir)
+            && std::fs::symlink_metadata(dir.to_local(root)).is_ok_and(|m| m.is_dir())
+    };
+    let mut grown = Dirty::default();
+    for mut p in paths {
+        while let Some(parent) = p.parent().filter(|q| !settled(q)) {
+            p = parent;
+        }
+        grown.add(p);
+    }
+    grown.take().unwrap_or(Scope::Full)
 }
 
 /// What `status` shows about the last pass.
@@ -302,10 +366,15 @@ struct RemoteTree {
     unsafe_names: Vec<Issue>,
 }
 
-/// Lists the remote folder, directories fetched concurrently over the pool. `None` when the
-/// folder itself does not exist. Each name is validated as a path component before it goes
-/// any further.
-async fn list_tree(run: Arc<Runner>, folder: &Folder, ignore: &Ignore) -> Result<Option<RemoteTree>> {
+/// Lists what of the remote folder is in `scope`, directories fetched concurrently over the
+/// pool. `None` when the folder itself (or, for a scope of paths, a parent of one) does not
+/// exist. Each name is validated as a path component before it goes any further.
+async fn list_tree(
+    run: Arc<Runner>,
+    folder: &Folder,
+    ignore: &Ignore,
+    scope: &Scope,
+) -> Result<Option<RemoteTree>> {
     let mut tree = RemoteTree {
         snapshot: Snapshot::new(),
         parts: Vec::new(),
@@ -322,20 +391,29 @@ async fn list_tree(run: Arc<Runner>, folder: &Folder, ignore: &Ignore) -> Result
             (dir, r)
         });
     };
-    spawn(&mut tasks, None);
+    // The directories that hold the scope's paths; each listed alone, not what else is in it.
+    let starts: std::collections::BTreeSet<Option<RelPath>> = match scope {
+        Scope::Full => [None].into(),
+        Scope::Paths(paths) => paths.iter().map(RelPath::parent).collect(),
+    };
+    for dir in &starts {
+        spawn(&mut tasks, dir.clone());
+    }
     while let Some(joined) = tasks.join_next().await {
         let (dir, entries) = joined.map_err(|e| Error::Usage(format!("listing task failed: {e}")))?;
         let remote_dir = dir
             .as_ref()
             .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
         let entries = match entries {
-            Err(Error::Reply { code: Some(550), .. }) if dir.is_none() => return Ok(None),
+            Err(Error::Reply { code: Some(550), .. }) if starts.contains(&dir) => return Ok(None),
             other => other?,
         };
+        let dir_held = dir.as_ref().map_or(*scope == Scope::Full, |d| scope.holds(d));
         let mut seen = std::collections::HashSet::new();
         for l in entries {
             let path = match RelPath::child(dir.as_ref(), &l.name) {
                 Ok(p) => p,
+                Err(_) if !dir_held => continue,
                 Err(e) => {
                     tracing::warn!(dir = remote_dir, name = ?l.name, "unsafe remote name skipped: {e}");
                     tree.unsafe_names.push(Issue {
@@ -345,15 +423,18 @@ async fn list_tree(run: Arc<Runner>, folder: &Folder, ignore: &Ignore) -> Result
                     continue;
                 }
             };
-            if !seen.insert(l.name.clone()) {
-                tracing::warn!(path = %path, "duplicate name in a remote listing skipped");
-                continue;
-            }
-            if is_part_name(path.name()) {
+            if is_part_name(path.name()) && dir_held {
                 let target = path.name()[1..path.name().len() - crate::local::PART_SUFFIX.len()].to_owned();
                 if let Ok(target) = path.with_name(&target) {
                     tree.parts.push((path.to_remote(&folder.remote), target));
                 }
+                continue;
+            }
+            if !scope.holds(&path) {
+                continue;
+            }
+            if !seen.insert(l.name.clone()) {
+                tracing::warn!(path = %path, "duplicate name in a remote listing skipped");
                 continue;
             }
             if ignore.skips(&path) {

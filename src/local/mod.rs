@@ -1,7 +1,8 @@
-//! The local side: scanning a folder and writing files atomically.
+//! The local side: scanning a folder, watching it and writing files atomically.
 
 pub mod scan;
 pub mod stream;
+pub mod watch;
 pub mod write;
 
 /// Our in-flight files: `.<name>.ftps-sync.part`, beside the target, on both sides.

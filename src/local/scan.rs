@@ -100,7 +100,40 @@ pub struct ScanReport {
 /// to tell an edit from a touch. Symlinks are not followed and not synced.
 pub fn scan(root: &Path, ignore: &Ignore, base: &Base) -> Result<ScanReport> {
     let mut report = ScanReport::default();
-    let mut stack: Vec<(PathBuf, Option<RelPath>)> = vec![(root.to_owned(), None)];
+    walk(&mut report, vec![(root.to_owned(), None)], ignore, base)?;
+    Ok(report)
+}
+
+/// Like [`scan`], but only `subtrees` of `root`: each path (a file, a directory with all under
+/// it, or nothing if it is gone). Paths whose name or an ancestor's is ignored are left out.
+pub fn scan_subtrees(root: &Path, subtrees: &[RelPath], ignore: &Ignore, base: &Base) -> Result<ScanReport> {
+    let mut report = ScanReport::default();
+    for path in subtrees {
+        let mut ancestors = std::iter::successors(Some(path.clone()), RelPath::parent);
+        if ancestors.any(|a| ignore.skips(&a)) {
+            continue;
+        }
+        let full = path.to_local(root);
+        let meta = match fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::local("stat", &full)(e)),
+        };
+        add(&mut report, &full, path, &meta, base)?;
+        if meta.is_dir() {
+            walk(&mut report, vec![(full, Some(path.clone()))], ignore, base)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Walks the directories on `stack` (local path, relative path) and everything under them.
+fn walk(
+    report: &mut ScanReport,
+    mut stack: Vec<(PathBuf, Option<RelPath>)>,
+    ignore: &Ignore,
+    base: &Base,
+) -> Result<()> {
     while let Some((dir, rel)) = stack.pop() {
         let read = fs::read_dir(&dir).map_err(Error::local("list", &dir))?;
         for item in read {
@@ -126,26 +159,41 @@ pub fn scan(root: &Path, ignore: &Ignore, base: &Base) -> Result<ScanReport> {
                 continue;
             }
             let meta = fs::symlink_metadata(&full).map_err(Error::local("stat", &full))?;
-            if meta.file_type().is_symlink() {
-                tracing::debug!(path = %full.display(), "symlink not synced");
-                continue;
-            }
-            if meta.is_dir() {
-                stack.push((full, Some(path.clone())));
-                report.snapshot.insert(path, entry_of(&meta));
-            } else if meta.is_file() {
-                let mut entry = entry_of(&meta);
-                if let Some(b) = base.get(&path)
-                    && b.local.size == entry.size
-                    && b.local.mtime != entry.mtime
-                {
-                    entry.sha256 = Some(sha256_file(&full)?);
-                }
-                report.snapshot.insert(path, entry);
+            if add(report, &full, &path, &meta, base)? {
+                stack.push((full, Some(path)));
             }
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// Puts one file or directory into the snapshot; `true` for a directory to walk into.
+fn add(
+    report: &mut ScanReport,
+    full: &Path,
+    path: &RelPath,
+    meta: &fs::Metadata,
+    base: &Base,
+) -> Result<bool> {
+    if meta.file_type().is_symlink() {
+        tracing::debug!(path = %full.display(), "symlink not synced");
+        return Ok(false);
+    }
+    if meta.is_dir() {
+        report.snapshot.insert(path.clone(), entry_of(meta));
+        return Ok(true);
+    }
+    if meta.is_file() {
+        let mut entry = entry_of(meta);
+        if let Some(b) = base.get(path)
+            && b.local.size == entry.size
+            && b.local.mtime != entry.mtime
+        {
+            entry.sha256 = Some(sha256_file(full)?);
+        }
+        report.snapshot.insert(path.clone(), entry);
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -170,5 +218,25 @@ mod tests {
         assert_eq!(keys, vec!["a", "a/b", "a/b/f.txt", "build"]);
         assert_eq!(r.part_files.len(), 1);
         assert_eq!(r.snapshot[&RelPath::new("a/b/f.txt").unwrap()].size, 5);
+    }
+
+    #[test]
+    fn scan_subtrees_takes_only_the_paths_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::create_dir_all(root.join("c")).unwrap();
+        fs::write(root.join("a/b/f.txt"), b"hello").unwrap();
+        fs::write(root.join("c/g.txt"), b"g").unwrap();
+        fs::write(root.join("c/h.tmp"), b"h").unwrap();
+        fs::write(root.join("top.txt"), b"t").unwrap();
+        let ignore = Ignore::new(&["*.tmp".into()]).unwrap();
+        let asked: Vec<RelPath> = ["a", "c/g.txt", "c/h.tmp", "gone.txt"]
+            .iter()
+            .map(|p| RelPath::new(p).unwrap())
+            .collect();
+        let r = scan_subtrees(root, &asked, &ignore, &Base::new()).unwrap();
+        let keys: Vec<&str> = r.snapshot.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, vec!["a", "a/b", "a/b/f.txt", "c/g.txt"]);
     }
 }

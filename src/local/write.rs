@@ -41,3 +41,14 @@ pub fn set_mtime(file: &fs::File, mtime: Mtime) -> std::io::Result<()> {
     };
     file.set_modified(t)
 }
+
+/// Writes a small file (a unit, a config) whole: part file, fsync, rename.
+pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let part = part_path(target);
+    let mut f = fs::File::create(&part).map_err(Error::local("create", &part))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(Error::local("write", &part))?;
+    commit(&part, target)
+}

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 pub use decide::{Change, is_conflict_copy, local_change, remote_change, same_content};
+pub use guard::Part;
 pub use plan::{Action, Plan, Side};
 pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};
 
@@ -47,6 +48,19 @@ pub fn plan(
     remote: &Snapshot,
     policy: &Policy,
     now: DateTime<Utc>,
+) -> Result<Plan, String> {
+    plan_part(base, local, remote, policy, now, None)
+}
+
+/// Plans a pass over the whole folder (`part` is `None`), or over some of its subtrees: then
+/// the three snapshots hold those subtrees only, each complete, with their parents in sync.
+pub fn plan_part(
+    base: &Base,
+    local: &Snapshot,
+    remote: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    part: Option<Part>,
 ) -> Result<Plan, String> {
     let ctx = Ctx {
         policy,
@@ -96,7 +110,7 @@ pub fn plan(
     }
 
     let plan = Plan::new(actions);
-    guard::check(base, local, remote, &plan, policy)?;
+    guard::check(base, local, remote, &plan, policy, part)?;
     Ok(plan)
 }
 

@@ -438,3 +438,51 @@ fn an_unconfirmed_remote_time_compares_by_size_and_is_then_confirmed() {
     .unwrap();
     assert_eq!(actions(&p), vec!["download a"]);
 }
+
+/// The entries of `d` and everything under it.
+fn within<V: Clone>(map: &BTreeMap<RelPath, V>, d: &RelPath) -> BTreeMap<RelPath, V> {
+    map.iter()
+        .filter(|(k, _)| *k == d || k.is_inside(d))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+proptest! {
+    /// A pass over the subtree `d` plans what a whole-folder pass plans, when everything
+    /// outside `d` is in sync: watcher-driven passes are never less careful than full ones.
+    #[test]
+    fn a_pass_over_a_subtree_plans_what_a_full_pass_plans(w in world()) {
+        let d = rp("d");
+        let mut w = w;
+        for outside in ["a", "b.txt", "f/g/h"] {
+            let synced = [(outside, 0u8)];
+            w.base.extend(base_of(&synced));
+            w.local.extend(snapshot(&synced));
+            w.remote.extend(snapshot(&synced));
+        }
+        let pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+        let full = plan(&w.base, &w.local, &w.remote, &pol, now()).expect("not refused");
+        let part = Part { synced_files: w.base.values().filter(|b| b.kind == Kind::File).count() };
+        let sub = plan_part(&within(&w.base, &d), &within(&w.local, &d), &within(&w.remote, &d), &pol, now(), Some(part))
+            .expect("not refused");
+        prop_assert_eq!(actions(&full), actions(&sub));
+    }
+}
+
+#[test]
+fn a_pass_over_a_subtree_measures_deletions_against_the_whole_folder() {
+    let files: Vec<(String, u8)> = (0..10).map(|i| (format!("d/f{i}"), 1)).collect();
+    let files: Vec<(&str, u8)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let mut pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+    pol.max_delete_percent = 50;
+    let base = base_of(&files);
+    let remote = snapshot(&files);
+    // The local subtree `d` is gone: as a pass over `d` alone, that is 10 of 10 files.
+    let part = |n| Some(Part { synced_files: n });
+    let refused = plan_part(&base, &Snapshot::new(), &remote, &pol, now(), part(10));
+    assert!(refused.unwrap_err().contains("delete 10 of 10"));
+    // In a folder of 1,000 synced files it is 1%: planned, and an empty side is no refusal.
+    let allowed = plan_part(&base, &Snapshot::new(), &remote, &pol, now(), part(1000)).expect("planned");
+    assert_eq!(allowed.actions.iter().filter(|a| a.is_delete()).count(), 10);
+    assert!(actions(&allowed).contains(&"rmdir remote d/".to_owned()));
+}

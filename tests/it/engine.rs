@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use ftps_sync::Error;
-use ftps_sync::engine::Options;
+use ftps_sync::engine::{Options, Scope};
+use ftps_sync::path::RelPath;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Harness, part_files, put, read, transfers, tree};
@@ -163,7 +164,7 @@ async fn dry_run_changes_nothing() {
             &config,
             Options {
                 dry_run: true,
-                settle: None,
+                ..Options::default()
             },
             &CancellationToken::new(),
         )
@@ -325,8 +326,8 @@ async fn files_still_being_written_are_left_for_a_later_pass() {
     put(&h.local, "fresh.txt", "just written");
     let config = h.config("");
     let settle = Options {
-        dry_run: false,
         settle: Some(Duration::from_secs(3600)),
+        ..Options::default()
     };
     let r = h
         .sync_with(&config, settle, &CancellationToken::new())
@@ -337,4 +338,91 @@ async fn files_still_being_written_are_left_for_a_later_pass() {
     assert!(!r.unresolved(), "deferring is not a problem to report");
     let r = h.sync(&config).await.expect("pass");
     assert_eq!(r.uploaded, 1);
+}
+
+/// A pass narrowed to the paths a watcher reported.
+fn over(paths: &[&str]) -> Options {
+    Options {
+        scope: Some(Scope::Paths(
+            paths.iter().map(|p| RelPath::new(p).expect("path")).collect(),
+        )),
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_over_changed_paths_looks_at_nothing_else() {
+    let h = Harness::new().await;
+    put(&h.local, "a/1.txt", "one");
+    put(&h.local, "b/2.txt", "two");
+    let config = h.config("");
+    h.sync(&config).await.expect("first pass");
+    put(&h.local, "a/1.txt", "one, edited");
+    put(&h.remote, "b/2.txt", "two, edited on the server");
+    put(&h.local, "new/deep/3.txt", "three");
+    let cancel = CancellationToken::new();
+    let r = h
+        .sync_with(&config, over(&["a/1.txt", "new/deep/3.txt"]), &cancel)
+        .await
+        .expect("narrow pass");
+    assert_eq!((r.uploaded, r.downloaded), (2, 0), "{r:?}");
+    assert_eq!(read(&h.remote, "a/1.txt").as_deref(), Some(&b"one, edited"[..]));
+    // `new/deep` was not in sync yet: the pass grew to `new`, directories made on the way.
+    assert_eq!(read(&h.remote, "new/deep/3.txt").as_deref(), Some(&b"three"[..]));
+    assert_eq!(read(&h.local, "b/2.txt").as_deref(), Some(&b"two"[..]));
+    // The poll timer's full pass picks up the server's change.
+    let r = h.sync(&config).await.expect("full pass");
+    assert_eq!((r.uploaded, r.downloaded), (0, 1), "{r:?}");
+    assert_eq!(tree(&h.local), tree(&h.remote));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_pass_deletes_a_removed_directory_whole_and_still_guards() {
+    let h = Harness::new().await;
+    for i in 0..6 {
+        put(&h.local, &format!("gone/f{i}.txt"), "x");
+        put(&h.local, &format!("kept/f{i}.txt"), "x");
+    }
+    let config = h.config("    max_delete_percent: 50\n");
+    h.sync(&config).await.expect("first pass");
+    std::fs::remove_dir_all(h.local.join("gone")).expect("rm");
+    let cancel = CancellationToken::new();
+    // The watcher reported one file of the directory; the pass looks at all of `gone`.
+    let r = h
+        .sync_with(&config, over(&["gone/f3.txt"]), &cancel)
+        .await
+        .expect("narrow pass");
+    assert_eq!(r.deleted_remote, 6, "{r:?}");
+    assert!(!h.remote.join("gone").exists());
+    assert_eq!(tree(&h.local), tree(&h.remote));
+    // Deleting all six files left is more than 50% of the folder: refused, as in a full pass.
+    std::fs::remove_dir_all(h.local.join("kept")).expect("rm");
+    put(&h.local, "other.txt", "keeps the folder from looking empty");
+    let refused = h.sync_with(&config, over(&["kept"]), &cancel).await;
+    assert!(matches!(refused, Err(Error::Refused { .. })), "{refused:?}");
+    assert!((0..6).all(|i| h.remote.join(format!("kept/f{i}.txt")).exists()));
+    assert!(
+        !h.remote.join("other.txt").exists(),
+        "a refused pass does nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_pass_under_a_directory_gone_on_the_server_becomes_a_full_pass() {
+    let h = Harness::new().await;
+    put(&h.local, "a/1.txt", "one");
+    put(&h.local, "top.txt", "top");
+    let config = h.config("");
+    h.sync(&config).await.expect("first pass");
+    std::fs::remove_dir_all(h.remote.join("a")).expect("rm on the server");
+    put(&h.local, "a/new.txt", "new");
+    let cancel = CancellationToken::new();
+    let r = h
+        .sync_with(&config, over(&["a/new.txt"]), &cancel)
+        .await
+        .expect("pass");
+    // As a full pass: the server's deletion of a/1.txt applies, the new file goes up.
+    assert_eq!((r.uploaded, r.deleted_local), (1, 1), "{r:?}");
+    assert_eq!(read(&h.remote, "a/new.txt").as_deref(), Some(&b"new"[..]));
+    assert!(!h.local.join("a/1.txt").exists());
 }

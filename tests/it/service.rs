@@ -64,11 +64,15 @@ async fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
 }
 
 fn config(h: &Harness) -> String {
+    config_polling(h, "1s")
+}
+
+fn config_polling(h: &Harness, poll_interval: &str) -> String {
     h.config("");
     let text = std::fs::read_to_string(h.config_path()).expect("config");
     std::fs::write(
         h.config_path(),
-        format!("{text}poll_interval: 1s\ndebounce: 200ms\n"),
+        format!("{text}poll_interval: {poll_interval}\ndebounce: 200ms\n"),
     )
     .expect("config");
     h.config_path().display().to_string()
@@ -175,4 +179,40 @@ async fn status_reports_a_conflict_that_run_produced() {
     assert_eq!(status[0]["conflict_copies"], 1, "{status}");
     terminate(&child);
     assert_eq!(wait_exit(&mut child, 20).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_passes_look_only_at_what_changed() {
+    let h = Harness::new().await;
+    put(&h.local, "docs/old.txt", "old");
+    put(&h.local, "keep/k.txt", "k");
+    // No poll during the test: only the watcher starts passes after the first.
+    let cfg = config_polling(&h, "1h");
+    let mut child = spawn(&["run", "-c", &cfg], h.dir.path());
+    eventually(15, "the first pass", || read(&h.remote, "keep/k.txt").is_some()).await;
+
+    // A change on the server is left for the poll timer's full pass...
+    put(&h.remote, "keep/server.txt", "from the server");
+    put(&h.local, "new/deep/er/n.txt", "new");
+    eventually(15, "a new nested file reaches the server", || {
+        read(&h.remote, "new/deep/er/n.txt").is_some()
+    })
+    .await;
+    std::fs::rename(h.local.join("docs"), h.local.join("papers")).expect("rename a directory");
+    eventually(15, "a renamed directory reaches the server", || {
+        read(&h.remote, "papers/old.txt").is_some() && !h.remote.join("docs").exists()
+    })
+    .await;
+    std::fs::remove_dir_all(h.local.join("new")).expect("rm -r");
+    eventually(15, "a deleted directory is deleted on the server", || {
+        !h.remote.join("new").exists()
+    })
+    .await;
+    // ...so watcher-driven passes did not bring it down.
+    assert!(read(&h.local, "keep/server.txt").is_none());
+
+    terminate(&child);
+    let code = wait_exit(&mut child, 20).await;
+    let log = std::fs::read_to_string(h.dir.path().join("run.log")).unwrap_or_default();
+    assert_eq!(code, Some(0), "run did not stop cleanly:\n{log}");
 }
