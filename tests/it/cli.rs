@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn run(args: &[&str], dir: &Path) -> Output {
+pub fn run(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
         .args(args)
         .current_dir(dir)
@@ -13,7 +13,7 @@ fn run(args: &[&str], dir: &Path) -> Output {
         .expect("run the binary")
 }
 
-fn config_with(dir: &Path, server_extra: &str, folder_extra: &str, top_extra: &str) -> String {
+pub fn config_with(dir: &Path, server_extra: &str, folder_extra: &str, top_extra: &str) -> String {
     let local = dir.join("local");
     std::fs::create_dir_all(&local).expect("mkdir");
     let text = format!(

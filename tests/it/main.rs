@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod faults;
 mod interop;
+mod packaging;
 mod scenarios;
 mod service;
 mod support;
