@@ -70,8 +70,10 @@ fn service(action: ServiceAction) -> Result<u8> {
             let path = std::path::absolute(&path).map_err(Error::local("resolve", &path))?;
             // Installing a service that cannot start helps no one: the config must load.
             let loaded = Config::load(&path)?;
+            // Resolved on Unix (a symlinked binary); as is on Windows, where resolving gives a
+            // `\\?\` path.
             let exe = std::env::current_exe()
-                .and_then(|e| e.canonicalize())
+                .and_then(|e| if cfg!(windows) { Ok(e) } else { e.canonicalize() })
                 .map_err(|e| Error::Usage(format!("cannot tell where this program is: {e}")))?;
             install_service(&loaded, &exe, &path, &user, root)?
         }

@@ -741,8 +741,11 @@ mod tests {
 
     fn base(extra_server: &str, extra_folder: &str) -> String {
         // SAFETY of env: tests set a variable only they read.
+        // An existing absolute folder on every system (`/tmp` is not absolute on Windows).
+        let local = std::env::temp_dir();
         format!(
-            "server:\n  host: h\n  user: u\n  password_env: FTPS_SYNC_TEST_PW\n{extra_server}folders:\n  - name: f\n    local: /tmp\n    remote: /r\n{extra_folder}"
+            "server:\n  host: h\n  user: u\n  password_env: FTPS_SYNC_TEST_PW\n{extra_server}folders:\n  - name: f\n    local: {}\n    remote: /r\n{extra_folder}",
+            local.display()
         )
     }
 
@@ -791,7 +794,10 @@ mod tests {
         set_pw();
         let (key, line) = config_err(parse(&format!("{}poll_interval: soon\n", base("", ""))));
         assert_eq!((key.as_str(), line), ("poll_interval", Some(9)));
-        let text = base("", "").replace("local: /tmp", "local: tmp");
+        let text = base("", "").replace(
+            &format!("local: {}", std::env::temp_dir().display()),
+            "local: tmp",
+        );
         let (key, line) = config_err(parse(&text));
         assert_eq!((key.as_str(), line), ("folders[0].local", Some(7)));
     }
@@ -805,6 +811,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn a_password_file_readable_by_others_is_warned_about() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

@@ -154,14 +154,32 @@ impl Target {
 /// returned as lines for the user.
 pub fn install(spec: &UnitSpec, target: &Target) -> Result<Vec<String>> {
     let mut done = Vec::new();
-    if target.live() && !user_exists(&spec.user)? {
-        if spec.user != DEFAULT_USER {
-            return Err(Error::Usage(format!(
-                "user {:?} does not exist: create it, or leave out --user to use {DEFAULT_USER:?}",
-                spec.user
-            )));
-        }
-        systemctl_like(
+    let make_user = target.live() && !user_exists(&spec.user)?;
+    if make_user && spec.user != DEFAULT_USER {
+        return Err(Error::Usage(format!(
+            "user {:?} does not exist: create it, or leave out --user to use {DEFAULT_USER:?}",
+            spec.user
+        )));
+    }
+    let path = target.unit_path();
+    let dir = path.parent().unwrap_or(&target.root);
+    let written = std::fs::create_dir_all(dir)
+        .map_err(Error::local("create", dir))
+        .and_then(|()| crate::local::write::write_atomically(&path, unit_text(spec).as_bytes()));
+    if let Err(e) = written {
+        return Err(match e {
+            Error::Local { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                Error::Usage(format!(
+                    "cannot write {}: permission denied; run it as root (sudo)",
+                    path.display()
+                ))
+            }
+            other => other,
+        });
+    }
+    done.push(format!("wrote {}", path.display()));
+    if make_user {
+        run_tool(
             "useradd",
             &[
                 "--system",
@@ -176,14 +194,9 @@ pub fn install(spec: &UnitSpec, target: &Target) -> Result<Vec<String>> {
         )?;
         done.push(format!("created the system user {DEFAULT_USER}"));
     }
-    let path = target.unit_path();
-    let dir = path.parent().unwrap_or(&target.root);
-    std::fs::create_dir_all(dir).map_err(Error::local("create", dir))?;
-    crate::local::write::write_atomically(&path, unit_text(spec).as_bytes())?;
-    done.push(format!("wrote {}", path.display()));
     if target.systemd_running() {
-        systemctl_like("systemctl", &["daemon-reload"])?;
-        systemctl_like("systemctl", &["enable", "--now", UNIT_NAME])?;
+        run_tool("systemctl", &["daemon-reload"])?;
+        run_tool("systemctl", &["enable", "--now", UNIT_NAME])?;
         done.push(format!(
             "enabled and started {UNIT_NAME} (systemctl status {UNIT_NAME})"
         ));
@@ -201,7 +214,7 @@ pub fn uninstall(target: &Target) -> Result<Vec<String>> {
     let mut done = Vec::new();
     let path = target.unit_path();
     if target.systemd_running() && path.exists() {
-        systemctl_like("systemctl", &["disable", "--now", UNIT_NAME])?;
+        run_tool("systemctl", &["disable", "--now", UNIT_NAME])?;
         done.push(format!("stopped and disabled {UNIT_NAME}"));
     }
     match std::fs::remove_file(&path) {
@@ -212,7 +225,7 @@ pub fn uninstall(target: &Target) -> Result<Vec<String>> {
         Err(e) => return Err(Error::local("remove", &path)(e)),
     }
     if target.systemd_running() {
-        systemctl_like("systemctl", &["daemon-reload"])?;
+        run_tool("systemctl", &["daemon-reload"])?;
     }
     Ok(done)
 }
@@ -226,7 +239,7 @@ fn user_exists(user: &str) -> Result<bool> {
 }
 
 /// Runs a system tool; its own message on failure.
-fn systemctl_like(program: &str, args: &[&str]) -> Result<()> {
+fn run_tool(program: &str, args: &[&str]) -> Result<()> {
     let out = Command::new(program)
         .args(args)
         .output()
