@@ -246,7 +246,9 @@ fn platform_dir(xdg_var: &str, home_rel: &str, root_dir: &str) -> PathBuf {
 fn is_root() -> bool {
     #[cfg(unix)]
     {
-        std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        // SAFETY: geteuid has no preconditions and cannot fail. ($USER is not set under sudo
+        // or systemd, so it cannot tell.)
+        unsafe { libc::geteuid() == 0 }
     }
     #[cfg(not(unix))]
     {
