@@ -45,9 +45,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
             init_logging(&config, level_override)?;
             check(&config).await
         }
-        Command::Status { config, json } => {
+        Command::Status { config, json, remote } => {
             let config = load(&config)?;
-            status(&config, json)
+            if remote {
+                // Only what goes wrong on the way is logged; the answer goes to stdout.
+                init_logging(&config, level_override.or(Some("warn")))?;
+            }
+            status(&config, json, remote).await
         }
         Command::Run { config } => {
             let config = load(&config)?;
@@ -424,8 +428,14 @@ fn pending_local_changes(folder: &crate::config::Folder, base: &crate::reconcile
 }
 
 /// `ftps-sync status`: what the state store knows.
-pub fn status(config: &Config, json: bool) -> Result<u8> {
+pub async fn status(config: &Config, json: bool, remote: bool) -> Result<u8> {
     let mut out = Vec::new();
+    let mut code = 0u8;
+    let tls = if remote {
+        Some(TlsContext::new(&config.server)?)
+    } else {
+        None
+    };
     for f in &config.folders {
         let path: PathBuf = config.state_dir.join(format!("{}.sqlite3", f.name));
         if !path.exists() {
@@ -443,12 +453,29 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
             .filter(|p| crate::reconcile::is_conflict_copy(p.name()))
             .count();
         let pending_local = pending_local_changes(f, &base);
+        let next_pass = match &tls {
+            Some(tls) => {
+                let options = Options {
+                    dry_run: true,
+                    ..Options::default()
+                };
+                match engine::sync_folder(config, f, tls, options, &CancellationToken::new()).await {
+                    Ok(report) => report.plan.as_ref().map(next_pass_counts),
+                    Err(e) => {
+                        code = code.max(e.exit_code() as u8);
+                        Some(serde_json::json!({ "error": e.to_string() }))
+                    }
+                }
+            }
+            None => None,
+        };
         out.push(serde_json::json!({
             "folder": f.name,
             "synced": true,
             "files": files,
             "conflict_copies": conflict_copies,
             "pending_local_changes": pending_local,
+            "next_pass": next_pass,
             "directories": base.len() - files,
             "last_pass_start": state.meta("last_pass_start")?,
             "last_pass_end": state.meta("last_pass_end")?,
@@ -484,6 +511,19 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
             if let Some(n) = v["pending_local_changes"].as_u64() {
                 say!("  {n} local changes waiting for the next pass");
             }
+            let next = &v["next_pass"];
+            if let Some(e) = next["error"].as_str() {
+                say!("  the server could not be checked: {e}");
+            } else if next.is_object() {
+                say!(
+                    "  the next pass would: upload {}, download {}, delete {} locally and {} on the server, keep both versions of {} conflicts",
+                    next["upload"],
+                    next["download"],
+                    next["delete_local"],
+                    next["delete_remote"],
+                    next["conflicts"]
+                );
+            }
             let r = &v["last_report"];
             if r.is_object() {
                 say!(
@@ -501,7 +541,21 @@ pub fn status(config: &Config, json: bool) -> Result<u8> {
             }
         }
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// What a dry-run plan would change, by kind, for `status --remote`.
+fn next_pass_counts(plan: &crate::reconcile::Plan) -> serde_json::Value {
+    use crate::reconcile::Action;
+    let count = |f: fn(&Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
+    serde_json::json!({
+        "upload": count(|a| matches!(a, Action::Upload { .. })),
+        "download": count(|a| matches!(a, Action::Download { .. })),
+        "delete_local": count(|a| matches!(a, Action::DeleteLocal { .. })),
+        "delete_remote": count(|a| matches!(a, Action::DeleteRemote { .. })),
+        "conflicts": count(|a| matches!(a, Action::KeepBoth { .. })),
+        "skipped": count(|a| matches!(a, Action::Skip { .. })),
+    })
 }
 
 #[cfg(feature = "demo")]

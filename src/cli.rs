@@ -60,6 +60,10 @@ pub enum Command {
         config: ConfigArg,
         #[arg(long)]
         json: bool,
+        /// Also connect and list the server: what the next pass would do, both ways (read-only;
+        /// works while `run` is running).
+        #[arg(long)]
+        remote: bool,
     },
     /// Install or remove the system service (systemd on Linux, the Service Control Manager on
     /// Windows).

@@ -216,3 +216,34 @@ async fn watcher_passes_look_only_at_what_changed() {
     let log = std::fs::read_to_string(h.dir.path().join("run.log")).unwrap_or_default();
     assert_eq!(code, Some(0), "run did not stop cleanly:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_remote_says_what_the_next_pass_would_do_and_changes_nothing() {
+    let h = Harness::new().await;
+    let cfg = config(&h);
+    put(&h.local, "a.txt", "a");
+    put(&h.local, "gone.txt", "g");
+    assert!(output(&["sync", "-c", &cfg], h.dir.path()).await.status.success());
+    put(&h.remote, "new-on-server.txt", "n");
+    put(&h.local, "a.txt", "edited locally");
+    std::fs::remove_file(h.remote.join("gone.txt")).expect("rm on the server");
+
+    let out = output(&["status", "-c", &cfg, "--json", "--remote"], h.dir.path()).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(
+        status[0]["next_pass"],
+        serde_json::json!({"upload": 1, "download": 1, "delete_local": 1, "delete_remote": 0, "conflicts": 0, "skipped": 0}),
+        "{status}"
+    );
+    let text = output(&["status", "-c", &cfg, "--remote"], h.dir.path()).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("the next pass would: upload 1, download 1, delete 1 locally and 0 on the server"),
+        "{text}"
+    );
+    // Looking changed nothing.
+    assert!(read(&h.local, "new-on-server.txt").is_none());
+    assert!(read(&h.local, "gone.txt").is_some());
+    assert_eq!(read(&h.remote, "a.txt").as_deref(), Some(&b"a"[..]));
+}
