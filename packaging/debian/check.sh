@@ -25,7 +25,7 @@ if ! command -v cargo-deb >/dev/null; then
 fi
 
 step "cargo deb"
-cargo deb --quiet
+cargo deb --quiet --strip
 DEB=$(ls -t target/debian/ftps-sync_"$VERSION"*_*.deb | head -1)
 echo "built $DEB ($(stat -c %s "$DEB") bytes)"
 

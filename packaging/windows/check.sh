@@ -89,6 +89,8 @@ echo "from the server" >"$WORK/server/docs/from-server.txt"
 echo "a device name" >"$WORK/server/aux.txt"
 echo "upper" >"$WORK/server/Case.txt"
 echo "lower" >"$WORK/server/case.txt"
+echo "server notes" >"$WORK/server/notes.txt"
+echo "local notes" >"$WORK/local/Notes.txt"
 echo "from windows" >"$WORK/local/from-windows.txt"
 echo "deep" >"$WORK/local/sub/deep.txt"
 # A file, not an environment variable: the service does not get this shell's environment.
@@ -115,14 +117,17 @@ wine "$BIN/ftps-sync.exe" sync -c "$CFG" >"$WORK/sync.log" 2>&1
 code=$?
 set -e
 tr -d '\r' <"$WORK/sync.log"
-# Exit 1: the three remote names Windows cannot hold are reported as skipped.
+# Exit 1: the remote names Windows cannot hold, and the local/remote pair that differs only by
+# case, are reported as skipped.
 [ "$code" = 1 ] || fail "sync exited $code, expected 1 (skipped names)"
 cmp -s "$WORK/server/from-windows.txt" "$WORK/local/from-windows.txt" || fail "upload"
 cmp -s "$WORK/server/sub/deep.txt" "$WORK/local/sub/deep.txt" || fail "nested upload"
 cmp -s "$WORK/local/docs/from-server.txt" "$WORK/server/docs/from-server.txt" || fail "download"
-for n in aux.txt Case.txt case.txt; do
+for n in aux.txt Case.txt case.txt notes.txt; do
     [ ! -e "$WORK/local/$n" ] || fail "$n was written locally"
 done
+[ ! -e "$WORK/server/Notes.txt" ] || fail "Notes.txt was uploaded beside notes.txt"
+grep -q 'cannot hold both' "$WORK/sync.log" || fail "Notes.txt/notes.txt not reported"
 grep -q 'reserved device name' "$WORK/sync.log" || fail "aux.txt not reported"
 grep -q 'differs only by case' "$WORK/sync.log" || fail "Case.txt/case.txt not reported"
 ls "$WORK/local" "$WORK/server" | grep -q 'ftps-sync.part' && fail "a part file was left"

@@ -28,6 +28,8 @@ pub struct Policy {
     pub delete: bool,
     pub conflict: ConflictPolicy,
     pub max_delete_percent: u8,
+    /// The local filesystem cannot hold two names that differ only by case (Windows, macOS).
+    pub case_insensitive: bool,
 }
 
 impl Policy {
@@ -37,6 +39,7 @@ impl Policy {
             delete: folder.delete,
             conflict: folder.conflict,
             max_delete_percent: folder.max_delete_percent,
+            case_insensitive: cfg!(any(windows, target_os = "macos")),
         }
     }
 }
@@ -70,20 +73,34 @@ pub fn plan_part(
     };
     let paths: BTreeSet<&RelPath> = base.keys().chain(local.keys()).chain(remote.keys()).collect();
 
-    // A path that is a file on one side and a directory on the other is left alone, with all
-    // that lies under it.
-    let mut kind_clashes: Vec<&RelPath> = Vec::new();
+    // Left alone, with all that lies under them: a path that is a file on one side and a
+    // directory on the other, and names that differ only by case where the local filesystem
+    // cannot hold both (writing one would replace the other).
+    let case_twins = if policy.case_insensitive {
+        case_twins(&paths)
+    } else {
+        BTreeSet::new()
+    };
+    let mut left_alone: Vec<&RelPath> = Vec::new();
     let mut actions: Vec<Action> = Vec::new();
     let mut dirs: Vec<&RelPath> = Vec::new();
     for path in &paths {
-        if kind_clashes.iter().any(|c| path.is_inside(c)) {
+        if left_alone.iter().any(|c| path.is_inside(c)) {
+            continue;
+        }
+        if case_twins.contains(path) {
+            left_alone.push(path);
+            actions.push(Action::Skip {
+                path: (*path).clone(),
+                reason: "another name differs only by case, and this system cannot hold both".into(),
+            });
             continue;
         }
         let (b, l, r) = (base.get(*path), local.get(*path), remote.get(*path));
         let is_dir = |e: Option<&Entry>| e.map(|e| e.kind == Kind::Dir);
         match (is_dir(l), is_dir(r)) {
             (Some(a), Some(b)) if a != b => {
-                kind_clashes.push(path);
+                left_alone.push(path);
                 actions.push(Action::Skip {
                     path: (*path).clone(),
                     reason: "a file on one side, a directory on the other".into(),
@@ -112,6 +129,15 @@ pub fn plan_part(
     let plan = Plan::new(actions);
     guard::check(base, local, remote, &plan, policy, part)?;
     Ok(plan)
+}
+
+/// The paths that share their lower-case form with another path.
+fn case_twins<'a>(paths: &BTreeSet<&'a RelPath>) -> BTreeSet<&'a RelPath> {
+    let mut by_case: std::collections::HashMap<String, Vec<&'a RelPath>> = std::collections::HashMap::new();
+    for p in paths {
+        by_case.entry(p.as_str().to_lowercase()).or_default().push(p);
+    }
+    by_case.into_values().filter(|g| g.len() > 1).flatten().collect()
 }
 
 fn decide_dir(

@@ -17,6 +17,7 @@ fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
         delete: true,
         conflict,
         max_delete_percent: 100,
+        case_insensitive: false,
     }
 }
 
@@ -485,4 +486,31 @@ fn a_pass_over_a_subtree_measures_deletions_against_the_whole_folder() {
     let allowed = plan_part(&base, &Snapshot::new(), &remote, &pol, now(), part(1000)).expect("planned");
     assert_eq!(allowed.actions.iter().filter(|a| a.is_delete()).count(), 10);
     assert!(actions(&allowed).contains(&"rmdir remote d/".to_owned()));
+}
+
+#[test]
+fn names_that_differ_only_by_case_are_left_alone_where_the_filesystem_folds_case() {
+    let local = snapshot(&[("Report.txt", 1), ("Docs/a.txt", 1), ("same.txt", 3)]);
+    let remote = snapshot(&[("report.txt", 2), ("docs/a.txt", 2), ("same.txt", 3)]);
+    let mut pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+    pol.case_insensitive = true;
+    let folded = plan(&Base::new(), &local, &remote, &pol, now()).expect("planned");
+    let mut got = actions(&folded);
+    got.sort();
+    assert_eq!(got.iter().filter(|a| a.starts_with("skip")).count(), 4, "{got:?}");
+    assert!(
+        folded
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Skip { .. } | Action::Adopt { .. })),
+        "{got:?}"
+    );
+    // Where case matters, they are different files.
+    pol.case_insensitive = false;
+    let exact = plan(&Base::new(), &local, &remote, &pol, now()).expect("planned");
+    assert!(
+        actions(&exact)
+            .iter()
+            .any(|a| a.starts_with("upload") && a.contains("Report.txt"))
+    );
 }

@@ -126,6 +126,7 @@ fn golden_scenarios() {
             delete: s.policy.delete,
             conflict: s.policy.conflict,
             max_delete_percent: s.policy.max_delete_percent,
+            case_insensitive: false,
         };
         let base: Base = snapshot(&s.base)
             .into_iter()
