@@ -36,8 +36,9 @@ cleanup() {
 trap cleanup EXIT
 export WINEPREFIX=$WORK/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 
-step "cross-build"
+step "cross-build, and clippy on the Windows-only code"
 cargo build --release --target "$TARGET"
+cargo clippy --quiet --target "$TARGET" --lib --bins -- -D warnings
 OUT=$ROOT/target/$TARGET/release
 EXE=$OUT/ftps-sync.exe
 
@@ -188,6 +189,14 @@ installed="$WORK/prefix/drive_c/Program Files/ftps-sync/ftps-sync.exe"
 wine reg query "$KEY" /v ImagePath 2>/dev/null | tr -d '\r' | tee "$WORK/msi-reg.log"
 grep -q 'ftps-sync.exe.*service run -c' "$WORK/msi-reg.log" || fail "the MSI did not register the service"
 [ "$(wine "$installed" --version | tr -d '\r')" = "ftps-sync $VERSION" ] || fail "the installed binary does not run"
+# Started before its config is filled in, the service stops and says why in its log.
+wine sc start ftps-sync >/dev/null 2>&1 || true
+for _ in $(seq 100); do
+    grep -qsF 'config.yaml:' "$SERVICE_LOG" && break
+    sleep 0.1
+done
+grep -qF 'config.yaml:' "$SERVICE_LOG" || fail "the service did not log why the example config cannot run"
+grep -F 'config.yaml:' "$SERVICE_LOG" | tail -1
 wine msiexec /x "$(winpath "$MSI")" /qn
 [ ! -f "$installed" ] || fail "msiexec /x left the binary"
 wine reg query "$KEY" >/dev/null 2>&1 && fail "msiexec /x left the service registered"

@@ -136,14 +136,26 @@ fn serve(status: &ServiceStatusHandle, stop: CancellationToken) -> Result<()> {
         .get()
         .cloned()
         .unwrap_or_else(crate::config::default_config_path);
-    let mut config = crate::config::Config::load(&path)?;
+    // A service has no console: its log goes beside its state, unless the config says where.
+    let default_log = crate::config::platform_data_dir()
+        .join("logs")
+        .join("ftps-sync.log");
+    let mut config = match crate::config::Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            // Said where the user will look, not only as an exit code in the SCM.
+            if let Ok(writer) = crate::app::log_file(&default_log) {
+                let _ = tracing_subscriber::fmt()
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_writer(writer)
+                    .try_init();
+            }
+            return Err(e);
+        }
+    };
     if config.log.file.is_none() {
-        // A service has no console: its log goes beside its state.
-        config.log.file = Some(
-            crate::config::platform_data_dir()
-                .join("logs")
-                .join("ftps-sync.log"),
-        );
+        config.log.file = Some(default_log);
     }
     crate::app::init_logging(&config, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
