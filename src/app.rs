@@ -70,7 +70,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
 fn service(action: ServiceAction) -> Result<u8> {
     let done = match action {
         ServiceAction::Install { config, user, root } => {
-            let path = config.config.clone().unwrap_or_else(config::default_config_path);
+            let path = config_path(&config);
             let path = std::path::absolute(&path).map_err(Error::local("resolve", &path))?;
             // Installing a service that cannot start helps no one: the config must load.
             let loaded = Config::load(&path)?;
@@ -79,13 +79,10 @@ fn service(action: ServiceAction) -> Result<u8> {
             let exe = std::env::current_exe()
                 .and_then(|e| if cfg!(windows) { Ok(e) } else { e.canonicalize() })
                 .map_err(|e| Error::Usage(format!("cannot tell where this program is: {e}")))?;
-            install_service(&loaded, &exe, &path, &user, root)?
+            crate::service::install(&loaded, &exe, &path, &user, root)?
         }
-        ServiceAction::Uninstall { root } => uninstall_service(root)?,
-        ServiceAction::Run { config } => {
-            let path = config.config.unwrap_or_else(config::default_config_path);
-            return run_as_service(path);
-        }
+        ServiceAction::Uninstall { root } => crate::service::uninstall(root)?,
+        ServiceAction::Run { config } => return crate::service::run(config_path(&config)),
     };
     for line in done {
         say!("{line}");
@@ -93,56 +90,12 @@ fn service(action: ServiceAction) -> Result<u8> {
     Ok(0)
 }
 
-#[cfg(not(windows))]
-fn install_service(
-    config: &Config,
-    exe: &std::path::Path,
-    path: &std::path::Path,
-    user: &str,
-    root: PathBuf,
-) -> Result<Vec<String>> {
-    use crate::service::systemd;
-    let spec = systemd::UnitSpec::of(config, exe, path, user);
-    systemd::install(&spec, &systemd::Target { root })
-}
-
-#[cfg(windows)]
-fn install_service(
-    config: &Config,
-    exe: &std::path::Path,
-    path: &std::path::Path,
-    _user: &str,
-    _root: PathBuf,
-) -> Result<Vec<String>> {
-    let _ = config;
-    crate::service::windows::install(exe, path)
-}
-
-#[cfg(not(windows))]
-fn uninstall_service(root: PathBuf) -> Result<Vec<String>> {
-    crate::service::systemd::uninstall(&crate::service::systemd::Target { root })
-}
-
-#[cfg(windows)]
-fn uninstall_service(_root: PathBuf) -> Result<Vec<String>> {
-    crate::service::windows::uninstall()
-}
-
-#[cfg(not(windows))]
-fn run_as_service(_config: PathBuf) -> Result<u8> {
-    Err(Error::Usage(
-        "`service run` is for the Windows Service Control Manager; use `ftps-sync run`".into(),
-    ))
-}
-
-#[cfg(windows)]
-fn run_as_service(config: PathBuf) -> Result<u8> {
-    crate::service::windows::run_as_service(config)
+fn config_path(arg: &ConfigArg) -> PathBuf {
+    arg.config.clone().unwrap_or_else(config::default_config_path)
 }
 
 fn load(arg: &ConfigArg) -> Result<Config> {
-    let path = arg.config.clone().unwrap_or_else(config::default_config_path);
-    Config::load(&path)
+    Config::load(&config_path(arg))
 }
 
 fn init_default_logging(level: Option<&str>) {
