@@ -128,12 +128,20 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.contains('\r') || name.contains('\n') {
         return Err("line break in name");
     }
+    // Where the filesystem cannot hold it, a remote file is skipped, never written under
+    // another name.
+    if cfg!(windows)
+        && let Some(why) = windows_name_problem(name)
+    {
+        return Err(why);
+    }
     Ok(())
 }
 
 /// Why `name` cannot be a file name on Windows, if it cannot: a reserved device name (`CON`,
-/// `aux.txt`), a trailing dot or space, or a character Windows forbids. Such remote files are
-/// skipped there, never written under another name.
+/// `aux.txt`), a trailing dot or space, or a character Windows forbids. On Windows,
+/// [`check_name`] refuses these. (Names equal but for case are the planner's to refuse: it
+/// sees both sides.)
 pub fn windows_name_problem(name: &str) -> Option<&'static str> {
     const RESERVED: [&str; 22] = [
         "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
@@ -153,34 +161,6 @@ pub fn windows_name_problem(name: &str) -> Option<&'static str> {
         return Some("a character Windows does not allow in names");
     }
     None
-}
-
-/// The names of one remote directory that cannot be files here, with why. On Windows (or with
-/// `windows` set, for tests): the names [`windows_name_problem`] refuses, and names equal but for
-/// case, all of them, since the filesystem could not tell them apart.
-pub fn unholdable_names<'a>(
-    names: impl Iterator<Item = &'a str> + Clone,
-    windows: bool,
-) -> std::collections::BTreeMap<&'a str, &'static str> {
-    let mut out = std::collections::BTreeMap::new();
-    if !windows {
-        return out;
-    }
-    let mut by_case: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for n in names.clone() {
-        *by_case.entry(n.to_lowercase()).or_default() += 1;
-    }
-    for n in names {
-        if let Some(why) = windows_name_problem(n) {
-            out.insert(n, why);
-        } else if by_case.get(&n.to_lowercase()).is_some_and(|c| *c > 1) {
-            out.insert(
-                n,
-                "another name in the directory differs only by case, which Windows cannot tell apart",
-            );
-        }
-    }
-    out
 }
 
 impl serde::Serialize for RelPath {
@@ -205,17 +185,6 @@ impl fmt::Debug for RelPath {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn names_equal_but_for_case_are_all_refused_on_windows() {
-        let names = ["Report.txt", "report.TXT", "other", "aux.c"];
-        let refused = unholdable_names(names.iter().copied(), true);
-        assert_eq!(
-            refused.keys().copied().collect::<Vec<_>>(),
-            vec!["Report.txt", "aux.c", "report.TXT"]
-        );
-        assert!(unholdable_names(names.iter().copied(), false).is_empty());
-    }
 
     #[test]
     fn names_windows_cannot_hold() {

@@ -409,31 +409,15 @@ async fn list_tree(
             other => other?,
         };
         let dir_held = dir.as_ref().map_or(*scope == Scope::Full, |d| scope.holds(d));
-        let unholdable =
-            crate::path::unholdable_names(entries.iter().map(|l| l.name.as_str()), cfg!(windows));
-        let unholdable: std::collections::HashMap<String, &str> = unholdable
-            .into_iter()
-            .map(|(n, why)| (n.to_owned(), why))
-            .collect();
         let mut seen = std::collections::HashSet::new();
         for l in entries {
-            if let Some(why) = unholdable.get(&l.name) {
-                if dir_held {
-                    tracing::warn!(dir = remote_dir, name = l.name, "remote file skipped: {why}");
-                    tree.unsafe_names.push(Issue {
-                        path: crate::path::join_remote(&remote_dir, &l.name),
-                        reason: (*why).to_owned(),
-                    });
-                }
-                continue;
-            }
             let path = match RelPath::child(dir.as_ref(), &l.name) {
                 Ok(p) => p,
                 Err(_) if !dir_held => continue,
                 Err(e) => {
                     tracing::warn!(dir = remote_dir, name = ?l.name, "unsafe remote name skipped: {e}");
                     tree.unsafe_names.push(Issue {
-                        path: format!("{remote_dir}/{:?}", l.name),
+                        path: crate::path::join_remote(&remote_dir, &format!("{:?}", l.name)),
                         reason: e.to_string(),
                     });
                     continue;

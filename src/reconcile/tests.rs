@@ -514,3 +514,22 @@ fn names_that_differ_only_by_case_are_left_alone_where_the_filesystem_folds_case
             .any(|a| a.starts_with("upload") && a.contains("Report.txt"))
     );
 }
+
+#[test]
+fn names_equal_but_for_case_on_one_side_are_all_left_alone_where_case_folds() {
+    let remote = snapshot(&[("Report.txt", 1), ("report.TXT", 2), ("other", 3)]);
+    let mut pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+    pol.case_insensitive = true;
+    let folded = plan(&Base::new(), &Snapshot::new(), &remote, &pol, now()).expect("planned");
+    let mut got = actions(&folded);
+    got.sort();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got[0].starts_with("download") && got[0].ends_with("other"),
+        "{got:?}"
+    );
+    assert!(got[1..].iter().all(|a| a.starts_with("skip")), "{got:?}");
+    pol.case_insensitive = false;
+    let exact = plan(&Base::new(), &Snapshot::new(), &remote, &pol, now()).expect("planned");
+    assert!(actions(&exact).iter().all(|a| a.starts_with("download")));
+}
