@@ -184,14 +184,14 @@ pub fn vsftpd(implicit: bool) -> Option<Server> {
     let owner = daemon_prereqs(what, &bin)?;
     let (base, data) = prepare(Some(owner));
     let b = base.path();
-    // PAM only reads /etc/pam.d; the service and its password file have fixed contents.
+    // PAM only reads /etc/pam.d; the service and its password file have fixed contents. Both
+    // are shared by the vsftpd tests running in parallel: replaced whole, never truncated under
+    // a login that reads them (a half-written file answered 530).
     let pwfile = "/etc/ftps-sync-interop.passwd";
-    std::fs::write(pwfile, format!("{USER}:{}\n", md5_crypt(PASSWORD))).expect("pam pwdfile");
-    std::fs::write(
-        "/etc/pam.d/ftps-sync-interop",
-        format!("auth required pam_pwdfile.so pwdfile={pwfile}\naccount required pam_permit.so\n"),
-    )
-    .expect("pam service");
+    let entry = format!("{USER}:{}\n", md5_crypt(PASSWORD));
+    replace_file(Path::new(pwfile), entry.as_bytes());
+    let pam = format!("auth required pam_pwdfile.so pwdfile={pwfile}\naccount required pam_permit.so\n");
+    replace_file(Path::new("/etc/pam.d/ftps-sync-interop"), pam.as_bytes());
     let port = free_port();
     let (lo, hi) = passive_range();
     let conf = b.join("vsftpd.conf");
@@ -397,4 +397,18 @@ impl Server {
     pub fn base_path(&self) -> &Path {
         self.base.path()
     }
+}
+
+/// Replaces `path` whole (a uniquely named file beside it, renamed over it), so a reader never
+/// sees it empty or half-written, even with another test replacing it at the same time.
+fn replace_file(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let dir = path.parent().expect("a file in a directory");
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).expect("temp file");
+    tmp.write_all(bytes).expect("write");
+    // Readable as `fs::write` left them (a temp file starts at 0600).
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    tmp.persist(path).expect("rename into place");
 }
