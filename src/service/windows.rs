@@ -23,7 +23,19 @@ const DISPLAY_NAME: &str = "ftps-sync";
 const DESCRIPTION: &str = "Keeps local folders in sync with an FTPS server (ftps-sync run).";
 
 fn scm_error(what: &str) -> impl FnOnce(windows_service::Error) -> Error + '_ {
-    move |e| Error::Usage(format!("{what}: {e} (an administrator's prompt is needed)"))
+    move |e| Error::Usage(format!("{what}: {}", describe(&e)))
+}
+
+/// The system's own words: the crate's display of a failed call is only "IO error in winapi
+/// call". Access denied gets the way out.
+fn describe(e: &windows_service::Error) -> String {
+    match e {
+        windows_service::Error::Winapi(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!("{io} (run it from an administrator's prompt)")
+        }
+        windows_service::Error::Winapi(io) => io.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Registers the service: automatic start, `service run -c <config>` as its command line.
@@ -60,7 +72,8 @@ pub fn install(exe: &Path, config: &Path) -> Result<Vec<String>> {
     match service.start::<&str>(&[]) {
         Ok(()) => done.push(format!("started it (sc query {SERVICE_NAME})")),
         Err(e) => done.push(format!(
-            "it did not start yet ({e}): `sc start {SERVICE_NAME}` once the config is ready"
+            "it did not start yet ({}): `sc start {SERVICE_NAME}` once the config is ready",
+            describe(&e)
         )),
     }
     Ok(done)
