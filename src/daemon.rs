@@ -121,7 +121,7 @@ async fn folder_loop(
         let full = scope == Scope::Full;
         let options = Options {
             dry_run: false,
-            scope: Some(scope.clone()),
+            scope: scope.clone(),
             settle: Some(config.debounce),
         };
         match engine::sync_folder(config, folder, tls, options, cut).await {

@@ -43,7 +43,7 @@ use crate::state::{State, Transfer};
 pub struct Options {
     pub dry_run: bool,
     /// What the pass looks at (the service narrows it to what the watcher saw change).
-    pub scope: Option<Scope>,
+    pub scope: Scope,
     /// Leave local files modified less than this long ago for a later pass: they may still
     /// be being written (the service sets it; a one-shot sync does not).
     pub settle: Option<std::time::Duration>,
@@ -164,7 +164,7 @@ pub async fn sync_folder(
     let state = State::open(&config.state_dir, &folder.name)?;
     let mut base = state.load()?;
     let ignore = Ignore::new(&folder.ignore)?;
-    let mut scope = widen(options.scope.clone().unwrap_or(Scope::Full), &base, &folder.local);
+    let mut scope = widen(options.scope.clone(), &base, &folder.local);
 
     let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
     let pool = Pool::new(&config.server, tls, limiter);

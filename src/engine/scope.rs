@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::path::RelPath;
 
 /// A pass over the whole folder, or over some paths, each with everything under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Scope {
+    #[default]
     Full,
     Paths(BTreeSet<RelPath>),
 }

@@ -21,6 +21,17 @@ fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
     }
 }
 
+/// Plans a two-way pass that keeps both versions of a conflict, the most common policy here.
+fn two_way(base: &Base, local: &Snapshot, remote: &Snapshot) -> Result<Plan, String> {
+    plan(
+        base,
+        local,
+        remote,
+        &policy(Direction::Both, ConflictPolicy::KeepBoth),
+        now(),
+    )
+}
+
 fn rp(s: &str) -> RelPath {
     RelPath::new(s).expect("test path")
 }
@@ -124,14 +135,7 @@ fn remote_listing_precision_change_is_not_a_change() {
         remote_change(base.get(&rp("a")), remote.get(&rp("a"))),
         Change::Unchanged
     );
-    let p = plan(
-        &base,
-        &local,
-        &remote,
-        &policy(Direction::Both, ConflictPolicy::KeepBoth),
-        now(),
-    )
-    .unwrap();
+    let p = two_way(&base, &local, &remote).unwrap();
     assert!(p.changes().next().is_none(), "{p}");
 }
 
@@ -220,14 +224,7 @@ fn deleted_directory_is_removed_after_its_files() {
     let base = base_of(&[("d/e/x", 1), ("d/y", 1), ("keep", 1)]);
     let local = snapshot(&[("keep", 1)]);
     let remote = snapshot(&[("d/e/x", 1), ("d/y", 1), ("keep", 1)]);
-    let p = plan(
-        &base,
-        &local,
-        &remote,
-        &policy(Direction::Both, ConflictPolicy::KeepBoth),
-        now(),
-    )
-    .unwrap();
+    let p = two_way(&base, &local, &remote).unwrap();
     assert_eq!(
         actions(&p),
         vec![
@@ -361,7 +358,7 @@ proptest! {
         }).collect();
         let changed = snapshot(&changed_files);
         let (local, remote) = if on_local { (&changed, &unchanged) } else { (&unchanged, &changed) };
-        let p = plan(&b, local, remote, &policy(Direction::Both, ConflictPolicy::KeepBoth), now());
+        let p = two_way(&b, local, remote);
         let Ok(p) = p else { return Ok(()) };
         for ((path, _), e) in files.iter().zip(&edits) {
             let path = rp(path);
@@ -383,7 +380,7 @@ proptest! {
         let edited = snapshot(&[("x", n), ("keep", 0)]);
         let deleted = snapshot(&[("keep", 0)]);
         let (local, remote) = if edit_local { (&edited, &deleted) } else { (&deleted, &edited) };
-        let p = plan(&b, local, remote, &policy(Direction::Both, ConflictPolicy::KeepBoth), now()).expect("not refused");
+        let p = two_way(&b, local, remote).expect("not refused");
         let want = if edit_local { Action::Upload { path: rp("x") } } else { Action::Download { path: rp("x") } };
         prop_assert_eq!(p.actions, vec![want]);
     }
@@ -392,7 +389,7 @@ proptest! {
     fn conflicts_keep_both(c in 0u8..3, l in 3u8..6, r in 6u8..9, with_base in any::<bool>()) {
         let b = if with_base { base_of(&[("x.txt", c)]) } else { Base::new() };
         let mut w = World { base: b, local: snapshot(&[("x.txt", l)]), remote: snapshot(&[("x.txt", r)]) };
-        let p = plan(&w.base, &w.local, &w.remote, &policy(Direction::Both, ConflictPolicy::KeepBoth), now()).expect("not refused");
+        let p = two_way(&w.base, &w.local, &w.remote).expect("not refused");
         prop_assert!(matches!(p.actions.as_slice(), [Action::KeepBoth { .. }]), "{}", p);
         apply(&mut w, &p);
         let contents: BTreeMap<_, _> = w.local.values().filter_map(|e| e.sha256.clone()).map(|s| (s, ())).collect();
@@ -413,14 +410,7 @@ fn an_unconfirmed_remote_time_compares_by_size_and_is_then_confirmed() {
     listed.sha256 = None;
     listed.mtime = Mtime::new(listed.mtime.nanos + 42_000_000_000, Precision::Minutes);
     let remote: Snapshot = [(rp("a"), listed.clone())].into();
-    let p = plan(
-        &base,
-        &local,
-        &remote,
-        &policy(Direction::Both, ConflictPolicy::KeepBoth),
-        now(),
-    )
-    .unwrap();
+    let p = two_way(&base, &local, &remote).unwrap();
     assert_eq!(
         actions(&p),
         vec!["in sync a"],
@@ -429,14 +419,7 @@ fn an_unconfirmed_remote_time_compares_by_size_and_is_then_confirmed() {
     // A different size is a change.
     listed.size += 1;
     let remote: Snapshot = [(rp("a"), listed)].into();
-    let p = plan(
-        &base,
-        &local,
-        &remote,
-        &policy(Direction::Both, ConflictPolicy::KeepBoth),
-        now(),
-    )
-    .unwrap();
+    let p = two_way(&base, &local, &remote).unwrap();
     assert_eq!(actions(&p), vec!["download a"]);
 }
 

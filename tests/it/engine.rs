@@ -343,9 +343,7 @@ async fn files_still_being_written_are_left_for_a_later_pass() {
 /// A pass narrowed to the paths a watcher reported.
 fn over(paths: &[&str]) -> Options {
     Options {
-        scope: Some(Scope::Paths(
-            paths.iter().map(|p| RelPath::new(p).expect("path")).collect(),
-        )),
+        scope: Scope::Paths(paths.iter().map(|p| RelPath::new(p).expect("path")).collect()),
         ..Options::default()
     }
 }

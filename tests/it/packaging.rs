@@ -37,24 +37,20 @@ fn verify(unit: &Path) -> Option<String> {
     }
 }
 
+/// `service install -c cfg --root staging [extra…]`, run in `dir`.
+fn install_staged(dir: &Path, cfg: &str, staging: &Path, extra: &[&str]) -> std::process::Output {
+    let staging = staging.display().to_string();
+    let mut args = vec!["service", "install", "-c", cfg, "--root", &staging];
+    args.extend_from_slice(extra);
+    run(&args, dir)
+}
+
 #[test]
 fn service_install_and_uninstall_write_into_a_staging_root() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = config_with(dir.path(), "", "", "");
     let staging = dir.path().join("staging");
-    let out = run(
-        &[
-            "service",
-            "install",
-            "-c",
-            &cfg,
-            "--user",
-            "sync-test",
-            "--root",
-            &staging.display().to_string(),
-        ],
-        dir.path(),
-    );
+    let out = install_staged(dir.path(), &cfg, &staging, &["--user", "sync-test"]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -104,17 +100,7 @@ fn service_install_refuses_a_config_that_would_not_start() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = config_with(dir.path(), "  no_such_key: 1\n", "", "");
     let staging = dir.path().join("staging");
-    let out = run(
-        &[
-            "service",
-            "install",
-            "-c",
-            &cfg,
-            "--root",
-            &staging.display().to_string(),
-        ],
-        dir.path(),
-    );
+    let out = install_staged(dir.path(), &cfg, &staging, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no_such_key"), "{stderr}");
