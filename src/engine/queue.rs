@@ -209,34 +209,24 @@ async fn apply(sh: &Shared, action: &Action) -> Result<Report> {
         Action::Upload { path } => {
             let local = local_entry(sh, path)?;
             let expect = sh.remote.get(path).cloned();
-            let (b, sent) = retrying!(&sh.run, path.as_str(), |c| transfer::upload(
+            d.absorb(retrying!(&sh.run, path.as_str(), |c| transfer::upload(
                 sh,
                 c,
                 path,
-                path,
                 &local,
                 expect.as_ref()
-            ))?;
-            sh.state(|s| s.put(path, &b))?;
-            tracing::info!(path = %path, bytes = local.size, "uploaded");
-            d.uploaded += 1;
-            d.bytes_up += sent;
+            ))?);
         }
         Action::Download { path } => {
             let remote = remote_entry(sh, path)?;
             let expect = sh.local.get(path).cloned();
-            let (b, got) = retrying!(&sh.run, path.as_str(), |c| transfer::download(
+            d.absorb(retrying!(&sh.run, path.as_str(), |c| transfer::download(
                 sh,
                 c,
                 path,
-                path,
                 &remote,
                 expect.as_ref()
-            ))?;
-            sh.state(|s| s.put(path, &b))?;
-            tracing::info!(path = %path, bytes = remote.size, "downloaded");
-            d.downloaded += 1;
-            d.bytes_down += got;
+            ))?);
         }
         Action::KeepBoth { path, loser, copy } => {
             let delta = retrying!(&sh.run, path.as_str(), |c| transfer::keep_both(

@@ -89,34 +89,33 @@ async fn check_server_hash(sh: &Shared, conn: &mut Ftps, remote: &str, digests: 
     }
 }
 
-/// Uploads local `src` to remote `dst` through a remote part file, resuming one this folder
-/// started from the same local file. `expect_remote` is what the plan believed is at `dst`:
-/// if the server changed it meanwhile, nothing is overwritten. Returns the base entry and the
-/// bytes sent now.
+/// Uploads `path` through a remote part file, resuming one this folder started from the same
+/// local file, and records it as in sync. `expect_remote` is what the plan believed is at `path`:
+/// if the server changed it meanwhile, nothing is overwritten. Returns its share of the report
+/// (the bytes sent now).
 pub(super) async fn upload(
     sh: &Shared,
     conn: &mut Ftps,
-    src: &RelPath,
-    dst: &RelPath,
+    path: &RelPath,
     local: &Entry,
     expect_remote: Option<&Entry>,
-) -> Result<(BaseEntry, u64)> {
-    let local_path = src.to_local(&sh.folder.local);
-    let target = sh.remote_path(dst);
-    let part = sh.remote_path(&dst.with_name(&part_name(dst.name()))?);
+) -> Result<Report> {
+    let local_path = path.to_local(&sh.folder.local);
+    let target = sh.remote_path(path);
+    let part = sh.remote_path(&path.with_name(&part_name(path.name()))?);
     let mut offset = 0;
     if resumable(local.size)
-        && sh.state(|s| s.partial(dst, Transfer::Upload))? == Some(local.sig())
+        && sh.state(|s| s.partial(path, Transfer::Upload))? == Some(local.sig())
         && let Ok(size) = conn.size(&part).await
         && size <= local.size
     {
         offset = size;
     }
     if offset == 0 && resumable(local.size) {
-        sh.state(|s| s.start_partial(dst, Transfer::Upload, &local.sig()))?;
+        sh.state(|s| s.start_partial(path, Transfer::Upload, &local.sig()))?;
     }
     if offset > 0 {
-        tracing::info!(path = %dst, offset, "resuming upload");
+        tracing::info!(path = %path, offset, "resuming upload");
     }
     let mut reading = read_file(&local_path, offset, server_algo(sh, conn));
     let sent = conn.upload(&part, &mut reading.chunks, offset > 0).await;
@@ -129,7 +128,7 @@ pub(super) async fn upload(
     let result = async {
         let now = std::fs::metadata(&local_path).map_err(Error::local("stat", &local_path))?;
         if entry_of(&now).sig() != local.sig() || total != local.size {
-            return Err(changed(src, "local"));
+            return Err(changed(path, "local"));
         }
         // Never trust a 226 alone: the server must hold every byte.
         let size = conn.size(&part).await?;
@@ -158,7 +157,7 @@ pub(super) async fn upload(
                 .is_some_and(|c| same_remote(&listed_entry(&c), e)),
         };
         if !unchanged {
-            return Err(changed(dst, "remote"));
+            return Err(changed(path, "remote"));
         }
         Ok(expect_remote.is_some())
     }
@@ -168,7 +167,7 @@ pub(super) async fn upload(
         Err(e) => {
             if e.class() != Class::Transient || matches!(e, Error::Verify { .. }) {
                 let _ = conn.remove(&part).await;
-                let _ = sh.state(|s| s.end_partial(dst));
+                let _ = sh.state(|s| s.end_partial(path));
             }
             return Err(e);
         }
@@ -183,7 +182,7 @@ pub(super) async fn upload(
         }
     }
     if resumable(local.size) {
-        sh.state(|s| s.end_partial(dst))?;
+        sh.state(|s| s.end_partial(path))?;
     }
     let mtime_set = conn.set_mtime(&target, local.mtime.secs()).await?;
     let remote = if conn.listing == ListingMode::List && mtime_set {
@@ -191,7 +190,7 @@ pub(super) async fn upload(
         // listing per file, note the time we set and confirm it with one listing per
         // directory after the transfers (see queue::confirm_uploads).
         if let Ok(mut u) = sh.unconfirmed.lock() {
-            u.push(dst.clone());
+            u.push(path.clone());
         }
         Entry::file(
             total,
@@ -216,23 +215,28 @@ pub(super) async fn upload(
         remote: remote.sig(),
         sha256: Some(digests.sha256),
     };
-    Ok((base, sent))
+    sh.state(|s| s.put(path, &base))?;
+    tracing::info!(path = %path, bytes = local.size, "uploaded");
+    Ok(Report {
+        uploaded: 1,
+        bytes_up: sent,
+        ..Report::default()
+    })
 }
 
-/// Downloads remote `src` to local `dst` through a local part file, resuming one this folder
-/// started from the same remote file. `expect_local` is what the plan believed is at `dst`:
-/// if it changed meanwhile, nothing is overwritten. Returns the base entry and the bytes
-/// received now.
+/// Downloads `path` through a local part file, resuming one this folder started from the same
+/// remote file, and records it as in sync. `expect_local` is what the plan believed is at `path`:
+/// if it changed meanwhile, nothing is overwritten. Returns its share of the report (the bytes
+/// received now).
 pub(super) async fn download(
     sh: &Shared,
     conn: &mut Ftps,
-    src: &RelPath,
-    dst: &RelPath,
+    path: &RelPath,
     remote: &Entry,
     expect_local: Option<&Entry>,
-) -> Result<(BaseEntry, u64)> {
-    let source = sh.remote_path(src);
-    let target = dst.to_local(&sh.folder.local);
+) -> Result<Report> {
+    let source = sh.remote_path(path);
+    let target = path.to_local(&sh.folder.local);
     check_inside(&sh.local_real, &target)?;
     let part = part_path(&target);
     if let Some(parent) = target.parent() {
@@ -244,12 +248,12 @@ pub(super) async fn download(
         && resumable(remote.size)
         && len <= remote.size
         && conn.features.has("REST")
-        && sh.state(|s| s.partial(dst, Transfer::Download))? == Some(remote.sig())
+        && sh.state(|s| s.partial(path, Transfer::Download))? == Some(remote.sig())
     {
         offset = len;
     }
     let file = if offset > 0 {
-        tracing::info!(path = %dst, offset, "resuming download");
+        tracing::info!(path = %path, offset, "resuming download");
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -257,13 +261,13 @@ pub(super) async fn download(
             .map_err(Error::local("open", &part))?
     } else {
         if resumable(remote.size) {
-            sh.state(|s| s.start_partial(dst, Transfer::Download, &remote.sig()))?;
+            sh.state(|s| s.start_partial(path, Transfer::Download, &remote.sig()))?;
         }
         std::fs::File::create(&part).map_err(Error::local("create", &part))?
     };
     let discard = |e: Error| {
         let _ = std::fs::remove_file(&part);
-        let _ = sh.state(|s| s.end_partial(dst));
+        let _ = sh.state(|s| s.end_partial(path));
         e
     };
     let writing = write_file(Some(file), offset, server_algo(sh, conn), &part);
@@ -308,11 +312,11 @@ pub(super) async fn download(
     .await
     .map_err(|e| Error::Usage(format!("file task failed: {e}")))?;
     placed.map_err(|e| match e {
-        Error::Changed { .. } => discard(changed(dst, "local")),
+        Error::Changed { .. } => discard(changed(path, "local")),
         other => discard(other),
     })?;
     if resumable(remote.size) {
-        sh.state(|s| s.end_partial(dst))?;
+        sh.state(|s| s.end_partial(path))?;
     }
     let stored = std::fs::metadata(&target).map_err(Error::local("stat", &target))?;
     let base = BaseEntry {
@@ -321,7 +325,13 @@ pub(super) async fn download(
         remote: remote.sig(),
         sha256: Some(digests.sha256),
     };
-    Ok((base, got))
+    sh.state(|s| s.put(path, &base))?;
+    tracing::info!(path = %path, bytes = remote.size, "downloaded");
+    Ok(Report {
+        downloaded: 1,
+        bytes_down: got,
+        ..Report::default()
+    })
 }
 
 /// Both sides changed: the loser's version moves to `copy`, the winner's takes the real
@@ -363,15 +373,9 @@ pub(super) async fn keep_both(
             tracing::info!(path = %path, copy = %copy, "conflict: the server's version is kept as the copy");
             let moved = conn.stat(&to).await?.map(|l| listed_entry(&l)).unwrap_or(remote);
             if downloads {
-                let (b, got) = download(sh, conn, copy, copy, &moved, None).await?;
-                sh.state(|s| s.put(copy, &b))?;
-                d.downloaded += 1;
-                d.bytes_down += got;
+                d.absorb(download(sh, conn, copy, &moved, None).await?);
             }
-            let (b, sent) = upload(sh, conn, path, path, &local, None).await?;
-            sh.state(|s| s.put(path, &b))?;
-            d.uploaded += 1;
-            d.bytes_up += sent;
+            d.absorb(upload(sh, conn, path, &local, None).await?);
         }
         Side::Local => {
             let (from, to) = (path.to_local(&sh.folder.local), copy.to_local(&sh.folder.local));
@@ -386,15 +390,9 @@ pub(super) async fn keep_both(
             tracing::info!(path = %path, copy = %copy, "conflict: the local version is kept as the copy");
             let moved = entry_of(&std::fs::metadata(&to).map_err(Error::local("stat", &to))?);
             if uploads {
-                let (b, sent) = upload(sh, conn, copy, copy, &moved, None).await?;
-                sh.state(|s| s.put(copy, &b))?;
-                d.uploaded += 1;
-                d.bytes_up += sent;
+                d.absorb(upload(sh, conn, copy, &moved, None).await?);
             }
-            let (b, got) = download(sh, conn, path, path, &remote, None).await?;
-            sh.state(|s| s.put(path, &b))?;
-            d.downloaded += 1;
-            d.bytes_down += got;
+            d.absorb(download(sh, conn, path, &remote, None).await?);
         }
     }
     Ok(d)
