@@ -230,17 +230,18 @@ impl Ftps {
     /// pass: wrong address, TLS refused or untrusted, wrong password.
     ///
     /// A TLS handshake that breaks on garbage (not on a certificate) is tried again on a new
-    /// connection, twice at most: libunftp 0.24 can read the ClientHello as a command when it
-    /// arrives before its own switch to TLS, and answers in clear text. Nothing is ever sent
-    /// unprotected, so trying again is safe.
+    /// connection, five times at most, waiting 20 ms and doubling: libunftp 0.24 can read the
+    /// ClientHello as a command when it arrives before its own switch to TLS, and answers in
+    /// clear text. On a loaded machine that happened three times in a row (one engine-suite run
+    /// in 40 here). Nothing is ever sent unprotected, so trying again is safe.
     pub async fn connect(server: &Server, tls: &TlsContext) -> Result<Ftps> {
-        let mut attempt = 0;
+        let mut attempt = 0u32;
         loop {
             attempt += 1;
             match Self::connect_once(server, tls).await {
-                Err(e) if attempt < 3 && is_handshake_glitch(&e) => {
+                Err(e) if attempt < 6 && is_handshake_glitch(&e) => {
                     tracing::debug!("TLS handshake broke ({e}); connecting again");
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                    tokio::time::sleep(Duration::from_millis(20 << (attempt - 1))).await;
                 }
                 other => return other,
             }
