@@ -73,7 +73,7 @@ fn service(action: ServiceAction) -> Result<u8> {
             let path = config_path(&config);
             let path = std::path::absolute(&path).map_err(Error::local("resolve", &path))?;
             // Installing a service that cannot start helps no one: the config must load.
-            let loaded = Config::load(&path)?;
+            let loaded = Config::load_for_service(&path)?;
             // Resolved on Unix (a symlinked binary); as is on Windows, where resolving gives a
             // `\\?\` path.
             let exe = std::env::current_exe()
@@ -98,11 +98,20 @@ fn load(arg: &ConfigArg) -> Result<Config> {
     Config::load(&config_path(arg))
 }
 
+/// Colour only for a person at a terminal: never into a pipe, a file or the journal, and
+/// never when `NO_COLOR` is set to anything (no-color.org). tracing-subscriber's default
+/// colours every line wherever it goes.
+fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_default_logging(level: Option<&str>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("ftps_sync={}", level.unwrap_or("info"))));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(stderr_colour())
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -131,8 +140,15 @@ fn init_subscriber(config: &Config, level: Option<&str>) -> Result<()> {
                 LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
             }
         }
-        (None, LogFormat::Json) => builder.json().with_writer(std::io::stderr).try_init(),
-        (None, LogFormat::Text) => builder.with_writer(std::io::stderr).try_init(),
+        (None, LogFormat::Json) => builder
+            .json()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (None, LogFormat::Text) => builder
+            .with_ansi(stderr_colour())
+            .with_writer(std::io::stderr)
+            .try_init(),
     };
     // Already initialised (a test calling twice): keep the first.
     let _ = result;
@@ -224,9 +240,6 @@ pub async fn sync(config: &Config, only: &[String], options: Options, json: bool
                 config.source.display()
             )));
         }
-    }
-    if config.bandwidth_limit.is_some() {
-        tracing::warn!("bandwidth_limit is not enforced by this version yet");
     }
     // A dry run changes nothing, so it may look while a service works.
     let _lock = if options.dry_run {

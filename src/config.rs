@@ -258,6 +258,17 @@ fn is_root() -> bool {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
+        Self::load_as(path, false)
+    }
+
+    /// Loads a config that a system service will run with. A service never gets the
+    /// environment of the shell that installs it (neither a systemd unit nor a Windows
+    /// service does), so `password_env` is refused here, with the fix.
+    pub fn load_for_service(path: &Path) -> Result<Config> {
+        Self::load_as(path, true)
+    }
+
+    fn load_as(path: &Path, for_service: bool) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             let message = if e.kind() == std::io::ErrorKind::NotFound {
                 "config file not found (give one with -c FILE or $FTPS_SYNC_CONFIG)".to_owned()
@@ -266,11 +277,15 @@ impl Config {
             };
             Error::config(path, "config", message)
         })?;
-        Config::parse(&text, path)
+        Config::parse_as(&text, path, for_service)
     }
 
     /// Parses and validates `text`, which came from `source` (for messages and relative paths).
     pub fn parse(text: &str, source: &Path) -> Result<Config> {
+        Self::parse_as(text, source, false)
+    }
+
+    fn parse_as(text: &str, source: &Path, for_service: bool) -> Result<Config> {
         let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .location()
@@ -287,6 +302,7 @@ impl Config {
         Validator {
             text,
             source,
+            for_service,
             warnings: Default::default(),
         }
         .validate(raw)
@@ -315,6 +331,8 @@ fn strip_serde_location(msg: &str) -> String {
 struct Validator<'a> {
     text: &'a str,
     source: &'a Path,
+    /// Whether a system service will run with this config (see `Config::load_for_service`).
+    for_service: bool,
     warnings: std::cell::RefCell<Vec<String>>,
 }
 
@@ -451,6 +469,15 @@ impl Validator<'_> {
                 return Err(self.err(
                     "server",
                     "no password: add `password_env: VARIABLE` or `password_file: PATH`",
+                ));
+            }
+            (Some(var), None) if self.for_service => {
+                return Err(self.err(
+                    "server.password_env",
+                    format!(
+                        "a service does not get the environment of the shell that installs it, \
+                         so it would never see {var}; use `password_file` for a service"
+                    ),
                 ));
             }
             (Some(var), None) => match std::env::var(var) {

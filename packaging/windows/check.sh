@@ -139,6 +139,19 @@ wine "$BIN/ftps-sync.exe" sync -c "$CFG" >"$WORK/sync2.log" 2>&1
 set -e
 grep -q '^edited on windows$' "$WORK/server/from-windows.txt" || fail "the second pass did not upload the edit"
 
+step "service install refuses password_env, in the words it uses on Linux"
+sed 's/^  password_file: .*/  password_env: FTPS_SYNC_PASSWORD/' "$WORK/config.yaml" >"$WORK/env-config.yaml"
+set +e
+FTPS_SYNC_PASSWORD=secret wine "$BIN/ftps-sync.exe" service install -c "$(winpath "$WORK/env-config.yaml")" \
+    >"$WORK/install-env.log" 2>&1
+code=$?
+set -e
+tr -d '\r' <"$WORK/install-env.log"
+[ "$code" = 2 ] || fail "service install with password_env exited $code, expected 2"
+grep -q 'use `password_file` for a service' "$WORK/install-env.log" || fail "no password_file hint"
+wine reg query 'HKLM\System\CurrentControlSet\Services\ftps-sync' >/dev/null 2>&1 &&
+    fail "a service was registered all the same"
+
 step "service install and uninstall under wine's service manager"
 KEY='HKLM\System\CurrentControlSet\Services\ftps-sync'
 wine "$BIN/ftps-sync.exe" service install -c "$CFG" 2>&1 | tr -d '\r' | tee "$WORK/install.log"

@@ -261,3 +261,49 @@ async fn sync_json_dry_run_and_check_against_a_real_server() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     assert_eq!(status[0]["pending_local_changes"], 2, "{status}");
 }
+
+/// Logs that go to a file (or a pipe, or the journal) carry no colour codes, whatever `TERM`
+/// says; and `bandwidth_limit` is enforced without a warning that it is not: 1 MiB at 1 MiB/s
+/// cannot finish in less than the 0.75 s its last chunk has to wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_logging_to_a_file_has_no_escape_codes_and_keeps_the_bandwidth_limit() {
+    let h = crate::support::Harness::new().await;
+    crate::support::put(&h.local, "big.bin", vec![7u8; 1024 * 1024]);
+    std::fs::write(
+        h.config_path(),
+        h.yaml("  ca_file: pki/ca.pem\n", "bandwidth_limit: 1MiB/s\n"),
+    )
+    .expect("config");
+    let cfg = h.config_path().display().to_string();
+    let dir = h.dir.path().to_owned();
+    let log = dir.join("stderr.log");
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
+            .args(["sync", "-c", &cfg])
+            .current_dir(&dir)
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm-256color")
+            .stderr(stderr)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run the binary")
+    })
+    .await
+    .expect("join");
+    let took = started.elapsed();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("big.bin"), "the pass logged its transfer: {text}");
+    assert!(!text.contains('\x1b'), "escape codes in a log file: {text:?}");
+    assert!(!text.contains("not enforced"), "{text}");
+    assert!(
+        took >= std::time::Duration::from_millis(750),
+        "1 MiB at 1 MiB/s took only {took:?}"
+    );
+    assert_eq!(
+        crate::support::read(&h.remote, "big.bin").map(|b| b.len()),
+        Some(1024 * 1024)
+    );
+}

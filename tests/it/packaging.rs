@@ -37,6 +37,19 @@ fn verify(unit: &Path) -> Option<String> {
     }
 }
 
+/// A config a service can run with: its password in a file (a service gets no environment).
+fn service_config(dir: &Path, server_extra: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = config_with(dir, server_extra, "", "");
+    let pw = dir.join("password");
+    std::fs::write(&pw, "pw").expect("password");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replace("password_env: FTPS_SYNC_TEST_PASSWORD", "password_file: password");
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
 /// `service install -c cfg --root staging [extra…]`, run in `dir`.
 fn install_staged(dir: &Path, cfg: &str, staging: &Path, extra: &[&str]) -> std::process::Output {
     let staging = staging.display().to_string();
@@ -48,7 +61,7 @@ fn install_staged(dir: &Path, cfg: &str, staging: &Path, extra: &[&str]) -> std:
 #[test]
 fn service_install_and_uninstall_write_into_a_staging_root() {
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = config_with(dir.path(), "", "", "");
+    let cfg = service_config(dir.path(), "");
     let staging = dir.path().join("staging");
     let out = install_staged(dir.path(), &cfg, &staging, &["--user", "sync-test"]);
     let (stdout, stderr) = (
@@ -98,12 +111,30 @@ fn service_install_and_uninstall_write_into_a_staging_root() {
 #[test]
 fn service_install_refuses_a_config_that_would_not_start() {
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = config_with(dir.path(), "  no_such_key: 1\n", "", "");
+    let cfg = service_config(dir.path(), "  no_such_key: 1\n");
     let staging = dir.path().join("staging");
     let out = install_staged(dir.path(), &cfg, &staging, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no_such_key"), "{stderr}");
+    assert!(!staging.exists(), "nothing written");
+}
+
+/// A service never gets the installing shell's environment: `password_env` would leave it
+/// without a password forever, so install refuses it, at its line, with the fix. The variable
+/// is set here (`run` sets it), so only the service rule can refuse.
+#[test]
+fn service_install_refuses_password_env() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = config_with(dir.path(), "", "", "");
+    let staging = dir.path().join("staging");
+    let out = install_staged(dir.path(), &cfg, &staging, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("c.yaml:5:"), "names the line: {stderr}");
+    assert!(stderr.contains("server.password_env"), "{stderr}");
+    assert!(stderr.contains("use `password_file` for a service"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     assert!(!staging.exists(), "nothing written");
 }
 
