@@ -25,6 +25,16 @@ def sh(*args, **kw):
     return subprocess.run(args, check=True, **kw)
 
 
+def wait_listening(port, name):
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"{name} did not start")
+
+
 def vsftpd_binary():
     for p in (SERVERS / "vsftpd/usr/sbin/vsftpd", Path("/usr/sbin/vsftpd")):
         if p.exists():
@@ -101,13 +111,7 @@ max_clients=0
             env["OPENSSL_CONF"] = str(ossl)
         self.proc = subprocess.Popen([str(vsftpd_binary()), str(conf)], env=env, start_new_session=True,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        sys.exit("vsftpd did not start")
+        wait_listening(self.port, "vsftpd")
 
     def stop(self):
         os.killpg(self.proc.pid, 9)

@@ -16,6 +16,7 @@ pub mod retry;
 pub mod scope;
 mod transfer;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -83,6 +84,9 @@ pub(crate) struct Runner {
     pub pool: Arc<Pool>,
     pub retry: crate::config::Retry,
     pub cancel: CancellationToken,
+    /// Attempts that failed and were tried again, over the whole pass: retries hide a fault
+    /// from a check of the end result only, so the report shows them.
+    pub retries: Arc<AtomicUsize>,
 }
 
 impl Runner {
@@ -93,6 +97,7 @@ impl Runner {
             return Err(e);
         }
         let wait = retry::backoff(&self.retry, attempt, retry::jitter());
+        self.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(what, attempt, "{e}; retrying in {wait:?}");
         tokio::select! {
             _ = self.cancel.cancelled() => Err(Error::Interrupted),
@@ -168,10 +173,12 @@ pub async fn sync_folder(
 
     let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
     let pool = Pool::new(&config.server, tls, limiter);
+    let retries = Arc::new(AtomicUsize::new(0));
     let runner = |cancel: &CancellationToken| Runner {
         pool: pool.clone(),
         retry: config.retry,
         cancel: cancel.child_token(),
+        retries: retries.clone(),
     };
     let (scanned, listing) = loop {
         let scanned = scan_local(folder, &ignore, &base, &scope).await?;
@@ -272,6 +279,7 @@ pub async fn sync_folder(
         Err(e) => Err(e),
     };
     report.seconds = started.elapsed().as_secs_f64();
+    report.retries = retries.load(Ordering::Relaxed);
     if !options.dry_run {
         let outcome = match &result {
             Ok(()) if report.unresolved() => "unresolved".to_owned(),

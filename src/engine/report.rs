@@ -30,6 +30,8 @@ pub struct Report {
     /// Local files left for a later pass because they were still changing.
     pub deferred: usize,
     pub failed: Vec<Issue>,
+    /// Failed attempts that were tried again (a dropped connection, a 4xx reply).
+    pub retries: usize,
     pub seconds: f64,
 }
 
@@ -63,9 +65,15 @@ impl Report {
     }
 
     pub fn summary(&self) -> String {
+        // Retries are worth a look (a flaky link, a server that refuses data connections).
+        let retries = match self.retries {
+            0 => String::new(),
+            1 => " (1 retry)".to_owned(),
+            n => format!(" ({n} retries)"),
+        };
         format!(
             "{}: {} uploaded, {} downloaded, {} deleted ({} local, {} remote), {} conflicts, {} skipped, {} failed; \
-             {} up, {} down in {:.1}s",
+             {} up, {} down in {:.1}s{retries}",
             self.folder,
             self.uploaded,
             self.downloaded,

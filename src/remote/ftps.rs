@@ -4,6 +4,7 @@
 //! has none), FEAT probing, our own listing parsers, server hash commands and MFMT, raw replies
 //! for codes suppaftp does not know, and errors that name the command, path and reply.
 
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::limit::RateLimiter;
 use super::listing::{Listed, parse_list_line, parse_mlsd};
-use super::tls::{TlsContext, TlsInfo};
+use super::tls::{SessionStore, TlsContext, TlsInfo};
 use crate::config::{Server, TlsMode};
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
@@ -135,6 +136,46 @@ impl AsyncTlsConnector for Connector {
     }
 }
 
+/// What a run learns about its server and keeps for every later connection to it. It lives in
+/// the run's `TlsContext`, which every connection of the run shares.
+#[derive(Debug, Default)]
+pub struct Quirks {
+    /// The server lists EPSV in FEAT but refuses it, or its EPSV data connections never arrive
+    /// (a firewall or NAT helper that knows only PASV). rclone has `--ftp-disable-epsv` for
+    /// this; lftp falls back by itself, and so do we.
+    epsv_broken: AtomicBool,
+    /// The server gives TLS 1.3 data connections no session tickets (ProFTPD), so control
+    /// connections are renewed as their tickets run out: said once, as it is slow.
+    tickets_run_out: AtomicBool,
+    /// A data connection that did not resume the control session was refused (`425`).
+    resumption_required: AtomicBool,
+}
+
+impl Quirks {
+    pub fn epsv_broken(&self) -> bool {
+        self.epsv_broken.load(Ordering::SeqCst)
+    }
+
+    /// Records that EPSV does not work here; true only the first time, so it is logged once.
+    fn break_epsv(&self) -> bool {
+        !self.epsv_broken.swap(true, Ordering::SeqCst)
+    }
+}
+
+/// How far the data connection of the current data command got; set by our passive stream
+/// builder, so a failure can be told apart: EPSV refused (never dialled), its connection never
+/// arriving (dialling, or failed to dial), or the command itself failing (connected).
+const DIAL_NONE: u8 = 0;
+const DIAL_STARTED: u8 = 1;
+const DIAL_FAILED: u8 = 2;
+const DIAL_DONE: u8 = 3;
+
+/// A data command that returns lines (listings).
+enum LinesCommand<'a> {
+    Mlsd(&'a str),
+    List(Option<&'a str>),
+}
+
 pub struct Ftps {
     stream: Stream,
     server: String,
@@ -148,6 +189,20 @@ pub struct Ftps {
     /// Whether `LIST -a` works here.
     list_all: bool,
     limiter: Option<Arc<RateLimiter>>,
+    /// Whether data commands use EPSV (else PASV); only in passive mode.
+    epsv: bool,
+    dial: Arc<AtomicU8>,
+    quirks: Arc<Quirks>,
+    /// The control connection's TLS sessions, which its data connections resume.
+    sessions: Arc<SessionStore>,
+    /// Whether the control connection runs TLS 1.3, whose tickets are spent one per data
+    /// connection (see `SessionStore`).
+    tls13: bool,
+    /// Whether the current data connection resumes the control session (offers a ticket).
+    resuming: bool,
+    /// What this connection was made from, to make a fresh one when its tickets are spent.
+    config: Server,
+    context: TlsContext,
 }
 
 fn parse_lines(lines: &[String], dir: &str, parse: impl Fn(&str) -> Option<Listed>) -> Vec<Listed> {
@@ -202,6 +257,44 @@ fn reply_lines(body: &[u8]) -> String {
 /// A reply on one line, for messages.
 fn reply_text(body: &[u8]) -> String {
     reply_lines(body).replace('\n', " | ")
+}
+
+type Dialler = Box<
+    dyn Fn(
+            std::net::SocketAddr,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = FtpResult<TcpStream>> + Send + Sync>>
+        + Send
+        + Sync,
+>;
+
+/// Opens passive data connections (to the address suppaftp gives: the control connection's
+/// peer, for EPSV and, with the NAT workaround, for PASV too) within `timeout`, recording in
+/// `dial` how far it got.
+fn dialler(dial: Arc<AtomicU8>, timeout: Duration) -> Dialler {
+    Box::new(move |addr| {
+        let dial = dial.clone();
+        Box::pin(async move {
+            dial.store(DIAL_STARTED, Ordering::SeqCst);
+            let connected = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data connection to {addr} within {}s", timeout.as_secs()),
+                )),
+            };
+            match connected {
+                Ok(tcp) => {
+                    dial.store(DIAL_DONE, Ordering::SeqCst);
+                    Ok(tcp)
+                }
+                Err(e) => {
+                    dial.store(DIAL_FAILED, Ordering::SeqCst);
+                    Err(FtpError::ConnectionError(e))
+                }
+            }
+        })
+    })
 }
 
 fn map_error(e: FtpError, command: &'static str, path: &str) -> Error {
@@ -260,9 +353,10 @@ impl Ftps {
             message,
         };
         let info = Arc::new(Mutex::new(None));
+        let sessions = Arc::new(SessionStore::default());
         let connector = || -> Result<Connector> {
             Ok(Connector {
-                inner: tokio_rustls::TlsConnector::from(tls.client_config()?),
+                inner: tokio_rustls::TlsConnector::from(tls.client_config(sessions.clone())?),
                 info: info.clone(),
                 context: tls.clone(),
             })
@@ -356,12 +450,15 @@ impl Ftps {
         }
         // The stream starts in ASCII mode, where LF becomes CRLF.
         within(t, "TYPE I", "", stream.transfer_type(FileType::Binary)).await?;
+        let dial = Arc::new(AtomicU8::new(DIAL_NONE));
         if server.passive {
             stream.set_passive_nat_workaround(true);
+            stream = stream.passive_stream_builder(dialler(dial.clone(), t));
         } else {
             stream = stream.active_mode(t);
         }
-        let tls_info = info.lock().ok().and_then(|i| i.clone());
+        let tls_info: Option<TlsInfo> = info.lock().ok().and_then(|i| i.clone());
+        let tls13 = tls_info.as_ref().is_some_and(|i| i.version == "TLSv1_3");
         let mut ftps = Ftps {
             stream,
             server: addr,
@@ -374,6 +471,14 @@ impl Ftps {
             welcome,
             list_all: true,
             limiter: None,
+            epsv: false,
+            dial,
+            quirks: tls.quirks(),
+            sessions,
+            tls13,
+            resuming: true,
+            config: server.clone(),
+            context: tls.clone(),
         };
         ftps.probe(server.passive).await?;
         Ok(ftps)
@@ -389,7 +494,8 @@ impl Ftps {
         if passive {
             // EPSV uses the control connection's address by design; PASV's address is
             // ignored for the same reason (NAT, bounce attacks).
-            self.stream.set_mode(if f.has("EPSV") {
+            self.epsv = f.has("EPSV") && !self.quirks.epsv_broken();
+            self.stream.set_mode(if self.epsv {
                 Mode::ExtendedPassive
             } else {
                 Mode::Passive
@@ -481,7 +587,7 @@ impl Ftps {
         let now = Utc::now();
         let lines = match self.listing {
             ListingMode::Mlsd => {
-                let lines = within(t, "MLSD", path, self.stream.mlsd(Some(path))).await?;
+                let lines = self.data_lines(t, "MLSD", path, LinesCommand::Mlsd(path)).await?;
                 return Ok(parse_lines(&lines, path, parse_mlsd));
             }
             ListingMode::List => {
@@ -498,12 +604,15 @@ impl Ftps {
     async fn list_here(&mut self, path: &str) -> Result<Vec<String>> {
         let t = self.timeout * 4;
         if self.list_all {
-            match within(t, "LIST", path, self.stream.list(Some("-a"))).await {
+            match self
+                .data_lines(t, "LIST", path, LinesCommand::List(Some("-a")))
+                .await
+            {
                 Err(Error::Reply { code: Some(c), .. }) if c >= 500 => self.list_all = false,
                 other => return other,
             }
         }
-        within(t, "LIST", path, self.stream.list(None)).await
+        self.data_lines(t, "LIST", path, LinesCommand::List(None)).await
     }
 
     /// What the listing would say about one file, from the same source as `list_dir` so the
@@ -528,8 +637,10 @@ impl Ftps {
                 // as a pattern; otherwise, or if that finds nothing, the whole directory.
                 if self.list_all && !path.contains(['*', '?', '[', ']', '{', '}', '~']) {
                     let arg = format!("-a {path}");
-                    if let Ok(lines) = within(self.timeout, "LIST", path, self.stream.list(Some(&arg))).await
-                    {
+                    let listed = self
+                        .data_lines(self.timeout, "LIST", path, LinesCommand::List(Some(&arg)))
+                        .await;
+                    if let Ok(lines) = listed {
                         let now = Utc::now();
                         let found = parse_lines(&lines, path, |l| parse_list_line(l, now))
                             .into_iter()
@@ -641,10 +752,18 @@ impl Ftps {
     /// Streams `path` from byte `offset` into `sink`, a chunk at a time. Returns the bytes read.
     pub async fn download(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
         let t = self.timeout;
-        if offset > 0 {
-            within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
-        }
-        let mut data = within(t, "RETR", path, self.stream.retr_as_stream(path)).await?;
+        self.ensure_resumable().await?;
+        let mut data = loop {
+            self.dial.store(DIAL_NONE, Ordering::SeqCst);
+            // The offset is spent by every data command, even one that failed on EPSV.
+            if offset > 0 {
+                within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
+            }
+            match within(t, "RETR", path, self.stream.retr_as_stream(path)).await {
+                Err(e) if self.learn_from_data_error(&e) => continue,
+                other => break other?,
+            }
+        };
         let mut total = 0u64;
         // One buffer for the reads; each chunk sent on is a copy of what was read, so a small
         // file does not cost a zeroed 256 KiB allocation per read. TLS hands out one record
@@ -698,10 +817,18 @@ impl Ftps {
         append: bool,
     ) -> Result<u64> {
         let t = self.timeout;
-        let mut data = if append {
-            within(t, "APPE", path, self.stream.append_with_stream(path)).await?
-        } else {
-            within(t, "STOR", path, self.stream.put_with_stream(path)).await?
+        self.ensure_resumable().await?;
+        let mut data = loop {
+            self.dial.store(DIAL_NONE, Ordering::SeqCst);
+            let opened = if append {
+                within(t, "APPE", path, self.stream.append_with_stream(path)).await
+            } else {
+                within(t, "STOR", path, self.stream.put_with_stream(path)).await
+            };
+            match opened {
+                Err(e) if self.learn_from_data_error(&e) => continue,
+                other => break other?,
+            }
         };
         let mut total = 0u64;
         while let Some(chunk) = source.recv().await {
@@ -724,6 +851,121 @@ impl Ftps {
         // finish() sends close_notify, drains to EOF and reads the 226 (vsftpd TLS 1.3 trap).
         within(t, "STOR", path, data.finish()).await?;
         Ok(total)
+    }
+
+    /// Before a data command: when a TLS 1.3 control connection has no ticket left for its data
+    /// connection to resume with, it is replaced by a fresh one (logged in, in the same mode),
+    /// so that no data connection goes out without resuming its own control session; servers
+    /// that give no tickets on data connections (ProFTPD) would refuse it. The old one is
+    /// logged out in the background.
+    async fn ensure_resumable(&mut self) -> Result<()> {
+        self.resuming = !self.tls13 || self.sessions.tls13_tickets() > 0;
+        if self.resuming || !self.data_needs_resumption() {
+            return Ok(());
+        }
+        if !self.quirks.tickets_run_out.swap(true, Ordering::SeqCst) {
+            // rustls offers a TLS 1.3 ticket once and cannot copy it (0.23), and such a
+            // server sends two per login and none on data connections.
+            tracing::warn!(
+                server = %self.server,
+                "the server gives TLS 1.3 data connections no new session tickets, so ftps-sync \
+                 logs in again after every two transfers, which is slow; with \
+                 `tls_max_version: \"1.2\"` the session resumes without that limit"
+            );
+        }
+        tracing::debug!(server = %self.server, "TLS 1.3 tickets spent; a fresh control connection");
+        let mut fresh =
+            Self::connect(&self.config, &self.context)
+                .await
+                .map_err(|e| Error::ConnectionLost {
+                    command: "connect",
+                    path: self.server.clone(),
+                    message: e.to_string(),
+                })?;
+        fresh.limiter = self.limiter.clone();
+        fresh.list_all = self.list_all;
+        let old = std::mem::replace(self, fresh);
+        tokio::spawn(old.quit());
+        self.resuming = true;
+        Ok(())
+    }
+
+    /// Whether the server refuses a data connection that does not resume the control session.
+    /// Pure-FTPd checks only when built with `ONLY_ACCEPT_REUSED_SSL_SESSIONS` (off by
+    /// default, and it sends no tickets on data connections either): it is let through with
+    /// a full handshake until it refuses one (`425`); every other server is assumed to check.
+    fn data_needs_resumption(&self) -> bool {
+        !self.welcome.contains("Pure-FTPd") || self.quirks.resumption_required.load(Ordering::SeqCst)
+    }
+
+    /// After a data command failed: what it teaches about the server (see
+    /// `data_needs_resumption`, `fall_back_from_epsv`). True when the command can go again
+    /// at once on this connection.
+    fn learn_from_data_error(&mut self, e: &Error) -> bool {
+        if !self.resuming && matches!(e, Error::Reply { code: Some(425), .. }) {
+            self.quirks.resumption_required.store(true, Ordering::SeqCst);
+        }
+        self.fall_back_from_epsv(e)
+    }
+
+    /// A listing command, sent again over PASV if it failed on EPSV.
+    async fn data_lines(
+        &mut self,
+        t: Duration,
+        command: &'static str,
+        path: &str,
+        what: LinesCommand<'_>,
+    ) -> Result<Vec<String>> {
+        self.ensure_resumable().await?;
+        loop {
+            self.dial.store(DIAL_NONE, Ordering::SeqCst);
+            let r = match what {
+                LinesCommand::Mlsd(dir) => within(t, command, path, self.stream.mlsd(Some(dir))).await,
+                LinesCommand::List(arg) => within(t, command, path, self.stream.list(arg)).await,
+            };
+            match r {
+                Err(e) if self.learn_from_data_error(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// After a data command failed: whether it failed on EPSV, in which case this connection
+    /// (and every later one of the run) now uses PASV, and the command can go again at once:
+    /// nothing of it reached the server. A server that refused EPSV (`500`/`502`/`522`) is in
+    /// step; so is one whose EPSV data connection never arrived (the command was not sent yet).
+    /// A server that never answered EPSV is not: that is remembered, and the error stands, so
+    /// the retry gets a fresh connection.
+    fn fall_back_from_epsv(&mut self, e: &Error) -> bool {
+        if !self.epsv {
+            return false;
+        }
+        let dial = self.dial.load(Ordering::SeqCst);
+        let (retry_here, why) = match (dial, e) {
+            (
+                DIAL_NONE,
+                Error::Reply {
+                    code: Some(c), reply, ..
+                },
+            ) if (500..600).contains(c) => (true, format!("it refused EPSV ({reply})")),
+            (DIAL_NONE, Error::Timeout { seconds, .. }) => {
+                (false, format!("it did not answer EPSV within {seconds}s"))
+            }
+            (DIAL_STARTED | DIAL_FAILED, Error::Timeout { .. } | Error::ConnectionLost { .. }) => (
+                true,
+                format!("its EPSV data connection did not come through ({e})"),
+            ),
+            _ => return false,
+        };
+        self.epsv = false;
+        self.stream.set_mode(Mode::Passive);
+        if self.quirks.break_epsv() {
+            tracing::warn!(
+                server = %self.server,
+                "the server lists EPSV but {why}; using PASV with it from now on"
+            );
+        }
+        retry_here
     }
 
     pub async fn noop(&mut self) -> Result<()> {

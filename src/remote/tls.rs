@@ -1,16 +1,20 @@
 //! TLS policy: which certificates we trust, pinning, client certificates, TLS versions, and one
 //! session cache per control connection.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue, WebPkiServerVerifier,
+};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
+use super::ftps::Quirks;
 use crate::config::{Server, TlsVersion, format_fingerprint};
 use crate::error::{Error, Result};
 
@@ -30,6 +34,8 @@ pub struct TlsContext {
     verifier: Arc<Verifier>,
     client_auth: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
     max_version: Option<TlsVersion>,
+    /// Not TLS, but of the same lifetime: what the run learned about the server.
+    quirks: Arc<Quirks>,
 }
 
 impl TlsContext {
@@ -78,12 +84,20 @@ impl TlsContext {
             provider,
             client_auth,
             max_version: server.tls_max_version,
+            quirks: Arc::default(),
         })
     }
 
-    /// A fresh client config, with its own session cache: the data connections of one control
-    /// connection resume its session, never another's (ProFTPD refuses that; rclone #7234).
-    pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
+    /// What this run learned about the server, for every connection of it.
+    pub fn quirks(&self) -> Arc<Quirks> {
+        self.quirks.clone()
+    }
+
+    /// A client config for one control connection and its data connections, resuming from
+    /// `sessions`, which no other control connection shares: the data connections of one
+    /// control connection resume its session, never another's (ProFTPD refuses that; rclone
+    /// #7234).
+    pub fn client_config(&self, sessions: Arc<SessionStore>) -> Result<Arc<ClientConfig>> {
         let versions: &[&rustls::SupportedProtocolVersion] = match self.max_version {
             Some(TlsVersion::V1_2) => &[&rustls::version::TLS12],
             _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -105,12 +119,85 @@ impl TlsContext {
                 })?,
             None => builder.with_no_client_auth(),
         };
+        let mut config = config;
+        config.resumption = Resumption::store(sessions);
         Ok(Arc::new(config))
     }
 
     /// The fingerprint of the last certificate the server showed, even one we refused.
     pub fn seen_fingerprint(&self) -> Option<String> {
         self.verifier.seen.lock().ok()?.map(|fp| format_fingerprint(&fp))
+    }
+}
+
+/// The TLS sessions of one control connection, for its data connections to resume.
+///
+/// A TLS 1.2 session is resumed again and again. A TLS 1.3 ticket is spent by the handshake
+/// that uses it (rustls offers each once, as RFC 8446 asks, and cannot copy one), so this
+/// store counts the tickets it holds: OpenSSL servers send two after the control handshake;
+/// vsftpd sends more on each data connection, ProFTPD none. With none left, a data connection
+/// would be a full handshake, which ProFTPD and vsftpd refuse (`425`, "did not reuse TLS
+/// session"); `Ftps` then opens a fresh control connection first.
+#[derive(Debug, Default)]
+pub struct SessionStore {
+    inner: Mutex<Sessions>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<Tls12ClientSessionValue>,
+    /// Oldest first; the newest is offered first.
+    tls13: VecDeque<Tls13ClientSessionValue>,
+}
+
+/// More tickets than a control connection's data connections could use before they expire.
+const MAX_TLS13_TICKETS: usize = 16;
+
+impl SessionStore {
+    /// TLS 1.3 tickets left to resume with.
+    pub fn tls13_tickets(&self) -> usize {
+        self.inner.lock().map_or(0, |s| s.tls13.len())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Sessions) -> T) -> Option<T> {
+        self.inner.lock().ok().map(|mut s| f(&mut s))
+    }
+}
+
+// One store per control connection, so one server name: the name is not needed as a key.
+impl ClientSessionStore for SessionStore {
+    fn set_kx_hint(&self, _: ServerName<'static>, group: NamedGroup) {
+        self.with(|s| s.kx_hint = Some(group));
+    }
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        self.with(|s| s.kx_hint).flatten()
+    }
+
+    fn set_tls12_session(&self, _: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.with(|s| s.tls12 = Some(value));
+    }
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.with(|s| s.tls12.clone()).flatten()
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {
+        self.with(|s| s.tls12 = None);
+    }
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        self.with(|s| {
+            if s.tls13.len() >= MAX_TLS13_TICKETS {
+                s.tls13.pop_front();
+            }
+            s.tls13.push_back(value);
+        });
+    }
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.with(|s| s.tls13.pop_back()).flatten()
     }
 }
 

@@ -12,6 +12,9 @@ Modes:
   hostile-corrupt once <root>/../LIE exists, RETR sends bytes that differ from the listing's
                   size (short.bin) or from XSHA256 (corrupt.bin)
   hostile-empty   lists an empty root once <root>/../EMPTY exists
+  epsv-refused    lists EPSV in FEAT but answers it 502 (PASV works)
+  epsv-blackhole  answers EPSV with a port whose connections never complete, as behind a
+                  firewall that drops them (PASV works)
 Every command received is appended to --log. Prints READY when listening.
 """
 import argparse
@@ -124,6 +127,16 @@ class Handler(base):
             return path
         return super().ftp_LIST(path)
 
+    # ---- EPSV that does not work ----
+    def ftp_EPSV(self, line):
+        if mode == "epsv-refused":
+            self.respond("502 EPSV not allowed here.")
+            return
+        if mode == "epsv-blackhole":
+            self.respond(f"229 Entering extended passive mode (|||{blackhole_port()}|).")
+            return
+        return super().ftp_EPSV(line)
+
     # ---- hostile transfers ----
     def ftp_RETR(self, file):
         name = os.path.basename(file)
@@ -150,6 +163,29 @@ class Handler(base):
         return super().ftp_FEAT(line)
 
 
+_blackhole = []
+
+
+def blackhole_port():
+    """A port whose accept queue is full: Linux drops further SYNs, so a connect hangs."""
+    if not _blackhole:
+        import socket
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        addr = listener.getsockname()
+        fillers = []
+        for _ in range(2):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(addr)
+            fillers.append(c)
+        time.sleep(0.2)
+        _blackhole.extend([listener] + fillers)
+    return _blackhole[0].getsockname()[1]
+
+
 Handler.proto_cmds = dict(Handler.proto_cmds)
 Handler.proto_cmds["XSHA256"] = dict(perm="r", auth=True, arg=True, help="Syntax: XSHA256 <SP> file-name.")
 if mode in ("list-only", "dos") or args.no_mlsd:
@@ -157,7 +193,8 @@ if mode in ("list-only", "dos") or args.no_mlsd:
         Handler.proto_cmds.pop(cmd, None)
 if args.masquerade:
     Handler.masquerade_address = args.masquerade
-    for cmd in ("EPSV", "EPRT"):
+    # pyftpdlib cannot masquerade EPSV; the EPSV modes answer it themselves.
+    for cmd in ("EPSV", "EPRT") if not mode.startswith("epsv-") else ("EPRT",):
         Handler.proto_cmds.pop(cmd, None)
 if args.passive_ports:
     lo, hi = map(int, args.passive_ports.split("-"))

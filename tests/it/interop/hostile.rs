@@ -125,22 +125,9 @@ async fn an_empty_listing_for_a_synced_folder_deletes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pasv_reply_naming_another_address_is_ignored() {
-    let port = 29_950 + (std::process::id() % 40) as u16;
-    // A trap where the lying PASV reply points; the real data port is on 127.0.0.1.
-    let trap = match std::net::TcpListener::bind(("127.0.0.2", port)) {
-        Ok(t) => t,
-        Err(e) => {
-            super::skip("pasv-trap", &format!("cannot bind 127.0.0.2:{port}: {e}"));
-            return;
-        }
+    let Some((trap, extra)) = super::pasv_trap(29_950) else {
+        return;
     };
-    trap.set_nonblocking(true).expect("nonblocking");
-    let extra = [
-        "--masquerade".to_owned(),
-        "127.0.0.2".to_owned(),
-        "--passive-ports".to_owned(),
-        format!("{port}-{port}"),
-    ];
     let Some(server) = servers::pyftpdlib("normal", &extra) else {
         return;
     };

@@ -7,6 +7,7 @@
 //! `SKIPPED <server>: <why>` and pass; with `FTPS_SYNC_INTEROP=require` (set by `.ci/run`) it
 //! fails instead.
 
+mod epsv;
 mod hostile;
 pub mod servers;
 mod suite;
@@ -71,6 +72,28 @@ pub fn passive_range() -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(20000);
     let lo = NEXT.fetch_add(100, Ordering::SeqCst);
     (lo, lo + 99)
+}
+
+/// A listener on 127.0.0.2 for a server that masquerades its PASV replies as that address while
+/// its data port is on 127.0.0.1: nothing may connect to it. Also the pyftpdlib arguments for
+/// such a server. `None` (reported as a skip) when 127.0.0.2 cannot be bound here.
+pub fn pasv_trap(first_port: u16) -> Option<(std::net::TcpListener, Vec<String>)> {
+    let port = first_port + (std::process::id() % 40) as u16;
+    let trap = match std::net::TcpListener::bind(("127.0.0.2", port)) {
+        Ok(t) => t,
+        Err(e) => {
+            skip("pasv-trap", &format!("cannot bind 127.0.0.2:{port}: {e}"));
+            return None;
+        }
+    };
+    trap.set_nonblocking(true).expect("nonblocking");
+    let args = vec![
+        "--masquerade".to_owned(),
+        "127.0.0.2".to_owned(),
+        "--passive-ports".to_owned(),
+        format!("{port}-{port}"),
+    ];
+    Some((trap, args))
 }
 
 /// A server process, killed with its process group when dropped.

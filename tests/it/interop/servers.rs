@@ -67,10 +67,16 @@ impl Server {
     }
 
     /// Config YAML for one folder against this server.
+    /// `server_extra` may set its own `timeout` (20 s otherwise).
     pub fn yaml(&self, local: &Path, remote: &str, server_extra: &str, folder_extra: &str) -> String {
+        let timeout = if server_extra.contains("timeout:") {
+            ""
+        } else {
+            "  timeout: 20s\n"
+        };
         format!(
             "server:\n  host: 127.0.0.1\n  port: {}\n  tls: {}\n  user: {USER}\n  password_file: {}\n  \
-             ca_file: {}\n  timeout: 20s\n{server_extra}folders:\n  - name: f\n    local: {}\n    remote: {remote}\n\
+             ca_file: {}\n{timeout}{server_extra}folders:\n  - name: f\n    local: {}\n    remote: {remote}\n\
              {folder_extra}state_dir: {}\nretry: {{ attempts: 3, initial_backoff: 100ms, max_backoff: 500ms }}\n",
             self.port,
             self.tls,

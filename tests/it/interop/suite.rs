@@ -276,3 +276,47 @@ async fn pyftpdlib_dos_list() {
         run(&s).await;
     }
 }
+
+/// Stock ProFTPD at TLS 1.3 requires every data connection to resume its own control
+/// connection's session, and issues only two tickets per control connection (none on data
+/// connections). A client that spends tickets, or offers none, gets `425` and a "did not
+/// reuse" line in the TLS log, which retries hide from an end-state check: so this counts both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proftpd_tls13_data_connections_resume_their_control_session() {
+    let Some(server) = servers::proftpd() else { return };
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join("many");
+    for i in 0..120 {
+        put(&local, &format!("d{}/f{i:03}.txt", i % 3), format!("file {i}"));
+    }
+    server.mkdir("many");
+    let cfg = config(&server, &local, "/many", false, "");
+    let up = pass(&cfg).await;
+    assert_eq!((up.uploaded, up.failed.len()), (120, 0), "{up:?}");
+    // Back down into an empty folder: RETR and MLSD data connections too.
+    let down_local = work.path().join("back");
+    std::fs::create_dir_all(&down_local).expect("mkdir");
+    let down = pass(&config(
+        &server,
+        &down_local,
+        "/many",
+        false,
+        "    direction: download\n",
+    ))
+    .await;
+    assert_eq!((down.downloaded, down.failed.len()), (120, 0), "{down:?}");
+    same_trees(&local, &down_local).expect("same files back");
+    let log = std::fs::read_to_string(server.base.path().join("tls.log")).expect("tls.log");
+    let refused = log.lines().filter(|l| l.contains("did not reuse")).count();
+    let resumed = log
+        .lines()
+        .filter(|l| l.contains("client reused TLS session for data connection"))
+        .count();
+    assert!(log.contains("TLSv1.3"), "the server ran TLS 1.3:\n{log}");
+    assert_eq!(refused, 0, "data connections not resumed ({resumed} were)");
+    assert_eq!(
+        (up.retries, down.retries),
+        (0, 0),
+        "retries hide refused data connections"
+    );
+}
