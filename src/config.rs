@@ -261,9 +261,10 @@ impl Config {
         Self::load_as(path, false)
     }
 
-    /// Loads a config that a system service will run with. A service never gets the
-    /// environment of the shell that installs it (neither a systemd unit nor a Windows
-    /// service does), so `password_env` is refused here, with the fix.
+    /// Loads a config for `service install`. The systemd unit and the Windows service that
+    /// install makes carry no environment, least of all the installing shell's, so
+    /// `password_env` is refused here, with the fix. (A service set up by hand with an
+    /// environment still runs: `run` and the Windows service load with `load`.)
     pub fn load_for_service(path: &Path) -> Result<Config> {
         Self::load_as(path, true)
     }

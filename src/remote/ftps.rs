@@ -4,7 +4,7 @@
 //! has none), FEAT probing, our own listing parsers, server hash commands and MFMT, raw replies
 //! for codes suppaftp does not know, and errors that name the command, path and reply.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -144,11 +144,15 @@ pub struct Quirks {
     /// (a firewall or NAT helper that knows only PASV). rclone has `--ftp-disable-epsv` for
     /// this; lftp falls back by itself, and so do we.
     epsv_broken: AtomicBool,
+    /// EPSV commands that got no answer at all within the timeout.
+    epsv_stalls: AtomicUsize,
     /// The server gives TLS 1.3 data connections no session tickets (ProFTPD), so control
     /// connections are renewed as their tickets run out: said once, as it is slow.
     tickets_run_out: AtomicBool,
     /// A data connection that did not resume the control session was refused (`425`).
     resumption_required: AtomicBool,
+    /// A fresh TLS 1.3 login brought no session ticket: data connections cannot resume.
+    no_tickets: AtomicBool,
 }
 
 impl Quirks {
@@ -191,6 +195,10 @@ pub struct Ftps {
     limiter: Option<Arc<RateLimiter>>,
     /// Whether data commands use EPSV (else PASV); only in passive mode.
     epsv: bool,
+    /// Why this connection left EPSV for PASV, until PASV has worked once.
+    epsv_unconfirmed: Option<String>,
+    /// Whether the control connection's peer is an IPv6 address (no PASV fallback there).
+    peer_v6: bool,
     dial: Arc<AtomicU8>,
     quirks: Arc<Quirks>,
     /// The control connection's TLS sessions, which its data connections resume.
@@ -200,6 +208,8 @@ pub struct Ftps {
     tls13: bool,
     /// Whether the current data connection resumes the control session (offers a ticket).
     resuming: bool,
+    /// The directory of the last CWD, for a renewed connection to go back to.
+    cwd: Option<String>,
     /// What this connection was made from, to make a fresh one when its tickets are spent.
     config: Server,
     context: TlsContext,
@@ -361,6 +371,8 @@ impl Ftps {
                 context: tls.clone(),
             })
         };
+        // Explicit mode learns it from the socket below; implicit mode from an address literal.
+        let mut peer_v6 = server.host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_ipv6());
         let stream = match server.tls {
             TlsMode::Implicit => {
                 let fut = Stream::connect_secure_implicit(addr.as_str(), connector()?, &server.host);
@@ -391,6 +403,7 @@ impl Ftps {
                     Ok(Ok(s)) => s,
                 };
                 let _ = tcp.set_nodelay(true);
+                peer_v6 = tcp.peer_addr().is_ok_and(|a| a.is_ipv6());
                 let stream = match tokio::time::timeout(t, Stream::connect_with_stream(tcp)).await {
                     Err(_) => return Err(connect_err(format!("no greeting within {}s", t.as_secs()))),
                     // A greeting other than 220 (a 230 "already logged in" before TLS, a 421):
@@ -472,11 +485,14 @@ impl Ftps {
             list_all: true,
             limiter: None,
             epsv: false,
+            epsv_unconfirmed: None,
+            peer_v6,
             dial,
             quirks: tls.quirks(),
             sessions,
             tls13,
             resuming: true,
+            cwd: None,
             config: server.clone(),
             context: tls.clone(),
         };
@@ -593,6 +609,7 @@ impl Ftps {
             ListingMode::List => {
                 // CWD first: some servers treat a LIST argument as a glob pattern.
                 within(self.timeout, "CWD", path, self.stream.cwd(path)).await?;
+                self.cwd = Some(path.to_owned());
                 self.list_here(path).await?
             }
         };
@@ -751,6 +768,14 @@ impl Ftps {
 
     /// Streams `path` from byte `offset` into `sink`, a chunk at a time. Returns the bytes read.
     pub async fn download(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
+        let r = self.retrieve(path, offset, sink).await;
+        if let Err(e) = &r {
+            self.learn_resumption(e);
+        }
+        r
+    }
+
+    async fn retrieve(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
         let t = self.timeout;
         self.ensure_resumable().await?;
         let mut data = loop {
@@ -764,6 +789,7 @@ impl Ftps {
                 other => break other?,
             }
         };
+        self.data_opened();
         let mut total = 0u64;
         // One buffer for the reads; each chunk sent on is a copy of what was read, so a small
         // file does not cost a zeroed 256 KiB allocation per read. TLS hands out one record
@@ -816,6 +842,14 @@ impl Ftps {
         source: &mut mpsc::Receiver<Vec<u8>>,
         append: bool,
     ) -> Result<u64> {
+        let r = self.store(path, source, append).await;
+        if let Err(e) = &r {
+            self.learn_resumption(e);
+        }
+        r
+    }
+
+    async fn store(&mut self, path: &str, source: &mut mpsc::Receiver<Vec<u8>>, append: bool) -> Result<u64> {
         let t = self.timeout;
         self.ensure_resumable().await?;
         let mut data = loop {
@@ -830,6 +864,7 @@ impl Ftps {
                 other => break other?,
             }
         };
+        self.data_opened();
         let mut total = 0u64;
         while let Some(chunk) = source.recv().await {
             if let Some(l) = &self.limiter {
@@ -856,11 +891,11 @@ impl Ftps {
     /// Before a data command: when a TLS 1.3 control connection has no ticket left for its data
     /// connection to resume with, it is replaced by a fresh one (logged in, in the same mode),
     /// so that no data connection goes out without resuming its own control session; servers
-    /// that give no tickets on data connections (ProFTPD) would refuse it. The old one is
-    /// logged out in the background.
+    /// that give no tickets on data connections (ProFTPD) would refuse it.
     async fn ensure_resumable(&mut self) -> Result<()> {
         self.resuming = !self.tls13 || self.sessions.tls13_tickets() > 0;
-        if self.resuming || !self.data_needs_resumption() {
+        let hopeless = self.quirks.no_tickets.load(Ordering::SeqCst);
+        if self.resuming || hopeless || !self.data_needs_resumption() {
             return Ok(());
         }
         if !self.quirks.tickets_run_out.swap(true, Ordering::SeqCst) {
@@ -874,6 +909,10 @@ impl Ftps {
             );
         }
         tracing::debug!(server = %self.server, "TLS 1.3 tickets spent; a fresh control connection");
+        // Logged out first, so the pool never holds more logins than `connections` (servers
+        // cap them per address). If the new login fails, the error (transient) makes the pool
+        // drop this connection, which no longer answers.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
         let mut fresh =
             Self::connect(&self.config, &self.context)
                 .await
@@ -884,9 +923,16 @@ impl Ftps {
                 })?;
         fresh.limiter = self.limiter.clone();
         fresh.list_all = self.list_all;
-        let old = std::mem::replace(self, fresh);
-        tokio::spawn(old.quit());
-        self.resuming = true;
+        if let Some(dir) = self.cwd.take() {
+            within(fresh.timeout, "CWD", &dir, fresh.stream.cwd(&dir)).await?;
+            fresh.cwd = Some(dir);
+        }
+        if fresh.sessions.tls13_tickets() == 0 {
+            // A login that brings no ticket at all: renewing cannot help.
+            self.quirks.no_tickets.store(true, Ordering::SeqCst);
+        }
+        fresh.resuming = fresh.sessions.tls13_tickets() > 0;
+        *self = fresh;
         Ok(())
     }
 
@@ -902,10 +948,20 @@ impl Ftps {
     /// `data_needs_resumption`, `fall_back_from_epsv`). True when the command can go again
     /// at once on this connection.
     fn learn_from_data_error(&mut self, e: &Error) -> bool {
-        if !self.resuming && matches!(e, Error::Reply { code: Some(425), .. }) {
+        self.learn_resumption(e);
+        self.fall_back_from_epsv(e)
+    }
+
+    /// A data connection that did not resume and failed (ProFTPD answers `425`; Pure-FTPd
+    /// built to check drops the connection): from now on every one resumes.
+    fn learn_resumption(&self, e: &Error) {
+        let refused = matches!(
+            e,
+            Error::Reply { code: Some(425), .. } | Error::ConnectionLost { .. }
+        );
+        if !self.resuming && refused {
             self.quirks.resumption_required.store(true, Ordering::SeqCst);
         }
-        self.fall_back_from_epsv(e)
     }
 
     /// A listing command, sent again over PASV if it failed on EPSV.
@@ -925,7 +981,11 @@ impl Ftps {
             };
             match r {
                 Err(e) if self.learn_from_data_error(&e) => continue,
-                other => return other,
+                Ok(lines) => {
+                    self.data_opened();
+                    return Ok(lines);
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -937,35 +997,60 @@ impl Ftps {
     /// A server that never answered EPSV is not: that is remembered, and the error stands, so
     /// the retry gets a fresh connection.
     fn fall_back_from_epsv(&mut self, e: &Error) -> bool {
-        if !self.epsv {
+        // PASV carries no IPv6 address; many servers refuse it over IPv6.
+        if !self.epsv || self.peer_v6 {
             return false;
         }
         let dial = self.dial.load(Ordering::SeqCst);
-        let (retry_here, why) = match (dial, e) {
+        match (dial, e) {
             (
                 DIAL_NONE,
                 Error::Reply {
                     code: Some(c), reply, ..
                 },
-            ) if (500..600).contains(c) => (true, format!("it refused EPSV ({reply})")),
-            (DIAL_NONE, Error::Timeout { seconds, .. }) => {
-                (false, format!("it did not answer EPSV within {seconds}s"))
+            ) if (500..600).contains(c) => {
+                self.use_pasv();
+                self.epsv_broken(&format!("it refused EPSV ({reply})"));
+                true
             }
-            (DIAL_STARTED | DIAL_FAILED, Error::Timeout { .. } | Error::ConnectionLost { .. }) => (
-                true,
-                format!("its EPSV data connection did not come through ({e})"),
-            ),
-            _ => return false,
-        };
+            // No answer at all: the connection is out of step and is dropped. One such stall
+            // can be a passing fault; a second one in the run is the firewall.
+            (DIAL_NONE, Error::Timeout { seconds, .. }) => {
+                if self.quirks.epsv_stalls.fetch_add(1, Ordering::SeqCst) >= 1 {
+                    self.epsv_broken(&format!("it did not answer EPSV within {seconds}s, twice"));
+                }
+                false
+            }
+            // Sticks for the run only once PASV has worked where EPSV did not (a passing
+            // fault must not switch a long-running service for good).
+            (DIAL_STARTED | DIAL_FAILED, Error::Timeout { .. } | Error::ConnectionLost { .. }) => {
+                self.use_pasv();
+                self.epsv_unconfirmed = Some(format!("its EPSV data connection did not come through ({e})"));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn use_pasv(&mut self) {
         self.epsv = false;
         self.stream.set_mode(Mode::Passive);
+    }
+
+    /// After a data command opened its connection: a PASV fallback that worked sticks.
+    fn data_opened(&mut self) {
+        if let Some(why) = self.epsv_unconfirmed.take() {
+            self.epsv_broken(&why);
+        }
+    }
+
+    fn epsv_broken(&self, why: &str) {
         if self.quirks.break_epsv() {
             tracing::warn!(
                 server = %self.server,
                 "the server lists EPSV but {why}; using PASV with it from now on"
             );
         }
-        retry_here
     }
 
     pub async fn noop(&mut self) -> Result<()> {

@@ -153,7 +153,7 @@ fn serve(status: &ServiceStatusHandle, stop: CancellationToken) -> Result<()> {
     let default_log = crate::config::platform_data_dir()
         .join("logs")
         .join("ftps-sync.log");
-    let mut config = match crate::config::Config::load_for_service(&path) {
+    let mut config = match crate::config::Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
             // Said where the user will look, not only as an exit code in the SCM.
