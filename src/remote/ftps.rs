@@ -470,7 +470,7 @@ impl Ftps {
         } else {
             stream = stream.active_mode(t);
         }
-        let tls_info: Option<TlsInfo> = info.lock().ok().and_then(|i| i.clone());
+        let tls_info = info.lock().ok().and_then(|i| i.clone());
         let tls13 = tls_info.as_ref().is_some_and(|i| i.version == "TLSv1_3");
         let mut ftps = Ftps {
             stream,
@@ -785,7 +785,7 @@ impl Ftps {
                 within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
             }
             match within(t, "RETR", path, self.stream.retr_as_stream(path)).await {
-                Err(e) if self.learn_from_data_error(&e) => continue,
+                Err(e) if self.fall_back_from_epsv(&e) => continue,
                 other => break other?,
             }
         };
@@ -860,7 +860,7 @@ impl Ftps {
                 within(t, "STOR", path, self.stream.put_with_stream(path)).await
             };
             match opened {
-                Err(e) if self.learn_from_data_error(&e) => continue,
+                Err(e) if self.fall_back_from_epsv(&e) => continue,
                 other => break other?,
             }
         };
@@ -939,21 +939,15 @@ impl Ftps {
     /// Whether the server refuses a data connection that does not resume the control session.
     /// Pure-FTPd checks only when built with `ONLY_ACCEPT_REUSED_SSL_SESSIONS` (off by
     /// default, and it sends no tickets on data connections either): it is let through with
-    /// a full handshake until it refuses one (`425`); every other server is assumed to check.
+    /// a full handshake until one fails (`learn_resumption`); every other server is assumed
+    /// to check.
     fn data_needs_resumption(&self) -> bool {
         !self.welcome.contains("Pure-FTPd") || self.quirks.resumption_required.load(Ordering::SeqCst)
     }
 
-    /// After a data command failed: what it teaches about the server (see
-    /// `data_needs_resumption`, `fall_back_from_epsv`). True when the command can go again
-    /// at once on this connection.
-    fn learn_from_data_error(&mut self, e: &Error) -> bool {
-        self.learn_resumption(e);
-        self.fall_back_from_epsv(e)
-    }
-
-    /// A data connection that did not resume and failed (ProFTPD answers `425`; Pure-FTPd
-    /// built to check drops the connection): from now on every one resumes.
+    /// After a data command failed: if its connection did not resume and was refused (ProFTPD
+    /// answers `425`; Pure-FTPd built to check drops the connection), from now on every one
+    /// resumes.
     fn learn_resumption(&self, e: &Error) {
         let refused = matches!(
             e,
@@ -980,12 +974,15 @@ impl Ftps {
                 LinesCommand::List(arg) => within(t, command, path, self.stream.list(arg)).await,
             };
             match r {
-                Err(e) if self.learn_from_data_error(&e) => continue,
+                Err(e) if self.fall_back_from_epsv(&e) => continue,
                 Ok(lines) => {
                     self.data_opened();
                     return Ok(lines);
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.learn_resumption(&e);
+                    return Err(e);
+                }
             }
         }
     }
