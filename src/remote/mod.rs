@@ -1,6 +1,7 @@
 //! The remote side: FTPS adapter and listing parsers. Nothing outside this module names a
 //! suppaftp type.
 
+pub mod features;
 pub mod ftps;
 pub mod limit;
 pub mod listing;

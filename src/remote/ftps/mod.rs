@@ -1,0 +1,425 @@
+//! The suppaftp adapter: one logged-in FTPS control connection.
+//!
+//! What it adds around suppaftp: the TLS policy (see `tls`), a timeout on every await (suppaftp
+//! has none), FEAT probing, our own listing parsers, server hash commands and MFMT, raw replies
+//! for codes suppaftp does not know, and errors that name the command, path and reply.
+//!
+//! Its parts: `connect` (TLS, login, FEAT probing), `data` (data connections: EPSV/PASV and
+//! TLS session resumption), `reply` (timeouts and errors); FEAT itself is read in `features`.
+
+mod connect;
+mod data;
+mod reply;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU8;
+use std::time::Duration;
+
+use chrono::Utc;
+use suppaftp::tokio::{AsyncRustlsStream, ImplAsyncFtpStream};
+use suppaftp::{FtpError, Status};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+pub use super::features::{Features, HashCommand, ListingMode, MtimeSupport};
+use super::limit::RateLimiter;
+use super::listing::{Listed, parse_list_line, parse_mlsd};
+use super::tls::{SessionStore, TlsContext, TlsInfo};
+use crate::config::Server;
+use crate::digest::HashAlgo;
+use crate::error::{Error, Result};
+use data::LinesCommand;
+pub use data::Quirks;
+use reply::{map_error, reply_code, reply_lines, within};
+
+type Stream = ImplAsyncFtpStream<AsyncRustlsStream>;
+
+const CHUNK: usize = 256 * 1024;
+
+pub struct Ftps {
+    stream: Stream,
+    server: String,
+    timeout: Duration,
+    pub features: Features,
+    pub listing: ListingMode,
+    pub hash: Option<HashCommand>,
+    pub mtime: MtimeSupport,
+    pub tls: Option<TlsInfo>,
+    pub welcome: String,
+    /// Whether `LIST -a` works here.
+    list_all: bool,
+    limiter: Option<Arc<RateLimiter>>,
+    /// Whether data commands use EPSV (else PASV); only in passive mode.
+    epsv: bool,
+    /// Why this connection left EPSV for PASV, until PASV has worked once.
+    epsv_unconfirmed: Option<String>,
+    /// Whether the control connection's peer is an IPv6 address (no PASV fallback there).
+    peer_v6: bool,
+    dial: Arc<AtomicU8>,
+    quirks: Arc<Quirks>,
+    /// The control connection's TLS sessions, which its data connections resume.
+    sessions: Arc<SessionStore>,
+    /// Whether the control connection runs TLS 1.3, whose tickets are spent one per data
+    /// connection (see `SessionStore`).
+    tls13: bool,
+    /// Whether the current data connection resumes the control session (offers a ticket).
+    resuming: bool,
+    /// The directory of the last CWD, for a renewed connection to go back to.
+    cwd: Option<String>,
+    /// What this connection was made from, to make a fresh one when its tickets are spent.
+    config: Server,
+    context: TlsContext,
+}
+
+fn parse_lines(lines: &[String], dir: &str, parse: impl Fn(&str) -> Option<Listed>) -> Vec<Listed> {
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        match parse(line) {
+            Some(l) => out.push(l),
+            None => tracing::debug!(dir, line = %line, "listing line skipped"),
+        }
+    }
+    out
+}
+
+impl Ftps {
+    /// Sends one command line and returns whatever the server replied: its code, and its text
+    /// with one line per reply line.
+    async fn raw(&mut self, line: &str, command: &'static str, path: &str) -> Result<(Option<u16>, String)> {
+        if line.contains(['\r', '\n']) {
+            return Err(Error::UnsafeName {
+                name: path.to_owned(),
+                reason: "line break in a command",
+            });
+        }
+        let fut = self.stream.custom_command(line, &[Status::Unknown]);
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(Error::Timeout {
+                command,
+                path: path.to_owned(),
+                seconds: self.timeout.as_secs(),
+            }),
+            Ok(Ok(r)) | Ok(Err(FtpError::UnexpectedResponse(r))) => {
+                Ok((reply_code(&r.body), reply_lines(&r.body)))
+            }
+            Ok(Err(e)) => Err(map_error(e, command, path)),
+        }
+    }
+
+    fn reply_err(command: &'static str, path: &str, code: Option<u16>, reply: String) -> Error {
+        Error::Reply {
+            command,
+            path: path.to_owned(),
+            code,
+            reply: reply.replace('\n', " | "),
+        }
+    }
+
+    /// Shares `bandwidth_limit` with the other connections of a pool.
+    pub fn set_limiter(&mut self, limiter: Option<Arc<RateLimiter>>) {
+        self.limiter = limiter;
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The entries of one directory. A 550 (no such directory) comes back as `Error::Reply`.
+    pub async fn list_dir(&mut self, path: &str) -> Result<Vec<Listed>> {
+        let t = self.timeout * 4;
+        let now = Utc::now();
+        let lines = match self.listing {
+            ListingMode::Mlsd => {
+                let lines = self.data_lines(t, "MLSD", path, LinesCommand::Mlsd(path)).await?;
+                return Ok(parse_lines(&lines, path, parse_mlsd));
+            }
+            ListingMode::List => {
+                // CWD first: some servers treat a LIST argument as a glob pattern.
+                within(self.timeout, "CWD", path, self.stream.cwd(path)).await?;
+                self.cwd = Some(path.to_owned());
+                self.list_here(path).await?
+            }
+        };
+        Ok(parse_lines(&lines, path, |l| parse_list_line(l, now)))
+    }
+
+    /// `LIST -a` in the current directory (vsftpd hides dot files from a bare LIST), falling
+    /// back to a bare `LIST` for servers that take `-a` as a file name.
+    async fn list_here(&mut self, path: &str) -> Result<Vec<String>> {
+        let t = self.timeout * 4;
+        if self.list_all {
+            match self
+                .data_lines(t, "LIST", path, LinesCommand::List(Some("-a")))
+                .await
+            {
+                Err(Error::Reply { code: Some(c), .. }) if c >= 500 => self.list_all = false,
+                other => return other,
+            }
+        }
+        self.data_lines(t, "LIST", path, LinesCommand::List(None)).await
+    }
+
+    /// What the listing would say about one file, from the same source as `list_dir` so the
+    /// two can be compared: MLST when the server lists with MLSD, else the LIST line.
+    pub async fn stat(&mut self, path: &str) -> Result<Option<Listed>> {
+        match self.listing {
+            ListingMode::Mlsd => {
+                let (code, text) = self.raw(&format!("MLST {path}"), "MLST", path).await?;
+                match code {
+                    Some(250) => Ok(text.lines().nth(1).and_then(parse_mlsd)),
+                    Some(550) => Ok(None),
+                    _ => Err(Self::reply_err("MLST", path, code, text)),
+                }
+            }
+            ListingMode::List => {
+                let (dir, name) = match path.rsplit_once('/') {
+                    Some(("", n)) => ("/", n),
+                    Some((d, n)) => (d, n),
+                    None => (".", path),
+                };
+                // One line for one file (`LIST -a <path>`) when nothing in the name could be read
+                // as a pattern; otherwise, or if that finds nothing, the whole directory.
+                if self.list_all && !path.contains(['*', '?', '[', ']', '{', '}', '~']) {
+                    let arg = format!("-a {path}");
+                    let listed = self
+                        .data_lines(self.timeout, "LIST", path, LinesCommand::List(Some(&arg)))
+                        .await;
+                    if let Ok(lines) = listed {
+                        let now = Utc::now();
+                        let found = parse_lines(&lines, path, |l| parse_list_line(l, now))
+                            .into_iter()
+                            .find(|e| e.name == name || e.name.ends_with(&format!("/{name}")));
+                        if found.is_some() {
+                            return Ok(found);
+                        }
+                    }
+                }
+                match self.list_dir(dir).await {
+                    Ok(entries) => Ok(entries.into_iter().find(|e| e.name == name)),
+                    Err(Error::Reply { code: Some(550), .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Whether anything exists at `path`, as cheaply as the server allows (no data connection).
+    pub async fn exists(&mut self, path: &str) -> Result<bool> {
+        if self.listing == ListingMode::Mlsd {
+            return Ok(self.stat(path).await?.is_some());
+        }
+        let (code, text) = self.raw(&format!("SIZE {path}"), "SIZE", path).await?;
+        match code {
+            Some(213) => Ok(true),
+            Some(550) => Ok(false),
+            _ => Err(Self::reply_err("SIZE", path, code, text)),
+        }
+    }
+
+    pub async fn size(&mut self, path: &str) -> Result<u64> {
+        let (code, text) = self.raw(&format!("SIZE {path}"), "SIZE", path).await?;
+        match code {
+            Some(213) => text
+                .get(4..)
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| Self::reply_err("SIZE", path, code, text.clone())),
+            _ => Err(Self::reply_err("SIZE", path, code, text)),
+        }
+    }
+
+    /// Sets the remote modification time. `Ok(false)` when the server cannot.
+    pub async fn set_mtime(&mut self, path: &str, unix_secs: i64) -> Result<bool> {
+        let Some(t) = chrono::DateTime::from_timestamp(unix_secs, 0) else {
+            return Ok(false);
+        };
+        let stamp = t.format("%Y%m%d%H%M%S");
+        let (line, command) = match self.mtime {
+            MtimeSupport::Mfmt => (format!("MFMT {stamp} {path}"), "MFMT"),
+            MtimeSupport::MdtmWrite => (format!("MDTM {stamp} {path}"), "MDTM"),
+            MtimeSupport::None => return Ok(false),
+        };
+        let (code, text) = self.raw(&line, command, path).await?;
+        match code {
+            Some(213) | Some(200) | Some(250) => Ok(true),
+            _ => {
+                tracing::debug!(path, reply = %text, "cannot set remote mtime");
+                if self.mtime == MtimeSupport::MdtmWrite {
+                    self.mtime = MtimeSupport::None;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// The server's digest of a stored file, when it offers a hash command.
+    pub async fn hash(&mut self, path: &str) -> Result<Option<(HashAlgo, String)>> {
+        let Some(cmd) = self.hash else { return Ok(None) };
+        let line = match cmd {
+            HashCommand::Hash(_) => format!("HASH {path}"),
+            HashCommand::X(HashAlgo::Sha256) => format!("XSHA256 {path}"),
+            HashCommand::X(HashAlgo::Sha1) => format!("XSHA1 {path}"),
+            HashCommand::X(HashAlgo::Md5) => format!("XMD5 {path}"),
+        };
+        let (code, text) = self.raw(&line, "HASH", path).await?;
+        if !matches!(code, Some(213) | Some(250)) {
+            return Err(Self::reply_err("HASH", path, code, text));
+        }
+        // "213 SHA-256 0-1234 <hex> <name>" or "213 <hex>" / "250 <hex>".
+        let hex = text
+            .get(4..)
+            .unwrap_or("")
+            .split_whitespace()
+            .find(|w| w.len() >= 32 && w.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(|w| w.to_ascii_lowercase());
+        match hex {
+            Some(h) => Ok(Some((cmd.algo(), h))),
+            None => Err(Self::reply_err("HASH", path, code, text)),
+        }
+    }
+
+    pub async fn mkdir(&mut self, path: &str) -> Result<()> {
+        within(self.timeout, "MKD", path, self.stream.mkdir(path)).await
+    }
+
+    pub async fn rmdir(&mut self, path: &str) -> Result<()> {
+        within(self.timeout, "RMD", path, self.stream.rmdir(path)).await
+    }
+
+    pub async fn remove(&mut self, path: &str) -> Result<()> {
+        within(self.timeout, "DELE", path, self.stream.rm(path)).await
+    }
+
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        within(self.timeout, "RNFR/RNTO", from, self.stream.rename(from, to)).await
+    }
+
+    /// Streams `path` from byte `offset` into `sink`, a chunk at a time. Returns the bytes read.
+    pub async fn download(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
+        let r = self.retrieve(path, offset, sink).await;
+        if let Err(e) = &r {
+            self.learn_resumption(e);
+        }
+        r
+    }
+
+    async fn retrieve(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
+        let t = self.timeout;
+        self.ensure_resumable().await?;
+        let mut data = loop {
+            self.start_data_command();
+            // The offset is spent by every data command, even one that failed on EPSV.
+            if offset > 0 {
+                within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
+            }
+            match within(t, "RETR", path, self.stream.retr_as_stream(path)).await {
+                Err(e) if self.fall_back_from_epsv(&e) => continue,
+                other => break other?,
+            }
+        };
+        self.data_opened();
+        let mut total = 0u64;
+        // One buffer for the reads; each chunk sent on is a copy of what was read, so a small
+        // file does not cost a zeroed 256 KiB allocation per read. TLS hands out one record
+        // (16 KiB) per read: gather a full buffer before waking the writer thread.
+        let mut buf = vec![0u8; CHUNK];
+        let mut eof = false;
+        while !eof {
+            let mut n = 0;
+            while n < buf.len() {
+                match tokio::time::timeout(t, data.read(&mut buf[n..])).await {
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            command: "RETR",
+                            path: path.to_owned(),
+                            seconds: t.as_secs(),
+                        });
+                    }
+                    Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "RETR", path)),
+                    Ok(Ok(0)) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(Ok(k)) => n += k,
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            if let Some(l) = &self.limiter {
+                l.take(n).await;
+            }
+            if sink.send(buf[..n].to_vec()).await.is_err() {
+                return Err(Error::Local {
+                    op: "write",
+                    path: path.into(),
+                    source: std::io::Error::other("the local writer stopped"),
+                });
+            }
+            total += n as u64;
+        }
+        within(t, "RETR", path, data.finish()).await?;
+        Ok(total)
+    }
+
+    /// Streams the chunks of `source` to `path`. Returns the bytes sent. With `append`, the
+    /// bytes go to the end of the existing file (APPE), to resume an upload.
+    pub async fn upload(
+        &mut self,
+        path: &str,
+        source: &mut mpsc::Receiver<Vec<u8>>,
+        append: bool,
+    ) -> Result<u64> {
+        let r = self.store(path, source, append).await;
+        if let Err(e) = &r {
+            self.learn_resumption(e);
+        }
+        r
+    }
+
+    async fn store(&mut self, path: &str, source: &mut mpsc::Receiver<Vec<u8>>, append: bool) -> Result<u64> {
+        let t = self.timeout;
+        self.ensure_resumable().await?;
+        let mut data = loop {
+            self.start_data_command();
+            let opened = if append {
+                within(t, "APPE", path, self.stream.append_with_stream(path)).await
+            } else {
+                within(t, "STOR", path, self.stream.put_with_stream(path)).await
+            };
+            match opened {
+                Err(e) if self.fall_back_from_epsv(&e) => continue,
+                other => break other?,
+            }
+        };
+        self.data_opened();
+        let mut total = 0u64;
+        while let Some(chunk) = source.recv().await {
+            if let Some(l) = &self.limiter {
+                l.take(chunk.len()).await;
+            }
+            match tokio::time::timeout(t, data.write_all(&chunk)).await {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        command: "STOR",
+                        path: path.to_owned(),
+                        seconds: t.as_secs(),
+                    });
+                }
+                Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "STOR", path)),
+                Ok(Ok(())) => {}
+            }
+            total += chunk.len() as u64;
+        }
+        // finish() sends close_notify, drains to EOF and reads the 226 (vsftpd TLS 1.3 trap).
+        within(t, "STOR", path, data.finish()).await?;
+        Ok(total)
+    }
+
+    pub async fn noop(&mut self) -> Result<()> {
+        within(self.timeout, "NOOP", "", self.stream.noop()).await
+    }
+
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
+    }
+}
