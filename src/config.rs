@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use crate::reconcile::policy::{ConflictPolicy, Direction};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,23 +72,6 @@ pub enum TlsMode {
 pub enum TlsVersion {
     V1_2,
     V1_3,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Direction {
-    Upload,
-    Download,
-    Both,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConflictPolicy {
-    KeepBoth,
-    Newer,
-    Local,
-    Remote,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -257,7 +257,7 @@ pub async fn sync_folder(
     };
     let result = async {
         fill_first_sync_digests(&mut sh, &base).await?;
-        let policy = Policy::of(folder);
+        let policy = policy_of(folder);
         let plan =
             reconcile::plan_part(&base, &sh.local, &sh.remote, &policy, Utc::now(), part).map_err(refused)?;
         if options.dry_run {
@@ -331,6 +331,17 @@ fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
         grown.add(p);
     }
     grown.take().unwrap_or(Scope::Full)
+}
+
+/// What of a folder's config the planner looks at.
+pub(crate) fn policy_of(folder: &Folder) -> Policy {
+    Policy {
+        direction: folder.direction,
+        delete: folder.delete,
+        conflict: folder.conflict,
+        max_delete_percent: folder.max_delete_percent,
+        case_insensitive: cfg!(any(windows, target_os = "macos")),
+    }
 }
 
 /// What `status` shows about the last pass.

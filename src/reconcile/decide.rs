@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Policy;
 use super::plan::{Action, Side};
+use super::policy::{ConflictPolicy, Direction, Policy};
 use super::snapshot::{BaseEntry, Entry, Kind, Snapshot};
-use crate::config::{ConflictPolicy, Direction};
 use crate::path::RelPath;
 
 /// How one side moved since the base.

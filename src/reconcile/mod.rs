@@ -6,6 +6,7 @@
 mod decide;
 pub mod guard;
 pub mod plan;
+pub mod policy;
 pub mod snapshot;
 
 use std::collections::BTreeSet;
@@ -17,32 +18,9 @@ pub use guard::Part;
 pub use plan::{Action, Plan, Side};
 pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};
 
-use crate::config::{ConflictPolicy, Direction, Folder};
 use crate::path::RelPath;
 use decide::Ctx;
-
-/// The parts of a folder's config that decide the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    pub direction: Direction,
-    pub delete: bool,
-    pub conflict: ConflictPolicy,
-    pub max_delete_percent: u8,
-    /// The local filesystem cannot hold two names that differ only by case (Windows, macOS).
-    pub case_insensitive: bool,
-}
-
-impl Policy {
-    pub fn of(folder: &Folder) -> Policy {
-        Policy {
-            direction: folder.direction,
-            delete: folder.delete,
-            conflict: folder.conflict,
-            max_delete_percent: folder.max_delete_percent,
-            case_insensitive: cfg!(any(windows, target_os = "macos")),
-        }
-    }
-}
+pub use policy::{ConflictPolicy, Direction, Policy};
 
 /// Plans one pass. `Err` is a refusal (a guard fired): the reason, and nothing is to be done.
 pub fn plan(
