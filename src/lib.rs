@@ -11,6 +11,7 @@
 //!   plan + execute + commit.
 //! - `daemon`: `run`: passes on watcher changes and the poll timer, graceful shutdown.
 //! - `service`: `run` as a systemd unit or a Windows service.
+//! - `logging`: where log lines go (stderr, JSON, a daily file) and their colour.
 //! - `demo`: embedded loopback FTPS server for `ftps-sync demo` and the tests.
 
 /// `println!` that ignores a closed stdout (`ftps-sync check | head`) instead of panicking.
@@ -32,6 +33,7 @@ pub mod engine;
 pub mod error;
 pub mod local;
 pub mod lock;
+pub mod logging;
 pub mod path;
 pub mod reconcile;
 pub mod remote;

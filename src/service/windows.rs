@@ -157,7 +157,7 @@ fn serve(status: &ServiceStatusHandle, stop: CancellationToken) -> Result<()> {
         Ok(c) => c,
         Err(e) => {
             // Said where the user will look, not only as an exit code in the SCM.
-            if let Ok(writer) = crate::app::log_file(&default_log) {
+            if let Ok(writer) = crate::logging::log_file(&default_log) {
                 let _ = tracing_subscriber::fmt()
                     .with_ansi(false)
                     .with_target(false)
@@ -170,7 +170,7 @@ fn serve(status: &ServiceStatusHandle, stop: CancellationToken) -> Result<()> {
     if config.log.file.is_none() {
         config.log.file = Some(default_log);
     }
-    crate::app::init_logging(&config, None)?;
+    crate::logging::init_logging(&config, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

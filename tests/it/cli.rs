@@ -85,7 +85,7 @@ fn relative_local_root() {
 fn log_file_receives_the_log_and_rotates_by_day() {
     use std::io::Write as _;
     let dir = tempfile::tempdir().expect("tmp");
-    let mut w = ftps_sync::app::log_file(&dir.path().join("logs/ftps-sync.log")).expect("log file");
+    let mut w = ftps_sync::logging::log_file(&dir.path().join("logs/ftps-sync.log")).expect("log file");
     w.write_all(b"a line\n").expect("write");
     w.flush().expect("flush");
     let files: Vec<String> = std::fs::read_dir(dir.path().join("logs"))

@@ -1,0 +1,85 @@
+//! Where log lines go and how they look: stderr (coloured only for a person at a terminal),
+//! JSON, or a daily log file. Every command and both services set up logging here.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+use crate::error::{Error, Result};
+
+/// Colour only for a person at a terminal: never into a pipe, a file or the journal, and
+/// never when `NO_COLOR` is set to anything (no-color.org). tracing-subscriber's default
+/// colours every line wherever it goes.
+fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+pub fn init_default_logging(level: Option<&str>) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("ftps_sync={}", level.unwrap_or("info"))));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(stderr_colour())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub fn init_logging(config: &Config, level: Option<&str>) -> Result<()> {
+    init_subscriber(config, level)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(())
+}
+
+fn init_subscriber(config: &Config, level: Option<&str>) -> Result<()> {
+    let level = level.unwrap_or(&config.log.level);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("ftps_sync={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = match (&config.log.file, config.log.format) {
+        (Some(file), format) => {
+            let writer = log_file(file).map_err(|e| Error::config(&config.source, "log.file", e))?;
+            match format {
+                LogFormat::Json => builder.json().with_writer(writer).try_init(),
+                LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
+            }
+        }
+        (None, LogFormat::Json) => builder
+            .json()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (None, LogFormat::Text) => builder
+            .with_ansi(stderr_colour())
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
+    // Already initialised (a test calling twice): keep the first.
+    let _ = result;
+    Ok(())
+}
+
+/// `log.file`: a file that rotates daily (`<name>.YYYY-MM-DD`), keeping the last 14 days.
+pub fn log_file(
+    file: &std::path::Path,
+) -> std::result::Result<tracing_appender::rolling::RollingFileAppender, String> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} is not a file name", file.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(name)
+        .max_log_files(14)
+        .build(dir)
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
