@@ -78,7 +78,7 @@ fn service(action: ServiceAction) -> Result<u8> {
             // `\\?\` path.
             let exe = std::env::current_exe()
                 .and_then(|e| if cfg!(windows) { Ok(e) } else { e.canonicalize() })
-                .map_err(|e| Error::Usage(format!("cannot tell where this program is: {e}")))?;
+                .map_err(crate::error::system("find this program's path"))?;
             crate::service::install(&loaded, &exe, &path, &user, root)?
         }
         ServiceAction::Uninstall { root } => crate::service::uninstall(root)?,
@@ -197,7 +197,8 @@ pub async fn sync(config: &Config, only: &[String], options: Options, json: bool
         }
     }
     if json {
-        let text = serde_json::to_string_pretty(&reports).map_err(|e| Error::Usage(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&reports).map_err(|e| Error::Internal(format!("JSON: {e}")))?;
         say!("{text}");
     }
     Ok(code)
@@ -377,7 +378,7 @@ pub async fn status(config: &Config, json: bool, remote: bool) -> Result<u8> {
     if json {
         say!(
             "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| Error::Usage(e.to_string()))?
+            serde_json::to_string_pretty(&out).map_err(|e| Error::Internal(format!("JSON: {e}")))?
         );
     } else {
         for v in &out {

@@ -47,7 +47,7 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     }
     let mut first_error = None;
     while let Some(joined) = loops.join_next().await {
-        let result = joined.map_err(|e| Error::Usage(format!("folder loop failed: {e}")))?;
+        let result = joined.map_err(crate::error::join_failed("folder loop"))?;
         if let Err(e) = result
             && first_error.is_none()
         {

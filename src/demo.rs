@@ -29,7 +29,7 @@ pub struct TestPki {
 impl TestPki {
     /// A CA and a server certificate for `localhost` and `127.0.0.1`.
     pub fn new() -> Result<TestPki> {
-        let err = |e: rcgen::Error| Error::Usage(format!("cannot make a test certificate: {e}"));
+        let err = |e: rcgen::Error| Error::Internal(format!("cannot make a test certificate: {e}"));
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params

@@ -31,8 +31,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The user's own mistake (a bad argument, a second instance): exit 2.
     #[error("{0}")]
     Usage(String),
+
+    /// A bug in ftps-sync (a task that panicked, a value that would not encode): exit 70.
+    #[error("internal error: {0} (this is a bug: please report it)")]
+    Internal(String),
+
+    /// A call to the operating system failed (systemctl, getent, the Service Control
+    /// Manager): exit 71, with what was called.
+    #[error("{call} failed: {message}")]
+    System { call: String, message: String },
 
     #[error("cannot connect to {server}: {message}")]
     Connect { server: String, message: String },
@@ -42,7 +52,11 @@ pub enum Error {
     TooManyConnections { server: String, reply: String },
 
     #[error("TLS with {server} failed: {message}")]
-    Tls { server: String, message: String },
+    Tls {
+        server: String,
+        kind: TlsFailure,
+        message: String,
+    },
 
     #[error("login to {server} as {user} refused: {reply}")]
     Login {
@@ -105,6 +119,36 @@ pub enum Error {
     Interrupted,
 }
 
+/// Why a TLS handshake failed, as far as the user can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The certificate failed verification or the pin.
+    Certificate,
+    /// The bytes broke off or made no sense (a reset, an early EOF, a corrupt record): a server
+    /// that expects another TLS mode, or a passing glitch.
+    Garbled,
+    /// The server refused to start TLS (AUTH TLS, PBSZ, PROT).
+    Refused,
+    /// The handshake did not finish in time.
+    Timeout,
+    /// Anything else: no shared version or cipher, a bad client certificate, ...
+    Other,
+}
+
+/// A task that panicked or was cancelled: a bug, not the user's or the server's doing.
+pub fn join_failed(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Error {
+    move |e| Error::Internal(format!("{what} task failed: {e}"))
+}
+
+/// A failed OS call, as `Error::System`.
+pub fn system(call: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let call = call.into();
+    move |e| Error::System {
+        call,
+        message: e.to_string(),
+    }
+}
+
 fn fmt_location(line: Option<usize>, column: Option<usize>) -> String {
     match (line, column) {
         (Some(l), Some(c)) => format!(":{l}:{c}"),
@@ -125,6 +169,8 @@ impl Error {
             Error::Local { .. } | Error::UnsafeName { .. } | Error::Changed { .. } => Class::Permanent,
             Error::Config { .. }
             | Error::Usage(_)
+            | Error::Internal(_)
+            | Error::System { .. }
             | Error::Connect { .. }
             | Error::Tls { .. }
             | Error::Login { .. }
@@ -140,6 +186,8 @@ impl Error {
             Error::Config { .. } | Error::Usage(_) => 2,
             Error::Connect { .. } | Error::Tls { .. } | Error::Login { .. } => 3,
             Error::Interrupted => 4,
+            Error::Internal(_) => 70,
+            Error::System { .. } => 71,
             _ => 1,
         }
     }
@@ -157,5 +205,27 @@ impl Error {
             column: None,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_tell_the_user_bug_and_system_apart() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Internal("x".into()).exit_code(), 70);
+        let e = Error::System {
+            call: "`systemctl daemon-reload`".into(),
+            message: "no bus".into(),
+        };
+        assert_eq!(e.exit_code(), 71);
+        assert_eq!(e.to_string(), "`systemctl daemon-reload` failed: no bus");
+        assert!(
+            Error::Internal("x".into())
+                .to_string()
+                .contains("please report it")
+        );
     }
 }

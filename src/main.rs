@@ -8,8 +8,8 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(71);
         }
     };
     match runtime.block_on(ftps_sync::app::run(cli)) {

@@ -305,7 +305,7 @@ async fn scan_local(
         Scope::Paths(paths) => scan_subtrees(&root, &paths.into_iter().collect::<Vec<_>>(), &ignore, &base),
     })
     .await
-    .map_err(|e| Error::Usage(format!("scan task failed: {e}")))?
+    .map_err(crate::error::join_failed("scan"))?
 }
 
 /// A scope of paths grown until each one's parent is a directory in sync (in the state and on
@@ -419,7 +419,7 @@ async fn list_tree(
         spawn(&mut tasks, dir.clone());
     }
     while let Some(joined) = tasks.join_next().await {
-        let (dir, entries) = joined.map_err(|e| Error::Usage(format!("listing task failed: {e}")))?;
+        let (dir, entries) = joined.map_err(crate::error::join_failed("listing"))?;
         let remote_dir = dir
             .as_ref()
             .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));

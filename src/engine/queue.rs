@@ -120,7 +120,7 @@ async fn parallel(sh: &Arc<Shared>, actions: Vec<Action>, report: &mut Report) -
         let Some(joined) = tasks.join_next().await else {
             return Ok(());
         };
-        let (action, result) = joined.map_err(|e| Error::Usage(format!("transfer task failed: {e}")))?;
+        let (action, result) = joined.map_err(crate::error::join_failed("transfer"))?;
         absorb(report, &action, result)?;
     }
 }

@@ -310,7 +310,7 @@ pub(super) async fn download(
         commit(&part2, &target2)
     })
     .await
-    .map_err(|e| Error::Usage(format!("file task failed: {e}")))?;
+    .map_err(crate::error::join_failed("file"))?;
     placed.map_err(|e| match e {
         Error::Changed { .. } => discard(changed(path, "local")),
         other => discard(other),

@@ -15,11 +15,7 @@ const CHUNK: usize = 256 * 1024;
 const DEPTH: usize = 8;
 
 fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>, path: &Path) -> Result<T> {
-    r.map_err(|e| Error::Local {
-        op: "file task",
-        path: path.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?
+    r.map_err(|e| Error::Internal(format!("file task for {} failed: {e}", path.display())))?
 }
 
 /// A file being read: chunks from `skip` on, and the digests of the whole file.

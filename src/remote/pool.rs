@@ -92,7 +92,7 @@ impl Pool {
                     );
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(Error::Connect { server, message } | Error::Tls { server, message })
+                Err(Error::Connect { server, message } | Error::Tls { server, message, .. })
                     if self.connected.load(Ordering::SeqCst) =>
                 {
                     return Err(Error::ConnectionLost {

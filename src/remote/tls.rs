@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::ftps::Quirks;
 use crate::config::{Server, TlsVersion, format_fingerprint};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TlsFailure};
 
 /// What we learned about the server's TLS while connecting.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +43,7 @@ impl TlsContext {
         let provider = Arc::new(provider());
         let tls_err = |message: String| Error::Tls {
             server: server.host.clone(),
+            kind: TlsFailure::Other,
             message,
         };
         let mut extra_roots = Vec::new();
@@ -106,6 +107,7 @@ impl TlsContext {
             .with_protocol_versions(versions)
             .map_err(|e| Error::Tls {
                 server: String::new(),
+                kind: TlsFailure::Other,
                 message: e.to_string(),
             })?
             .dangerous()
@@ -115,6 +117,7 @@ impl TlsContext {
                 .with_client_auth_cert(chain.clone(), key.clone_key())
                 .map_err(|e| Error::Tls {
                     server: String::new(),
+                    kind: TlsFailure::Other,
                     message: format!("client certificate: {e}"),
                 })?,
             None => builder.with_no_client_auth(),

@@ -234,7 +234,7 @@ fn user_exists(user: &str) -> Result<bool> {
     let out = Command::new("getent")
         .args(["passwd", user])
         .output()
-        .map_err(|e| Error::Usage(format!("cannot run getent: {e}")))?;
+        .map_err(crate::error::system("getent passwd"))?;
     Ok(out.status.success())
 }
 
@@ -243,15 +243,14 @@ fn run_tool(program: &str, args: &[&str]) -> Result<()> {
     let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| Error::Usage(format!("cannot run {program}: {e}")))?;
+        .map_err(crate::error::system(program))?;
     if out.status.success() {
         return Ok(());
     }
-    Err(Error::Usage(format!(
-        "`{program} {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    Err(Error::System {
+        call: format!("`{program} {}`", args.join(" ")),
+        message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,10 @@ const DISPLAY_NAME: &str = "ftps-sync";
 const DESCRIPTION: &str = "Keeps local folders in sync with an FTPS server (ftps-sync run).";
 
 fn scm_error(what: &str) -> impl FnOnce(windows_service::Error) -> Error + '_ {
-    move |e| Error::Usage(format!("{what}: {}", describe(&e)))
+    move |e| Error::System {
+        call: what.to_owned(),
+        message: describe(&e),
+    }
 }
 
 /// The system's own words: the crate's display of a failed call is only "IO error in winapi
@@ -44,7 +47,7 @@ pub fn install(exe: &Path, config: &Path) -> Result<Vec<String>> {
         None::<&str>,
         ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
     )
-    .map_err(scm_error("cannot open the Service Control Manager"))?;
+    .map_err(scm_error("OpenSCManager"))?;
     let info = ServiceInfo {
         name: SERVICE_NAME.into(),
         display_name: DISPLAY_NAME.into(),
@@ -64,10 +67,10 @@ pub fn install(exe: &Path, config: &Path) -> Result<Vec<String>> {
     };
     let service = manager
         .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
-        .map_err(scm_error("cannot register the service"))?;
+        .map_err(scm_error("CreateService"))?;
     service
         .set_description(DESCRIPTION)
-        .map_err(scm_error("cannot describe the service"))?;
+        .map_err(scm_error("ChangeServiceConfig2 (description)"))?;
     let mut done = vec![format!("registered the service {SERVICE_NAME} (automatic start)")];
     match service.start::<&str>(&[]) {
         Ok(()) => done.push(format!("started it (sc query {SERVICE_NAME})")),
@@ -82,13 +85,13 @@ pub fn install(exe: &Path, config: &Path) -> Result<Vec<String>> {
 /// Stops and removes the service. The config, state and folders stay.
 pub fn uninstall() -> Result<Vec<String>> {
     let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
-        .map_err(scm_error("cannot open the Service Control Manager"))?;
+        .map_err(scm_error("OpenSCManager"))?;
     let service = manager
         .open_service(
             SERVICE_NAME,
             ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
         )
-        .map_err(scm_error("cannot open the service"))?;
+        .map_err(scm_error("OpenService"))?;
     let mut done = Vec::new();
     if service
         .query_status()
@@ -97,7 +100,7 @@ pub fn uninstall() -> Result<Vec<String>> {
         let _ = service.stop();
         done.push(format!("asked {SERVICE_NAME} to stop"));
     }
-    service.delete().map_err(scm_error("cannot remove the service"))?;
+    service.delete().map_err(scm_error("DeleteService"))?;
     done.push(format!("removed the service {SERVICE_NAME}"));
     Ok(done)
 }
@@ -174,7 +177,7 @@ fn serve(status: &ServiceStatusHandle, stop: CancellationToken) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
+        .map_err(crate::error::system("start the async runtime"))?;
     let _lock = crate::lock::InstanceLock::acquire(&config.state_dir)?;
     report(status, ServiceState::Running, 0);
     tracing::info!(folders = config.folders.len(), "ftps-sync service running");

@@ -1,6 +1,7 @@
 //! Certificates are verified; a pin replaces CA checks; nothing falls back to plain FTP.
 
 use ftps_sync::Error;
+use ftps_sync::error::TlsFailure;
 
 use crate::support::Harness;
 
@@ -10,7 +11,16 @@ async fn an_untrusted_certificate_is_refused() {
     // No ca_file: the throwaway CA is not among the system roots.
     let config = h.config_with("", "");
     let err = h.sync(&config).await.expect_err("refused");
-    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Tls {
+                kind: TlsFailure::Certificate,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.exit_code(), 3);
     assert!(
         err.to_string().contains(&h.pki.fingerprint),
@@ -31,7 +41,16 @@ async fn a_matching_pin_is_trusted_and_a_wrong_one_refused() {
     };
     let bad = h.config_with(&format!("  fingerprint_sha256: \"{wrong}\"\n"), "");
     let err = h.sync(&bad).await.expect_err("refused");
-    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Tls {
+                kind: TlsFailure::Certificate,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,4 +68,23 @@ async fn tls_1_2_only_server_works() {
     let capped = h.config_with("  ca_file: pki/ca.pem\n  tls_max_version: \"1.2\"\n", "");
     let again = h.sync(&capped).await.expect("pass");
     assert_eq!(again.uploaded + again.downloaded, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_against_an_explicit_server_is_a_garbled_handshake() {
+    let h = Harness::new().await;
+    // The server greets in plain text where implicit TLS expects a handshake.
+    let config = h.config_with("  ca_file: pki/ca.pem\n  tls: implicit\n", "");
+    let err = h.sync(&config).await.expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            Error::Tls {
+                kind: TlsFailure::Garbled,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 3);
 }

@@ -10,17 +10,46 @@ use suppaftp::{FtpError, FtpResult, Mode, Status};
 use tokio::net::TcpStream;
 
 use super::data::{DIAL_NONE, dialler};
-use super::reply::{is_handshake_glitch, reply_code, reply_text, within};
+use super::reply::{reply_code, reply_text, within};
 use super::{Features, Ftps, HashCommand, ListingMode, MtimeSupport, Stream};
 use crate::config::{Server, TlsMode};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TlsFailure};
 use crate::remote::tls::{SessionStore, TlsContext, TlsInfo};
 
 /// TLS connector that records what was negotiated on the control connection.
 struct Connector {
     inner: tokio_rustls::TlsConnector,
     info: Arc<Mutex<Option<TlsInfo>>>,
+    /// Why the handshake failed: suppaftp passes only a message on.
+    failure: Arc<Mutex<Option<TlsFailure>>>,
     context: TlsContext,
+}
+
+/// What kind of failure a handshake error is.
+fn classify(e: &std::io::Error) -> TlsFailure {
+    use std::io::ErrorKind;
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        // `General` is how our verifier refuses a pin with its own words (see `tls`).
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)) => TlsFailure::Certificate,
+        Some(
+            rustls::Error::InvalidMessage(_)
+            | rustls::Error::DecryptError
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. },
+        ) => TlsFailure::Garbled,
+        Some(_) => TlsFailure::Other,
+        None => match e.kind() {
+            ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::InvalidData => TlsFailure::Garbled,
+            _ => TlsFailure::Other,
+        },
+    }
 }
 
 impl std::fmt::Debug for Connector {
@@ -37,6 +66,9 @@ impl AsyncTlsConnector for Connector {
         let name = rustls::pki_types::ServerName::try_from(domain.to_owned())
             .map_err(|e| FtpError::SecureError(format!("bad server name {domain:?}: {e}")))?;
         let tls = self.inner.connect(name, stream).await.map_err(|e| {
+            if let Ok(mut failure) = self.failure.lock() {
+                *failure = Some(classify(&e));
+            }
             let mut message = e.to_string();
             if let Some(fp) = self.context.seen_fingerprint() {
                 message.push_str(&format!(" (server certificate SHA-256 {fp})"));
@@ -77,7 +109,12 @@ impl Ftps {
         loop {
             attempt += 1;
             match Self::connect_once(server, tls).await {
-                Err(e) if attempt < 6 && is_handshake_glitch(&e) => {
+                Err(
+                    e @ Error::Tls {
+                        kind: TlsFailure::Garbled,
+                        ..
+                    },
+                ) if attempt < 6 => {
                     tracing::debug!("TLS handshake broke ({e}); connecting again");
                     tokio::time::sleep(Duration::from_millis(20 << (attempt - 1))).await;
                 }
@@ -93,16 +130,20 @@ impl Ftps {
             server: addr.clone(),
             message,
         };
-        let tls_err = |message: String| Error::Tls {
+        let tls_err = |kind: TlsFailure, message: String| Error::Tls {
             server: addr.clone(),
+            kind,
             message,
         };
         let info = Arc::new(Mutex::new(None));
+        let failure = Arc::new(Mutex::new(None));
+        let failed = || failure.lock().ok().and_then(|f| *f).unwrap_or(TlsFailure::Other);
         let sessions = Arc::new(SessionStore::default());
         let connector = || -> Result<Connector> {
             Ok(Connector {
                 inner: tokio_rustls::TlsConnector::from(tls.client_config(sessions.clone())?),
                 info: info.clone(),
+                failure: failure.clone(),
                 context: tls.clone(),
             })
         };
@@ -114,7 +155,7 @@ impl Ftps {
                 let mut stream = match tokio::time::timeout(t, fut).await {
                     Err(_) => return Err(connect_err(format!("no TLS greeting within {}s", t.as_secs()))),
                     Ok(Err(FtpError::ConnectionError(e))) => return Err(connect_err(e.to_string())),
-                    Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(m)),
+                    Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(failed(), m)),
                     Ok(Err(e)) => return Err(connect_err(e.to_string())),
                     Ok(Ok(s)) => s,
                 };
@@ -127,7 +168,7 @@ impl Ftps {
                         stream.custom_command(cmd, &[Status::CommandOk]),
                     )
                     .await
-                    .map_err(|e| tls_err(format!("{cmd} refused: {e}")))?;
+                    .map_err(|e| tls_err(TlsFailure::Refused, format!("{cmd} refused: {e}")))?;
                 }
                 stream
             }
@@ -160,15 +201,23 @@ impl Ftps {
                 };
                 if server.tls == TlsMode::Explicit {
                     match tokio::time::timeout(t, stream.into_secure(connector()?, &server.host)).await {
-                        Err(_) => return Err(tls_err(format!("no TLS handshake within {}s", t.as_secs()))),
-                        Ok(Err(FtpError::UnexpectedResponse(r))) => {
-                            return Err(tls_err(format!(
-                                "the server refused TLS ({}); ftps-sync never falls back to plain FTP",
-                                reply_text(&r.body)
-                            )));
+                        Err(_) => {
+                            return Err(tls_err(
+                                TlsFailure::Timeout,
+                                format!("no TLS handshake within {}s", t.as_secs()),
+                            ));
                         }
-                        Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(m)),
-                        Ok(Err(e)) => return Err(tls_err(e.to_string())),
+                        Ok(Err(FtpError::UnexpectedResponse(r))) => {
+                            return Err(tls_err(
+                                TlsFailure::Refused,
+                                format!(
+                                    "the server refused TLS ({}); ftps-sync never falls back to plain FTP",
+                                    reply_text(&r.body)
+                                ),
+                            ));
+                        }
+                        Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(failed(), m)),
+                        Ok(Err(e)) => return Err(tls_err(failed(), e.to_string())),
                         Ok(Ok(s)) => s,
                     }
                 } else {

@@ -23,18 +23,6 @@ pub(super) async fn within<T>(
     }
 }
 
-/// A handshake that failed on the bytes, not on the certificate or a refusal.
-pub(super) fn is_handshake_glitch(e: &Error) -> bool {
-    match e {
-        Error::Tls { message, .. } => {
-            let m = message.to_ascii_lowercase();
-            !m.contains("certificate")
-                && (m.contains("corrupt message") || m.contains("eof") || m.contains("reset"))
-        }
-        _ => false,
-    }
-}
-
 pub(super) fn reply_code(body: &[u8]) -> Option<u16> {
     std::str::from_utf8(body.get(..3)?).ok()?.parse().ok()
 }

@@ -43,7 +43,16 @@ async fn a_server_refusing_tls_never_sees_the_user_name() {
         return;
     };
     let err = connect(&config(&server, "")).await.err().expect("refused");
-    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Tls {
+                kind: ftps_sync::error::TlsFailure::Refused,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("never falls back"), "{err}");
     let commands = server.commands();
     assert!(commands.contains("AUTH TLS"), "{commands}");
