@@ -27,6 +27,26 @@ use crate::remote::tls::TlsContext;
 /// How long in-flight transfers may go on after a shutdown request.
 pub const GRACE: Duration = Duration::from_secs(10);
 
+/// The one service lifecycle, for `run` and both services: take the state dir's lock, say
+/// "running" (and call `running`, for the SCM), run until `shutdown`, let in-flight work
+/// drain for `GRACE`, say "stopped".
+pub async fn serve(config: &Config, shutdown: CancellationToken, running: impl FnOnce()) -> Result<()> {
+    let _lock = crate::lock::InstanceLock::acquire(&config.state_dir)?;
+    running();
+    tracing::info!(folders = config.folders.len(), "ftps-sync running");
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tracing::info!("stopping: in-flight transfers get {}s to finish", GRACE.as_secs());
+        });
+    }
+    run(config, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One loop per folder until `shutdown` (and the grace period after it).
 pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     let tls = TlsContext::new(&config.server)?;
     // Work is cut only when the grace period after the shutdown request is over.
@@ -120,7 +140,6 @@ async fn folder_loop(
         };
         let full = scope == Scope::Full;
         let options = Options {
-            dry_run: false,
             scope: scope.clone(),
             settle: Some(config.debounce),
         };

@@ -261,10 +261,10 @@ pub async fn run_demo() -> Result<u8> {
     say!("  server folder  {} (served as /shared)", remote_dir.display());
     say!("");
     say!("First pass (two-way, keep-both on conflicts):");
-    crate::app::sync(&config, &[], crate::engine::Options::default(), false).await?;
+    sync_all(&config).await?;
     say!("");
     say!("Second pass (nothing should move):");
-    crate::app::sync(&config, &[], crate::engine::Options::default(), false).await?;
+    sync_all(&config).await?;
     say!("");
     let (l, r) = (tree(&local), tree(&remote_dir));
     say!("Local folder now holds:");
@@ -285,4 +285,16 @@ pub async fn run_demo() -> Result<u8> {
     );
     drop(server);
     Ok(if same { 0 } else { 1 })
+}
+
+/// One pass per folder, each report printed as it ends.
+async fn sync_all(config: &crate::config::Config) -> Result<()> {
+    let folders: Vec<_> = config.folders.iter().collect();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    crate::engine::sync_all(config, &folders, &cancel, |outcome| match outcome {
+        Ok(report) => say!("{report}"),
+        Err(e) => say!("error: {e}"),
+    })
+    .await?;
+    Ok(())
 }

@@ -109,8 +109,11 @@ pub enum Error {
     #[error("{path} changed on the {side} side during the pass; the next pass looks again")]
     Changed { path: String, side: &'static str },
 
-    #[error("folder {folder}: pass refused: {reason}")]
-    Refused { folder: String, reason: String },
+    #[error("folder {folder}: pass refused: {refusal}")]
+    Refused {
+        folder: String,
+        refusal: crate::reconcile::Refusal,
+    },
 
     #[error("unsafe name {name:?}: {reason}")]
     UnsafeName { name: String, reason: &'static str },

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::path::RelPath;
@@ -65,6 +67,64 @@ fn base_entry(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<BaseE
     }))
 }
 
+/// The keys of the `meta` table.
+mod meta {
+    pub const PASS_START: &str = "last_pass_start";
+    pub const PASS_END: &str = "last_pass_end";
+    pub const RESULT: &str = "last_result";
+    pub const ERROR: &str = "last_error";
+    pub const REPORT: &str = "last_report";
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassResult {
+    Ok,
+    /// Finished, with something for the user (conflicts, skips, failures).
+    Unresolved,
+    Error(String),
+}
+
+impl std::fmt::Display for PassResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PassResult::Ok => f.write_str("ok"),
+            PassResult::Unresolved => f.write_str("unresolved"),
+            PassResult::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+/// What a pass did, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassCounts {
+    pub uploaded: usize,
+    pub downloaded: usize,
+    pub deleted: usize,
+    pub conflicts: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    #[serde(default)]
+    pub deferred: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassOutcome {
+    pub result: PassResult,
+    pub counts: PassCounts,
+}
+
+/// The last pass, as the store remembers it. `result` is as written (`ok`, `unresolved`,
+/// `error: ...`); `last_error` is the last error of any pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastPass {
+    pub started: Option<DateTime<Utc>>,
+    pub ended: Option<DateTime<Utc>>,
+    pub result: Option<String>,
+    pub last_error: Option<String>,
+    pub counts: Option<PassCounts>,
+}
+
 /// Which way a part file is being filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transfer {
@@ -82,9 +142,19 @@ impl Transfer {
 }
 
 impl State {
+    /// The file of a folder's store.
+    pub fn path(state_dir: &Path, folder: &str) -> PathBuf {
+        state_dir.join(format!("{folder}.sqlite3"))
+    }
+
+    /// Whether a folder has a store yet (it has had a pass).
+    pub fn exists(state_dir: &Path, folder: &str) -> bool {
+        Self::path(state_dir, folder).exists()
+    }
+
     pub fn open(state_dir: &Path, folder: &str) -> Result<State> {
         std::fs::create_dir_all(state_dir).map_err(Error::local("create state dir", state_dir))?;
-        let path = state_dir.join(format!("{folder}.sqlite3"));
+        let path = Self::path(state_dir, folder);
         let err = |p: &Path| {
             let p = p.to_owned();
             move |source| Error::State { path: p, source }
@@ -211,14 +281,51 @@ impl State {
         Ok(())
     }
 
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+    /// Records that a pass started.
+    pub fn pass_started(&self, at: DateTime<Utc>) -> Result<()> {
+        self.set_meta(meta::PASS_START, &at.to_rfc3339())
+    }
+
+    /// Records how a pass ended; an error is also kept as the last error.
+    pub fn pass_ended(&self, at: DateTime<Utc>, outcome: &PassOutcome) -> Result<()> {
+        self.set_meta(meta::PASS_END, &at.to_rfc3339())?;
+        self.set_meta(meta::RESULT, &outcome.result.to_string())?;
+        let counts = serde_json::to_string(&outcome.counts)
+            .map_err(|e| Error::Internal(format!("pass counts as JSON: {e}")))?;
+        self.set_meta(meta::REPORT, &counts)?;
+        if let PassResult::Error(e) = &outcome.result {
+            self.set_meta(meta::ERROR, e)?;
+        }
+        Ok(())
+    }
+
+    /// What the store knows of the last pass.
+    pub fn last_pass(&self) -> Result<LastPass> {
+        let time = |key| -> Result<Option<DateTime<Utc>>> {
+            Ok(self
+                .meta(key)?
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)))
+        };
+        Ok(LastPass {
+            started: time(meta::PASS_START)?,
+            ended: time(meta::PASS_END)?,
+            result: self.meta(meta::RESULT)?,
+            last_error: self.meta(meta::ERROR)?,
+            counts: self
+                .meta(meta::REPORT)?
+                .and_then(|r| serde_json::from_str(&r).ok()),
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.conn
             .execute("INSERT OR REPLACE INTO meta VALUES (?1, ?2)", params![key, value])
             .map_err(self.err())?;
         Ok(())
     }
 
-    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+    fn meta(&self, key: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
                 r.get(0)

@@ -1,15 +1,17 @@
-//! One pass over one folder:
+//! One pass over one folder, in two halves:
 //!
 //! ```text
-//!   scan local  ──┐
-//!   list remote ──┼─► reconcile::plan ─► Plan ─► queue: actions in phases, in parallel over the
-//!   load base   ──┘        (pure)          │        connection pool, each retried on transient
-//!                                          │        errors and committed to the state when done
-//!                                          └─► --dry-run: print it, change nothing
+//!   prepare:  scan local  ──┐
+//!             list remote ──┼─► reconcile::plan ─► Prepared { plan, totals }   (--dry-run,
+//!             load base   ──┘        (pure)                                    status --remote)
+//!   execute:  Prepared ─► queue: actions in phases, in parallel over the connection pool,
+//!                         each retried on transient errors and committed to the state when done
 //! ```
 //!
 //! The remote tree is listed with directories fetched concurrently over the pool.
 
+mod execute;
+mod prepare;
 mod queue;
 mod report;
 pub mod retry;
@@ -18,31 +20,25 @@ mod transfer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use chrono::Utc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use report::{Issue, Report, human_bytes};
+pub use prepare::{Prepared, prepare};
+pub use report::{ActionCounts, Issue, Report, Totals, human_bytes};
 pub use scope::{Dirty, Scope};
 
 use crate::config::{Config, Folder};
 use crate::error::{Class, Error, Result};
-use crate::local::is_part_name;
-use crate::local::scan::{Ignore, scan, scan_subtrees, sha256_file};
 use crate::path::RelPath;
-use crate::reconcile::{self, Base, Entry, Kind, Mtime, Part, Policy, Precision, Snapshot};
+use crate::reconcile::{Entry, Mtime, Policy, Precision, Snapshot};
 use crate::remote::ftps::Ftps;
-use crate::remote::limit::RateLimiter;
 use crate::remote::listing::{Listed, ListedKind};
 use crate::remote::pool::Pool;
 use crate::remote::tls::TlsContext;
-use crate::state::{State, Transfer};
+use crate::state::State;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    pub dry_run: bool,
     /// What the pass looks at (the service narrows it to what the watcher saw change).
     pub scope: Scope,
     /// Leave local files modified less than this long ago for a later pass: they may still
@@ -147,7 +143,8 @@ macro_rules! retrying {
 }
 pub(crate) use retrying;
 
-/// Runs one pass for `folder`: scan, list, plan, execute, commit.
+/// Runs one pass for `folder`: prepare, then execute. A pass that fails or is refused before
+/// it starts is recorded for `status` too (once the folder has a state store).
 pub async fn sync_folder(
     config: &Config,
     folder: &Folder,
@@ -155,182 +152,78 @@ pub async fn sync_folder(
     options: Options,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    let started = Instant::now();
-    let refused = |reason: String| Error::Refused {
-        folder: folder.name.clone(),
-        reason,
-    };
-    if !folder.local.is_dir() {
-        return Err(refused(format!(
-            "local folder {} is missing: is the disk mounted?",
-            folder.local.display()
-        )));
-    }
-    let state = State::open(&config.state_dir, &folder.name)?;
-    let mut base = state.load()?;
-    let ignore = Ignore::new(&folder.ignore)?;
-    let mut scope = widen(options.scope.clone(), &base, &folder.local);
-
-    let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
-    let pool = Pool::new(&config.server, tls, limiter);
-    let retries = Arc::new(AtomicUsize::new(0));
-    let runner = |cancel: &CancellationToken| Runner {
-        pool: pool.clone(),
-        retry: config.retry,
-        cancel: cancel.child_token(),
-        retries: retries.clone(),
-    };
-    let (scanned, listing) = loop {
-        let scanned = scan_local(folder, &ignore, &base, &scope).await?;
-        let listing = list_tree(Arc::new(runner(cancel)), folder, &ignore, &scope).await;
-        match (&listing, &scope) {
-            (Ok(None), Scope::Paths(_)) => {
-                // A directory above the changes is gone on the server.
-                tracing::debug!(
-                    folder = folder.name,
-                    "a parent of the changes is missing remotely; looking at the whole folder"
-                );
-                scope = Scope::Full;
-            }
-            _ => break (scanned, listing),
-        }
-    };
-    let part = match &scope {
-        Scope::Full => None,
-        Scope::Paths(paths) => {
-            tracing::debug!(folder = folder.name, ?paths, "pass over the changed paths");
-            let synced_files = base.values().filter(|b| b.kind == Kind::File).count();
-            base.retain(|p, _| scope.holds(p));
-            Some(Part { synced_files })
-        }
-    };
-    let mut report = Report {
-        folder: folder.name.clone(),
-        dry_run: options.dry_run,
-        ..Report::default()
-    };
-    for (path, reason) in &scanned.unsafe_names {
-        tracing::warn!(path = %path.display(), reason, "local name cannot be synced; skipped");
-        report.skip(path.display().to_string(), reason.clone());
-    }
-
-    let listing = match listing {
-        Ok(l) => l,
+    match prepare(config, folder, tls, options, cancel).await {
+        Ok(prepared) => prepared.execute().await,
         Err(e) => {
-            pool.close().await;
-            if !options.dry_run {
-                let _ = record_outcome(&state, &format!("error: {e}"), &report);
+            if State::exists(&config.state_dir, &folder.name)
+                && let Ok(state) = State::open(&config.state_dir, &folder.name)
+            {
+                let _ = execute::record_failure(&state, &e, &folder.name);
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    let (remote, remote_parts, remote_exists) = match listing {
-        Some(tree) => {
-            report.skipped.extend(tree.unsafe_names);
-            (tree.snapshot, tree.parts, true)
-        }
-        None if !base.is_empty() => {
-            pool.close().await;
-            return Err(refused(format!(
-                "remote folder {} is missing but files were in sync: refusing to delete them locally",
-                folder.remote
+    }
+}
+
+/// The folders `only` names (all of them when it is empty); an unknown name is the user's
+/// mistake.
+pub fn select_folders<'a>(config: &'a Config, only: &[String]) -> Result<Vec<&'a Folder>> {
+    for name in only {
+        if !config.folders.iter().any(|f| &f.name == name) {
+            return Err(Error::Usage(format!(
+                "no folder named {name:?} in {}",
+                config.source.display()
             )));
         }
-        None => (Snapshot::new(), Vec::new(), false),
-    };
-
-    let mut sh = Shared {
-        config: config.clone(),
-        folder: folder.clone(),
-        local: scanned.snapshot,
-        remote,
-        state: Mutex::new(state),
-        run: runner(cancel),
-        unconfirmed: Mutex::new(Vec::new()),
-        local_real: folder
-            .local
-            .canonicalize()
-            .map_err(Error::local("resolve", &folder.local))?,
-        settled_before: options.settle.map(|d| {
-            Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX) - d.as_nanos().min(i64::MAX as u128) as i64
-        }),
-    };
-    let result = async {
-        fill_first_sync_digests(&mut sh, &base).await?;
-        let policy = policy_of(folder);
-        let plan =
-            reconcile::plan_part(&base, &sh.local, &sh.remote, &policy, Utc::now(), part).map_err(refused)?;
-        if options.dry_run {
-            report.plan = Some(plan);
-            return Ok(None);
-        }
-        sh.state(|s| s.set_meta("last_pass_start", &Utc::now().to_rfc3339()))?;
-        remove_stale_parts(&sh, &scanned.part_files, &remote_parts).await?;
-        if !remote_exists && plan.changes().next().is_some() {
-            mkdir_remote_root(&sh).await?;
-        }
-        Ok(Some(plan))
     }
-    .await;
-    let sh = Arc::new(sh);
-    let result = match result {
-        Ok(Some(plan)) => queue::execute(&sh, plan, &mut report).await,
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
-    report.seconds = started.elapsed().as_secs_f64();
-    report.retries = retries.load(Ordering::Relaxed);
-    if !options.dry_run {
-        let outcome = match &result {
-            Ok(()) if report.unresolved() => "unresolved".to_owned(),
-            Ok(()) => "ok".to_owned(),
-            Err(e) => format!("error: {e}"),
-        };
-        let _ = sh.state(|s| record_outcome(s, &outcome, &report));
-    }
-    pool.close().await;
-    result.map(|()| report)
+    Ok(config
+        .folders
+        .iter()
+        .filter(|f| only.is_empty() || only.contains(&f.name))
+        .collect())
 }
 
-/// Scans what of the local folder is in `scope`.
-async fn scan_local(
-    folder: &Folder,
-    ignore: &Ignore,
-    base: &Base,
-    scope: &Scope,
-) -> Result<crate::local::scan::ScanReport> {
-    let (root, ignore, base, scope) = (folder.local.clone(), ignore.clone(), base.clone(), scope.clone());
-    tokio::task::spawn_blocking(move || match scope {
-        Scope::Full => scan(&root, &ignore, &base),
-        Scope::Paths(paths) => scan_subtrees(&root, &paths.into_iter().collect::<Vec<_>>(), &ignore, &base),
-    })
-    .await
-    .map_err(crate::error::join_failed("scan"))?
+/// What one pass per folder did.
+#[derive(Debug, Default)]
+pub struct Passes {
+    pub reports: Vec<Report>,
+    /// Folders whose pass was refused (a guard fired); the others went on.
+    pub refused: Vec<Error>,
 }
 
-/// A scope of paths grown until each one's parent is a directory in sync (in the state and on
-/// disk), so a pass over it sees whole subtrees under settled parents; the whole folder when
-/// nothing is in sync yet or the local folder is empty (for the guards to judge).
-fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
-    let Scope::Paths(paths) = scope else {
-        return Scope::Full;
-    };
-    let emptied = std::fs::read_dir(root).map_or(true, |mut d| d.next().is_none());
-    if base.is_empty() || emptied {
-        return Scope::Full;
+impl Passes {
+    /// Whether something is left for the user (exit code 1).
+    pub fn unresolved(&self) -> bool {
+        !self.refused.is_empty() || self.reports.iter().any(Report::unresolved)
     }
-    let settled = |dir: &RelPath| {
-        base.get(dir).is_some_and(|b| b.kind == Kind::Dir)
-            && std::fs::symlink_metadata(dir.to_local(root)).is_ok_and(|m| m.is_dir())
-    };
-    let mut grown = Dirty::default();
-    for mut p in paths {
-        while let Some(parent) = p.parent().filter(|q| !settled(q)) {
-            p = parent;
+}
+
+/// One pass over each of `folders`, in order, holding the instance lock of the state dir.
+/// A refused folder does not stop the others; any other error stops them. `each` sees every
+/// folder's outcome as it ends.
+pub async fn sync_all(
+    config: &Config,
+    folders: &[&Folder],
+    cancel: &CancellationToken,
+    mut each: impl FnMut(std::result::Result<&Report, &Error>),
+) -> Result<Passes> {
+    let _lock = crate::lock::InstanceLock::acquire(&config.state_dir)?;
+    let tls = TlsContext::new(&config.server)?;
+    let mut passes = Passes::default();
+    for folder in folders {
+        match sync_folder(config, folder, &tls, Options::default(), cancel).await {
+            Ok(report) => {
+                each(Ok(&report));
+                passes.reports.push(report);
+            }
+            Err(e @ Error::Refused { .. }) => {
+                each(Err(&e));
+                passes.refused.push(e);
+            }
+            Err(e) => return Err(e),
         }
-        grown.add(p);
     }
-    grown.take().unwrap_or(Scope::Full)
+    Ok(passes)
 }
 
 /// What of a folder's config the planner looks at.
@@ -342,26 +235,6 @@ pub(crate) fn policy_of(folder: &Folder) -> Policy {
         max_delete_percent: folder.max_delete_percent,
         case_insensitive: cfg!(any(windows, target_os = "macos")),
     }
-}
-
-/// What `status` shows about the last pass.
-fn record_outcome(s: &State, outcome: &str, report: &Report) -> Result<()> {
-    s.set_meta("last_pass_end", &Utc::now().to_rfc3339())?;
-    s.set_meta("last_result", outcome)?;
-    let counts = serde_json::json!({
-        "uploaded": report.uploaded,
-        "downloaded": report.downloaded,
-        "deleted": report.deleted_local + report.deleted_remote,
-        "conflicts": report.conflicts,
-        "skipped": report.skipped.len(),
-        "failed": report.failed.len(),
-        "deferred": report.deferred,
-    });
-    s.set_meta("last_report", &counts.to_string())?;
-    if let Some(stripped) = outcome.strip_prefix("error: ") {
-        s.set_meta("last_error", stripped)?;
-    }
-    Ok(())
 }
 
 /// A listed entry as a snapshot entry. A listing without a time compares by size alone.
@@ -378,174 +251,6 @@ pub(crate) fn same_remote(now: &Entry, then: &Entry) -> bool {
     now.kind == then.kind && now.size == then.size && now.mtime.same_as(&then.mtime)
 }
 
-struct RemoteTree {
-    snapshot: Snapshot,
-    /// Our part files (remote path, the relative path they stand in for).
-    parts: Vec<(String, RelPath)>,
-    unsafe_names: Vec<Issue>,
-}
-
-/// Lists what of the remote folder is in `scope`, directories fetched concurrently over the
-/// pool. `None` when the folder itself (or, for a scope of paths, a parent of one) does not
-/// exist. Each name is validated as a path component before it goes any further.
-async fn list_tree(
-    run: Arc<Runner>,
-    folder: &Folder,
-    ignore: &Ignore,
-    scope: &Scope,
-) -> Result<Option<RemoteTree>> {
-    let mut tree = RemoteTree {
-        snapshot: Snapshot::new(),
-        parts: Vec::new(),
-        unsafe_names: Vec::new(),
-    };
-    let mut tasks: JoinSet<(Option<RelPath>, Result<Vec<Listed>>)> = JoinSet::new();
-    let spawn = |tasks: &mut JoinSet<_>, dir: Option<RelPath>| {
-        let run = run.clone();
-        let remote_dir = dir
-            .as_ref()
-            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
-        tasks.spawn(async move {
-            let r = retrying!(&run, &remote_dir, |c| c.list_dir(&remote_dir));
-            (dir, r)
-        });
-    };
-    // The directories that hold the scope's paths; each listed alone, not what else is in it.
-    let starts: std::collections::BTreeSet<Option<RelPath>> = match scope {
-        Scope::Full => [None].into(),
-        Scope::Paths(paths) => paths.iter().map(RelPath::parent).collect(),
-    };
-    for dir in &starts {
-        spawn(&mut tasks, dir.clone());
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (dir, entries) = joined.map_err(crate::error::join_failed("listing"))?;
-        let remote_dir = dir
-            .as_ref()
-            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
-        let entries = match entries {
-            Err(Error::Reply { code: Some(550), .. }) if starts.contains(&dir) => return Ok(None),
-            other => other?,
-        };
-        let dir_held = dir.as_ref().map_or(*scope == Scope::Full, |d| scope.holds(d));
-        let mut seen = std::collections::HashSet::new();
-        for l in entries {
-            let path = match RelPath::child(dir.as_ref(), &l.name) {
-                Ok(p) => p,
-                Err(_) if !dir_held => continue,
-                Err(e) => {
-                    tracing::warn!(dir = remote_dir, name = ?l.name, "unsafe remote name skipped: {e}");
-                    tree.unsafe_names.push(Issue {
-                        path: crate::path::join_remote(&remote_dir, &format!("{:?}", l.name)),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            if is_part_name(path.name()) && dir_held {
-                let target = path.name()[1..path.name().len() - crate::local::PART_SUFFIX.len()].to_owned();
-                if let Ok(target) = path.with_name(&target) {
-                    tree.parts.push((path.to_remote(&folder.remote), target));
-                }
-                continue;
-            }
-            if !scope.holds(&path) {
-                continue;
-            }
-            if !seen.insert(l.name.clone()) {
-                tracing::warn!(path = %path, "duplicate name in a remote listing skipped");
-                continue;
-            }
-            if ignore.skips(&path) {
-                continue;
-            }
-            match l.kind {
-                ListedKind::Dir => {
-                    spawn(&mut tasks, Some(path.clone()));
-                    tree.snapshot.insert(path, listed_entry(&l));
-                }
-                ListedKind::File => {
-                    tree.snapshot.insert(path, listed_entry(&l));
-                }
-                ListedKind::Other => {
-                    tracing::debug!(path = %path, "remote symlink or special file not synced")
-                }
-            }
-        }
-    }
-    Ok(Some(tree))
-}
-
-/// Part files left by an interrupted pass are removed, unless the state says which source
-/// they were started from: those may be resumed.
-async fn remove_stale_parts(
-    sh: &Shared,
-    local_parts: &[std::path::PathBuf],
-    remote_parts: &[(String, RelPath)],
-) -> Result<()> {
-    for part in local_parts {
-        let target = part
-            .strip_prefix(&sh.folder.local)
-            .ok()
-            .and_then(|rel| rel.to_str())
-            .map(|rel| rel.replace('\\', "/"))
-            .and_then(|rel| {
-                let (dir, name) = rel.rsplit_once('/').map_or(("", rel.as_str()), |(d, n)| (d, n));
-                let name = name.strip_prefix('.')?.strip_suffix(crate::local::PART_SUFFIX)?;
-                RelPath::new(&if dir.is_empty() {
-                    name.to_owned()
-                } else {
-                    format!("{dir}/{name}")
-                })
-                .ok()
-            });
-        let resumable = match &target {
-            Some(t) => sh.state(|s| s.partial(t, Transfer::Download))?.is_some(),
-            None => false,
-        };
-        if !resumable {
-            tracing::debug!(part = %part.display(), "removing a part file left by an interrupted pass");
-            let _ = std::fs::remove_file(part);
-        }
-    }
-    for (part, target) in remote_parts {
-        if sh.state(|s| s.partial(target, Transfer::Upload))?.is_none() {
-            tracing::debug!(part, "removing a remote part file left by an interrupted pass");
-            retrying!(&sh.run, part, |c| c.remove(part))?;
-        }
-    }
-    Ok(())
-}
-
-/// On a first sync, a file on both sides with the same size but different times may still
-/// be the same file: compare digests rather than make a needless conflict copy.
-async fn fill_first_sync_digests(sh: &mut Shared, base: &Base) -> Result<()> {
-    let candidates: Vec<RelPath> =
-        sh.local
-            .iter()
-            .filter(|(p, l)| {
-                l.kind == Kind::File
-                    && !base.contains_key(*p)
-                    && sh.remote.get(*p).is_some_and(|r| {
-                        r.kind == Kind::File && r.size == l.size && !r.mtime.same_as(&l.mtime)
-                    })
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
-    for path in candidates {
-        let local = sha256_file(&path.to_local(&sh.folder.local))?;
-        let remote_path = sh.remote_path(&path);
-        let remote = retrying!(&sh.run, &remote_path, |c| remote_sha256(c, &remote_path))?;
-        if let Some(e) = sh.local.get_mut(&path) {
-            e.sha256 = Some(local);
-        }
-        if let Some(e) = sh.remote.get_mut(&path) {
-            e.sha256 = Some(remote);
-        }
-    }
-    Ok(())
-}
-
 /// The SHA-256 of a remote file: the server's when it offers one, else by reading it.
 async fn remote_sha256(conn: &mut Ftps, remote_path: &str) -> Result<String> {
     if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
@@ -556,24 +261,6 @@ async fn remote_sha256(conn: &mut Ftps, remote_path: &str) -> Result<String> {
     let (digests, _) = hashing.finish().await?;
     result?;
     Ok(digests.sha256)
-}
-
-async fn mkdir_remote_root(sh: &Shared) -> Result<()> {
-    let root = sh.folder.remote.clone();
-    let mut prefix = if root.starts_with('/') {
-        "/".to_owned()
-    } else {
-        String::new()
-    };
-    for part in root.split('/').filter(|p| !p.is_empty()) {
-        if !prefix.is_empty() && !prefix.ends_with('/') {
-            prefix.push('/');
-        }
-        prefix.push_str(part);
-        let dir = prefix.clone();
-        retrying!(&sh.run, &dir, |c| ensure_remote_dir(c, &dir))?;
-    }
-    Ok(())
 }
 
 pub(crate) async fn ensure_remote_dir(conn: &mut Ftps, remote: &str) -> Result<()> {

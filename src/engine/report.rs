@@ -1,8 +1,10 @@
 //! What one pass did, for the summary line, `--json` and the exit code.
 
+use std::fmt;
+
 use serde::Serialize;
 
-use crate::reconcile::Plan;
+use crate::reconcile::{Action, Plan, Snapshot};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Issue {
@@ -13,10 +15,6 @@ pub struct Issue {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub folder: String,
-    pub dry_run: bool,
-    /// The plan, for a dry run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Plan>,
     pub uploaded: usize,
     pub downloaded: usize,
     pub deleted_local: usize,
@@ -86,6 +84,88 @@ impl Report {
             human_bytes(self.bytes_up),
             human_bytes(self.bytes_down),
             self.seconds
+        )
+    }
+}
+
+/// The summary line, then one line per skipped or failed file.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())?;
+        for i in &self.skipped {
+            write!(f, "\n  skipped {}: {}", i.path, i.reason)?;
+        }
+        for i in &self.failed {
+            write!(f, "\n  failed  {}: {}", i.path, i.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a plan would do, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ActionCounts {
+    pub upload: usize,
+    pub download: usize,
+    pub delete_local: usize,
+    pub delete_remote: usize,
+    pub conflicts: usize,
+    pub skipped: usize,
+}
+
+/// What a plan would do, and the bytes it would move (for a dry run, `status --remote` and
+/// progress).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    #[serde(flatten)]
+    pub actions: ActionCounts,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+impl Totals {
+    pub fn of(plan: &Plan, local: &Snapshot, remote: &Snapshot) -> Totals {
+        let size = |s: &Snapshot, p| s.get(p).map_or(0, |e| e.size);
+        let mut t = Totals::default();
+        let n = &mut t.actions;
+        for a in &plan.actions {
+            match a {
+                Action::Upload { path } => {
+                    n.upload += 1;
+                    t.bytes_up += size(local, path);
+                }
+                Action::Download { path } => {
+                    n.download += 1;
+                    t.bytes_down += size(remote, path);
+                }
+                // Both versions end up on both sides (one-way: at least the winner's moves).
+                Action::KeepBoth { path, .. } => {
+                    n.conflicts += 1;
+                    t.bytes_up += size(local, path);
+                    t.bytes_down += size(remote, path);
+                }
+                Action::DeleteLocal { .. } => n.delete_local += 1,
+                Action::DeleteRemote { .. } => n.delete_remote += 1,
+                Action::Skip { .. } => n.skipped += 1,
+                _ => {}
+            }
+        }
+        t
+    }
+}
+
+impl fmt::Display for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "upload {} ({}), download {} ({}), delete {} locally and {} on the server, keep both versions of {} conflicts",
+            self.actions.upload,
+            human_bytes(self.bytes_up),
+            self.actions.download,
+            human_bytes(self.bytes_down),
+            self.actions.delete_local,
+            self.actions.delete_remote,
+            self.actions.conflicts
         )
     }
 }

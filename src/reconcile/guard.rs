@@ -1,8 +1,13 @@
 //! Deletion needs evidence (DESIGN.md invariant 4): refuse passes that look like a mistake.
 
+use std::fmt;
+
+use serde::Serialize;
+
 use super::Policy;
-use super::plan::Plan;
+use super::plan::{Plan, Side};
 use super::snapshot::{Base, Kind, Snapshot};
+use crate::path::RelPath;
 
 /// A pass over part of a folder (the subtrees a watcher saw change): its snapshots hold only
 /// those, so the share of deletions is measured against the whole folder.
@@ -12,7 +17,71 @@ pub struct Part {
     pub synced_files: usize,
 }
 
-/// Why a whole pass is refused; nothing of it is executed.
+/// Why a whole pass is refused; nothing of it is executed. It carries what it is about, for
+/// the CLI to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "refusal", rename_all = "kebab-case")]
+pub enum Refusal {
+    /// The pass would delete more than `max_delete_percent` of the files in sync.
+    MaxDelete {
+        /// The files it would delete, on either side.
+        deletes: Vec<RelPath>,
+        synced_files: usize,
+        max_delete_percent: u8,
+    },
+    /// One side's root holds nothing while files were in sync: an unmounted disk, a wrong
+    /// remote path.
+    EmptyRoot { side: Side, synced_files: usize },
+    /// One side's root does not exist at all (`root` as configured).
+    MissingRoot { side: Side, root: String },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::MaxDelete {
+                deletes,
+                synced_files,
+                max_delete_percent,
+            } => write!(
+                f,
+                "the pass would delete {} of {synced_files} synced files, more than max_delete_percent ({max_delete_percent}%)",
+                deletes.len()
+            ),
+            Refusal::EmptyRoot {
+                side: Side::Local,
+                synced_files,
+            } => write!(
+                f,
+                "the local folder is empty but {synced_files} files were in sync: is the disk mounted? \
+                 Delete the state file to start over if this is intended"
+            ),
+            Refusal::EmptyRoot {
+                side: Side::Remote,
+                synced_files,
+            } => write!(
+                f,
+                "the remote folder is empty or missing but {synced_files} files were in sync: \
+                 refusing to delete them locally"
+            ),
+            Refusal::MissingRoot {
+                side: Side::Local,
+                root,
+            } => write!(f, "local folder {root} is missing: is the disk mounted?"),
+            Refusal::MissingRoot {
+                side: Side::Remote,
+                root,
+            } => write!(
+                f,
+                "remote folder {root} is missing but files were in sync: refusing to delete them locally"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Whether a whole pass must be refused.
 pub fn check(
     base: &Base,
     local: &Snapshot,
@@ -20,32 +89,34 @@ pub fn check(
     plan: &Plan,
     policy: &Policy,
     part: Option<Part>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let synced_files = match part {
         Some(p) => p.synced_files,
         None => base.values().filter(|b| b.kind == Kind::File).count(),
     };
     // In a pass over part of the folder, an empty side is normal: only the share holds.
     if synced_files > 0 && part.is_none() {
-        if local.is_empty() {
-            return Err(format!(
-                "the local folder is empty but {synced_files} files were in sync: is the disk mounted? \
-                 Delete the state file to start over if this is intended"
-            ));
-        }
-        if remote.is_empty() {
-            return Err(format!(
-                "the remote folder is empty or missing but {synced_files} files were in sync: \
-                 refusing to delete them locally"
-            ));
+        for (side, snapshot) in [(Side::Local, local), (Side::Remote, remote)] {
+            if snapshot.is_empty() {
+                return Err(Refusal::EmptyRoot { side, synced_files });
+            }
         }
     }
-    let deletes = plan.actions.iter().filter(|a| a.is_delete()).count();
-    if deletes > 0 && synced_files > 0 && deletes * 100 > synced_files * policy.max_delete_percent as usize {
-        return Err(format!(
-            "the pass would delete {deletes} of {synced_files} synced files, more than max_delete_percent ({}%)",
-            policy.max_delete_percent
-        ));
+    let deletes: Vec<RelPath> = plan
+        .actions
+        .iter()
+        .filter(|a| a.is_delete())
+        .map(|a| a.path().clone())
+        .collect();
+    if !deletes.is_empty()
+        && synced_files > 0
+        && deletes.len() * 100 > synced_files * policy.max_delete_percent as usize
+    {
+        return Err(Refusal::MaxDelete {
+            deletes,
+            synced_files,
+            max_delete_percent: policy.max_delete_percent,
+        });
     }
     Ok(())
 }

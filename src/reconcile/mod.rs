@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 pub use decide::{Change, is_conflict_copy, local_change, remote_change, same_content};
-pub use guard::Part;
+pub use guard::{Part, Refusal};
 pub use plan::{Action, Plan, Side};
 pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};
 
@@ -22,14 +22,14 @@ use crate::path::RelPath;
 use decide::Ctx;
 pub use policy::{ConflictPolicy, Direction, Policy};
 
-/// Plans one pass. `Err` is a refusal (a guard fired): the reason, and nothing is to be done.
+/// Plans one pass. `Err` is a refusal (a guard fired): nothing is to be done.
 pub fn plan(
     base: &Base,
     local: &Snapshot,
     remote: &Snapshot,
     policy: &Policy,
     now: DateTime<Utc>,
-) -> Result<Plan, String> {
+) -> Result<Plan, Refusal> {
     plan_part(base, local, remote, policy, now, None)
 }
 
@@ -42,7 +42,7 @@ pub fn plan_part(
     policy: &Policy,
     now: DateTime<Utc>,
     part: Option<Part>,
-) -> Result<Plan, String> {
+) -> Result<Plan, Refusal> {
     let ctx = Ctx {
         policy,
         now,

@@ -22,7 +22,7 @@ fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
 }
 
 /// Plans a two-way pass that keeps both versions of a conflict, the most common policy here.
-fn two_way(base: &Base, local: &Snapshot, remote: &Snapshot) -> Result<Plan, String> {
+fn two_way(base: &Base, local: &Snapshot, remote: &Snapshot) -> Result<Plan, Refusal> {
     plan(
         base,
         local,
@@ -149,7 +149,14 @@ fn mass_delete_and_empty_root_are_refused() {
     pol.max_delete_percent = 50;
     // 6 of 10 deleted locally -> refused.
     let local = snapshot(&files[6..]);
-    assert!(plan(&base, &local, &remote, &pol, now()).is_err());
+    match plan(&base, &local, &remote, &pol, now()) {
+        Err(Refusal::MaxDelete {
+            deletes,
+            synced_files: 10,
+            max_delete_percent: 50,
+        }) => assert_eq!(deletes, (0..6).map(|i| rp(&format!("f{i}"))).collect::<Vec<_>>()),
+        other => panic!("{other:?}"),
+    }
     // 3 of 10 -> fine.
     let local = snapshot(&files[3..]);
     assert_eq!(
@@ -158,7 +165,13 @@ fn mass_delete_and_empty_root_are_refused() {
     );
     // Empty remote: refused even at 100%.
     pol.max_delete_percent = 100;
-    assert!(plan(&base, &remote, &Snapshot::new(), &pol, now()).is_err());
+    assert_eq!(
+        plan(&base, &remote, &Snapshot::new(), &pol, now()),
+        Err(Refusal::EmptyRoot {
+            side: Side::Remote,
+            synced_files: 10
+        })
+    );
 }
 
 #[test]
@@ -464,7 +477,7 @@ fn a_pass_over_a_subtree_measures_deletions_against_the_whole_folder() {
     // The local subtree `d` is gone: as a pass over `d` alone, that is 10 of 10 files.
     let part = |n| Some(Part { synced_files: n });
     let refused = plan_part(&base, &Snapshot::new(), &remote, &pol, now(), part(10));
-    assert!(refused.unwrap_err().contains("delete 10 of 10"));
+    assert!(refused.unwrap_err().to_string().contains("delete 10 of 10"));
     // In a folder of 1,000 synced files it is 1%: planned, and an empty side is no refusal.
     let allowed = plan_part(&base, &Snapshot::new(), &remote, &pol, now(), part(1000)).expect("planned");
     assert_eq!(allowed.actions.iter().filter(|a| a.is_delete()).count(), 10);

@@ -178,27 +178,18 @@ fn serve(status: &ServiceStatusHandle, stop: CancellationToken) -> Result<()> {
         .enable_all()
         .build()
         .map_err(crate::error::system("start the async runtime"))?;
-    let _lock = crate::lock::InstanceLock::acquire(&config.state_dir)?;
-    report(status, ServiceState::Running, 0);
-    tracing::info!(folders = config.folders.len(), "ftps-sync service running");
     let stopping = {
         let stop = stop.clone();
         let status = *status;
         async move {
             stop.cancelled().await;
-            tracing::info!(
-                "stopping: in-flight transfers get {}s to finish",
-                crate::daemon::GRACE.as_secs()
-            );
             report(&status, ServiceState::StopPending, 0);
         }
     };
     runtime.block_on(async {
         tokio::spawn(stopping);
-        crate::daemon::run(&config, stop).await
-    })?;
-    tracing::info!("stopped");
-    Ok(())
+        crate::daemon::serve(&config, stop, || report(status, ServiceState::Running, 0)).await
+    })
 }
 
 fn report(status: &ServiceStatusHandle, state: ServiceState, code: u32) {

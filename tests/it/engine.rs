@@ -159,23 +159,29 @@ async fn dry_run_changes_nothing() {
     put(&h.remote, "down.txt", "2");
     let config = h.config("");
     let (local, remote) = (tree(&h.local), tree(&h.remote));
-    let r = h
-        .sync_with(
-            &config,
-            Options {
-                dry_run: true,
-                ..Options::default()
-            },
-            &CancellationToken::new(),
-        )
-        .await
-        .expect("dry run");
-    let plan = r.plan.expect("a plan");
-    let text = plan.to_string();
+    let tls = ftps_sync::remote::tls::TlsContext::new(&config.server).expect("tls");
+    let prepared = ftps_sync::engine::prepare(
+        &config,
+        &config.folders[0],
+        &tls,
+        Options::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("dry run");
+    let text = prepared.plan().to_string();
     assert!(
         text.contains("upload          up.txt") && text.contains("download        down.txt"),
         "{text}"
     );
+    let totals = prepared.totals();
+    assert_eq!(
+        (totals.actions.upload, totals.actions.download),
+        (1, 1),
+        "{totals:?}"
+    );
+    assert_eq!((totals.bytes_up, totals.bytes_down), (1, 1), "{totals:?}");
+    prepared.close().await;
     assert_eq!((tree(&h.local), tree(&h.remote)), (local, remote));
     // Nothing was recorded either: the real pass still does all the work.
     let r = h.sync(&config).await.expect("real pass");

@@ -1,0 +1,357 @@
+//! The first half of a pass: scan, list, digests and plan, with totals. Nothing changes on
+//! either side and nothing is written to the state store, so `--dry-run` and
+//! `status --remote` are this alone, and may run while a service works.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Issue, Options, Report, Runner, Scope, Shared, Totals, listed_entry, policy_of, retrying};
+use crate::config::{Config, Folder};
+use crate::error::{Error, Result, join_failed};
+use crate::local::is_part_name;
+use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees, sha256_file};
+use crate::path::RelPath;
+use crate::reconcile::{self, Base, Kind, Part, Plan, Refusal, Side, Snapshot};
+use crate::remote::limit::RateLimiter;
+use crate::remote::listing::{Listed, ListedKind};
+use crate::remote::pool::Pool;
+use crate::remote::tls::TlsContext;
+use crate::state::State;
+
+/// A planned pass: what `execute` carries out. It holds each tree once (the two snapshots
+/// the actions check against, and the plan); the base is dropped once planned.
+pub struct Prepared {
+    pub(super) shared: Shared,
+    pub(super) plan: Plan,
+    pub(super) totals: Totals,
+    /// Skips found on the way (unsafe names), for the report.
+    pub(super) report: Report,
+    pub(super) pool: Arc<Pool>,
+    pub(super) retries: Arc<AtomicUsize>,
+    pub(super) started: Instant,
+    pub(super) local_parts: Vec<std::path::PathBuf>,
+    /// Our remote part files: (remote path, the path they stand in for).
+    pub(super) remote_parts: Vec<(String, RelPath)>,
+    pub(super) remote_exists: bool,
+}
+
+impl Prepared {
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn folder(&self) -> &str {
+        &self.shared.folder.name
+    }
+
+    /// Logs out of the server without doing anything (a dry run).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+fn refused(folder: &Folder, refusal: Refusal) -> Error {
+    Error::Refused {
+        folder: folder.name.clone(),
+        refusal,
+    }
+}
+
+/// Scans, lists and plans one pass for `folder`.
+pub async fn prepare(
+    config: &Config,
+    folder: &Folder,
+    tls: &TlsContext,
+    options: Options,
+    cancel: &CancellationToken,
+) -> Result<Prepared> {
+    let started = Instant::now();
+    if !folder.local.is_dir() {
+        return Err(refused(
+            folder,
+            Refusal::MissingRoot {
+                side: Side::Local,
+                root: folder.local.display().to_string(),
+            },
+        ));
+    }
+    let state = State::open(&config.state_dir, &folder.name)?;
+    let base = Arc::new(state.load()?);
+    let ignore = Ignore::new(&folder.ignore)?;
+    let mut scope = widen(options.scope.clone(), &base, &folder.local);
+
+    let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
+    let pool = Pool::new(&config.server, tls, limiter);
+    let retries = Arc::new(AtomicUsize::new(0));
+    let runner = |cancel: &CancellationToken| Runner {
+        pool: pool.clone(),
+        retry: config.retry,
+        cancel: cancel.child_token(),
+        retries: retries.clone(),
+    };
+    let (scanned, listing) = loop {
+        let scanned = scan_local(folder, &ignore, &base, &scope).await?;
+        let listing = list_tree(Arc::new(runner(cancel)), folder, &ignore, &scope).await;
+        match (&listing, &scope) {
+            (Ok(None), Scope::Paths(_)) => {
+                // A directory above the changes is gone on the server.
+                tracing::debug!(
+                    folder = folder.name,
+                    "a parent of the changes is missing remotely; looking at the whole folder"
+                );
+                scope = Scope::Full;
+            }
+            _ => break (scanned, listing),
+        }
+    };
+    // The scan's task is done with it: this is the only copy left.
+    let mut base = Arc::try_unwrap(base).unwrap_or_else(|shared| (*shared).clone());
+    let part = match &scope {
+        Scope::Full => None,
+        Scope::Paths(paths) => {
+            tracing::debug!(folder = folder.name, ?paths, "pass over the changed paths");
+            let synced_files = base.values().filter(|b| b.kind == Kind::File).count();
+            base.retain(|p, _| scope.holds(p));
+            Some(Part { synced_files })
+        }
+    };
+    let mut report = Report {
+        folder: folder.name.clone(),
+        ..Report::default()
+    };
+    for (path, reason) in &scanned.unsafe_names {
+        tracing::warn!(path = %path.display(), reason, "local name cannot be synced; skipped");
+        report.skip(path.display().to_string(), reason.clone());
+    }
+    let (remote, remote_parts, remote_exists) = match listing {
+        Err(e) => return abandon(&pool, e).await,
+        Ok(Some(tree)) => {
+            report.skipped.extend(tree.unsafe_names);
+            (tree.snapshot, tree.parts, true)
+        }
+        Ok(None) if !base.is_empty() => {
+            let refusal = Refusal::MissingRoot {
+                side: Side::Remote,
+                root: folder.remote.clone(),
+            };
+            return abandon(&pool, refused(folder, refusal)).await;
+        }
+        Ok(None) => (Snapshot::new(), Vec::new(), false),
+    };
+    let local_real = match folder.local.canonicalize() {
+        Ok(p) => p,
+        Err(e) => return abandon(&pool, Error::local("resolve", &folder.local)(e)).await,
+    };
+    let mut shared = Shared {
+        config: config.clone(),
+        folder: folder.clone(),
+        local: scanned.snapshot,
+        remote,
+        state: Mutex::new(state),
+        run: runner(cancel),
+        unconfirmed: Mutex::new(Vec::new()),
+        local_real,
+        settled_before: options.settle.map(|d| {
+            Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX) - d.as_nanos().min(i64::MAX as u128) as i64
+        }),
+    };
+    if let Err(e) = fill_first_sync_digests(&mut shared, &base).await {
+        return abandon(&pool, e).await;
+    }
+    let policy = policy_of(folder);
+    let plan = match reconcile::plan_part(&base, &shared.local, &shared.remote, &policy, Utc::now(), part) {
+        Ok(plan) => plan,
+        Err(refusal) => return abandon(&pool, refused(folder, refusal)).await,
+    };
+    let totals = Totals::of(&plan, &shared.local, &shared.remote);
+    Ok(Prepared {
+        shared,
+        plan,
+        totals,
+        report,
+        pool,
+        retries,
+        started,
+        local_parts: scanned.part_files,
+        remote_parts,
+        remote_exists,
+    })
+}
+
+/// Logs out of the server and gives `e` back.
+async fn abandon<T>(pool: &Pool, e: Error) -> Result<T> {
+    pool.close().await;
+    Err(e)
+}
+
+/// Scans what of the local folder is in `scope`.
+async fn scan_local(folder: &Folder, ignore: &Ignore, base: &Arc<Base>, scope: &Scope) -> Result<ScanReport> {
+    let (root, ignore, base, scope) = (folder.local.clone(), ignore.clone(), base.clone(), scope.clone());
+    tokio::task::spawn_blocking(move || match scope {
+        Scope::Full => scan(&root, &ignore, &base),
+        Scope::Paths(paths) => scan_subtrees(&root, &paths.into_iter().collect::<Vec<_>>(), &ignore, &base),
+    })
+    .await
+    .map_err(join_failed("scan"))?
+}
+
+/// A scope of paths grown until each one's parent is a directory in sync (in the state and on
+/// disk), so a pass over it sees whole subtrees under settled parents; the whole folder when
+/// nothing is in sync yet or the local folder is empty (for the guards to judge).
+fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
+    let Scope::Paths(paths) = scope else {
+        return Scope::Full;
+    };
+    let emptied = std::fs::read_dir(root).map_or(true, |mut d| d.next().is_none());
+    if base.is_empty() || emptied {
+        return Scope::Full;
+    }
+    let settled = |dir: &RelPath| {
+        base.get(dir).is_some_and(|b| b.kind == Kind::Dir)
+            && std::fs::symlink_metadata(dir.to_local(root)).is_ok_and(|m| m.is_dir())
+    };
+    let mut grown = super::Dirty::default();
+    for mut p in paths {
+        while let Some(parent) = p.parent().filter(|q| !settled(q)) {
+            p = parent;
+        }
+        grown.add(p);
+    }
+    grown.take().unwrap_or(Scope::Full)
+}
+
+struct RemoteTree {
+    snapshot: Snapshot,
+    /// Our part files (remote path, the relative path they stand in for).
+    parts: Vec<(String, RelPath)>,
+    unsafe_names: Vec<Issue>,
+}
+
+/// Lists what of the remote folder is in `scope`, directories fetched concurrently over the
+/// pool. `None` when the folder itself (or, for a scope of paths, a parent of one) does not
+/// exist. Each name is validated as a path component before it goes any further.
+async fn list_tree(
+    run: Arc<Runner>,
+    folder: &Folder,
+    ignore: &Ignore,
+    scope: &Scope,
+) -> Result<Option<RemoteTree>> {
+    let mut tree = RemoteTree {
+        snapshot: Snapshot::new(),
+        parts: Vec::new(),
+        unsafe_names: Vec::new(),
+    };
+    let mut tasks: JoinSet<(Option<RelPath>, Result<Vec<Listed>>)> = JoinSet::new();
+    let spawn = |tasks: &mut JoinSet<_>, dir: Option<RelPath>| {
+        let run = run.clone();
+        let remote_dir = dir
+            .as_ref()
+            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
+        tasks.spawn(async move {
+            let r = retrying!(&run, &remote_dir, |c| c.list_dir(&remote_dir));
+            (dir, r)
+        });
+    };
+    // The directories that hold the scope's paths; each listed alone, not what else is in it.
+    let starts: std::collections::BTreeSet<Option<RelPath>> = match scope {
+        Scope::Full => [None].into(),
+        Scope::Paths(paths) => paths.iter().map(RelPath::parent).collect(),
+    };
+    for dir in &starts {
+        spawn(&mut tasks, dir.clone());
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (dir, entries) = joined.map_err(join_failed("listing"))?;
+        let remote_dir = dir
+            .as_ref()
+            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
+        let entries = match entries {
+            Err(Error::Reply { code: Some(550), .. }) if starts.contains(&dir) => return Ok(None),
+            other => other?,
+        };
+        let dir_held = dir.as_ref().map_or(*scope == Scope::Full, |d| scope.holds(d));
+        let mut seen = std::collections::HashSet::new();
+        for l in entries {
+            let path = match RelPath::child(dir.as_ref(), &l.name) {
+                Ok(p) => p,
+                Err(_) if !dir_held => continue,
+                Err(e) => {
+                    tracing::warn!(dir = remote_dir, name = ?l.name, "unsafe remote name skipped: {e}");
+                    tree.unsafe_names.push(Issue {
+                        path: crate::path::join_remote(&remote_dir, &format!("{:?}", l.name)),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if is_part_name(path.name()) && dir_held {
+                let target = path.name()[1..path.name().len() - crate::local::PART_SUFFIX.len()].to_owned();
+                if let Ok(target) = path.with_name(&target) {
+                    tree.parts.push((path.to_remote(&folder.remote), target));
+                }
+                continue;
+            }
+            if !scope.holds(&path) {
+                continue;
+            }
+            if !seen.insert(l.name.clone()) {
+                tracing::warn!(path = %path, "duplicate name in a remote listing skipped");
+                continue;
+            }
+            if ignore.skips(&path) {
+                continue;
+            }
+            match l.kind {
+                ListedKind::Dir => {
+                    spawn(&mut tasks, Some(path.clone()));
+                    tree.snapshot.insert(path, listed_entry(&l));
+                }
+                ListedKind::File => {
+                    tree.snapshot.insert(path, listed_entry(&l));
+                }
+                ListedKind::Other => {
+                    tracing::debug!(path = %path, "remote symlink or special file not synced")
+                }
+            }
+        }
+    }
+    Ok(Some(tree))
+}
+
+/// On a first sync, a file on both sides with the same size but different times may still
+/// be the same file: compare digests rather than make a needless conflict copy.
+async fn fill_first_sync_digests(sh: &mut Shared, base: &Base) -> Result<()> {
+    let candidates: Vec<RelPath> =
+        sh.local
+            .iter()
+            .filter(|(p, l)| {
+                l.kind == Kind::File
+                    && !base.contains_key(*p)
+                    && sh.remote.get(*p).is_some_and(|r| {
+                        r.kind == Kind::File && r.size == l.size && !r.mtime.same_as(&l.mtime)
+                    })
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+    for path in candidates {
+        let local = sha256_file(&path.to_local(&sh.folder.local))?;
+        let remote_path = sh.remote_path(&path);
+        let remote = retrying!(&sh.run, &remote_path, |c| super::remote_sha256(c, &remote_path))?;
+        if let Some(e) = sh.local.get_mut(&path) {
+            e.sha256 = Some(local);
+        }
+        if let Some(e) = sh.remote.get_mut(&path) {
+            e.sha256 = Some(remote);
+        }
+    }
+    Ok(())
+}
