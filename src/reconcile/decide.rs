@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::plan::{Action, Side};
 use super::policy::{ConflictPolicy, Direction, Policy};
-use super::snapshot::{BaseEntry, Entry, Kind, Snapshot};
+use super::snapshot::{Base, BaseEntry, Entry, Kind, Snapshot};
 use crate::path::RelPath;
 
 /// How one side moved since the base.
@@ -216,4 +216,67 @@ pub fn conflict_copy_name(
         }
     }
     None
+}
+
+/// A directory's action, decided after everything under it (`planned`): removed only where
+/// everything under it goes too, created where something under it needs it.
+pub(super) fn decide_dir(
+    policy: &Policy,
+    path: &RelPath,
+    base: &Base,
+    local: &Snapshot,
+    remote: &Snapshot,
+    planned: &[Action],
+) -> Option<Action> {
+    let uploads = policy.direction != Direction::Download;
+    let downloads = policy.direction != Direction::Upload;
+    let in_base = base.contains_key(path);
+    let (l, r) = (local.contains_key(path), remote.contains_key(path));
+    let p = || path.clone();
+    // Everything under `path` on `side` is being deleted (or nothing is there).
+    let emptied = |snapshot: &Snapshot, side: Side| {
+        snapshot
+            .range(path.clone()..)
+            .skip(1)
+            .take_while(|(k, _)| k.is_inside(path))
+            .all(|(k, _)| {
+                planned.iter().any(|a| {
+                    a.path() == k
+                        && match side {
+                            Side::Local => {
+                                matches!(a, Action::DeleteLocal { .. } | Action::RmdirLocal { .. })
+                            }
+                            Side::Remote => {
+                                matches!(a, Action::DeleteRemote { .. } | Action::RmdirRemote { .. })
+                            }
+                        }
+                })
+            })
+    };
+    match (in_base, l, r) {
+        (_, true, true) => (!in_base).then(|| Action::Adopt { path: p() }),
+        (false, true, false) => uploads.then(|| Action::MkdirRemote { path: p() }),
+        (false, false, true) => downloads.then(|| Action::MkdirLocal { path: p() }),
+        (true, false, false) => Some(Action::Forget { path: p() }),
+        (true, false, true) => {
+            if policy.delete && uploads && emptied(remote, Side::Remote) {
+                Some(Action::RmdirRemote { path: p() })
+            } else if downloads && (policy.direction == Direction::Download || !emptied(remote, Side::Remote))
+            {
+                Some(Action::MkdirLocal { path: p() })
+            } else {
+                None
+            }
+        }
+        (true, true, false) => {
+            if policy.delete && downloads && emptied(local, Side::Local) {
+                Some(Action::RmdirLocal { path: p() })
+            } else if uploads && (policy.direction == Direction::Upload || !emptied(local, Side::Local)) {
+                Some(Action::MkdirRemote { path: p() })
+            } else {
+                None
+            }
+        }
+        (false, false, false) => None,
+    }
 }

@@ -99,7 +99,7 @@ pub fn plan_part(
 
     // Directories bottom-up, so each one knows what happens to everything under it.
     for path in dirs.into_iter().rev() {
-        if let Some(a) = decide_dir(policy, path, base, local, remote, &actions) {
+        if let Some(a) = decide::decide_dir(policy, path, base, local, remote, &actions) {
             actions.push(a);
         }
     }
@@ -116,67 +116,6 @@ fn case_twins<'a>(paths: &BTreeSet<&'a RelPath>) -> BTreeSet<&'a RelPath> {
         by_case.entry(p.as_str().to_lowercase()).or_default().push(p);
     }
     by_case.into_values().filter(|g| g.len() > 1).flatten().collect()
-}
-
-fn decide_dir(
-    policy: &Policy,
-    path: &RelPath,
-    base: &Base,
-    local: &Snapshot,
-    remote: &Snapshot,
-    planned: &[Action],
-) -> Option<Action> {
-    let uploads = policy.direction != Direction::Download;
-    let downloads = policy.direction != Direction::Upload;
-    let in_base = base.contains_key(path);
-    let (l, r) = (local.contains_key(path), remote.contains_key(path));
-    let p = || path.clone();
-    // Everything under `path` on `side` is being deleted (or nothing is there).
-    let emptied = |snapshot: &Snapshot, side: Side| {
-        snapshot
-            .range(path.clone()..)
-            .skip(1)
-            .take_while(|(k, _)| k.is_inside(path))
-            .all(|(k, _)| {
-                planned.iter().any(|a| {
-                    a.path() == k
-                        && match side {
-                            Side::Local => {
-                                matches!(a, Action::DeleteLocal { .. } | Action::RmdirLocal { .. })
-                            }
-                            Side::Remote => {
-                                matches!(a, Action::DeleteRemote { .. } | Action::RmdirRemote { .. })
-                            }
-                        }
-                })
-            })
-    };
-    match (in_base, l, r) {
-        (_, true, true) => (!in_base).then(|| Action::Adopt { path: p() }),
-        (false, true, false) => uploads.then(|| Action::MkdirRemote { path: p() }),
-        (false, false, true) => downloads.then(|| Action::MkdirLocal { path: p() }),
-        (true, false, false) => Some(Action::Forget { path: p() }),
-        (true, false, true) => {
-            if policy.delete && uploads && emptied(remote, Side::Remote) {
-                Some(Action::RmdirRemote { path: p() })
-            } else if downloads && (policy.direction == Direction::Download || !emptied(remote, Side::Remote))
-            {
-                Some(Action::MkdirLocal { path: p() })
-            } else {
-                None
-            }
-        }
-        (true, true, false) => {
-            if policy.delete && downloads && emptied(local, Side::Local) {
-                Some(Action::RmdirLocal { path: p() })
-            } else if uploads && (policy.direction == Direction::Upload || !emptied(local, Side::Local)) {
-                Some(Action::MkdirRemote { path: p() })
-            } else {
-                None
-            }
-        }
-        (false, false, false) => None,
-    }
 }
 
 #[cfg(test)]

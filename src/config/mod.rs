@@ -1,0 +1,212 @@
+//! The YAML configuration contract (DESIGN.md §3): parsing, defaults, validation, secrets.
+//!
+//! Config rejects, never clamps: an unknown key, a bad duration or a contradiction is an error
+//! naming the key with line and column, and saying what to write instead.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+mod locate;
+mod paths;
+mod raw;
+mod validate;
+
+pub use crate::reconcile::policy::{ConflictPolicy, Direction};
+pub use paths::{default_config_path, platform_data_dir};
+use raw::RawConfig;
+use validate::Validator;
+pub use validate::{format_fingerprint, parse_duration, parse_fingerprint, parse_rate};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from: relative paths inside it are resolved against its directory.
+    pub source: PathBuf,
+    pub server: Server,
+    pub folders: Vec<Folder>,
+    pub state_dir: PathBuf,
+    pub poll_interval: Duration,
+    pub debounce: Duration,
+    pub retry: Retry,
+    pub verify: Verify,
+    /// Bytes per second across all transfers.
+    pub bandwidth_limit: Option<u64>,
+    pub log: Log,
+    /// Things that work but should be fixed, logged once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub tls_max_version: Option<TlsVersion>,
+    pub user: String,
+    pub password: Secret,
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the server certificate's DER, when pinned.
+    pub fingerprint_sha256: Option<[u8; 32]>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub passive: bool,
+    pub connections: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Folder {
+    pub name: String,
+    pub local: PathBuf,
+    pub remote: String,
+    pub direction: Direction,
+    pub delete: bool,
+    pub conflict: ConflictPolicy,
+    pub ignore: Vec<String>,
+    pub max_delete_percent: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Explicit,
+    Implicit,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verify {
+    Auto,
+    Hash,
+    Size,
+    Download,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub level: String,
+    pub format: LogFormat,
+    pub file: Option<PathBuf>,
+}
+
+/// A password: its Debug and Display never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+// ---- raw YAML shape ----
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        Self::load_as(path, false)
+    }
+
+    /// Loads a config for `service install`. The systemd unit and the Windows service that
+    /// install makes carry no environment, least of all the installing shell's, so
+    /// `password_env` is refused here, with the fix. (A service set up by hand with an
+    /// environment still runs: `run` and the Windows service load with `load`.)
+    pub fn load_for_service(path: &Path) -> Result<Config> {
+        Self::load_as(path, true)
+    }
+
+    fn load_as(path: &Path, for_service: bool) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let message = if e.kind() == std::io::ErrorKind::NotFound {
+                "config file not found (give one with -c FILE or $FTPS_SYNC_CONFIG)".to_owned()
+            } else {
+                format!("cannot read config file: {e}")
+            };
+            Error::config(path, "config", message)
+        })?;
+        Config::parse_as(&text, path, for_service)
+    }
+
+    /// Parses and validates `text`, which came from `source` (for messages and relative paths).
+    pub fn parse(text: &str, source: &Path) -> Result<Config> {
+        Self::parse_as(text, source, false)
+    }
+
+    fn parse_as(text: &str, source: &Path, for_service: bool) -> Result<Config> {
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (Some(l.line()), Some(l.column())))
+                .unwrap_or((None, None));
+            Error::Config {
+                file: source.to_owned(),
+                key: key_from_serde_message(&e.to_string()),
+                line,
+                column,
+                message: strip_serde_location(&e.to_string()),
+            }
+        })?;
+        Validator {
+            text,
+            source,
+            for_service,
+            warnings: Default::default(),
+        }
+        .validate(raw)
+    }
+}
+
+/// serde_yaml puts the key path at the front of its message (`server.port: invalid type …`).
+fn key_from_serde_message(msg: &str) -> String {
+    match msg.split_once(": ") {
+        Some((k, _)) if !k.contains(' ') => k.to_owned(),
+        _ => "config".to_owned(),
+    }
+}
+
+fn strip_serde_location(msg: &str) -> String {
+    let msg = match msg.split_once(": ") {
+        Some((k, rest)) if !k.contains(' ') => rest,
+        _ => msg,
+    };
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
