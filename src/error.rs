@@ -102,6 +102,17 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    #[error(
+        "state store {} was written by a newer ftps-sync (schema version {found}; this one knows up to {known}): \
+         run the newer version, or move the file away to start over (the next pass is then a first sync)",
+        path.display()
+    )]
+    StateTooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+
     #[error("verification of {path} failed: {detail}")]
     Verify { path: String, detail: String },
 
@@ -178,6 +189,7 @@ impl Error {
             | Error::Tls { .. }
             | Error::Login { .. }
             | Error::State { .. }
+            | Error::StateTooNew { .. }
             | Error::Refused { .. }
             | Error::Interrupted => Class::Fatal,
         }

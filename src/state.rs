@@ -1,6 +1,11 @@
 //! The state store: the base snapshot of one folder in SQLite, at
 //! `<state_dir>/<folder>.sqlite3`. Each finished action is its own transaction, so a killed
 //! pass loses at most the actions in flight.
+//!
+//! The schema has a version (SQLite's `user_version`) and moves forward by `MIGRATIONS`, each
+//! in one transaction: a binary never misreads an older store (which would lose the base and
+//! make the next pass a first sync, with conflicts everywhere), and a store written by a newer
+//! binary is refused, never rewritten.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +22,12 @@ pub struct State {
     path: PathBuf,
 }
 
-const SCHEMA: &str = "
+/// Migration `i` takes a store from version `i` to `i + 1`; the last one reached is the version
+/// this binary writes. Append only: never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the first schema. Stores of the first release (c9f62f6 and before) have these
+    // tables already at version 0, hence IF NOT EXISTS.
+    "
 CREATE TABLE IF NOT EXISTS entries (
     path TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -37,7 +47,11 @@ CREATE TABLE IF NOT EXISTS partials (
     mtime INTEGER NOT NULL,
     precision TEXT NOT NULL
 );
-";
+",
+];
+
+/// The schema version this binary reads and writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// The columns of an entry after its path, in the order `base_entry` reads them.
 const ENTRY_COLUMNS: &str =
@@ -160,10 +174,45 @@ impl State {
             move |source| Error::State { path: p, source }
         };
         let conn = Connection::open(&path).map_err(err(&path))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(err(&path))?;
-        conn.execute_batch(SCHEMA).map_err(err(&path))?;
-        Ok(State { conn, path })
+        let mut state = State { conn, path };
+        // First, so that a store from a newer binary is refused before anything is written.
+        state.migrate()?;
+        state
+            .conn
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(state.err())?;
+        Ok(state)
+    }
+
+    /// Brings the schema up to `SCHEMA_VERSION`, one transaction per step; refuses a store
+    /// from a newer binary without touching it.
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| Error::State {
+            path: path.clone(),
+            source,
+        };
+        let found: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        let found = usize::try_from(found).unwrap_or(usize::MAX);
+        if found > SCHEMA_VERSION {
+            return Err(Error::StateTooNew {
+                path: self.path.clone(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(found) {
+            let tx = self.conn.transaction().map_err(err)?;
+            tx.execute_batch(step).map_err(err)?;
+            tx.pragma_update(None, "user_version", (from + 1) as i64)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+            tracing::debug!(store = %self.path.display(), version = from + 1, "state store schema updated");
+        }
+        Ok(())
     }
 
     fn err(&self) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
@@ -362,5 +411,94 @@ mod tests {
         assert_eq!(s.load().unwrap().get(&p), Some(&e));
         s.remove(&p).unwrap();
         assert!(s.load().unwrap().is_empty());
+    }
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A store written by the first release (`ftps-sync demo` at c9f62f6: schema version 0)
+    /// opens with its base and pass record intact, and is brought to the current version.
+    #[test]
+    fn a_store_of_the_first_release_is_upgraded_with_its_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-c9f62f6.sqlite3");
+        std::fs::copy(&fixture, dir.path().join("demo.sqlite3")).unwrap();
+        assert_eq!(user_version(&dir.path().join("demo.sqlite3")), 0);
+
+        let s = State::open(dir.path(), "demo").unwrap();
+        let base = s.load().unwrap();
+        let names: Vec<&str> = base.keys().map(RelPath::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "docs",
+                "docs/manual.txt",
+                "from-the-server.txt",
+                "notes.txt",
+                "reports",
+                "reports/2026",
+                "reports/2026/q3.csv",
+                "todo.conflict-20261129-183014-remote.txt",
+                "todo.txt",
+            ]
+        );
+        let todo = &base[&RelPath::new("todo.txt").unwrap()];
+        assert_eq!(
+            (todo.kind, todo.local.size, todo.remote.size),
+            (Kind::File, 21, 21)
+        );
+        assert!(todo.sha256.as_ref().is_some_and(|d| d.len() == 64));
+        let last = s.last_pass().unwrap();
+        assert_eq!(last.result.as_deref(), Some("ok"));
+        assert!(last.started.is_some() && last.ended.is_some());
+        assert_eq!(last.counts, Some(PassCounts::default()));
+        drop(s);
+        assert_eq!(
+            user_version(&dir.path().join("demo.sqlite3")),
+            SCHEMA_VERSION as i64
+        );
+        // Opening again changes nothing more.
+        let s = State::open(dir.path(), "demo").unwrap();
+        assert_eq!(s.load().unwrap(), base);
+    }
+
+    #[test]
+    fn a_store_of_a_newer_binary_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path(), "f").unwrap();
+        s.put(
+            &RelPath::new("a").unwrap(),
+            &BaseEntry {
+                kind: Kind::File,
+                local: Sig {
+                    size: 1,
+                    mtime: Mtime::new(1, Precision::Nanos),
+                },
+                remote: Sig {
+                    size: 1,
+                    mtime: Mtime::new(1, Precision::Seconds),
+                },
+                sha256: None,
+            },
+        )
+        .unwrap();
+        s.conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1)
+            .unwrap();
+        drop(s);
+        let path = dir.path().join("f.sqlite3");
+        let before = std::fs::read(&path).unwrap();
+        match State::open(dir.path(), "f") {
+            Err(e @ Error::StateTooNew { .. }) => {
+                assert!(e.to_string().contains("newer ftps-sync"), "{e}");
+            }
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("a newer store was opened"),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the store was rewritten");
     }
 }
