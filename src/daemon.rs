@@ -11,6 +11,7 @@
 //! Shutdown is a parameter (a token): the first signal lets in-flight work finish for a grace
 //! period, then cuts it, which leaves only part files.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -22,7 +23,8 @@ use crate::engine::{self, Dirty, Options, Scope, retry};
 use crate::error::{Error, Result};
 use crate::local::scan::Ignore;
 use crate::local::watch::{Change, Watch};
-use crate::remote::tls::TlsContext;
+use crate::remote::Connector;
+use crate::remote::ftps::FtpsConnector;
 
 /// How long in-flight transfers may go on after a shutdown request.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -48,7 +50,7 @@ pub async fn serve(config: &Config, shutdown: CancellationToken, running: impl F
 
 /// One loop per folder until `shutdown` (and the grace period after it).
 pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
-    let tls = TlsContext::new(&config.server)?;
+    let connector = FtpsConnector::for_server(&config.server)?;
     // Work is cut only when the grace period after the shutdown request is over.
     let cut = CancellationToken::new();
     {
@@ -61,9 +63,9 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     }
     let mut loops = JoinSet::new();
     for folder in &config.folders {
-        let (config, folder, tls) = (config.clone(), folder.clone(), tls.clone());
+        let (config, folder, connector) = (config.clone(), folder.clone(), connector.clone());
         let (shutdown, cut) = (shutdown.clone(), cut.clone());
-        loops.spawn(async move { folder_loop(&config, &folder, &tls, &shutdown, &cut).await });
+        loops.spawn(async move { folder_loop(&config, &folder, &connector, &shutdown, &cut).await });
     }
     let mut first_error = None;
     while let Some(joined) = loops.join_next().await {
@@ -81,7 +83,7 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
 async fn folder_loop(
     config: &Config,
     folder: &Folder,
-    tls: &TlsContext,
+    connector: &Arc<dyn Connector>,
     shutdown: &CancellationToken,
     cut: &CancellationToken,
 ) -> Result<()> {
@@ -143,7 +145,7 @@ async fn folder_loop(
             scope: scope.clone(),
             settle: Some(config.debounce),
         };
-        match engine::sync_folder(config, folder, tls, options, cut).await {
+        match engine::sync_folder(config, folder, connector, options, cut).await {
             Ok(report) => {
                 if last_error.take().is_some() {
                     tracing::info!(folder = folder.name, "the server is reachable again");

@@ -291,7 +291,8 @@ pub async fn run_demo() -> Result<u8> {
 async fn sync_all(config: &crate::config::Config) -> Result<()> {
     let folders: Vec<_> = config.folders.iter().collect();
     let cancel = tokio_util::sync::CancellationToken::new();
-    crate::engine::sync_all(config, &folders, &cancel, |outcome| match outcome {
+    let connector = crate::remote::ftps::FtpsConnector::for_server(&config.server)?;
+    crate::engine::sync_all(config, &folders, &connector, &cancel, |outcome| match outcome {
         Ok(report) => say!("{report}"),
         Err(e) => say!("error: {e}"),
     })

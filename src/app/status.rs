@@ -2,6 +2,7 @@
 //! the next pass would do.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -11,7 +12,8 @@ use crate::config::{Config, Folder};
 use crate::engine::{self, ActionCounts, Options};
 use crate::error::Result;
 use crate::reconcile::{Base, Change, Kind, is_conflict_copy, local_change};
-use crate::remote::tls::TlsContext;
+use crate::remote::Connector;
+use crate::remote::ftps::FtpsConnector;
 use crate::state::{PassCounts, State};
 
 /// One folder's status: its `--json` form and its text.
@@ -115,7 +117,11 @@ fn pending_local_changes(folder: &Folder, base: &Base) -> Option<usize> {
 /// The status of one folder; with `tls`, also what the next pass would do (read-only: only
 /// `prepare`, so it works while `run` is running). The exit code of a failed look at the
 /// server comes back too.
-async fn folder_status(config: &Config, f: &Folder, tls: Option<&TlsContext>) -> Result<(FolderStatus, u8)> {
+async fn folder_status(
+    config: &Config,
+    f: &Folder,
+    remote: Option<&Arc<dyn Connector>>,
+) -> Result<(FolderStatus, u8)> {
     if !State::exists(&config.state_dir, &f.name) {
         let status = FolderStatus {
             folder: f.name.clone(),
@@ -128,9 +134,17 @@ async fn folder_status(config: &Config, f: &Folder, tls: Option<&TlsContext>) ->
     let base = state.load()?;
     let files = base.values().filter(|b| b.kind == Kind::File).count();
     let mut code = 0;
-    let next_pass = match tls {
-        Some(tls) => {
-            match engine::prepare(config, f, tls, Options::default(), &CancellationToken::new()).await {
+    let next_pass = match remote {
+        Some(connector) => {
+            match engine::prepare(
+                config,
+                f,
+                connector,
+                Options::default(),
+                &CancellationToken::new(),
+            )
+            .await
+            {
                 Ok(prepared) => {
                     let counts = prepared.totals().actions.clone();
                     prepared.close().await;
@@ -166,15 +180,15 @@ async fn folder_status(config: &Config, f: &Folder, tls: Option<&TlsContext>) ->
 }
 
 pub async fn status(config: &Config, json: bool, remote: bool) -> Result<u8> {
-    let tls = if remote {
-        Some(TlsContext::new(&config.server)?)
+    let connector = if remote {
+        Some(FtpsConnector::for_server(&config.server)?)
     } else {
         None
     };
     let mut all = Vec::new();
     let mut code = 0u8;
     for f in &config.folders {
-        let (status, c) = folder_status(config, f, tls.as_ref()).await?;
+        let (status, c) = folder_status(config, f, connector.as_ref()).await?;
         code = code.max(c);
         all.push(status);
     }

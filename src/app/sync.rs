@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::engine::{self, Options, Totals};
 use crate::error::{Error, Result};
 use crate::reconcile::{Plan, Refusal};
-use crate::remote::tls::TlsContext;
+use crate::remote::ftps::FtpsConnector;
 
 /// Exit 0 when everything is in sync, 1 when something is left for the user (conflicts,
 /// skips, failures, a refused pass).
@@ -16,7 +16,8 @@ pub async fn sync(config: &Config, only: &[String], json: bool) -> Result<u8> {
     let folders = engine::select_folders(config, only)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
-    let passes = engine::sync_all(config, &folders, &cancel, |outcome| match outcome {
+    let connector = FtpsConnector::for_server(&config.server)?;
+    let passes = engine::sync_all(config, &folders, &connector, &cancel, |outcome| match outcome {
         Ok(report) if !json => say!("{report}"),
         Ok(_) => {}
         Err(e) => print_refusal(e),
@@ -58,13 +59,13 @@ struct DryRun<'a> {
 /// service works.
 pub async fn dry_run(config: &Config, only: &[String], json: bool) -> Result<u8> {
     let folders = engine::select_folders(config, only)?;
-    let tls = TlsContext::new(&config.server)?;
+    let connector = FtpsConnector::for_server(&config.server)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let mut plans = Vec::new();
     let mut code = 0;
     for folder in folders {
-        match engine::prepare(config, folder, &tls, Options::default(), &cancel).await {
+        match engine::prepare(config, folder, &connector, Options::default(), &cancel).await {
             Ok(prepared) => {
                 if json {
                     let plan = DryRun {

@@ -31,10 +31,9 @@ use crate::config::{Config, Folder};
 use crate::error::{Class, Error, Result};
 use crate::path::RelPath;
 use crate::reconcile::{Entry, Mtime, Policy, Precision, Snapshot};
-use crate::remote::ftps::Ftps;
 use crate::remote::listing::{Listed, ListedKind};
 use crate::remote::pool::Pool;
-use crate::remote::tls::TlsContext;
+use crate::remote::{Connector, Remote};
 use crate::state::State;
 
 #[derive(Debug, Clone, Default)]
@@ -104,7 +103,7 @@ impl Runner {
 
 /// Runs `$body` (a future using the connection `$c`) on a pooled connection, retrying
 /// transient errors on a fresh connection with backoff. A connection goes back to the pool
-/// only if it is known to be in step. (A macro, not a closure taking `&mut Ftps`: futures
+/// only if it is known to be in step. (A macro, not a closure taking `&mut dyn Remote`: futures
 /// borrowing their argument do not yet prove `Send` for spawned tasks.)
 macro_rules! retrying {
     ($run:expr, $what:expr, |$c:ident| $body:expr) => {{
@@ -115,7 +114,7 @@ macro_rules! retrying {
             let result = match run.pool.get().await {
                 Ok(mut lease) => {
                     let r = {
-                        let $c: &mut $crate::remote::ftps::Ftps = lease.conn();
+                        let $c: &mut dyn $crate::remote::Remote = lease.conn();
                         tokio::select! {
                             biased;
                             _ = run.cancel.cancelled() => Err($crate::error::Error::Interrupted),
@@ -148,11 +147,11 @@ pub(crate) use retrying;
 pub async fn sync_folder(
     config: &Config,
     folder: &Folder,
-    tls: &TlsContext,
+    connector: &Arc<dyn Connector>,
     options: Options,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    match prepare(config, folder, tls, options, cancel).await {
+    match prepare(config, folder, connector, options, cancel).await {
         Ok(prepared) => prepared.execute().await,
         Err(e) => {
             if State::exists(&config.state_dir, &folder.name)
@@ -204,14 +203,14 @@ impl Passes {
 pub async fn sync_all(
     config: &Config,
     folders: &[&Folder],
+    connector: &Arc<dyn Connector>,
     cancel: &CancellationToken,
     mut each: impl FnMut(std::result::Result<&Report, &Error>),
 ) -> Result<Passes> {
     let _lock = crate::lock::InstanceLock::acquire(&config.state_dir)?;
-    let tls = TlsContext::new(&config.server)?;
     let mut passes = Passes::default();
     for folder in folders {
-        match sync_folder(config, folder, &tls, Options::default(), cancel).await {
+        match sync_folder(config, folder, connector, Options::default(), cancel).await {
             Ok(report) => {
                 each(Ok(&report));
                 passes.reports.push(report);
@@ -252,21 +251,21 @@ pub(crate) fn same_remote(now: &Entry, then: &Entry) -> bool {
 }
 
 /// The SHA-256 of a remote file: the server's when it offers one, else by reading it.
-async fn remote_sha256(conn: &mut Ftps, remote_path: &str) -> Result<String> {
+async fn remote_sha256(conn: &mut dyn Remote, remote_path: &str) -> Result<String> {
     if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
         return Ok(hex);
     }
     let hashing = crate::local::stream::write_file(None, 0, None, std::path::Path::new(remote_path));
-    let result = conn.download(remote_path, 0, &hashing.chunks).await;
+    let result = conn.get(remote_path, 0, &hashing.chunks).await;
     let (digests, _) = hashing.finish().await?;
     result?;
     Ok(digests.sha256)
 }
 
-pub(crate) async fn ensure_remote_dir(conn: &mut Ftps, remote: &str) -> Result<()> {
+pub(crate) async fn ensure_remote_dir(conn: &mut dyn Remote, remote: &str) -> Result<()> {
     match conn.mkdir(remote).await {
         Ok(()) => Ok(()),
-        Err(e @ Error::Reply { .. }) => match conn.list_dir(remote).await {
+        Err(e @ Error::Reply { .. }) => match conn.list(remote).await {
             Ok(_) => Ok(()), // it was already there
             Err(_) => Err(e),
         },

@@ -17,10 +17,10 @@ use crate::local::is_part_name;
 use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees, sha256_file};
 use crate::path::RelPath;
 use crate::reconcile::{self, Base, Kind, Part, Plan, Refusal, Side, Snapshot};
+use crate::remote::Connector;
 use crate::remote::limit::RateLimiter;
 use crate::remote::listing::{Listed, ListedKind};
 use crate::remote::pool::Pool;
-use crate::remote::tls::TlsContext;
 use crate::state::State;
 
 /// A planned pass: what `execute` carries out. It holds each tree once (the two snapshots
@@ -70,7 +70,7 @@ fn refused(folder: &Folder, refusal: Refusal) -> Error {
 pub async fn prepare(
     config: &Config,
     folder: &Folder,
-    tls: &TlsContext,
+    connector: &Arc<dyn Connector>,
     options: Options,
     cancel: &CancellationToken,
 ) -> Result<Prepared> {
@@ -90,7 +90,7 @@ pub async fn prepare(
     let mut scope = widen(options.scope.clone(), &base, &folder.local);
 
     let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
-    let pool = Pool::new(&config.server, tls, limiter);
+    let pool = Pool::new(connector.clone(), config.server.connections, limiter);
     let retries = Arc::new(AtomicUsize::new(0));
     let runner = |cancel: &CancellationToken| Runner {
         pool: pool.clone(),
@@ -257,7 +257,7 @@ async fn list_tree(
             .as_ref()
             .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
         tasks.spawn(async move {
-            let r = retrying!(&run, &remote_dir, |c| c.list_dir(&remote_dir));
+            let r = retrying!(&run, &remote_dir, |c| c.list(&remote_dir));
             (dir, r)
         });
     };

@@ -77,7 +77,7 @@ async fn confirm_uploads(sh: &Arc<Shared>) {
         let remote_dir = dir
             .as_ref()
             .map_or(sh.folder.remote.clone(), |d| sh.remote_path(d));
-        let listed = match retrying!(&sh.run, &remote_dir, |c| c.list_dir(&remote_dir)) {
+        let listed = match retrying!(&sh.run, &remote_dir, |c| c.list(&remote_dir)) {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(dir = remote_dir, "uploads not confirmed by a listing: {e}");

@@ -17,7 +17,7 @@ use crate::local::stream::{read_file, write_file};
 use crate::local::write::{commit, part_path, set_mtime};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
-use crate::remote::ftps::{Ftps, ListingMode};
+use crate::remote::Remote;
 use crate::state::Transfer;
 
 /// Files this small are sent again whole rather than resumed: their part files get no state
@@ -64,15 +64,20 @@ pub(super) fn check_inside(real_root: &Path, target: &Path) -> Result<()> {
 }
 
 /// The extra digest to compute while streaming so the server's hash command can check it.
-fn server_algo(sh: &Shared, conn: &Ftps) -> Option<HashAlgo> {
+fn server_algo(sh: &Shared, conn: &dyn Remote) -> Option<HashAlgo> {
     if sh.config.verify == Verify::Size {
         return None;
     }
-    conn.hash.map(|h| h.algo()).filter(|a| *a != HashAlgo::Sha256)
+    conn.capabilities().hash.filter(|a| *a != HashAlgo::Sha256)
 }
 
 /// Compares the server's digest of `remote` with what we streamed, when it offers one.
-async fn check_server_hash(sh: &Shared, conn: &mut Ftps, remote: &str, digests: &Digests) -> Result<()> {
+async fn check_server_hash(
+    sh: &Shared,
+    conn: &mut dyn Remote,
+    remote: &str,
+    digests: &Digests,
+) -> Result<()> {
     if sh.config.verify == Verify::Size {
         return Ok(());
     }
@@ -95,7 +100,7 @@ async fn check_server_hash(sh: &Shared, conn: &mut Ftps, remote: &str, digests: 
 /// (the bytes sent now).
 pub(super) async fn upload(
     sh: &Shared,
-    conn: &mut Ftps,
+    conn: &mut dyn Remote,
     path: &RelPath,
     local: &Entry,
     expect_remote: Option<&Entry>,
@@ -118,7 +123,7 @@ pub(super) async fn upload(
         tracing::info!(path = %path, offset, "resuming upload");
     }
     let mut reading = read_file(&local_path, offset, server_algo(sh, conn));
-    let sent = conn.upload(&part, &mut reading.chunks, offset > 0).await;
+    let sent = conn.put(&part, offset, &mut reading.chunks).await;
     // The reader's verdict first: a read error means what was sent is not the file.
     let digests = reading.finish().await?;
     let sent = sent?;
@@ -141,7 +146,7 @@ pub(super) async fn upload(
         check_server_hash(sh, conn, &part, &digests).await?;
         if sh.config.verify == Verify::Download {
             let back = write_file(None, 0, None, Path::new(&part));
-            let read = conn.download(&part, 0, &back.chunks).await;
+            let read = conn.get(&part, 0, &back.chunks).await;
             let (back, _) = back.finish().await?;
             read?;
             if back.sha256 != digests.sha256 {
@@ -185,7 +190,7 @@ pub(super) async fn upload(
         sh.state(|s| s.end_partial(path))?;
     }
     let mtime_set = conn.set_mtime(&target, local.mtime.secs()).await?;
-    let remote = if conn.listing == ListingMode::List && mtime_set {
+    let remote = if !conn.capabilities().exact_listing && mtime_set {
         // A LIST server shows a file only in a listing of its directory: rather than one
         // listing per file, note the time we set and confirm it with one listing per
         // directory after the transfers (see queue::confirm_uploads).
@@ -230,7 +235,7 @@ pub(super) async fn upload(
 /// received now).
 pub(super) async fn download(
     sh: &Shared,
-    conn: &mut Ftps,
+    conn: &mut dyn Remote,
     path: &RelPath,
     remote: &Entry,
     expect_local: Option<&Entry>,
@@ -247,7 +252,7 @@ pub(super) async fn download(
     if let Some(len) = existing
         && resumable(remote.size)
         && len <= remote.size
-        && conn.features.has("REST")
+        && conn.capabilities().resume_get
         && sh.state(|s| s.partial(path, Transfer::Download))? == Some(remote.sig())
     {
         offset = len;
@@ -271,7 +276,7 @@ pub(super) async fn download(
         e
     };
     let writing = write_file(Some(file), offset, server_algo(sh, conn), &part);
-    let got = conn.download(&source, offset, &writing.chunks).await;
+    let got = conn.get(&source, offset, &writing.chunks).await;
     // A local write error leaves a part file of unknown content: start over next time.
     let (digests, file) = writing.finish().await.map_err(discard)?;
     // A transient network failure keeps the part file and its record: the next attempt resumes.
@@ -338,7 +343,7 @@ pub(super) async fn download(
 /// name, and (two-way) both sides end up with both. Nothing is overwritten.
 pub(super) async fn keep_both(
     sh: &Shared,
-    conn: &mut Ftps,
+    conn: &mut dyn Remote,
     path: &RelPath,
     loser: Side,
     copy: &RelPath,

@@ -1,6 +1,6 @@
-//! `connections` logged-in FTPS connections shared by a pass.
+//! `connections` logged-in connections shared by a pass, made by a `Connector`.
 //!
-//! Each connection has its own TLS session cache (see `tls`). A connection that failed is
+//! A connection that failed is
 //! checked with NOOP before it is reused, and dropped if that fails; a dropped one is replaced
 //! on the next `get`. A server that answers 421 (too many connections) shrinks the pool instead
 //! of failing the pass.
@@ -11,17 +11,14 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ftps::Ftps;
 use super::limit::RateLimiter;
-use super::tls::TlsContext;
-use crate::config::Server;
+use super::{Connector, Remote};
 use crate::error::{Error, Result};
 
 pub struct Pool {
-    server: Server,
-    tls: TlsContext,
+    connector: Arc<dyn Connector>,
     limiter: Option<Arc<RateLimiter>>,
-    idle: Mutex<Vec<Ftps>>,
+    idle: Mutex<Vec<Box<dyn Remote>>>,
     /// One permit per connection the pool may have open at once.
     slots: Arc<Semaphore>,
     size: AtomicUsize,
@@ -32,20 +29,24 @@ pub struct Pool {
 
 /// A connection on loan; it goes back to the pool when dropped, unless discarded.
 pub struct Lease {
-    conn: Option<Ftps>,
+    conn: Option<Box<dyn Remote>>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Pool {
-    pub fn new(server: &Server, tls: &TlsContext, limiter: Option<Arc<RateLimiter>>) -> Arc<Pool> {
+    /// A pool of at most `connections` connections from `connector`, each sharing `limiter`.
+    pub fn new(
+        connector: Arc<dyn Connector>,
+        connections: usize,
+        limiter: Option<Arc<RateLimiter>>,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
-            server: server.clone(),
-            tls: tls.clone(),
+            connector,
             limiter,
             idle: Mutex::new(Vec::new()),
-            slots: Arc::new(Semaphore::new(server.connections)),
-            size: AtomicUsize::new(server.connections),
+            slots: Arc::new(Semaphore::new(connections)),
+            size: AtomicUsize::new(connections),
             connected: AtomicBool::new(false),
         })
     }
@@ -72,10 +73,9 @@ impl Pool {
                     _permit: permit,
                 });
             }
-            match Ftps::connect(&self.server, &self.tls).await {
-                Ok(mut conn) => {
+            match self.connector.connect(self.limiter.clone()).await {
+                Ok(conn) => {
                     self.connected.store(true, Ordering::SeqCst);
-                    conn.set_limiter(self.limiter.clone());
                     return Ok(Lease {
                         conn: Some(conn),
                         pool: self.clone(),
@@ -108,22 +108,22 @@ impl Pool {
 
     /// Logs out every idle connection.
     pub async fn close(&self) {
-        let idle: Vec<Ftps> = self
+        let idle: Vec<Box<dyn Remote>> = self
             .idle
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
-        for c in idle {
+        for mut c in idle {
             c.quit().await;
         }
     }
 }
 
 impl Lease {
-    pub fn conn(&mut self) -> &mut Ftps {
+    pub fn conn(&mut self) -> &mut dyn Remote {
         // Present until `discard` consumes the lease.
         self.conn
-            .as_mut()
+            .as_deref_mut()
             .expect("a lease holds its connection until discarded")
     }
 
@@ -153,5 +153,122 @@ impl Drop for Lease {
         if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock()) {
             idle.push(conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::digest::HashAlgo;
+    use crate::remote::Capabilities;
+    use crate::remote::listing::Listed;
+
+    /// A connection that only answers NOOP: enough for the pool, which never looks further.
+    struct Idle;
+
+    #[async_trait::async_trait]
+    impl Remote for Idle {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::default()
+        }
+        async fn list(&mut self, _: &str) -> Result<Vec<Listed>> {
+            Ok(Vec::new())
+        }
+        async fn stat(&mut self, _: &str) -> Result<Option<Listed>> {
+            Ok(None)
+        }
+        async fn exists(&mut self, _: &str) -> Result<bool> {
+            Ok(false)
+        }
+        async fn size(&mut self, _: &str) -> Result<u64> {
+            Ok(0)
+        }
+        async fn get(&mut self, _: &str, _: u64, _: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
+            Ok(0)
+        }
+        async fn put(&mut self, _: &str, _: u64, _: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
+            Ok(0)
+        }
+        async fn rename(&mut self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn remove(&mut self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn mkdir(&mut self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn rmdir(&mut self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn set_mtime(&mut self, _: &str, _: i64) -> Result<bool> {
+            Ok(false)
+        }
+        async fn hash(&mut self, _: &str) -> Result<Option<(HashAlgo, String)>> {
+            Ok(None)
+        }
+        async fn noop(&mut self) -> Result<()> {
+            Ok(())
+        }
+        async fn quit(&mut self) {}
+    }
+
+    /// A server that takes `limit` connections and answers 421 to more.
+    struct Crowded {
+        limit: usize,
+        made: AtomicUsize,
+        refused: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Connector for Crowded {
+        async fn connect(&self, _: Option<Arc<RateLimiter>>) -> Result<Box<dyn Remote>> {
+            if self.made.load(Ordering::SeqCst) >= self.limit {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+                return Err(Error::TooManyConnections {
+                    server: "crowded".into(),
+                    reply: "421 Too many connections".into(),
+                });
+            }
+            self.made.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(Idle))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_takes_fewer_connections_shrinks_the_pool_instead_of_failing() {
+        let server = Arc::new(Crowded {
+            limit: 2,
+            made: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+        });
+        let pool = Pool::new(server.clone(), 4, None);
+        let first = pool.get().await.expect("first");
+        let second = pool.get().await.expect("second");
+        // The third waits for a connection to come back, having given up the slots the server
+        // refused (4 -> 3 -> 2), then reuses the returned one.
+        let third = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.get().await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !third.is_finished(),
+            "a third connection while the server allows two"
+        );
+        assert_eq!(pool.size(), 2);
+        assert_eq!(server.refused.load(Ordering::SeqCst), 2);
+        drop(first);
+        third.await.expect("join").expect("the returned connection");
+        drop(second);
+        assert_eq!(
+            server.made.load(Ordering::SeqCst),
+            2,
+            "no connection beyond the two"
+        );
     }
 }

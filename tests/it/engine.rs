@@ -159,11 +159,11 @@ async fn dry_run_changes_nothing() {
     put(&h.remote, "down.txt", "2");
     let config = h.config("");
     let (local, remote) = (tree(&h.local), tree(&h.remote));
-    let tls = ftps_sync::remote::tls::TlsContext::new(&config.server).expect("tls");
+    let connector = ftps_sync::remote::ftps::FtpsConnector::for_server(&config.server).expect("tls");
     let prepared = ftps_sync::engine::prepare(
         &config,
         &config.folders[0],
-        &tls,
+        &connector,
         Options::default(),
         &CancellationToken::new(),
     )

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ftps_sync::config::Config;
 use ftps_sync::demo::{EmbeddedServer, ServerTls, TestPki, serve};
 use ftps_sync::engine::{self, Options, Report};
-use ftps_sync::remote::tls::TlsContext;
+use ftps_sync::remote::ftps::FtpsConnector;
 use tokio_util::sync::CancellationToken;
 
 pub const USER: &str = "tester";
@@ -102,8 +102,8 @@ pub async fn pass_with(
     options: Options,
     cancel: &CancellationToken,
 ) -> ftps_sync::Result<Report> {
-    let tls = TlsContext::new(&config.server)?;
-    engine::sync_folder(config, &config.folders[0], &tls, options, cancel).await
+    let connector = FtpsConnector::for_server(&config.server)?;
+    engine::sync_folder(config, &config.folders[0], &connector, options, cancel).await
 }
 
 pub fn put(root: &Path, rel: &str, content: impl AsRef<[u8]>) {

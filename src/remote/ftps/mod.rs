@@ -25,6 +25,7 @@ pub use super::features::{Features, HashCommand, ListingMode, MtimeSupport};
 use super::limit::RateLimiter;
 use super::listing::{Listed, parse_list_line, parse_mlsd};
 use super::tls::{SessionStore, TlsContext, TlsInfo};
+use super::{Capabilities, Connector, Remote};
 use crate::config::Server;
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
@@ -421,5 +422,97 @@ impl Ftps {
 
     pub async fn quit(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
+    }
+}
+
+impl Ftps {
+    /// What the engine may count on (see `Remote`).
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            exact_listing: self.listing == ListingMode::Mlsd,
+            hash: self.hash.map(HashCommand::algo),
+            resume_get: self.features.has("REST"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for Ftps {
+    fn capabilities(&self) -> Capabilities {
+        Ftps::capabilities(self)
+    }
+    async fn list(&mut self, dir: &str) -> Result<Vec<Listed>> {
+        self.list_dir(dir).await
+    }
+    async fn stat(&mut self, path: &str) -> Result<Option<Listed>> {
+        Ftps::stat(self, path).await
+    }
+    async fn exists(&mut self, path: &str) -> Result<bool> {
+        Ftps::exists(self, path).await
+    }
+    async fn size(&mut self, path: &str) -> Result<u64> {
+        Ftps::size(self, path).await
+    }
+    async fn get(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
+        self.download(path, offset, sink).await
+    }
+    async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
+        // FTP resumes an upload by appending (APPE) to what the server holds.
+        self.upload(path, source, offset > 0).await
+    }
+    async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        Ftps::rename(self, from, to).await
+    }
+    async fn remove(&mut self, path: &str) -> Result<()> {
+        Ftps::remove(self, path).await
+    }
+    async fn mkdir(&mut self, path: &str) -> Result<()> {
+        Ftps::mkdir(self, path).await
+    }
+    async fn rmdir(&mut self, path: &str) -> Result<()> {
+        Ftps::rmdir(self, path).await
+    }
+    async fn set_mtime(&mut self, path: &str, unix_secs: i64) -> Result<bool> {
+        Ftps::set_mtime(self, path, unix_secs).await
+    }
+    async fn hash(&mut self, path: &str) -> Result<Option<(HashAlgo, String)>> {
+        Ftps::hash(self, path).await
+    }
+    async fn noop(&mut self) -> Result<()> {
+        Ftps::noop(self).await
+    }
+    async fn quit(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
+    }
+}
+
+/// Makes FTPS connections to the configured server: the production `Connector`.
+pub struct FtpsConnector {
+    server: Server,
+    tls: TlsContext,
+}
+
+impl FtpsConnector {
+    /// A connector for `server`, sharing `tls` (and what it learns of the server) with every
+    /// connection it makes.
+    pub fn shared(server: &Server, tls: &TlsContext) -> Arc<dyn Connector> {
+        Arc::new(FtpsConnector {
+            server: server.clone(),
+            tls: tls.clone(),
+        })
+    }
+
+    /// A connector with its own TLS context, built from the config.
+    pub fn for_server(server: &Server) -> Result<Arc<dyn Connector>> {
+        Ok(Self::shared(server, &TlsContext::new(server)?))
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for FtpsConnector {
+    async fn connect(&self, limiter: Option<Arc<RateLimiter>>) -> Result<Box<dyn Remote>> {
+        let mut conn = Ftps::connect(&self.server, &self.tls).await?;
+        conn.set_limiter(limiter);
+        Ok(Box::new(conn))
     }
 }

@@ -3,7 +3,7 @@
 //! retry, still connecting to the control connection's peer, and remembers it for the run.
 
 use ftps_sync::engine::{self, Options, Report};
-use ftps_sync::remote::tls::TlsContext;
+use ftps_sync::remote::ftps::FtpsConnector;
 use tokio_util::sync::CancellationToken;
 
 use super::servers::{self, Server};
@@ -19,12 +19,13 @@ async fn two_passes(server: &Server, server_extra: &str) -> (Report, Report) {
         put(&local, &format!("d{}/up{i}.txt", i % 2), format!("up {i}"));
     }
     let cfg = server.config(&local, "/sync", server_extra, "");
-    let tls = TlsContext::new(&cfg.server).expect("tls");
+    // One connector for both passes: what the first learns of the server, the second keeps.
+    let connector = FtpsConnector::for_server(&cfg.server).expect("tls");
     let pass = || async {
         engine::sync_folder(
             &cfg,
             &cfg.folders[0],
-            &tls,
+            &connector,
             Options::default(),
             &CancellationToken::new(),
         )
