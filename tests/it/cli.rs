@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::ConfigYaml;
+
 pub fn run(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
         .args(args)
@@ -13,23 +15,26 @@ pub fn run(args: &[&str], dir: &Path) -> Output {
         .expect("run the binary")
 }
 
-pub fn config_with(dir: &Path, server_extra: &str, folder_extra: &str, top_extra: &str) -> String {
+/// A config at `dir/c.yaml` for a server that is never reached (port 1), its password from
+/// the environment (`run` sets it).
+pub fn offline_config(dir: &Path) -> ConfigYaml {
     let local = dir.join("local");
     std::fs::create_dir_all(&local).expect("mkdir");
-    let text = format!(
-        "server:\n  host: 127.0.0.1\n  port: 1\n  user: u\n  password_env: FTPS_SYNC_TEST_PASSWORD\n  ca_file: ca.pem\n\
-         {server_extra}folders:\n  - name: f\n    local: {}\n    remote: /r\n{folder_extra}state_dir: state\n{top_extra}",
-        local.display()
-    );
-    let path = dir.join("c.yaml");
-    std::fs::write(&path, text).expect("write");
-    path.display().to_string()
+    ConfigYaml::new(1, &local, "/r")
+        .user("u")
+        .password_env("FTPS_SYNC_TEST_PASSWORD")
+        .ca_file("ca.pem")
+        .name("f")
 }
 
 /// Runs `sync` on a config and expects exit 2 with `key` and `line` in the one-line message.
 fn expect_config_error(server_extra: &str, folder_extra: &str, top_extra: &str, key: &str, line: usize) {
     let dir = tempfile::tempdir().expect("tmp");
-    let path = config_with(dir.path(), server_extra, folder_extra, top_extra);
+    let path = offline_config(dir.path())
+        .server(server_extra)
+        .folder(folder_extra)
+        .top(top_extra)
+        .write(&dir.path().join("c.yaml"));
     let out = run(&["sync", "-c", &path], dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -68,7 +73,7 @@ fn both_password_sources() {
 #[test]
 fn relative_local_root() {
     let dir = tempfile::tempdir().expect("tmp");
-    let path = config_with(dir.path(), "", "", "");
+    let path = offline_config(dir.path()).write(&dir.path().join("c.yaml"));
     let text = std::fs::read_to_string(&path).expect("read");
     let local = dir.path().join("local").display().to_string();
     std::fs::write(&path, text.replace(&local, "relative/dir")).expect("write");
@@ -108,7 +113,7 @@ fn missing_config_file() {
 #[test]
 fn unreachable_server_exits_3() {
     let dir = tempfile::tempdir().expect("tmp");
-    let path = config_with(dir.path(), "", "", "");
+    let path = offline_config(dir.path()).write(&dir.path().join("c.yaml"));
     std::fs::write(
         dir.path().join("ca.pem"),
         ftps_sync::demo::TestPki::new().expect("pki").ca_pem,
@@ -271,7 +276,10 @@ async fn a_pass_logging_to_a_file_has_no_escape_codes_and_keeps_the_bandwidth_li
     crate::support::put(&h.local, "big.bin", vec![7u8; 1024 * 1024]);
     std::fs::write(
         h.config_path(),
-        h.yaml("  ca_file: pki/ca.pem\n", "bandwidth_limit: 1MiB/s\n"),
+        h.config_yaml()
+            .ca_file("pki/ca.pem")
+            .top("bandwidth_limit: 1MiB/s\n")
+            .render(),
     )
     .expect("config");
     let cfg = h.config_path().display().to_string();

@@ -7,7 +7,7 @@ use ftps_sync::engine::{Options, Scope};
 use ftps_sync::path::RelPath;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Harness, part_files, put, read, transfers, tree};
+use crate::support::{Harness, assert_holds, part_files, pass, pass_with, put, read, transfers, tree};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_way_nested_sync_then_a_rerun_transfers_nothing() {
@@ -19,19 +19,13 @@ async fn two_way_nested_sync_then_a_rerun_transfers_nothing() {
     put(&h.remote, "r.txt", "remote r");
     put(&h.remote, "rd/x/y.txt", "remote nested");
     let config = h.config("");
-    let first = h.sync(&config).await.expect("first pass");
+    let first = pass(&config).await.expect("first pass");
     assert_eq!((first.uploaded, first.downloaded), (4, 2), "{first:?}");
     assert_eq!(tree(&h.local), tree(&h.remote));
-    assert_eq!(
-        read(&h.remote, "space dir/ü ñ.txt").as_deref(),
-        Some(&b"utf-8 name"[..])
-    );
-    assert_eq!(
-        read(&h.local, "rd/x/y.txt").as_deref(),
-        Some(&b"remote nested"[..])
-    );
+    assert_holds(&h.remote, "space dir/ü ñ.txt", b"utf-8 name");
+    assert_holds(&h.local, "rd/x/y.txt", b"remote nested");
 
-    let second = h.sync(&config).await.expect("second pass");
+    let second = pass(&config).await.expect("second pass");
     assert_eq!(transfers(&second), 0, "{second:?}");
     assert!(!second.unresolved());
 }
@@ -42,19 +36,19 @@ async fn upload_only_never_touches_local_or_remote_only_files() {
     put(&h.local, "up.txt", "1");
     put(&h.remote, "theirs.txt", "kept on the server");
     let config = h.config("    direction: upload\n");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!((r.uploaded, r.downloaded), (1, 0));
-    assert_eq!(read(&h.remote, "up.txt").as_deref(), Some(&b"1"[..]));
+    assert_holds(&h.remote, "up.txt", b"1");
     assert!(read(&h.local, "theirs.txt").is_none());
     assert!(read(&h.remote, "theirs.txt").is_some());
     // A local edit goes up; a local delete is propagated.
     put(&h.local, "up.txt", "22");
     put(&h.local, "second.txt", "2");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!(r.uploaded, 2);
-    assert_eq!(read(&h.remote, "up.txt").as_deref(), Some(&b"22"[..]));
+    assert_holds(&h.remote, "up.txt", b"22");
     std::fs::remove_file(h.local.join("second.txt")).expect("rm");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!(r.deleted_remote, 1);
     assert!(read(&h.remote, "second.txt").is_none());
 }
@@ -65,17 +59,14 @@ async fn download_only_mirrors_the_server() {
     put(&h.remote, "a/b.txt", "from server");
     put(&h.local, "mine.txt", "local only");
     let config = h.config("    direction: download\n");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!((r.uploaded, r.downloaded), (0, 1));
-    assert_eq!(read(&h.local, "a/b.txt").as_deref(), Some(&b"from server"[..]));
+    assert_holds(&h.local, "a/b.txt", b"from server");
     assert!(read(&h.remote, "mine.txt").is_none());
     put(&h.remote, "a/b.txt", "changed on the server");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!(r.downloaded, 1);
-    assert_eq!(
-        read(&h.local, "a/b.txt").as_deref(),
-        Some(&b"changed on the server"[..])
-    );
+    assert_holds(&h.local, "a/b.txt", b"changed on the server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,10 +74,10 @@ async fn edits_on_both_sides_keep_both_contents() {
     let h = Harness::new().await;
     put(&h.local, "doc.txt", "original");
     let config = h.config("");
-    h.sync(&config).await.expect("first pass");
+    pass(&config).await.expect("first pass");
     put(&h.local, "doc.txt", "local edit, longer");
     put(&h.remote, "doc.txt", "remote edit");
-    let r = h.sync(&config).await.expect("conflict pass");
+    let r = pass(&config).await.expect("conflict pass");
     assert_eq!(r.conflicts, 1, "{r:?}");
     assert!(r.unresolved(), "a conflict is reported");
     let local = tree(&h.local);
@@ -102,7 +93,7 @@ async fn edits_on_both_sides_keep_both_contents() {
         copy.starts_with("doc.conflict-") && copy.ends_with(".txt"),
         "{copy}"
     );
-    let again = h.sync(&config).await.expect("settled");
+    let again = pass(&config).await.expect("settled");
     assert_eq!(transfers(&again), 0);
     assert_eq!(again.conflicts, 0);
 }
@@ -114,15 +105,15 @@ async fn deletions_propagate_both_ways() {
         put(&h.local, name, name);
     }
     let config = h.config("");
-    h.sync(&config).await.expect("first pass");
+    pass(&config).await.expect("first pass");
     std::fs::remove_file(h.local.join("a")).expect("rm");
     std::fs::remove_file(h.remote.join("b")).expect("rm");
-    let r = h.sync(&config).await.expect("delete pass");
+    let r = pass(&config).await.expect("delete pass");
     assert_eq!((r.deleted_local, r.deleted_remote), (1, 1), "{r:?}");
     assert!(read(&h.remote, "a").is_none() && read(&h.local, "b").is_none());
     // A whole directory deleted on the server goes away locally too.
     std::fs::remove_dir_all(h.remote.join("dir")).expect("rm dir");
-    let r = h.sync(&config).await.expect("dir pass");
+    let r = pass(&config).await.expect("dir pass");
     assert_eq!((r.deleted_local, r.dirs_removed), (1, 1), "{r:?}");
     assert!(!h.local.join("dir").exists());
     assert_eq!(tree(&h.local), tree(&h.remote));
@@ -135,11 +126,11 @@ async fn mass_deletion_and_empty_root_are_refused() {
         put(&h.local, &format!("f{i}"), format!("{i}"));
     }
     let config = h.config("");
-    h.sync(&config).await.expect("first pass");
+    pass(&config).await.expect("first pass");
     for i in 0..8 {
         std::fs::remove_file(h.local.join(format!("f{i}"))).expect("rm");
     }
-    let err = h.sync(&config).await.expect_err("refused");
+    let err = pass(&config).await.expect_err("refused");
     assert!(matches!(err, Error::Refused { .. }), "{err:?}");
     assert_eq!(tree(&h.remote).len(), 10, "nothing deleted on the server");
     // The server folder emptied (an unmounted share, a wrong path): nothing deleted locally.
@@ -147,7 +138,7 @@ async fn mass_deletion_and_empty_root_are_refused() {
         let _ = std::fs::remove_file(h.remote.join(format!("f{i}")));
     }
     put(&h.local, "f0", "0");
-    let err = h.sync(&config).await.expect_err("refused");
+    let err = pass(&config).await.expect_err("refused");
     assert!(matches!(err, Error::Refused { .. }), "{err:?}");
     assert!(read(&h.local, "f9").is_some());
 }
@@ -184,7 +175,7 @@ async fn dry_run_changes_nothing() {
     prepared.close().await;
     assert_eq!((tree(&h.local), tree(&h.remote)), (local, remote));
     // Nothing was recorded either: the real pass still does all the work.
-    let r = h.sync(&config).await.expect("real pass");
+    let r = pass(&config).await.expect("real pass");
     assert_eq!(transfers(&r), 2);
 }
 
@@ -219,8 +210,7 @@ async fn an_interrupted_pass_leaves_no_partial_file_and_the_next_pass_completes(
         put(src, name, data);
         let cancel = CancellationToken::new();
         let watcher = tokio::spawn(cancel_when_part_appears(dst.clone(), cancel.clone()));
-        let err = h
-            .sync_with(&config, Options::default(), &cancel)
+        let err = pass_with(&config, Options::default(), &cancel)
             .await
             .expect_err("interrupted");
         watcher.await.expect("watcher");
@@ -232,12 +222,12 @@ async fn an_interrupted_pass_leaves_no_partial_file_and_the_next_pass_completes(
         );
         assert_eq!(part_files(dst).len(), 1, "the transfer was cut in the middle");
 
-        let r = h.sync(&config).await.expect("the next pass");
+        let r = pass(&config).await.expect("the next pass");
         assert!(!r.unresolved(), "{r:?}");
-        assert_eq!(read(dst, name).as_deref(), Some(data.as_slice()));
+        assert_holds(dst, name, data);
         assert!(part_files(&h.local).is_empty() && part_files(&h.remote).is_empty());
     }
-    let again = h.sync(&config).await.expect("settled");
+    let again = pass(&config).await.expect("settled");
     assert_eq!(transfers(&again), 0, "verified files are not sent again");
 }
 
@@ -247,9 +237,9 @@ async fn the_remote_folder_is_created_on_first_sync() {
     std::fs::remove_dir(&h.remote).expect("rmdir");
     put(&h.local, "x/y.txt", "y");
     let config = h.config("");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!(r.uploaded, 1);
-    assert_eq!(read(&h.remote, "x/y.txt").as_deref(), Some(&b"y"[..]));
+    assert_holds(&h.remote, "x/y.txt", b"y");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +248,7 @@ async fn unsafe_remote_names_are_skipped_and_the_pass_goes_on() {
     put(&h.remote, "back\\slash.txt", "x");
     put(&h.remote, "fine.txt", "ok");
     let config = h.config("");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!(r.downloaded, 1);
     assert!(r.skipped.iter().any(|i| i.path.contains("slash")), "{r:?}");
     assert!(read(&h.local, "fine.txt").is_some());
@@ -270,7 +260,7 @@ async fn a_wrong_password_is_a_login_error() {
     let h = Harness::new().await;
     std::fs::write(h.dir.path().join("password"), "wrong").expect("write");
     let config = h.config("");
-    let err = h.sync(&config).await.expect_err("refused");
+    let err = pass(&config).await.expect_err("refused");
     assert!(matches!(err, Error::Login { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 3);
 }
@@ -302,15 +292,14 @@ async fn interrupted_transfers_resume_from_their_part_files() {
         put(src, name, &data);
         let cancel = CancellationToken::new();
         let watcher = tokio::spawn(cancel_when_part_reaches(dst.clone(), size / 2, cancel.clone()));
-        let err = h
-            .sync_with(&config, Options::default(), &cancel)
+        let err = pass_with(&config, Options::default(), &cancel)
             .await
             .expect_err("interrupted");
         watcher.await.expect("watcher");
         assert!(matches!(err, Error::Interrupted), "{err:?}");
         assert!(read(dst, name).is_none());
 
-        let r = h.sync(&config).await.expect("the next pass");
+        let r = pass(&config).await.expect("the next pass");
         let moved = r.bytes_down + r.bytes_up;
         assert!(
             moved < size * 6 / 10,
@@ -335,14 +324,13 @@ async fn files_still_being_written_are_left_for_a_later_pass() {
         settle: Some(Duration::from_secs(3600)),
         ..Options::default()
     };
-    let r = h
-        .sync_with(&config, settle, &CancellationToken::new())
+    let r = pass_with(&config, settle, &CancellationToken::new())
         .await
         .expect("pass");
     assert_eq!((r.uploaded, r.deferred), (0, 1), "{r:?}");
     assert!(read(&h.remote, "fresh.txt").is_none());
     assert!(!r.unresolved(), "deferring is not a problem to report");
-    let r = h.sync(&config).await.expect("pass");
+    let r = pass(&config).await.expect("pass");
     assert_eq!(r.uploaded, 1);
 }
 
@@ -360,22 +348,21 @@ async fn a_pass_over_changed_paths_looks_at_nothing_else() {
     put(&h.local, "a/1.txt", "one");
     put(&h.local, "b/2.txt", "two");
     let config = h.config("");
-    h.sync(&config).await.expect("first pass");
+    pass(&config).await.expect("first pass");
     put(&h.local, "a/1.txt", "one, edited");
     put(&h.remote, "b/2.txt", "two, edited on the server");
     put(&h.local, "new/deep/3.txt", "three");
     let cancel = CancellationToken::new();
-    let r = h
-        .sync_with(&config, over(&["a/1.txt", "new/deep/3.txt"]), &cancel)
+    let r = pass_with(&config, over(&["a/1.txt", "new/deep/3.txt"]), &cancel)
         .await
         .expect("narrow pass");
     assert_eq!((r.uploaded, r.downloaded), (2, 0), "{r:?}");
-    assert_eq!(read(&h.remote, "a/1.txt").as_deref(), Some(&b"one, edited"[..]));
+    assert_holds(&h.remote, "a/1.txt", b"one, edited");
     // `new/deep` was not in sync yet: the pass grew to `new`, directories made on the way.
-    assert_eq!(read(&h.remote, "new/deep/3.txt").as_deref(), Some(&b"three"[..]));
-    assert_eq!(read(&h.local, "b/2.txt").as_deref(), Some(&b"two"[..]));
+    assert_holds(&h.remote, "new/deep/3.txt", b"three");
+    assert_holds(&h.local, "b/2.txt", b"two");
     // The poll timer's full pass picks up the server's change.
-    let r = h.sync(&config).await.expect("full pass");
+    let r = pass(&config).await.expect("full pass");
     assert_eq!((r.uploaded, r.downloaded), (0, 1), "{r:?}");
     assert_eq!(tree(&h.local), tree(&h.remote));
 }
@@ -388,12 +375,11 @@ async fn a_narrow_pass_deletes_a_removed_directory_whole_and_still_guards() {
         put(&h.local, &format!("kept/f{i}.txt"), "x");
     }
     let config = h.config("    max_delete_percent: 50\n");
-    h.sync(&config).await.expect("first pass");
+    pass(&config).await.expect("first pass");
     std::fs::remove_dir_all(h.local.join("gone")).expect("rm");
     let cancel = CancellationToken::new();
     // The watcher reported one file of the directory; the pass looks at all of `gone`.
-    let r = h
-        .sync_with(&config, over(&["gone/f3.txt"]), &cancel)
+    let r = pass_with(&config, over(&["gone/f3.txt"]), &cancel)
         .await
         .expect("narrow pass");
     assert_eq!(r.deleted_remote, 6, "{r:?}");
@@ -402,7 +388,7 @@ async fn a_narrow_pass_deletes_a_removed_directory_whole_and_still_guards() {
     // Deleting all six files left is more than 50% of the folder: refused, as in a full pass.
     std::fs::remove_dir_all(h.local.join("kept")).expect("rm");
     put(&h.local, "other.txt", "keeps the folder from looking empty");
-    let refused = h.sync_with(&config, over(&["kept"]), &cancel).await;
+    let refused = pass_with(&config, over(&["kept"]), &cancel).await;
     assert!(matches!(refused, Err(Error::Refused { .. })), "{refused:?}");
     assert!((0..6).all(|i| h.remote.join(format!("kept/f{i}.txt")).exists()));
     assert!(
@@ -417,16 +403,15 @@ async fn a_narrow_pass_under_a_directory_gone_on_the_server_becomes_a_full_pass(
     put(&h.local, "a/1.txt", "one");
     put(&h.local, "top.txt", "top");
     let config = h.config("");
-    h.sync(&config).await.expect("first pass");
+    pass(&config).await.expect("first pass");
     std::fs::remove_dir_all(h.remote.join("a")).expect("rm on the server");
     put(&h.local, "a/new.txt", "new");
     let cancel = CancellationToken::new();
-    let r = h
-        .sync_with(&config, over(&["a/new.txt"]), &cancel)
+    let r = pass_with(&config, over(&["a/new.txt"]), &cancel)
         .await
         .expect("pass");
     // As a full pass: the server's deletion of a/1.txt applies, the new file goes up.
     assert_eq!((r.uploaded, r.deleted_local), (1, 1), "{r:?}");
-    assert_eq!(read(&h.remote, "a/new.txt").as_deref(), Some(&b"new"[..]));
+    assert_holds(&h.remote, "a/new.txt", b"new");
     assert!(!h.local.join("a/1.txt").exists());
 }

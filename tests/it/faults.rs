@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::support::{Harness, part_files, put, tree};
+use crate::support::{Harness, part_files, pass, put, tree};
 
 #[derive(Default)]
 struct Stats {
@@ -172,29 +172,24 @@ async fn a_sync_through_a_faulty_network_converges() {
             vec![(i * 7) as u8; 2000 + i * 13],
         );
     }
-    let yaml = h
-        .yaml(
-            &format!(
-                "  fingerprint_sha256: \"{}\"\n  connections: 4\n",
-                h.pki.fingerprint
-            ),
-            "    max_delete_percent: 100\n",
-        )
-        .replace("host: 127.0.0.1", "host: 127.0.0.2")
-        .replace(
-            &format!("port: {}", h.server.addr.port()),
-            &format!("port: {control}"),
-        )
-        .replace("timeout: 10s", "timeout: 2s")
-        .replace("attempts: 3", "attempts: 6");
-    std::fs::write(h.config_path(), yaml).expect("config");
-    let config = ftps_sync::config::Config::load(&h.config_path()).expect("config");
+    let config = h
+        .config_yaml()
+        .host("127.0.0.2")
+        .port(control)
+        .timeout("2s")
+        .retry("{ attempts: 6, initial_backoff: 50ms, max_backoff: 200ms }")
+        .server(&format!(
+            "  fingerprint_sha256: \"{}\"\n  connections: 4\n",
+            h.pki.fingerprint
+        ))
+        .folder("    max_delete_percent: 100\n")
+        .load(&h.config_path());
 
     let mut clean = false;
-    for pass in 1..=8 {
-        match h.sync(&config).await {
+    for attempt in 1..=8 {
+        match pass(&config).await {
             Ok(r) if r.failed.is_empty() && r.skipped.is_empty() => {
-                let again = h.sync(&config).await;
+                let again = pass(&config).await;
                 if again
                     .as_ref()
                     .is_ok_and(|a| a.uploaded + a.downloaded == 0 && a.failed.is_empty())
@@ -203,8 +198,8 @@ async fn a_sync_through_a_faulty_network_converges() {
                     break;
                 }
             }
-            Ok(r) => eprintln!("pass {pass}: {} failed", r.failed.len()),
-            Err(e) => eprintln!("pass {pass}: {e}"),
+            Ok(r) => eprintln!("pass {attempt}: {} failed", r.failed.len()),
+            Err(e) => eprintln!("pass {attempt}: {e}"),
         }
     }
     let s = &proxy.stats;

@@ -5,7 +5,7 @@ use std::path::Path;
 use ftps_sync::config::Config;
 use ftps_sync::service::systemd::{UnitSpec, unit_text};
 
-use crate::cli::{config_with, run};
+use crate::cli::{offline_config, run};
 
 const PACKAGED_UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/systemd/ftps-sync.service");
 const PACKAGED_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/debian/config.yaml");
@@ -40,14 +40,13 @@ fn verify(unit: &Path) -> Option<String> {
 /// A config a service can run with: its password in a file (a service gets no environment).
 fn service_config(dir: &Path, server_extra: &str) -> String {
     use std::os::unix::fs::PermissionsExt;
-    let path = config_with(dir, server_extra, "", "");
     let pw = dir.join("password");
     std::fs::write(&pw, "pw").expect("password");
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let text = std::fs::read_to_string(&path).expect("config");
-    let text = text.replace("password_env: FTPS_SYNC_TEST_PASSWORD", "password_file: password");
-    std::fs::write(&path, text).expect("config");
-    path
+    offline_config(dir)
+        .password_file("password")
+        .server(server_extra)
+        .write(&dir.join("c.yaml"))
 }
 
 /// `service install -c cfg --root staging [extra…]`, run in `dir`.
@@ -126,7 +125,7 @@ fn service_install_refuses_a_config_that_would_not_start() {
 #[test]
 fn service_install_refuses_password_env() {
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = config_with(dir.path(), "", "", "");
+    let cfg = offline_config(dir.path()).write(&dir.path().join("c.yaml"));
     let staging = dir.path().join("staging");
     let out = install_staged(dir.path(), &cfg, &staging, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Harness, put, read};
+use crate::support::{Harness, assert_holds, put, read};
 
 fn spawn(args: &[&str], dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
@@ -68,14 +68,10 @@ fn config(h: &Harness) -> String {
 }
 
 fn config_polling(h: &Harness, poll_interval: &str) -> String {
-    h.config("");
-    let text = std::fs::read_to_string(h.config_path()).expect("config");
-    std::fs::write(
-        h.config_path(),
-        format!("{text}poll_interval: {poll_interval}\ndebounce: 200ms\n"),
-    )
-    .expect("config");
-    h.config_path().display().to_string()
+    h.config_yaml()
+        .ca_file("pki/ca.pem")
+        .top(&format!("poll_interval: {poll_interval}\ndebounce: 200ms\n"))
+        .write(&h.config_path())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +132,7 @@ async fn sigterm_during_a_large_upload_leaves_no_partial_file_and_the_next_run_f
     }
     let out = output(&["sync", "-c", &cfg], h.dir.path()).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(read(&h.remote, "big.bin").as_deref(), Some(data.as_slice()));
+    assert_holds(&h.remote, "big.bin", &data);
     assert!(crate::support::part_files(&h.remote).is_empty());
 }
 
@@ -245,5 +241,5 @@ async fn status_remote_says_what_the_next_pass_would_do_and_changes_nothing() {
     // Looking changed nothing.
     assert!(read(&h.local, "new-on-server.txt").is_none());
     assert!(read(&h.local, "gone.txt").is_some());
-    assert_eq!(read(&h.remote, "a.txt").as_deref(), Some(&b"a"[..]));
+    assert_holds(&h.remote, "a.txt", b"a");
 }

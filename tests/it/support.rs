@@ -12,6 +12,156 @@ use tokio_util::sync::CancellationToken;
 pub const USER: &str = "tester";
 pub const PASSWORD: &str = "s3cret-pw";
 
+/// The one way tests write a config: one server, one folder, and the lines a test adds. Lines
+/// come out in a fixed order (the config-error tests count on their line numbers):
+///
+/// ```text
+/// server: host, port, [tls], user, password, [ca_file], [timeout], <server lines>
+/// folders: - name, local, remote, <folder lines>
+/// state_dir, [retry], <top-level lines>
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConfigYaml {
+    host: String,
+    port: u16,
+    tls: Option<String>,
+    user: String,
+    /// The whole password line, e.g. `password_file: password`.
+    password: String,
+    ca_file: Option<String>,
+    timeout: Option<String>,
+    server_lines: String,
+    name: String,
+    local: PathBuf,
+    remote: String,
+    folder_lines: String,
+    state_dir: String,
+    retry: Option<String>,
+    top_lines: String,
+}
+
+impl ConfigYaml {
+    pub fn new(port: u16, local: &Path, remote: &str) -> ConfigYaml {
+        ConfigYaml {
+            host: "127.0.0.1".into(),
+            port,
+            tls: None,
+            user: USER.into(),
+            password: "password_file: password".into(),
+            ca_file: None,
+            timeout: None,
+            server_lines: String::new(),
+            name: "test".into(),
+            local: local.to_owned(),
+            remote: remote.into(),
+            folder_lines: String::new(),
+            state_dir: "state".into(),
+            retry: None,
+            top_lines: String::new(),
+        }
+    }
+
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = host.into();
+        self
+    }
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+    pub fn tls(mut self, mode: &str) -> Self {
+        self.tls = Some(mode.into());
+        self
+    }
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = user.into();
+        self
+    }
+    pub fn password_file(mut self, path: &str) -> Self {
+        self.password = format!("password_file: {path}");
+        self
+    }
+    pub fn password_env(mut self, var: &str) -> Self {
+        self.password = format!("password_env: {var}");
+        self
+    }
+    pub fn ca_file(mut self, path: &str) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+    pub fn timeout(mut self, timeout: &str) -> Self {
+        self.timeout = Some(timeout.into());
+        self
+    }
+    /// Lines under `server:`, already indented by two spaces.
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server_lines.push_str(lines);
+        self
+    }
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// Lines of the folder, already indented by four spaces.
+    pub fn folder(mut self, lines: &str) -> Self {
+        self.folder_lines.push_str(lines);
+        self
+    }
+    pub fn state_dir(mut self, dir: &str) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+    pub fn retry(mut self, retry: &str) -> Self {
+        self.retry = Some(retry.into());
+        self
+    }
+    /// Top-level lines, after `state_dir`.
+    pub fn top(mut self, lines: &str) -> Self {
+        self.top_lines.push_str(lines);
+        self
+    }
+
+    pub fn render(&self) -> String {
+        let mut y = format!("server:\n  host: {}\n  port: {}\n", self.host, self.port);
+        if let Some(tls) = &self.tls {
+            y += &format!("  tls: {tls}\n");
+        }
+        y += &format!("  user: {}\n  {}\n", self.user, self.password);
+        if let Some(ca) = &self.ca_file {
+            y += &format!("  ca_file: {ca}\n");
+        }
+        if let Some(t) = &self.timeout {
+            y += &format!("  timeout: {t}\n");
+        }
+        y += &self.server_lines;
+        y += &format!(
+            "folders:\n  - name: {}\n    local: {}\n    remote: {}\n",
+            self.name,
+            self.local.display(),
+            self.remote
+        );
+        y += &self.folder_lines;
+        y += &format!("state_dir: {}\n", self.state_dir);
+        if let Some(r) = &self.retry {
+            y += &format!("retry: {r}\n");
+        }
+        y += &self.top_lines;
+        y
+    }
+
+    /// Writes the YAML to `path`; its path back, as a string for `-c`.
+    pub fn write(&self, path: &Path) -> String {
+        std::fs::write(path, self.render()).expect("config file");
+        path.display().to_string()
+    }
+
+    /// Writes the YAML to `path` and loads it.
+    pub fn load(&self, path: &Path) -> Config {
+        self.write(path);
+        Config::load(path).unwrap_or_else(|e| panic!("config: {e}\n{}", self.render()))
+    }
+}
+
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub local: PathBuf,
@@ -50,45 +200,23 @@ impl Harness {
         }
     }
 
-    /// The YAML of a config for this harness; `server_extra` and `folder_extra` are extra
-    /// lines (already indented) for the server and the folder.
-    pub fn yaml(&self, server_extra: &str, folder_extra: &str) -> String {
-        format!(
-            "server:\n  host: 127.0.0.1\n  port: {port}\n  user: {USER}\n  password_file: password\n  \
-             timeout: 10s\n{server_extra}folders:\n  - name: test\n    local: {local}\n    remote: /remote\n\
-             {folder_extra}state_dir: state\nretry: {{ attempts: 3, initial_backoff: 50ms, max_backoff: 200ms }}\n",
-            port = self.server.addr.port(),
-            local = self.local.display(),
-        )
+    /// A config for this harness, not yet trusting the test CA (see `config`).
+    pub fn config_yaml(&self) -> ConfigYaml {
+        ConfigYaml::new(self.server.addr.port(), &self.local, "/remote")
+            .timeout("10s")
+            .retry("{ attempts: 3, initial_backoff: 50ms, max_backoff: 200ms }")
     }
 
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("ftps-sync.yaml")
     }
 
-    /// Writes and loads a config trusting the test CA.
+    /// Writes and loads a config trusting the test CA, with `folder_extra` lines.
     pub fn config(&self, folder_extra: &str) -> Config {
-        self.config_with("  ca_file: pki/ca.pem\n", folder_extra)
-    }
-
-    pub fn config_with(&self, server_extra: &str, folder_extra: &str) -> Config {
-        let path = self.config_path();
-        std::fs::write(&path, self.yaml(server_extra, folder_extra)).expect("config file");
-        Config::load(&path).expect("valid config")
-    }
-
-    pub async fn sync(&self, config: &Config) -> ftps_sync::Result<Report> {
-        self.sync_with(config, Options::default(), &CancellationToken::new())
-            .await
-    }
-
-    pub async fn sync_with(
-        &self,
-        config: &Config,
-        options: Options,
-        cancel: &CancellationToken,
-    ) -> ftps_sync::Result<Report> {
-        pass_with(config, options, cancel).await
+        self.config_yaml()
+            .ca_file("pki/ca.pem")
+            .folder(folder_extra)
+            .load(&self.config_path())
     }
 }
 
@@ -114,6 +242,21 @@ pub fn put(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
 
 pub fn read(root: &Path, rel: &str) -> Option<Vec<u8>> {
     std::fs::read(root.join(rel)).ok()
+}
+
+/// Asserts that `rel` under `root` is a file holding exactly `expected`.
+#[track_caller]
+pub fn assert_holds(root: &Path, rel: &str, expected: &[u8]) {
+    match read(root, rel) {
+        Some(got) => assert!(
+            got == expected,
+            "{rel} under {} holds {:?}, expected {:?}",
+            root.display(),
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected)
+        ),
+        None => panic!("{rel} is missing under {}", root.display()),
+    }
 }
 
 /// Every file under `root` with its content; directories end with `/`.
@@ -148,7 +291,11 @@ pub fn part_files(root: &Path) -> Vec<String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if e.file_name().to_string_lossy().ends_with(".ftps-sync.part") {
+            } else if e
+                .file_name()
+                .to_string_lossy()
+                .ends_with(ftps_sync::local::PART_SUFFIX)
+            {
                 out.push(p.display().to_string());
             }
         }

@@ -7,18 +7,18 @@ use ftps_sync::remote::ftps::FtpsConnector;
 use tokio_util::sync::CancellationToken;
 
 use super::servers::{self, Server};
-use crate::support::{put, read};
+use crate::support::{assert_holds, put};
 
 /// Two passes of one run (one `TlsContext`, as `sync` and `run` have), each moving files both
 /// ways; returns their reports.
-async fn two_passes(server: &Server, server_extra: &str) -> (Report, Report) {
+async fn two_passes(server: &Server, timeout: &str) -> (Report, Report) {
     server.put("sync/down.txt", "down");
     let work = tempfile::tempdir().expect("tmp");
     let local = work.path().join("local");
     for i in 0..8 {
         put(&local, &format!("d{}/up{i}.txt", i % 2), format!("up {i}"));
     }
-    let cfg = server.config(&local, "/sync", server_extra, "");
+    let cfg = server.load(server.config_yaml(&local, "/sync").timeout(timeout));
     // One connector for both passes: what the first learns of the server, the second keeps.
     let connector = FtpsConnector::for_server(&cfg.server).expect("tls");
     let pass = || async {
@@ -33,22 +33,13 @@ async fn two_passes(server: &Server, server_extra: &str) -> (Report, Report) {
         .expect("the pass completes")
     };
     let first = pass().await;
-    assert_eq!(read(&local, "down.txt").as_deref(), Some(&b"down"[..]));
-    assert_eq!(
-        read(&server.data, "sync/d1/up7.txt").as_deref(),
-        Some(&b"up 7"[..])
-    );
+    assert_holds(&local, "down.txt", b"down");
+    assert_holds(&server.data, "sync/d1/up7.txt", b"up 7");
     put(&local, "later.txt", "later");
     server.put("sync/later-remote.txt", "later remote");
     let second = pass().await;
-    assert_eq!(
-        read(&server.data, "sync/later.txt").as_deref(),
-        Some(&b"later"[..])
-    );
-    assert_eq!(
-        read(&local, "later-remote.txt").as_deref(),
-        Some(&b"later remote"[..])
-    );
+    assert_holds(&server.data, "sync/later.txt", b"later");
+    assert_holds(&local, "later-remote.txt", b"later remote");
     (first, second)
 }
 
@@ -92,7 +83,7 @@ async fn a_refused_epsv_falls_back_to_pasv_at_the_control_peer() {
     let Some(server) = servers::pyftpdlib("epsv-refused", &extra) else {
         return;
     };
-    let (first, second) = two_passes(&server, "").await;
+    let (first, second) = two_passes(&server, "20s").await;
     fell_back(&server, &first, &second);
     assert!(
         trap.accept().is_err(),
@@ -105,7 +96,7 @@ async fn an_epsv_data_connection_that_never_arrives_falls_back_to_pasv() {
     let Some(server) = servers::pyftpdlib("epsv-blackhole", &[]) else {
         return;
     };
-    let (first, second) = two_passes(&server, "  timeout: 2s\n").await;
+    let (first, second) = two_passes(&server, "2s").await;
     fell_back(&server, &first, &second);
 }
 
@@ -121,9 +112,9 @@ async fn the_epsv_fallback_is_logged_once() {
         put(&local, &format!("d{}/f{i}.txt", i % 3), "x");
     }
     server.mkdir("sync");
-    let cfg = work.path().join("c.yaml");
-    std::fs::write(&cfg, server.yaml(&local, "/sync", "", "")).expect("config");
-    let cfg = cfg.display().to_string();
+    let cfg = server
+        .config_yaml(&local, "/sync")
+        .write(&work.path().join("c.yaml"));
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
             .args(["sync", "-c", &cfg])

@@ -5,6 +5,8 @@ use std::process::Command;
 
 use ftps_sync::demo::TestPki;
 
+use crate::support::ConfigYaml;
+
 use super::{Proc, account, free_port, is_root, passive_range, servers_dir, skip};
 
 pub const USER: &str = "alice";
@@ -53,7 +55,7 @@ impl Server {
         p
     }
 
-    /// A loaded config for one folder against this server (see `yaml`).
+    /// A loaded config for one folder against this server, with extra server and folder lines.
     pub fn config(
         &self,
         local: &Path,
@@ -61,36 +63,36 @@ impl Server {
         server_extra: &str,
         folder_extra: &str,
     ) -> ftps_sync::config::Config {
-        let yaml = self.yaml(local, remote, server_extra, folder_extra);
-        ftps_sync::config::Config::parse(&yaml, &self.base_path().join("config.yaml"))
-            .unwrap_or_else(|e| panic!("config: {e}\n{yaml}"))
+        self.load(
+            self.config_yaml(local, remote)
+                .server(server_extra)
+                .folder(folder_extra),
+        )
     }
 
-    /// Config YAML for one folder against this server.
-    /// `server_extra` may set its own `timeout` (20 s otherwise).
-    pub fn yaml(&self, local: &Path, remote: &str, server_extra: &str, folder_extra: &str) -> String {
-        let timeout = if server_extra.contains("timeout:") {
-            ""
-        } else {
-            "  timeout: 20s\n"
-        };
-        format!(
-            "server:\n  host: 127.0.0.1\n  port: {}\n  tls: {}\n  user: {USER}\n  password_file: {}\n  \
-             ca_file: {}\n{timeout}{server_extra}folders:\n  - name: f\n    local: {}\n    remote: {remote}\n\
-             {folder_extra}state_dir: {}\nretry: {{ attempts: 3, initial_backoff: 100ms, max_backoff: 500ms }}\n",
-            self.port,
-            self.tls,
-            self.base.path().join("password").display(),
-            self.base.path().join("ca.pem").display(),
-            local.display(),
-            self.base
-                .path()
-                .join(format!(
-                    "state-{}",
-                    local.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-                ))
-                .display(),
-        )
+    /// A config for one folder against this server: its CA, password file and TLS mode, a
+    /// 20 s timeout, a state dir of the folder's own.
+    pub fn config_yaml(&self, local: &Path, remote: &str) -> ConfigYaml {
+        let path = |name: &str| self.base.path().join(name).display().to_string();
+        let state = format!(
+            "state-{}",
+            local.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+        );
+        ConfigYaml::new(self.port, local, remote)
+            .tls(self.tls)
+            .user(USER)
+            .password_file(&path("password"))
+            .ca_file(&path("ca.pem"))
+            .timeout("20s")
+            .name("f")
+            .state_dir(&path(&state))
+            .retry("{ attempts: 3, initial_backoff: 100ms, max_backoff: 500ms }")
+    }
+
+    pub fn load(&self, yaml: ConfigYaml) -> ftps_sync::config::Config {
+        let text = yaml.render();
+        ftps_sync::config::Config::parse(&text, &self.base_path().join("config.yaml"))
+            .unwrap_or_else(|e| panic!("config: {e}\n{text}"))
     }
 }
 

@@ -10,7 +10,7 @@ use ftps_sync::remote::tls::TlsContext;
 
 use super::report;
 use super::servers::{self, Server};
-use crate::support::{part_files, put, read, tree};
+use crate::support::{assert_holds, part_files, put, read, tree};
 
 async fn pass(config: &Config) -> Report {
     crate::support::pass(config)
@@ -136,14 +136,8 @@ async fn scenarios(server: &Server, tls12: bool) {
         "{} {tag}: edits {r:?}",
         server.name
     );
-    assert_eq!(
-        read(&remote, "plain.txt").as_deref(),
-        Some(&b"plain, edited locally"[..])
-    );
-    assert_eq!(
-        read(&local, "remote only.txt").as_deref(),
-        Some(&b"from the server, edited there"[..])
-    );
+    assert_holds(&remote, "plain.txt", b"plain, edited locally");
+    assert_holds(&local, "remote only.txt", b"from the server, edited there");
 
     // Deletions both ways.
     std::fs::remove_file(local.join("deep/a/b/c.txt")).expect("rm");
