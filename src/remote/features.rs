@@ -111,6 +111,14 @@ mod tests {
         UTF8\r\n XSHA256\r\n211 End";
     const VSFTPD: &str = "211-Features:\r\n AUTH TLS\r\n EPRT\r\n EPSV\r\n MDTM\r\n PASV\r\n PBSZ\r\n \
         PROT\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End";
+    // The feature lines captured from Pure-FTPd 1.0.50 and pyftpdlib 2.2.0 (the interop servers),
+    // between first and last lines as those servers word them.
+    const PURE_FTPD: &str = "211-Extensions supported:\r\n UTF8\r\n EPRT\r\n IDLE\r\n MDTM\r\n SIZE\r\n \
+        MFMT\r\n REST STREAM\r\n MLST type*;size*;sizd*;modify*;UNIX.mode*;UNIX.uid*;UNIX.gid*;unique*;\r\n \
+        MLSD\r\n PRET\r\n AUTH TLS\r\n PBSZ\r\n PROT\r\n TVFS\r\n ESTA\r\n PASV\r\n EPSV\r\n ESTP\r\n211 End.";
+    const PYFTPDLIB: &str = "211-Features supported:\r\n AUTH SSL\r\n AUTH TLS\r\n EPRT\r\n EPSV\r\n MDTM\r\n \
+        MFMT\r\n MLST type*;perm*;size*;modify*;unique*;unix.mode;unix.uid;unix.gid;\r\n PBSZ\r\n PROT\r\n \
+        REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End FEAT.";
 
     #[test]
     fn proftpd_lists_with_mlsd_sets_times_with_mfmt_and_hashes_with_sha256() {
@@ -128,6 +136,18 @@ mod tests {
         assert_eq!(f.mtime(), MtimeSupport::MdtmWrite);
         assert_eq!(f.hash(), None);
         assert!(f.has("epsv"), "names are case-insensitive");
+    }
+
+    #[test]
+    fn pure_ftpd_and_pyftpdlib_list_with_mlsd_set_times_with_mfmt_and_have_no_hash() {
+        for (name, reply) in [("Pure-FTPd", PURE_FTPD), ("pyftpdlib", PYFTPDLIB)] {
+            let f = Features::parse(reply);
+            assert_eq!(f.listing(), ListingMode::Mlsd, "{name}");
+            assert_eq!(f.mtime(), MtimeSupport::Mfmt, "{name}");
+            assert_eq!(f.hash(), None, "{name}");
+            assert_eq!(f.get("REST"), Some("STREAM"), "{name}");
+            assert!(f.has("EPSV"), "{name}");
+        }
     }
 
     #[test]
