@@ -1,18 +1,25 @@
 //! ftps-sync keeps local folders and folders on an FTPS server in sync.
 //!
 //! # Layout
-//! - `config`: the YAML contract, validated.
-//! - `path`: `RelPath`, the only form a path from a listing or scan takes.
-//! - `reconcile`: the pure core: (base, local, remote, policy) -> `Plan`.
-//! - `remote`: FTPS adapter (suppaftp), listing parsers.
-//! - `local`: scan, atomic writes.
-//! - `state`: SQLite store of the last-synced snapshot.
-//! - `engine`: one pass (over the folder, or the paths the watcher saw change): scan + list +
-//!   plan + execute + commit.
-//! - `daemon`: `run`: passes on watcher changes and the poll timer, graceful shutdown.
-//! - `service`: `run` as a systemd unit or a Windows service.
+//! Dependencies point one way: `main` -> `app` -> (`daemon`, `service`, `demo`) -> `engine` ->
+//! (`reconcile`, `remote`, `local`, `state`) -> (`path`, `config`, `error`). Nothing imports
+//! `app`; `reconcile` imports only `path`.
+//! - `app`: one file per command (`sync`, `run`, `check`, `status`, `service`); prints.
 //! - `logging`: where log lines go (stderr, JSON, a daily file) and their colour.
+//! - `daemon`: `serve` (lock, run, drain, stop: `run` and both services) and the per-folder
+//!   loop of passes on watcher changes and the poll timer.
+//! - `service`: `run` as a systemd unit or a Windows service.
 //! - `demo`: embedded loopback FTPS server for `ftps-sync demo` and the tests.
+//! - `engine`: one pass = `prepare` (scan, list, plan: a value, all a dry run needs) +
+//!   `Prepared::execute` (the queue over the pool, each action committed); `sync_all` runs one
+//!   pass per folder. It names no FTPS type: it works through `remote::Remote`.
+//! - `reconcile`: the pure core: (base, local, remote, policy) -> `Plan` or a typed `Refusal`.
+//! - `remote`: `trait Remote` / `Connector`, the pool, the FTPS adapter (suppaftp), listing
+//!   parsers, FEAT reading, TLS policy.
+//! - `local`: scan, atomic writes, the watcher.
+//! - `state`: SQLite store of the last-synced snapshot and pass records, schema versioned.
+//! - `config`: the YAML contract, validated; `path`: `RelPath`; `error`: the error type and
+//!   exit codes.
 
 /// `println!` that ignores a closed stdout (`ftps-sync check | head`) instead of panicking.
 macro_rules! say {

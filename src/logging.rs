@@ -25,6 +25,18 @@ pub fn init_default_logging(level: Option<&str>) {
         .try_init();
 }
 
+/// Plain lines into `file` (daily rotated), before any config is known: where a service with
+/// no console says why its config would not load. Does nothing if the file cannot be opened.
+pub fn init_file_logging(file: &std::path::Path) {
+    if let Ok(writer) = log_file(file) {
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(writer)
+            .try_init();
+    }
+}
+
 pub fn init_logging(config: &Config, level: Option<&str>) -> Result<()> {
     init_subscriber(config, level)?;
     for w in &config.warnings {

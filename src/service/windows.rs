@@ -160,13 +160,7 @@ fn serve(status: &ServiceStatusHandle, stop: CancellationToken) -> Result<()> {
         Ok(c) => c,
         Err(e) => {
             // Said where the user will look, not only as an exit code in the SCM.
-            if let Ok(writer) = crate::logging::log_file(&default_log) {
-                let _ = tracing_subscriber::fmt()
-                    .with_ansi(false)
-                    .with_target(false)
-                    .with_writer(writer)
-                    .try_init();
-            }
+            crate::logging::init_file_logging(&default_log);
             return Err(e);
         }
     };
