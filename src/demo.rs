@@ -291,10 +291,11 @@ pub async fn run_demo() -> Result<u8> {
 async fn sync_all(config: &crate::config::Config) -> Result<()> {
     let folders: Vec<_> = config.folders.iter().collect();
     let cancel = tokio_util::sync::CancellationToken::new();
+    crate::signals::cancel_on_signal(cancel.clone());
     let connector = crate::remote::ftps::FtpsConnector::for_server(&config.server)?;
     crate::engine::sync_all(config, &folders, &connector, &cancel, |outcome| match outcome {
         Ok(report) => say!("{report}"),
-        Err(e) => say!("error: {e}"),
+        Err(e) => eprintln!("error: {e}"),
     })
     .await?;
     Ok(())

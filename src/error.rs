@@ -207,6 +207,14 @@ impl Error {
         }
     }
 
+    /// Why a TLS handshake failed, if this is a TLS failure.
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        match self {
+            Error::Tls { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     pub fn local(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Local { op, path, source }

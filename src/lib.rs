@@ -45,6 +45,7 @@ pub mod path;
 pub mod reconcile;
 pub mod remote;
 pub mod service;
+pub mod signals;
 pub mod state;
 
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -192,11 +192,13 @@ impl State {
             path: path.clone(),
             source,
         };
-        let found: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
-        let found = usize::try_from(found).unwrap_or(usize::MAX);
+        let version = |conn: &Connection| -> Result<usize> {
+            let v: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(err)?;
+            Ok(usize::try_from(v).unwrap_or(usize::MAX))
+        };
+        let found = version(&self.conn)?;
         if found > SCHEMA_VERSION {
             return Err(Error::StateTooNew {
                 path: self.path.clone(),
@@ -204,9 +206,18 @@ impl State {
                 known: SCHEMA_VERSION,
             });
         }
-        for (from, step) in MIGRATIONS.iter().enumerate().skip(found) {
-            let tx = self.conn.transaction().map_err(err)?;
-            tx.execute_batch(step).map_err(err)?;
+        while version(&self.conn)? < SCHEMA_VERSION {
+            // IMMEDIATE: the write lock first, then the version read again, so two processes
+            // opening an old store (a `status` beside a service) never run a step twice.
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err)?;
+            let from = version(&tx)?;
+            if from >= SCHEMA_VERSION {
+                break;
+            }
+            tx.execute_batch(MIGRATIONS[from]).map_err(err)?;
             tx.pragma_update(None, "user_version", (from + 1) as i64)
                 .map_err(err)?;
             tx.commit().map_err(err)?;

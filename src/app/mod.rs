@@ -9,8 +9,6 @@ mod sync;
 
 use std::path::PathBuf;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::cli::{Cli, Command, ConfigArg};
 use crate::config::{self, Config};
 use crate::error::Result;
@@ -72,35 +70,6 @@ fn config_path(arg: &ConfigArg) -> PathBuf {
 
 fn load(arg: &ConfigArg) -> Result<Config> {
     Config::load(&config_path(arg))
-}
-
-/// Cancels `token` on Ctrl-C / SIGTERM.
-fn cancel_on_signal(token: CancellationToken) {
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!("interrupted: stopping after cleaning up");
-        token.cancel();
-    });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// JSON for stdout; a value that will not encode is a bug.

@@ -2,9 +2,9 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::wait_for_signal;
 use crate::config::Config;
 use crate::error::Result;
+use crate::signals::wait_for_signal;
 
 /// Passes at start, on local changes and on the poll timer, until SIGTERM or Ctrl-C. A second
 /// signal exits at once.

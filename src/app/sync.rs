@@ -3,12 +3,13 @@
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{cancel_on_signal, to_json};
+use super::to_json;
 use crate::config::Config;
-use crate::engine::{self, Options, Totals};
+use crate::engine::{self, Issue, Options, Report, Totals};
 use crate::error::{Error, Result};
 use crate::reconcile::{Plan, Refusal};
 use crate::remote::ftps::FtpsConnector;
+use crate::signals::cancel_on_signal;
 
 /// Exit 0 when everything is in sync, 1 when something is left for the user (conflicts,
 /// skips, failures, a refused pass).
@@ -24,7 +25,15 @@ pub async fn sync(config: &Config, only: &[String], json: bool) -> Result<u8> {
     })
     .await?;
     if json {
-        say!("{}", to_json(&passes.reports)?);
+        let reports: Vec<Pass> = passes
+            .reports
+            .iter()
+            .map(|report| Pass {
+                report,
+                dry_run: false,
+            })
+            .collect();
+        say!("{}", to_json(&reports)?);
     }
     Ok(u8::from(passes.unresolved()))
 }
@@ -47,12 +56,22 @@ fn print_refusal(e: &Error) {
     }
 }
 
+/// A dry run's JSON: the plan, and the names found unsafe on the way.
 #[derive(Serialize)]
 struct DryRun<'a> {
     folder: &'a str,
     dry_run: bool,
     plan: &'a Plan,
     totals: &'a Totals,
+    skipped: &'a [Issue],
+}
+
+/// A pass's JSON: the report, marked as no dry run (the key `--json` always had).
+#[derive(Serialize)]
+struct Pass<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    dry_run: bool,
 }
 
 /// The plan of each folder, changing nothing. It takes no lock, so it may look while a
@@ -73,6 +92,7 @@ pub async fn dry_run(config: &Config, only: &[String], json: bool) -> Result<u8>
                         dry_run: true,
                         plan: prepared.plan(),
                         totals: prepared.totals(),
+                        skipped: prepared.skipped(),
                     };
                     plans.push(
                         serde_json::to_value(&plan).map_err(|e| Error::Internal(format!("JSON: {e}")))?,
@@ -81,6 +101,13 @@ pub async fn dry_run(config: &Config, only: &[String], json: bool) -> Result<u8>
                     say!("{} (dry run, nothing changed):", prepared.folder());
                     say!("{}", prepared.plan().to_string().trim_end());
                     say!("  in all: {}", prepared.totals());
+                    for i in prepared.skipped() {
+                        say!("  skipped {}: {}", i.path, i.reason);
+                    }
+                }
+                // Names that cannot be synced are for the user to look at, as in a real pass.
+                if !prepared.skipped().is_empty() {
+                    code = 1;
                 }
                 prepared.close().await;
             }

@@ -49,6 +49,11 @@ impl Prepared {
         &self.totals
     }
 
+    /// Names found on either side that cannot be synced (skipped, reported).
+    pub fn skipped(&self) -> &[Issue] {
+        &self.report.skipped
+    }
+
     pub fn folder(&self) -> &str {
         &self.shared.folder.name
     }

@@ -235,6 +235,7 @@ async fn sync_json_dry_run_and_check_against_a_real_server() {
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(reports[0]["uploaded"], 1);
     assert_eq!(reports[0]["downloaded"], 1);
+    assert_eq!(reports[0]["dry_run"], false, "the key --json always had");
     // Trace-level logs and JSON output never carry the password.
     for text in [
         String::from_utf8_lossy(&out.stdout),
@@ -313,5 +314,44 @@ async fn a_pass_logging_to_a_file_has_no_escape_codes_and_keeps_the_bandwidth_li
     assert_eq!(
         crate::support::read(&h.remote, "big.bin").map(|b| b.len()),
         Some(1024 * 1024)
+    );
+}
+
+/// A dry run reports local names that cannot be synced, as a real pass does, and exits 1 for
+/// them; its JSON carries them too.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reports_names_that_cannot_be_synced() {
+    let h = crate::support::Harness::new().await;
+    crate::support::put(&h.local, "fine.txt", "ok");
+    crate::support::put(&h.local, "back\\slash.txt", "not a portable name");
+    h.config("");
+    let cfg = h.config_path().display().to_string();
+    let dir = h.dir.path().to_owned();
+    let args = |json: bool| {
+        let mut a = vec!["sync".to_owned(), "-c".into(), cfg.clone(), "--dry-run".into()];
+        if json {
+            a.push("--json".into());
+        }
+        a
+    };
+    let out = run_async(args(false), dir.clone()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("skipped ") && stdout.contains("slash.txt"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("upload          fine.txt"), "{stdout}");
+
+    let out = run_async(args(true), dir).await;
+    assert_eq!(out.status.code(), Some(1));
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(plans[0]["dry_run"], true, "{plans}");
+    assert_eq!(plans[0]["skipped"].as_array().map(Vec::len), Some(1), "{plans}");
+    assert_eq!(plans[0]["totals"]["upload"], 1, "{plans}");
+    assert!(
+        crate::support::read(&h.remote, "fine.txt").is_none(),
+        "a dry run changed nothing"
     );
 }

@@ -1,6 +1,5 @@
 //! Certificates are verified; a pin replaces CA checks; nothing falls back to plain FTP.
 
-use ftps_sync::Error;
 use ftps_sync::error::TlsFailure;
 
 use crate::support::{Harness, pass};
@@ -11,16 +10,7 @@ async fn an_untrusted_certificate_is_refused() {
     // No ca_file: the throwaway CA is not among the system roots.
     let config = h.config_yaml().load(&h.config_path());
     let err = pass(&config).await.expect_err("refused");
-    assert!(
-        matches!(
-            err,
-            Error::Tls {
-                kind: TlsFailure::Certificate,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(err.tls_failure(), Some(TlsFailure::Certificate), "{err:?}");
     assert_eq!(err.exit_code(), 3);
     assert!(
         err.to_string().contains(&h.pki.fingerprint),
@@ -47,16 +37,7 @@ async fn a_matching_pin_is_trusted_and_a_wrong_one_refused() {
         .server(&format!("  fingerprint_sha256: \"{wrong}\"\n"))
         .load(&h.config_path());
     let err = pass(&bad).await.expect_err("refused");
-    assert!(
-        matches!(
-            err,
-            Error::Tls {
-                kind: TlsFailure::Certificate,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(err.tls_failure(), Some(TlsFailure::Certificate), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,15 +71,6 @@ async fn implicit_tls_against_an_explicit_server_is_a_garbled_handshake() {
         .tls("implicit")
         .load(&h.config_path());
     let err = pass(&config).await.expect_err("refused");
-    assert!(
-        matches!(
-            err,
-            Error::Tls {
-                kind: TlsFailure::Garbled,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(err.tls_failure(), Some(TlsFailure::Garbled), "{err:?}");
     assert_eq!(err.exit_code(), 3);
 }

@@ -27,6 +27,7 @@ struct Connector {
 
 /// What kind of failure a handshake error is.
 fn classify(e: &std::io::Error) -> TlsFailure {
+    // Garbled: what libunftp's early clear-text answer, or a cut connection, looks like.
     use std::io::ErrorKind;
     match e
         .get_ref()
@@ -36,8 +37,6 @@ fn classify(e: &std::io::Error) -> TlsFailure {
         Some(rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)) => TlsFailure::Certificate,
         Some(
             rustls::Error::InvalidMessage(_)
-            | rustls::Error::DecryptError
-            | rustls::Error::PeerMisbehaved(_)
             | rustls::Error::InappropriateMessage { .. }
             | rustls::Error::InappropriateHandshakeMessage { .. },
         ) => TlsFailure::Garbled,
@@ -217,6 +216,10 @@ impl Ftps {
                             ));
                         }
                         Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(failed(), m)),
+                        // Cut before the handshake (while AUTH TLS was answered).
+                        Ok(Err(FtpError::ConnectionError(io))) => {
+                            return Err(tls_err(classify(&io), io.to_string()));
+                        }
                         Ok(Err(e)) => return Err(tls_err(failed(), e.to_string())),
                         Ok(Ok(s)) => s,
                     }

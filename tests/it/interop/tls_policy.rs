@@ -43,14 +43,9 @@ async fn a_server_refusing_tls_never_sees_the_user_name() {
         return;
     };
     let err = connect(&config(&server, "")).await.err().expect("refused");
-    assert!(
-        matches!(
-            err,
-            Error::Tls {
-                kind: ftps_sync::error::TlsFailure::Refused,
-                ..
-            }
-        ),
+    assert_eq!(
+        err.tls_failure(),
+        Some(ftps_sync::error::TlsFailure::Refused),
         "{err:?}"
     );
     assert!(err.to_string().contains("never falls back"), "{err}");
