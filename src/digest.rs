@@ -19,6 +19,12 @@ impl HashAlgo {
             HashAlgo::Md5 => "MD5",
         }
     }
+
+    pub fn parse(name: &str) -> Option<HashAlgo> {
+        [HashAlgo::Sha256, HashAlgo::Sha1, HashAlgo::Md5]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
 }
 
 pub struct Hashers {

@@ -21,6 +21,16 @@
 //! - `config`: the YAML contract, validated; `path`: `RelPath`; `error`: the error type and
 //!   exit codes.
 
+/// A named point where the crash tests kill the process (`abort`, as `kill -9` would: no
+/// destructor, no flush, no state write) when `FTPS_SYNC_FAILPOINT` is `name` or `name:N` (the
+/// N-th time it is reached). Without the `failpoints` feature it is nothing, name included.
+macro_rules! failpoint {
+    ($name:literal) => {{
+        #[cfg(feature = "failpoints")]
+        $crate::failpoints::hit($name);
+    }};
+}
+
 /// `println!` that ignores a closed stdout (`ftps-sync check | head`) instead of panicking.
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -38,6 +48,8 @@ pub mod demo;
 pub mod digest;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod local;
 pub mod lock;
 pub mod logging;

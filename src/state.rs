@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
 use crate::path::RelPath;
 use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
@@ -46,6 +47,24 @@ CREATE TABLE IF NOT EXISTS partials (
     size INTEGER NOT NULL,
     mtime INTEGER NOT NULL,
     precision TEXT NOT NULL
+);
+",
+    // 1 -> 2: the intent journal (DESIGN.md invariant 2). A row is written, durably, before a
+    // transfer's result becomes visible under its real name, and removed in the transaction
+    // that records the result; the next pass settles what is left.
+    "
+CREATE TABLE intents (
+    path TEXT PRIMARY KEY,
+    op TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    local_size INTEGER NOT NULL,
+    local_mtime INTEGER NOT NULL,
+    local_precision TEXT NOT NULL,
+    remote_size INTEGER NOT NULL,
+    remote_mtime INTEGER NOT NULL,
+    remote_precision TEXT NOT NULL,
+    sha256 TEXT,
+    server_digest TEXT
 );
 ",
 ];
@@ -137,6 +156,36 @@ pub struct LastPass {
     pub result: Option<String>,
     pub last_error: Option<String>,
     pub counts: Option<PassCounts>,
+}
+
+/// What an intent is about to make visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentOp {
+    /// A local part file renamed to the real name.
+    Download,
+    /// A remote part file renamed to the real name.
+    Upload,
+}
+
+impl IntentOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            IntentOp::Download => "down",
+            IntentOp::Upload => "up",
+        }
+    }
+}
+
+/// A change about to become visible, and the base entry to record once it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub path: RelPath,
+    pub op: IntentOp,
+    /// The entry to record when the change is found done. An upload's remote time is not in
+    /// it: the server sets it at the rename.
+    pub entry: BaseEntry,
+    /// The digest the server's hash command can check, when it is not SHA-256.
+    pub server_digest: Option<(HashAlgo, String)>,
 }
 
 /// Which way a part file is being filled.
@@ -341,6 +390,91 @@ impl State {
         Ok(())
     }
 
+    /// Journals `intent` (durably: its own committed transaction) before its change becomes
+    /// visible.
+    pub fn intend(&self, intent: &Intent) -> Result<()> {
+        let e = &intent.entry;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    intent.path.as_str(),
+                    intent.op.as_str(),
+                    if e.kind == Kind::Dir { "dir" } else { "file" },
+                    e.local.size as i64,
+                    e.local.mtime.nanos,
+                    e.local.mtime.precision.as_str(),
+                    e.remote.size as i64,
+                    e.remote.mtime.nanos,
+                    e.remote.mtime.precision.as_str(),
+                    e.sha256,
+                    intent
+                        .server_digest
+                        .as_ref()
+                        .map(|(algo, hex)| format!("{} {hex}", algo.name())),
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The intents a killed pass left open.
+    pub fn intents(&self) -> Result<Vec<Intent>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT path, op, {ENTRY_COLUMNS}, server_digest FROM intents"
+            ))
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    base_entry(r, 2)?,
+                    r.get::<_, Option<String>>(10)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, op, entry, digest) = row.map_err(self.err())?;
+            let op = match op.as_str() {
+                "down" => Some(IntentOp::Download),
+                "up" => Some(IntentOp::Upload),
+                _ => None,
+            };
+            let server_digest = digest.and_then(|d| {
+                let (algo, hex) = d.split_once(' ')?;
+                Some((HashAlgo::parse(algo)?, hex.to_owned()))
+            });
+            // An intent we cannot read is left to the planner: without it the path looks new
+            // (or changed) on one side, which never deletes anything.
+            match (RelPath::new(&path), op, entry) {
+                (Ok(path), Some(op), Some(entry)) => out.push(Intent {
+                    path,
+                    op,
+                    entry,
+                    server_digest,
+                }),
+                _ => tracing::warn!(path, "unreadable intent ignored"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes the intent for `path` in one transaction: records `done` as in sync if the change
+    /// was found made, or only forgets the intent.
+    pub fn settle(&self, path: &RelPath, done: Option<&BaseEntry>) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        if let Some(entry) = done {
+            self.put(path, entry)?;
+        }
+        tx.execute("DELETE FROM intents WHERE path = ?1", params![path.as_str()])
+            .map_err(self.err())?;
+        tx.commit().map_err(self.err())
+    }
+
     /// Records that a pass started.
     pub fn pass_started(&self, at: DateTime<Utc>) -> Result<()> {
         self.set_meta(meta::PASS_START, &at.to_rfc3339())
@@ -422,6 +556,49 @@ mod tests {
         assert_eq!(s.load().unwrap().get(&p), Some(&e));
         s.remove(&p).unwrap();
         assert!(s.load().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_intent_is_journaled_read_back_and_settled_with_its_entry_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path(), "f").unwrap();
+        let entry = BaseEntry {
+            kind: Kind::File,
+            local: Sig {
+                size: 5,
+                mtime: Mtime::new(7, Precision::Nanos),
+            },
+            remote: Sig {
+                size: 5,
+                mtime: Mtime::new(0, Precision::Unconfirmed),
+            },
+            sha256: Some("ab".into()),
+        };
+        let up = Intent {
+            path: RelPath::new("d/up.txt").unwrap(),
+            op: IntentOp::Upload,
+            entry: entry.clone(),
+            server_digest: Some((HashAlgo::Md5, "cd".into())),
+        };
+        let down = Intent {
+            path: RelPath::new("down.txt").unwrap(),
+            op: IntentOp::Download,
+            entry: entry.clone(),
+            server_digest: None,
+        };
+        s.intend(&up).unwrap();
+        s.intend(&down).unwrap();
+        drop(s);
+        let s = State::open(dir.path(), "f").unwrap();
+        let mut open = s.intents().unwrap();
+        open.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(open, vec![up.clone(), down.clone()]);
+        s.settle(&up.path, Some(&entry)).unwrap();
+        s.settle(&down.path, None).unwrap();
+        assert!(s.intents().unwrap().is_empty());
+        let base = s.load().unwrap();
+        assert_eq!(base.get(&up.path), Some(&entry), "done: recorded");
+        assert_eq!(base.get(&down.path), None, "not done: only forgotten");
     }
 
     fn user_version(path: &Path) -> i64 {

@@ -24,11 +24,17 @@ impl Prepared {
             local_parts,
             remote_parts,
             remote_exists,
+            settlements,
             ..
         } = self;
         let sh = Arc::new(shared);
         let result = async {
-            sh.state(|s| s.pass_started(Utc::now()))?;
+            sh.state(|s| {
+                for (path, done) in &settlements {
+                    s.settle(path, done.as_ref())?;
+                }
+                s.pass_started(Utc::now())
+            })?;
             remove_stale_parts(&sh, &local_parts, &remote_parts).await?;
             if !remote_exists && plan.changes().next().is_some() {
                 mkdir_remote_root(&sh).await?;

@@ -16,6 +16,7 @@ mod queue;
 mod report;
 pub mod retry;
 pub mod scope;
+mod settle;
 mod transfer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

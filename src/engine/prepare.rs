@@ -38,6 +38,8 @@ pub struct Prepared {
     /// Our remote part files: (remote path, the path they stand in for).
     pub(super) remote_parts: Vec<(String, RelPath)>,
     pub(super) remote_exists: bool,
+    /// The intents a killed pass left open, settled; recorded when the pass executes.
+    pub(super) settlements: super::settle::Settlements,
 }
 
 impl Prepared {
@@ -90,9 +92,8 @@ pub async fn prepare(
         ));
     }
     let state = State::open(&config.state_dir, &folder.name)?;
-    let base = Arc::new(state.load()?);
+    let mut base = state.load()?;
     let ignore = Ignore::new(&folder.ignore)?;
-    let mut scope = widen(options.scope.clone(), &base, &folder.local);
 
     let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
     let pool = Pool::new(connector.clone(), config.server.connections, limiter);
@@ -103,6 +104,15 @@ pub async fn prepare(
         cancel: cancel.child_token(),
         retries: retries.clone(),
     };
+    // Before anything is planned: what a killed pass made visible is the sync's own work.
+    let intents = state.intents()?;
+    let settlements = match super::settle::settle(&runner(cancel), folder, intents).await {
+        Ok(s) => s,
+        Err(e) => return abandon(&pool, e).await,
+    };
+    super::settle::apply(&mut base, &settlements);
+    let base = Arc::new(base);
+    let mut scope = widen(options.scope.clone(), &base, &folder.local);
     let (scanned, listing) = loop {
         let scanned = scan_local(folder, &ignore, &base, &scope).await?;
         let listing = list_tree(Arc::new(runner(cancel)), folder, &ignore, &scope).await;
@@ -189,6 +199,7 @@ pub async fn prepare(
         local_parts: scanned.part_files,
         remote_parts,
         remote_exists,
+        settlements,
     })
 }
 

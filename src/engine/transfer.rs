@@ -18,7 +18,7 @@ use crate::local::write::{commit, part_path, set_mtime};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
 use crate::remote::Remote;
-use crate::state::Transfer;
+use crate::state::{Intent, IntentOp, Transfer};
 
 /// Files this small are sent again whole rather than resumed: their part files get no state
 /// record, which saves two state-store writes per small file.
@@ -177,15 +177,40 @@ pub(super) async fn upload(
             return Err(e);
         }
     };
-    if let Err(e) = conn.rename(&part, &target).await {
+    // Journaled before the rename (invariant 2); the server's time is known only after it, so
+    // a pass killed in between checks the content (see `settle`).
+    let mut base = BaseEntry {
+        kind: Kind::File,
+        local: local.sig(),
+        remote: Entry::file(total, Mtime::new(0, Precision::Unconfirmed)).sig(),
+        sha256: Some(digests.sha256.clone()),
+    };
+    sh.state(|s| {
+        s.intend(&Intent {
+            path: path.clone(),
+            op: IntentOp::Upload,
+            entry: base.clone(),
+            server_digest: digests.extra.clone(),
+        })
+    })?;
+    failpoint!("upload.intended");
+    let renamed = match conn.rename(&part, &target).await {
         // Some servers refuse to rename over an existing file.
-        if target_exists && matches!(e, Error::Reply { .. }) {
-            conn.remove(&target).await?;
-            conn.rename(&part, &target).await?;
-        } else {
-            return Err(e);
+        Err(Error::Reply { .. }) if target_exists => match conn.remove(&target).await {
+            Ok(()) => conn.rename(&part, &target).await,
+            Err(e) => Err(e),
+        },
+        other => other,
+    };
+    if let Err(e) = renamed {
+        // A refusal leaves the part file in place: not renamed, the intent is closed. A lost
+        // connection may have renamed it: the next pass settles that.
+        if matches!(e, Error::Reply { .. }) {
+            sh.state(|s| s.settle(path, None))?;
         }
+        return Err(e);
     }
+    failpoint!("upload.renamed");
     if resumable(local.size) {
         sh.state(|s| s.end_partial(path))?;
     }
@@ -214,13 +239,8 @@ pub(super) async fn upload(
             format!("sent {total} bytes, the listing says {}", remote.size),
         ));
     }
-    let base = BaseEntry {
-        kind: Kind::File,
-        local: local.sig(),
-        remote: remote.sig(),
-        sha256: Some(digests.sha256),
-    };
-    sh.state(|s| s.put(path, &base))?;
+    base.remote = remote.sig();
+    sh.state(|s| s.settle(path, Some(&base)))?;
     tracing::info!(path = %path, bytes = local.size, "uploaded");
     Ok(Report {
         uploaded: 1,
@@ -292,14 +312,37 @@ pub(super) async fn download(
     check_server_hash(sh, conn, &source, &digests)
         .await
         .map_err(discard)?;
-    // fsync, mtime and the checks before the rename block: keep them off the async workers.
-    let (part2, target2, mtime, expect) = (part.clone(), target.clone(), remote.mtime, expect_local.cloned());
-    let placed = tokio::task::spawn_blocking(move || -> Result<()> {
+    // fsync and mtime block: keep them off the async workers.
+    let (part2, mtime) = (part.clone(), remote.mtime);
+    let finished = tokio::task::spawn_blocking(move || -> Result<std::fs::Metadata> {
         file.sync_all().map_err(Error::local("sync", &part2))?;
         if mtime.precision <= Precision::Minutes && mtime.nanos != 0 {
             let _ = set_mtime(&file, mtime);
         }
-        drop(file);
+        file.metadata().map_err(Error::local("stat", &part2))
+    })
+    .await
+    .map_err(crate::error::join_failed("file"))?
+    .map_err(discard)?;
+    // What the real name will hold, journaled before it does (invariant 2): a pass killed
+    // after the rename finds it done, not a local edit.
+    let base = BaseEntry {
+        kind: Kind::File,
+        local: entry_of(&finished).sig(),
+        remote: remote.sig(),
+        sha256: Some(digests.sha256),
+    };
+    sh.state(|s| {
+        s.intend(&Intent {
+            path: path.clone(),
+            op: IntentOp::Download,
+            entry: base.clone(),
+            server_digest: None,
+        })
+    })?;
+    failpoint!("download.intended");
+    let (part2, target2, expect) = (part.clone(), target.clone(), expect_local.cloned());
+    let placed = tokio::task::spawn_blocking(move || -> Result<()> {
         let current = std::fs::symlink_metadata(&target2).ok().map(|m| entry_of(&m));
         let unchanged = match (&expect, &current) {
             (None, None) => true,
@@ -316,21 +359,19 @@ pub(super) async fn download(
     })
     .await
     .map_err(crate::error::join_failed("file"))?;
-    placed.map_err(|e| match e {
-        Error::Changed { .. } => discard(changed(path, "local")),
-        other => discard(other),
-    })?;
+    if let Err(e) = placed {
+        // Not renamed: the intent is closed before its part file goes (see `settle`).
+        sh.state(|s| s.settle(path, None))?;
+        return Err(match e {
+            Error::Changed { .. } => discard(changed(path, "local")),
+            other => discard(other),
+        });
+    }
+    failpoint!("download.renamed");
     if resumable(remote.size) {
         sh.state(|s| s.end_partial(path))?;
     }
-    let stored = std::fs::metadata(&target).map_err(Error::local("stat", &target))?;
-    let base = BaseEntry {
-        kind: Kind::File,
-        local: entry_of(&stored).sig(),
-        remote: remote.sig(),
-        sha256: Some(digests.sha256),
-    };
-    sh.state(|s| s.put(path, &base))?;
+    sh.state(|s| s.settle(path, Some(&base)))?;
     tracing::info!(path = %path, bytes = remote.size, "downloaded");
     Ok(Report {
         downloaded: 1,

@@ -2,6 +2,8 @@
 //! embedded libunftp server, one per test, random port, throwaway certificate).
 
 mod cli;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod engine;
 mod faults;
 mod interop;

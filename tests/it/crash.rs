@@ -1,0 +1,131 @@
+//! A pass killed (SIGABRT, as `kill -9`: no cleanup, no state write) at a named point of a
+//! transfer, then the next pass: the sync's own writes are never taken for the user's
+//! (DESIGN.md invariant 2). Needs a binary built with `--features failpoints`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{Harness, assert_holds, put, read, tree};
+
+/// `sync` in `dir`, killed at `failpoint` (if any) by the binary itself.
+async fn sync(h: &Harness, failpoint: Option<&str>) -> Output {
+    let cfg = h.config_path().display().to_string();
+    let dir = h.dir.path().to_owned();
+    let failpoint = failpoint.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-sync"));
+        cmd.args(["sync", "-c", &cfg]).current_dir(&dir);
+        match failpoint {
+            Some(f) => cmd.env("FTPS_SYNC_FAILPOINT", f),
+            None => cmd.env_remove("FTPS_SYNC_FAILPOINT"),
+        };
+        cmd.output().expect("run the binary")
+    })
+    .await
+    .expect("join")
+}
+
+fn killed(out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("failpoint"),
+        "the pass was not killed at its failpoint: {stderr}"
+    );
+}
+
+fn exit_0(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn conflict_copies(root: &Path) -> Vec<String> {
+    tree(root)
+        .into_keys()
+        .filter(|k| k.contains(".conflict-"))
+        .collect()
+}
+
+/// Killed after a download reached its real name, before it was recorded; the user then deletes
+/// the file. The deletion must reach the server, not be undone by a second download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_killed_after_its_rename_is_not_downloaded_again_over_a_deletion() {
+    let h = Harness::new().await;
+    // Files in sync first, so that one deletion is no mass deletion.
+    for i in 0..4 {
+        put(&h.local, &format!("keep{i}.txt"), "in sync");
+    }
+    h.config("");
+    exit_0(&sync(&h, None).await);
+    put(&h.remote, "news.txt", "from the server");
+    killed(&sync(&h, Some("download.renamed")).await);
+    assert_holds(&h.local, "news.txt", b"from the server");
+
+    std::fs::remove_file(h.local.join("news.txt")).expect("the user deletes it");
+    exit_0(&sync(&h, None).await);
+    assert!(read(&h.local, "news.txt").is_none(), "the deletion was undone");
+    assert!(
+        read(&h.remote, "news.txt").is_none(),
+        "the deletion did not reach the server"
+    );
+    assert_eq!(tree(&h.local), tree(&h.remote));
+}
+
+/// Killed after an upload reached its real name on the server, before it was recorded; the
+/// user then edits the file. The edit is an edit, not a conflict with the sync's own upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_killed_after_its_rename_makes_no_false_conflict_with_the_next_edit() {
+    let h = Harness::new().await;
+    put(&h.local, "doc.txt", "first version");
+    h.config("");
+    killed(&sync(&h, Some("upload.renamed")).await);
+    assert_holds(&h.remote, "doc.txt", b"first version");
+
+    put(&h.local, "doc.txt", "the user's second version, longer");
+    exit_0(&sync(&h, None).await);
+    assert_holds(&h.remote, "doc.txt", b"the user's second version, longer");
+    assert!(conflict_copies(&h.local).is_empty() && conflict_copies(&h.remote).is_empty());
+    assert_eq!(tree(&h.local), tree(&h.remote));
+}
+
+/// Killed after a download reached its real name; the server's copy is then edited. The edit
+/// comes down as an edit: no conflict copy holding the sync's own download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_killed_after_its_rename_takes_the_next_server_edit_as_an_edit() {
+    let h = Harness::new().await;
+    put(&h.remote, "plan.txt", "v1");
+    h.config("");
+    killed(&sync(&h, Some("download.renamed")).await);
+    assert_holds(&h.local, "plan.txt", b"v1");
+
+    put(&h.remote, "plan.txt", "v2 from the server, longer");
+    exit_0(&sync(&h, None).await);
+    assert_holds(&h.local, "plan.txt", b"v2 from the server, longer");
+    assert!(conflict_copies(&h.local).is_empty() && conflict_copies(&h.remote).is_empty());
+}
+
+/// Killed after the intent was journaled but before the rename: nothing under the real name,
+/// and the next pass simply does the transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_killed_before_its_rename_is_done_again_by_the_next_pass() {
+    for point in ["download.intended", "upload.intended"] {
+        let h = Harness::new().await;
+        put(&h.remote, "down.txt", "down");
+        put(&h.local, "up.txt", "up");
+        h.config("");
+        killed(&sync(&h, Some(point)).await);
+        exit_0(&sync(&h, None).await);
+        assert_holds(&h.local, "down.txt", b"down");
+        assert_holds(&h.remote, "up.txt", b"up");
+        assert!(conflict_copies(&h.local).is_empty(), "{point}");
+        assert!(crate::support::part_files(&h.local).is_empty(), "{point}");
+        assert!(crate::support::part_files(&h.remote).is_empty(), "{point}");
+        // And a further pass moves nothing.
+        let again = sync(&h, None).await;
+        exit_0(&again);
+    }
+}
