@@ -16,7 +16,7 @@ mod paths;
 mod raw;
 mod validate;
 
-pub use crate::reconcile::policy::{ConflictPolicy, Direction};
+pub use crate::reconcile::policy::{ConflictPolicy, Direction, FirstSync};
 pub use paths::{default_config_path, platform_data_dir};
 use raw::RawConfig;
 use validate::Validator;
@@ -68,6 +68,7 @@ pub struct Folder {
     pub conflict: ConflictPolicy,
     pub ignore: Vec<String>,
     pub max_delete_percent: u8,
+    pub first_sync: FirstSync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ConflictPolicy, Direction, LogFormat, TlsMode, Verify};
+use super::{ConflictPolicy, Direction, FirstSync, LogFormat, TlsMode, Verify};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +54,7 @@ pub(super) struct RawFolder {
     #[serde(default)]
     pub(super) ignore: Vec<String>,
     pub(super) max_delete_percent: Option<u8>,
+    pub(super) first_sync: Option<FirstSync>,
 }
 
 #[derive(Deserialize)]

@@ -297,6 +297,7 @@ impl Validator<'_> {
             conflict: f.conflict.unwrap_or(ConflictPolicy::KeepBoth),
             ignore: f.ignore,
             max_delete_percent,
+            first_sync: f.first_sync.unwrap_or_default(),
         })
     }
 }

@@ -233,6 +233,7 @@ pub(crate) fn policy_of(folder: &Folder) -> Policy {
         delete: folder.delete,
         conflict: folder.conflict,
         max_delete_percent: folder.max_delete_percent,
+        first_sync: folder.first_sync,
         case_insensitive: cfg!(any(windows, target_os = "macos")),
     }
 }

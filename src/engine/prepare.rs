@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Issue, Options, Report, Runner, Scope, Shared, Totals, listed_entry, policy_of, retrying};
 use crate::config::{Config, Folder};
+use crate::digest::HashAlgo;
 use crate::error::{Error, Result, join_failed};
 use crate::local::is_part_name;
-use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees, sha256_file};
+use crate::local::scan::{Ignore, ScanReport, digest_file, scan, scan_subtrees, sha256_file};
 use crate::path::RelPath;
-use crate::reconcile::{self, Base, Kind, Part, Plan, Refusal, Side, Snapshot};
+use crate::reconcile::{self, Base, Kind, Part, Plan, Policy, Refusal, Side, Snapshot};
 use crate::remote::Connector;
 use crate::remote::limit::RateLimiter;
 use crate::remote::listing::{Listed, ListedKind};
@@ -179,10 +180,10 @@ pub async fn prepare(
             Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX) - d.as_nanos().min(i64::MAX as u128) as i64
         }),
     };
-    if let Err(e) = fill_first_sync_digests(&mut shared, &base).await {
+    let policy = policy_of(folder);
+    if let Err(e) = fill_digests(&mut shared, &base, &policy).await {
         return abandon(&pool, e).await;
     }
-    let policy = policy_of(folder);
     let plan = match reconcile::plan_part(&base, &shared.local, &shared.remote, &policy, Utc::now(), part) {
         Ok(plan) => plan,
         Err(refusal) => return abandon(&pool, refused(folder, refusal)).await,
@@ -343,25 +344,45 @@ async fn list_tree(
     Ok(Some(tree))
 }
 
-/// On a first sync, a file on both sides with the same size but different times may still
-/// be the same file: compare digests rather than make a needless conflict copy.
-async fn fill_first_sync_digests(sh: &mut Shared, base: &Base) -> Result<()> {
-    let candidates: Vec<RelPath> =
-        sh.local
-            .iter()
-            .filter(|(p, l)| {
-                l.kind == Kind::File
-                    && !base.contains_key(*p)
-                    && sh.remote.get(*p).is_some_and(|r| {
-                        r.kind == Kind::File && r.size == l.size && !r.mtime.same_as(&l.mtime)
-                    })
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
+/// Finds the digests `reconcile::same_content` needs (DESIGN.md invariant 3): for a file of
+/// the same size on both sides that changed on both since the base, or that is new on both and
+/// cannot be judged by its times. The local file is read; the server's hash is used when it
+/// offers one (compared with the same digest of the local file), else the file is read back.
+async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<()> {
+    let candidates: Vec<RelPath> = sh
+        .local
+        .iter()
+        .filter(|(p, l)| {
+            sh.remote
+                .get(*p)
+                .is_some_and(|r| reconcile::needs_digests(base.get(*p), l, r, policy))
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
     for path in candidates {
-        let local = sha256_file(&path.to_local(&sh.folder.local))?;
+        let local_path = path.to_local(&sh.folder.local);
         let remote_path = sh.remote_path(&path);
-        let remote = retrying!(&sh.run, &remote_path, |c| super::remote_sha256(c, &remote_path))?;
+        let server = retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))?;
+        let (local, remote) = match server {
+            Some((HashAlgo::Sha256, theirs)) => (sha256_file(&local_path)?, theirs),
+            Some((algo, theirs)) => {
+                let ours = digest_file(&local_path, Some(algo))?;
+                let local = ours.sha256.clone();
+                // The server's digest is trusted: equal, the contents are; else they differ,
+                // whatever the SHA-256 of the server's copy (never read) would be.
+                let same = ours.get(algo) == Some(theirs.as_str());
+                let remote = if same {
+                    local.clone()
+                } else {
+                    format!("{}:{theirs}", algo.name())
+                };
+                (local, remote)
+            }
+            None => (
+                sha256_file(&local_path)?,
+                retrying!(&sh.run, &remote_path, |c| super::remote_sha256(c, &remote_path))?,
+            ),
+        };
         if let Some(e) = sh.local.get_mut(&path) {
             e.sha256 = Some(local);
         }

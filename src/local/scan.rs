@@ -73,17 +73,21 @@ pub fn entry_of(meta: &fs::Metadata) -> Entry {
 
 /// SHA-256 of a local file, lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
+    Ok(digest_file(path, None)?.sha256)
+}
+
+/// The SHA-256 of a local file, and `also` (a server's hash algorithm) alongside.
+pub fn digest_file(path: &Path, also: Option<crate::digest::HashAlgo>) -> Result<crate::digest::Digests> {
     let mut f = fs::File::open(path).map_err(Error::local("read", path))?;
-    let mut h = Hashers::new(None);
+    let mut h = Hashers::new(also);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf).map_err(Error::local("read", path))?;
         if n == 0 {
-            break;
+            return Ok(h.finish());
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finish().sha256)
 }
 
 /// What a scan found besides the snapshot.

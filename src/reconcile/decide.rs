@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::plan::{Action, Side};
-use super::policy::{ConflictPolicy, Direction, Policy};
-use super::snapshot::{Base, BaseEntry, Entry, Kind, Snapshot};
+use super::policy::{ConflictPolicy, Direction, FirstSync, Policy};
+use super::snapshot::{Base, BaseEntry, Entry, Kind, Precision, Snapshot};
 use crate::path::RelPath;
 
 /// How one side moved since the base.
@@ -53,15 +53,42 @@ pub fn remote_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
     })
 }
 
-/// Whether two files have the same content as far as we can tell without transferring them:
-/// equal size, and equal digests when both are known, else equal mtimes.
-pub fn same_content(local: &Entry, remote: &Entry) -> bool {
+/// Whether the two times agree to the second, both sides giving the time to the second or
+/// better.
+fn times_agree(local: &Entry, remote: &Entry) -> bool {
+    local.mtime.precision <= Precision::Seconds
+        && remote.mtime.precision <= Precision::Seconds
+        && local.mtime.same_as(&remote.mtime)
+}
+
+/// Whether a file on both sides is the same on both (DESIGN.md invariant 3). After a change on
+/// both sides since the base, only equal digests say so: size and time come from two clocks. On
+/// a first sync (no base), `first_sync: size-and-time` also takes equal size and times that
+/// agree to the second.
+pub fn same_content(base: Option<&BaseEntry>, local: &Entry, remote: &Entry, policy: &Policy) -> bool {
     if local.size != remote.size {
         return false;
     }
     match (&local.sha256, &remote.sha256) {
         (Some(a), Some(b)) => a == b,
-        _ => local.mtime.same_as(&remote.mtime),
+        _ => base.is_none() && policy.first_sync == FirstSync::SizeAndTime && times_agree(local, remote),
+    }
+}
+
+/// Whether `same_content` needs the digests of both sides, which the engine then finds (the
+/// local file read, the server's hash or the file read back) before planning.
+pub fn needs_digests(base: Option<&BaseEntry>, local: &Entry, remote: &Entry, policy: &Policy) -> bool {
+    let both_files = local.kind == Kind::File && remote.kind == Kind::File;
+    let known = local.sha256.is_some() && remote.sha256.is_some();
+    if !both_files || known || local.size != remote.size {
+        return false;
+    }
+    match base {
+        None => policy.first_sync == FirstSync::CompareContent || !times_agree(local, remote),
+        Some(_) => {
+            local_change(base, Some(local)) == Change::Modified
+                && remote_change(base, Some(remote)) == Change::Modified
+        }
     }
 }
 
@@ -124,7 +151,7 @@ pub fn decide_file(
         (Deleted, Deleted) => Some(Action::Forget { path: path.clone() }),
         (New, New) | (Modified, Modified) => {
             let (l, r) = (local?, remote?);
-            if same_content(l, r) {
+            if same_content(base, l, r, p) {
                 Some(Action::Adopt { path: path.clone() })
             } else {
                 Some(conflict(ctx, path, l, r))

@@ -13,14 +13,14 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-pub use decide::{Change, is_conflict_copy, local_change, remote_change, same_content};
+pub use decide::{Change, is_conflict_copy, local_change, needs_digests, remote_change, same_content};
 pub use guard::{Part, Refusal};
 pub use plan::{Action, Plan, Side};
 pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};
 
 use crate::path::RelPath;
 use decide::Ctx;
-pub use policy::{ConflictPolicy, Direction, Policy};
+pub use policy::{ConflictPolicy, Direction, FirstSync, Policy};
 
 /// Plans one pass. `Err` is a refusal (a guard fired): nothing is to be done.
 pub fn plan(

@@ -22,6 +22,18 @@ pub enum ConflictPolicy {
     Remote,
 }
 
+/// When a file is on both sides and in no base (a first sync), what makes the two the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirstSync {
+    /// Equal size and the same time to the second, where both sides give the time to the
+    /// second or better; else their contents are compared.
+    #[default]
+    SizeAndTime,
+    /// Their contents, always.
+    CompareContent,
+}
+
 /// Everything of a folder's config that the planner looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -29,6 +41,7 @@ pub struct Policy {
     pub delete: bool,
     pub conflict: ConflictPolicy,
     pub max_delete_percent: u8,
+    pub first_sync: FirstSync,
     /// The local filesystem cannot hold two names that differ only by case (Windows, macOS).
     pub case_insensitive: bool,
 }

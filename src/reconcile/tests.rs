@@ -17,6 +17,7 @@ fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
         delete: true,
         conflict,
         max_delete_percent: 100,
+        first_sync: FirstSync::SizeAndTime,
         case_insensitive: false,
     }
 }
@@ -172,6 +173,31 @@ fn mass_delete_and_empty_root_are_refused() {
             synced_files: 10
         })
     );
+}
+
+#[test]
+fn digests_are_needed_only_where_size_and_time_cannot_decide() {
+    let pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+    let compare = Policy {
+        first_sync: FirstSync::CompareContent,
+        ..pol
+    };
+    let f = |size, secs: i64, precision| Entry::file(size, Mtime::new(secs * 1_000_000_000, precision));
+    let base = base_of(&[("a", 1)]);
+    let b = base.get(&rp("a"));
+    let (l, r) = (f(9, 5000, Precision::Nanos), f(9, 5000, Precision::Seconds));
+    // Changed on both sides (a base), same size: always, whatever the times.
+    assert!(needs_digests(b, &l, &r, &pol));
+    // Different sizes: different files, no digest needed.
+    assert!(!needs_digests(b, &l, &f(8, 5000, Precision::Seconds), &pol));
+    // Known digests: nothing to find.
+    let (ld, rd) = (l.clone().with_sha256("x"), r.clone().with_sha256("y"));
+    assert!(!needs_digests(b, &ld, &rd, &pol));
+    // First sync: times that agree to the second decide under size-and-time only.
+    assert!(!needs_digests(None, &l, &r, &pol));
+    assert!(needs_digests(None, &l, &r, &compare));
+    // ... and times known only to the minute never decide.
+    assert!(needs_digests(None, &l, &f(9, 5000, Precision::Minutes), &pol));
 }
 
 #[test]

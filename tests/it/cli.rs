@@ -165,6 +165,7 @@ fn example_config_documents_every_key_and_loads() {
         "conflict:",
         "ignore:",
         "max_delete_percent:",
+        "first_sync:",
         "state_dir:",
         "poll_interval:",
         "debounce:",

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::TimeZone;
-use ftps_sync::config::{ConflictPolicy, Direction};
+use ftps_sync::config::{ConflictPolicy, Direction, FirstSync};
 use ftps_sync::path::RelPath;
 use ftps_sync::reconcile::{self, Base, BaseEntry, Entry, Mtime, Policy, Precision, Snapshot};
 use serde::Deserialize;
@@ -38,6 +38,8 @@ struct PolicySpec {
     delete: bool,
     #[serde(default = "keep_both")]
     conflict: ConflictPolicy,
+    #[serde(default)]
+    first_sync: FirstSync,
     #[serde(default = "fifty")]
     max_delete_percent: u8,
 }
@@ -49,6 +51,7 @@ impl Default for PolicySpec {
             delete: true,
             conflict: keep_both(),
             max_delete_percent: 50,
+            first_sync: FirstSync::default(),
         }
     }
 }
@@ -126,6 +129,7 @@ fn golden_scenarios() {
             delete: s.policy.delete,
             conflict: s.policy.conflict,
             max_delete_percent: s.policy.max_delete_percent,
+            first_sync: s.policy.first_sync,
             case_insensitive: false,
         };
         let base: Base = snapshot(&s.base)
