@@ -119,4 +119,6 @@ fn case_twins<'a>(paths: &BTreeSet<&'a RelPath>) -> BTreeSet<&'a RelPath> {
 }
 
 #[cfg(test)]
+mod realistic;
+#[cfg(test)]
 mod tests;

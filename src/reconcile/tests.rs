@@ -369,7 +369,10 @@ fn world() -> impl Strategy<Value = World> {
     })
 }
 
+// Case counts: with `realistic`, at least 100,000 planner cases per run (issue 12).
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
     #[test]
     fn a_second_plan_after_the_first_is_empty(w in world()) {
         let pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
@@ -471,6 +474,8 @@ fn within<V: Clone>(map: &BTreeMap<RelPath, V>, d: &RelPath) -> BTreeMap<RelPath
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
     /// A pass over the subtree `d` plans what a whole-folder pass plans, when everything
     /// outside `d` is in sync: watcher-driven passes are never less careful than full ones.
     #[test]
