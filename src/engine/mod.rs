@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     /// Uploads whose remote time we set but have not seen listed (LIST servers): confirmed
     /// with one listing per directory after the transfers.
     pub unconfirmed: Mutex<Vec<RelPath>>,
+    /// Paths whose intent this pass journaled and has not closed yet (see `close_open_intent`).
+    pub open_intents: Mutex<std::collections::HashMap<RelPath, crate::state::Intent>>,
     /// The local root with its symlinks resolved, to check writes stay inside it.
     pub local_real: std::path::PathBuf,
     /// Local files with an mtime after this (nanoseconds) are left for a later pass.
@@ -66,6 +68,47 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn remote_path(&self, p: &RelPath) -> String {
         p.to_remote(&self.folder.remote)
+    }
+
+    /// Journals an intent (see `state::Intent`) before its change becomes visible.
+    pub fn intend(&self, intent: &crate::state::Intent) -> Result<()> {
+        self.state(|s| s.intend(intent))?;
+        if let Ok(mut open) = self.open_intents.lock() {
+            open.insert(intent.path.clone(), intent.clone());
+        }
+        Ok(())
+    }
+
+    /// Closes the intent for `path`: `done` recorded, or only forgotten.
+    pub fn settle(&self, path: &RelPath, done: Option<&crate::reconcile::BaseEntry>) -> Result<()> {
+        self.state(|s| s.settle(path, done))?;
+        if let Ok(mut open) = self.open_intents.lock() {
+            open.remove(path);
+        }
+        Ok(())
+    }
+
+    /// Before a transfer makes, replaces or removes a part file: an intent a failed attempt of
+    /// this pass left open (a connection lost around the rename) is settled first, as the next
+    /// pass would (see `settle`), since settlement tells a rename by its part file being gone.
+    /// If it was renamed, the plan's view of the target is out of date and the attempt stops
+    /// with `Changed`; the next pass plans from the recorded entry.
+    pub async fn settle_open_intent(&self, conn: &mut dyn Remote, path: &RelPath) -> Result<()> {
+        let open = self.open_intents.lock().ok().and_then(|o| o.get(path).cloned());
+        if let Some(intent) = open {
+            let done = settle::settle_one(conn, &self.folder, &intent).await?;
+            self.settle(path, done.as_ref())?;
+            if done.is_some() {
+                return Err(Error::Changed {
+                    path: path.to_string(),
+                    side: match intent.op {
+                        crate::state::IntentOp::Upload => "remote",
+                        crate::state::IntentOp::Download => "local",
+                    },
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Runs `f` on the state store (one short transaction, no await inside).

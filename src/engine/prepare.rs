@@ -175,6 +175,7 @@ pub async fn prepare(
         state: Mutex::new(state),
         run: runner(cancel),
         unconfirmed: Mutex::new(Vec::new()),
+        open_intents: Mutex::new(Default::default()),
         local_real,
         settled_before: options.settle.map(|d| {
             Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX) - d.as_nanos().min(i64::MAX as u128) as i64
@@ -348,6 +349,7 @@ async fn list_tree(
 /// the same size on both sides that changed on both since the base, or that is new on both and
 /// cannot be judged by its times. The local file is read; the server's hash is used when it
 /// offers one (compared with the same digest of the local file), else the file is read back.
+/// Also the server's copy of an upload whose time was never confirmed (`needs_remote_digest`).
 async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<()> {
     let candidates: Vec<RelPath> = sh
         .local
@@ -388,6 +390,19 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
         }
         if let Some(e) = sh.remote.get_mut(&path) {
             e.sha256 = Some(remote);
+        }
+    }
+    let unconfirmed: Vec<RelPath> = sh
+        .remote
+        .iter()
+        .filter(|(p, r)| reconcile::needs_remote_digest(base.get(*p), r))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for path in unconfirmed {
+        let remote_path = sh.remote_path(&path);
+        let digest = retrying!(&sh.run, &remote_path, |c| super::remote_sha256(c, &remote_path))?;
+        if let Some(e) = sh.remote.get_mut(&path) {
+            e.sha256 = Some(digest);
         }
     }
     Ok(())

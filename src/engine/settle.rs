@@ -22,17 +22,24 @@ pub(super) type Settlements = Vec<(RelPath, Option<BaseEntry>)>;
 pub(super) async fn settle(run: &Runner, folder: &Folder, intents: Vec<Intent>) -> Result<Settlements> {
     let mut out = Vec::with_capacity(intents.len());
     for intent in intents {
-        let done = match intent.op {
-            IntentOp::Download => local_done(folder, &intent),
-            IntentOp::Upload => {
-                let target = intent.path.to_remote(&folder.remote);
-                retrying!(run, &target, |c| remote_done(c, folder, &intent))?
-            }
-        };
+        let target = intent.path.to_remote(&folder.remote);
+        let done = retrying!(run, &target, |c| settle_one(c, folder, &intent))?;
         tracing::debug!(path = %intent.path, done = done.is_some(), "settled an intent a killed pass left open");
         out.push((intent.path, done));
     }
     Ok(out)
+}
+
+/// Whether one intent was carried out: the entry to record, or `None`.
+pub(super) async fn settle_one(
+    conn: &mut dyn Remote,
+    folder: &Folder,
+    intent: &Intent,
+) -> Result<Option<BaseEntry>> {
+    match intent.op {
+        IntentOp::Download => Ok(local_done(folder, intent)),
+        IntentOp::Upload => remote_done(conn, folder, intent).await,
+    }
 }
 
 /// Applies settlements to the base a pass plans from (the state store gets them when the pass

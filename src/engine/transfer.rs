@@ -105,6 +105,7 @@ pub(super) async fn upload(
     local: &Entry,
     expect_remote: Option<&Entry>,
 ) -> Result<Report> {
+    sh.settle_open_intent(conn, path).await?;
     let local_path = path.to_local(&sh.folder.local);
     let target = sh.remote_path(path);
     let part = sh.remote_path(&path.with_name(&part_name(path.name()))?);
@@ -185,13 +186,11 @@ pub(super) async fn upload(
         remote: Entry::file(total, Mtime::new(0, Precision::Unconfirmed)).sig(),
         sha256: Some(digests.sha256.clone()),
     };
-    sh.state(|s| {
-        s.intend(&Intent {
-            path: path.clone(),
-            op: IntentOp::Upload,
-            entry: base.clone(),
-            server_digest: digests.extra.clone(),
-        })
+    sh.intend(&Intent {
+        path: path.clone(),
+        op: IntentOp::Upload,
+        entry: base.clone(),
+        server_digest: digests.extra.clone(),
     })?;
     failpoint!("upload.intended");
     let renamed = match conn.rename(&part, &target).await {
@@ -206,7 +205,7 @@ pub(super) async fn upload(
         // A refusal leaves the part file in place: not renamed, the intent is closed. A lost
         // connection may have renamed it: the next pass settles that.
         if matches!(e, Error::Reply { .. }) {
-            sh.state(|s| s.settle(path, None))?;
+            sh.settle(path, None)?;
         }
         return Err(e);
     }
@@ -240,7 +239,7 @@ pub(super) async fn upload(
         ));
     }
     base.remote = remote.sig();
-    sh.state(|s| s.settle(path, Some(&base)))?;
+    sh.settle(path, Some(&base))?;
     tracing::info!(path = %path, bytes = local.size, "uploaded");
     Ok(Report {
         uploaded: 1,
@@ -260,6 +259,7 @@ pub(super) async fn download(
     remote: &Entry,
     expect_local: Option<&Entry>,
 ) -> Result<Report> {
+    sh.settle_open_intent(conn, path).await?;
     let source = sh.remote_path(path);
     let target = path.to_local(&sh.folder.local);
     check_inside(&sh.local_real, &target)?;
@@ -332,13 +332,11 @@ pub(super) async fn download(
         remote: remote.sig(),
         sha256: Some(digests.sha256),
     };
-    sh.state(|s| {
-        s.intend(&Intent {
-            path: path.clone(),
-            op: IntentOp::Download,
-            entry: base.clone(),
-            server_digest: None,
-        })
+    sh.intend(&Intent {
+        path: path.clone(),
+        op: IntentOp::Download,
+        entry: base.clone(),
+        server_digest: None,
     })?;
     failpoint!("download.intended");
     let (part2, target2, expect) = (part.clone(), target.clone(), expect_local.cloned());
@@ -361,7 +359,7 @@ pub(super) async fn download(
     .map_err(crate::error::join_failed("file"))?;
     if let Err(e) = placed {
         // Not renamed: the intent is closed before its part file goes (see `settle`).
-        sh.state(|s| s.settle(path, None))?;
+        sh.settle(path, None)?;
         return Err(match e {
             Error::Changed { .. } => discard(changed(path, "local")),
             other => discard(other),
@@ -371,7 +369,7 @@ pub(super) async fn download(
     if resumable(remote.size) {
         sh.state(|s| s.end_partial(path))?;
     }
-    sh.state(|s| s.settle(path, Some(&base)))?;
+    sh.settle(path, Some(&base))?;
     tracing::info!(path = %path, bytes = remote.size, "downloaded");
     Ok(Report {
         downloaded: 1,

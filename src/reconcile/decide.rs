@@ -49,8 +49,29 @@ pub fn local_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
 /// time, at the coarser precision of the two (DESIGN.md invariant 7).
 pub fn remote_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
     change(base, now, |b, e| {
-        e.size != b.remote.size || !e.mtime.same_as(&b.remote.mtime)
+        if e.size != b.remote.size {
+            return true;
+        }
+        if b.remote.mtime.precision == Precision::Unconfirmed {
+            // The time set after an upload was never seen listed (a pass cut before its
+            // confirming listing): a same-size edit since would look the same, so only the
+            // bytes tell, when the engine found them (`needs_remote_digest`).
+            return e.sha256.is_some();
+        }
+        !e.mtime.same_as(&b.remote.mtime)
     })
+}
+
+/// Whether the engine must find the digest of the server's copy before planning: the base
+/// holds an upload whose time was never confirmed and the size still matches.
+pub fn needs_remote_digest(base: Option<&BaseEntry>, remote: &Entry) -> bool {
+    base.is_some_and(|b| {
+        b.kind == Kind::File
+            && b.remote.mtime.precision == Precision::Unconfirmed
+            && b.remote.size == remote.size
+            && b.sha256.is_some()
+    }) && remote.kind == Kind::File
+        && remote.sha256.is_none()
 }
 
 /// Whether the two times agree to the second, both sides giving the time to the second or

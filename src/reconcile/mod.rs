@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-pub use decide::{Change, is_conflict_copy, local_change, needs_digests, remote_change, same_content};
+pub use decide::{
+    Change, is_conflict_copy, local_change, needs_digests, needs_remote_digest, remote_change, same_content,
+};
 pub use guard::{Part, Refusal};
 pub use plan::{Action, Plan, Side};
 pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};

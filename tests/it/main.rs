@@ -10,5 +10,6 @@ mod interop;
 mod packaging;
 mod scenarios;
 mod service;
+mod sim;
 mod support;
 mod tls;

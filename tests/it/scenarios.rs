@@ -76,6 +76,7 @@ fn entry(spec: &str) -> Entry {
     let (spec, precision) = match spec.split_once('~') {
         Some((s, "minutes")) => (s, Precision::Minutes),
         Some((s, "days")) => (s, Precision::Days),
+        Some((s, "unconfirmed")) => (s, Precision::Unconfirmed),
         Some((_, p)) => panic!("unknown precision {p}"),
         None => (spec, Precision::Seconds),
     };

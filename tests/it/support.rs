@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ftps_sync::config::Config;
 use ftps_sync::demo::{EmbeddedServer, ServerTls, TestPki, serve};
 use ftps_sync::engine::{self, Options, Report};
+use ftps_sync::remote::Connector;
 use ftps_sync::remote::ftps::FtpsConnector;
 use tokio_util::sync::CancellationToken;
 
@@ -232,6 +234,28 @@ pub async fn pass_with(
 ) -> ftps_sync::Result<Report> {
     let connector = FtpsConnector::for_server(&config.server)?;
     engine::sync_folder(config, &config.folders[0], &connector, options, cancel).await
+}
+
+/// One whole pass over the config's first folder through `connector` (one kept across passes,
+/// as a run keeps it; or a simulated server).
+pub async fn pass_on(config: &Config, connector: &Arc<dyn Connector>) -> ftps_sync::Result<Report> {
+    let never = CancellationToken::new();
+    engine::sync_folder(config, &config.folders[0], connector, Options::default(), &never).await
+}
+
+/// xorshift64*: seeded randomness for the crash matrix and the simulation, replayable.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
 }
 
 pub fn put(root: &Path, rel: &str, content: impl AsRef<[u8]>) {

@@ -14,22 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::servers::{self, Server};
-use crate::support::{put, tree};
-
-/// xorshift64*: enough randomness for kill times and edits, replayable from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use crate::support::{Rng, put, tree};
 
 /// What a path is for: who may change it, so that no path is changed on both sides.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -2,12 +2,11 @@
 //! (a firewall or NAT helper that knows only PASV): the pass falls back to PASV without a
 //! retry, still connecting to the control connection's peer, and remembers it for the run.
 
-use ftps_sync::engine::{self, Options, Report};
+use ftps_sync::engine::Report;
 use ftps_sync::remote::ftps::FtpsConnector;
-use tokio_util::sync::CancellationToken;
 
 use super::servers::{self, Server};
-use crate::support::{assert_holds, put};
+use crate::support::{assert_holds, pass_on, put};
 
 /// Two passes of one run (one `TlsContext`, as `sync` and `run` have), each moving files both
 /// ways; returns their reports.
@@ -21,17 +20,7 @@ async fn two_passes(server: &Server, timeout: &str) -> (Report, Report) {
     let cfg = server.load(server.config_yaml(&local, "/sync").timeout(timeout));
     // One connector for both passes: what the first learns of the server, the second keeps.
     let connector = FtpsConnector::for_server(&cfg.server).expect("tls");
-    let pass = || async {
-        engine::sync_folder(
-            &cfg,
-            &cfg.folders[0],
-            &connector,
-            Options::default(),
-            &CancellationToken::new(),
-        )
-        .await
-        .expect("the pass completes")
-    };
+    let pass = || async { pass_on(&cfg, &connector).await.expect("the pass completes") };
     let first = pass().await;
     assert_holds(&local, "down.txt", b"down");
     assert_holds(&server.data, "sync/d1/up7.txt", b"up 7");
