@@ -354,3 +354,41 @@ async fn seeded_histories_lose_nothing() {
         .as_bytes(),
     );
 }
+
+/// Found by the simulation: a rename refused (so the target is removed first, as for servers
+/// that will not rename over a file), then the connection lost before the second rename; the
+/// retry finds the target gone, stops, and removes its part file. The intent of the first
+/// attempt must not read as renamed later: the next pass uploads the edit, it does not delete it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_rename_after_a_refused_one_never_deletes_the_edit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("password"), "pw").expect("password");
+    let local = dir.path().join("local");
+    std::fs::create_dir_all(&local).expect("mkdir");
+    let behaviour = Behaviour {
+        list_only: false,
+        hash: false,
+        fault_per_mille: 0,
+    };
+    let sim = SimServer::new(behaviour, 1, ROOT);
+    let connector: Arc<dyn Connector> = Arc::new(SimConnector(sim.clone()));
+    let config = config(&local, dir.path());
+    std::fs::write(local.join("keep"), "keep").expect("write");
+    std::fs::write(local.join("doc.txt"), "v1").expect("write");
+    pass_on(&config, &connector).await.expect("first pass");
+    std::fs::write(local.join("doc.txt"), "v2, the edit").expect("edit");
+    sim.order("RNFR/RNTO", server::Fault::Transient(450));
+    sim.order("RNFR/RNTO", server::Fault::DropBefore);
+    let cut = pass_on(&config, &connector).await.expect("the pass with faults");
+    assert_eq!(cut.uploaded, 0, "{cut:?}");
+    let next = pass_on(&config, &connector).await.expect("the next pass");
+    assert_eq!((next.uploaded, next.deleted_local), (1, 0), "{next:?}");
+    assert_eq!(
+        std::fs::read(local.join("doc.txt")).ok().as_deref(),
+        Some(&b"v2, the edit"[..])
+    );
+    assert_eq!(
+        sim.tree(ROOT).get("doc.txt").map(Vec::as_slice),
+        Some(&b"v2, the edit"[..])
+    );
+}

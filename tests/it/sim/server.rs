@@ -57,10 +57,12 @@ pub struct SimServer {
     rng: Mutex<Rng>,
     /// The server's clock, in seconds; the history moves it.
     pub clock: AtomicU64,
+    /// Faults a test orders: the next command of that name gets the fault, in order.
+    script: Mutex<std::collections::VecDeque<(&'static str, Fault)>>,
 }
 
 /// A fault the network or server produced.
-enum Fault {
+pub enum Fault {
     /// The connection drops before the command takes effect.
     DropBefore,
     /// The command takes effect, then the connection drops before its reply.
@@ -93,6 +95,7 @@ impl SimServer {
             counts: Counts::default(),
             rng: Mutex::new(Rng(seed ^ 0x5151_5151)),
             clock: AtomicU64::new(1_780_000_000),
+            script: Mutex::new(Default::default()),
         })
     }
 
@@ -104,8 +107,19 @@ impl SimServer {
         self.store.lock().expect("store")
     }
 
+    /// Orders `fault` for the next `op` command (after those already ordered for it).
+    pub fn order(&self, op: &'static str, fault: Fault) {
+        self.script.lock().expect("script").push_back((op, fault));
+    }
+
     fn fault(&self, op: &'static str) -> Option<Fault> {
         self.counts.commands.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut script = self.script.lock().expect("script");
+            if let Some(i) = script.iter().position(|(o, _)| *o == op) {
+                return script.remove(i).map(|(_, f)| f);
+            }
+        }
         if !self.faults_on.load(Ordering::SeqCst) {
             return None;
         }
