@@ -13,10 +13,13 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
 use crate::path::RelPath;
 use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
+
+mod journal;
+
+pub use journal::{Intent, IntentOp};
 
 pub struct State {
     conn: Connection,
@@ -156,36 +159,6 @@ pub struct LastPass {
     pub result: Option<String>,
     pub last_error: Option<String>,
     pub counts: Option<PassCounts>,
-}
-
-/// What an intent is about to make visible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntentOp {
-    /// A local part file renamed to the real name.
-    Download,
-    /// A remote part file renamed to the real name.
-    Upload,
-}
-
-impl IntentOp {
-    fn as_str(self) -> &'static str {
-        match self {
-            IntentOp::Download => "down",
-            IntentOp::Upload => "up",
-        }
-    }
-}
-
-/// A change about to become visible, and the base entry to record once it has.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Intent {
-    pub path: RelPath,
-    pub op: IntentOp,
-    /// The entry to record when the change is found done. An upload's remote time is not in
-    /// it: the server sets it at the rename.
-    pub entry: BaseEntry,
-    /// The digest the server's hash command can check, when it is not SHA-256.
-    pub server_digest: Option<(HashAlgo, String)>,
 }
 
 /// Which way a part file is being filled.
@@ -390,91 +363,6 @@ impl State {
         Ok(())
     }
 
-    /// Journals `intent` (durably: its own committed transaction) before its change becomes
-    /// visible.
-    pub fn intend(&self, intent: &Intent) -> Result<()> {
-        let e = &intent.entry;
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    intent.path.as_str(),
-                    intent.op.as_str(),
-                    if e.kind == Kind::Dir { "dir" } else { "file" },
-                    e.local.size as i64,
-                    e.local.mtime.nanos,
-                    e.local.mtime.precision.as_str(),
-                    e.remote.size as i64,
-                    e.remote.mtime.nanos,
-                    e.remote.mtime.precision.as_str(),
-                    e.sha256,
-                    intent
-                        .server_digest
-                        .as_ref()
-                        .map(|(algo, hex)| format!("{} {hex}", algo.name())),
-                ],
-            )
-            .map_err(self.err())?;
-        Ok(())
-    }
-
-    /// The intents a killed pass left open.
-    pub fn intents(&self) -> Result<Vec<Intent>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT path, op, {ENTRY_COLUMNS}, server_digest FROM intents"
-            ))
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    base_entry(r, 2)?,
-                    r.get::<_, Option<String>>(10)?,
-                ))
-            })
-            .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (path, op, entry, digest) = row.map_err(self.err())?;
-            let op = match op.as_str() {
-                "down" => Some(IntentOp::Download),
-                "up" => Some(IntentOp::Upload),
-                _ => None,
-            };
-            let server_digest = digest.and_then(|d| {
-                let (algo, hex) = d.split_once(' ')?;
-                Some((HashAlgo::parse(algo)?, hex.to_owned()))
-            });
-            // An intent we cannot read is left to the planner: without it the path looks new
-            // (or changed) on one side, which never deletes anything.
-            match (RelPath::new(&path), op, entry) {
-                (Ok(path), Some(op), Some(entry)) => out.push(Intent {
-                    path,
-                    op,
-                    entry,
-                    server_digest,
-                }),
-                _ => tracing::warn!(path, "unreadable intent ignored"),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Closes the intent for `path` in one transaction: records `done` as in sync if the change
-    /// was found made, or only forgets the intent.
-    pub fn settle(&self, path: &RelPath, done: Option<&BaseEntry>) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
-        if let Some(entry) = done {
-            self.put(path, entry)?;
-        }
-        tx.execute("DELETE FROM intents WHERE path = ?1", params![path.as_str()])
-            .map_err(self.err())?;
-        tx.commit().map_err(self.err())
-    }
-
     /// Records that a pass started.
     pub fn pass_started(&self, at: DateTime<Utc>) -> Result<()> {
         self.set_meta(meta::PASS_START, &at.to_rfc3339())
@@ -530,163 +418,4 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = State::open(dir.path(), "f").unwrap();
-        let e = BaseEntry {
-            kind: Kind::File,
-            local: Sig {
-                size: 3,
-                mtime: Mtime::new(123_456_789, Precision::Nanos),
-            },
-            remote: Sig {
-                size: 3,
-                mtime: Mtime::new(60_000_000_000, Precision::Minutes),
-            },
-            sha256: Some("ab".into()),
-        };
-        let p = RelPath::new("a/b c").unwrap();
-        s.put(&p, &e).unwrap();
-        drop(s);
-        let s = State::open(dir.path(), "f").unwrap();
-        assert_eq!(s.load().unwrap().get(&p), Some(&e));
-        s.remove(&p).unwrap();
-        assert!(s.load().unwrap().is_empty());
-    }
-
-    #[test]
-    fn an_intent_is_journaled_read_back_and_settled_with_its_entry_in_one_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = State::open(dir.path(), "f").unwrap();
-        let entry = BaseEntry {
-            kind: Kind::File,
-            local: Sig {
-                size: 5,
-                mtime: Mtime::new(7, Precision::Nanos),
-            },
-            remote: Sig {
-                size: 5,
-                mtime: Mtime::new(0, Precision::Unconfirmed),
-            },
-            sha256: Some("ab".into()),
-        };
-        let up = Intent {
-            path: RelPath::new("d/up.txt").unwrap(),
-            op: IntentOp::Upload,
-            entry: entry.clone(),
-            server_digest: Some((HashAlgo::Md5, "cd".into())),
-        };
-        let down = Intent {
-            path: RelPath::new("down.txt").unwrap(),
-            op: IntentOp::Download,
-            entry: entry.clone(),
-            server_digest: None,
-        };
-        s.intend(&up).unwrap();
-        s.intend(&down).unwrap();
-        drop(s);
-        let s = State::open(dir.path(), "f").unwrap();
-        let mut open = s.intents().unwrap();
-        open.sort_by(|a, b| a.path.cmp(&b.path));
-        assert_eq!(open, vec![up.clone(), down.clone()]);
-        s.settle(&up.path, Some(&entry)).unwrap();
-        s.settle(&down.path, None).unwrap();
-        assert!(s.intents().unwrap().is_empty());
-        let base = s.load().unwrap();
-        assert_eq!(base.get(&up.path), Some(&entry), "done: recorded");
-        assert_eq!(base.get(&down.path), None, "not done: only forgotten");
-    }
-
-    fn user_version(path: &Path) -> i64 {
-        Connection::open(path)
-            .unwrap()
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap()
-    }
-
-    /// A store written by the first release (`ftps-sync demo` at c9f62f6: schema version 0)
-    /// opens with its base and pass record intact, and is brought to the current version.
-    #[test]
-    fn a_store_of_the_first_release_is_upgraded_with_its_base() {
-        let dir = tempfile::tempdir().unwrap();
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-c9f62f6.sqlite3");
-        std::fs::copy(&fixture, dir.path().join("demo.sqlite3")).unwrap();
-        assert_eq!(user_version(&dir.path().join("demo.sqlite3")), 0);
-
-        let s = State::open(dir.path(), "demo").unwrap();
-        let base = s.load().unwrap();
-        let names: Vec<&str> = base.keys().map(RelPath::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "docs",
-                "docs/manual.txt",
-                "from-the-server.txt",
-                "notes.txt",
-                "reports",
-                "reports/2026",
-                "reports/2026/q3.csv",
-                "todo.conflict-20261129-183014-remote.txt",
-                "todo.txt",
-            ]
-        );
-        let todo = &base[&RelPath::new("todo.txt").unwrap()];
-        assert_eq!(
-            (todo.kind, todo.local.size, todo.remote.size),
-            (Kind::File, 21, 21)
-        );
-        assert!(todo.sha256.as_ref().is_some_and(|d| d.len() == 64));
-        let last = s.last_pass().unwrap();
-        assert_eq!(last.result.as_deref(), Some("ok"));
-        assert!(last.started.is_some() && last.ended.is_some());
-        assert_eq!(last.counts, Some(PassCounts::default()));
-        drop(s);
-        assert_eq!(
-            user_version(&dir.path().join("demo.sqlite3")),
-            SCHEMA_VERSION as i64
-        );
-        // Opening again changes nothing more.
-        let s = State::open(dir.path(), "demo").unwrap();
-        assert_eq!(s.load().unwrap(), base);
-    }
-
-    #[test]
-    fn a_store_of_a_newer_binary_is_refused_and_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = State::open(dir.path(), "f").unwrap();
-        s.put(
-            &RelPath::new("a").unwrap(),
-            &BaseEntry {
-                kind: Kind::File,
-                local: Sig {
-                    size: 1,
-                    mtime: Mtime::new(1, Precision::Nanos),
-                },
-                remote: Sig {
-                    size: 1,
-                    mtime: Mtime::new(1, Precision::Seconds),
-                },
-                sha256: None,
-            },
-        )
-        .unwrap();
-        s.conn
-            .pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1)
-            .unwrap();
-        drop(s);
-        let path = dir.path().join("f.sqlite3");
-        let before = std::fs::read(&path).unwrap();
-        match State::open(dir.path(), "f") {
-            Err(e @ Error::StateTooNew { .. }) => {
-                assert!(e.to_string().contains("newer ftps-sync"), "{e}");
-            }
-            Err(e) => panic!("{e:?}"),
-            Ok(_) => panic!("a newer store was opened"),
-        }
-        assert_eq!(std::fs::read(&path).unwrap(), before, "the store was rewritten");
-    }
-}
+mod tests;

@@ -1,0 +1,127 @@
+//! The intent journal (DESIGN.md invariant 2): a row per change about to become visible under
+//! a real name, written before it does, closed in the transaction that records its result.
+
+use rusqlite::params;
+
+use super::{ENTRY_COLUMNS, State, base_entry};
+use crate::digest::HashAlgo;
+use crate::error::Result;
+use crate::path::RelPath;
+use crate::reconcile::{BaseEntry, Kind};
+
+/// What an intent is about to make visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentOp {
+    /// A local part file renamed to the real name.
+    Download,
+    /// A remote part file renamed to the real name.
+    Upload,
+}
+
+impl IntentOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            IntentOp::Download => "down",
+            IntentOp::Upload => "up",
+        }
+    }
+}
+
+/// A change about to become visible, and the base entry to record once it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub path: RelPath,
+    pub op: IntentOp,
+    /// The entry to record when the change is found done. An upload's remote time is not in
+    /// it: the server sets it at the rename.
+    pub entry: BaseEntry,
+    /// The digest the server's hash command can check, when it is not SHA-256.
+    pub server_digest: Option<(HashAlgo, String)>,
+}
+
+impl State {
+    /// Journals `intent` (durably: its own committed transaction) before its change becomes
+    /// visible.
+    pub fn intend(&self, intent: &Intent) -> Result<()> {
+        let e = &intent.entry;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    intent.path.as_str(),
+                    intent.op.as_str(),
+                    if e.kind == Kind::Dir { "dir" } else { "file" },
+                    e.local.size as i64,
+                    e.local.mtime.nanos,
+                    e.local.mtime.precision.as_str(),
+                    e.remote.size as i64,
+                    e.remote.mtime.nanos,
+                    e.remote.mtime.precision.as_str(),
+                    e.sha256,
+                    intent
+                        .server_digest
+                        .as_ref()
+                        .map(|(algo, hex)| format!("{} {hex}", algo.name())),
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The intents a killed pass left open.
+    pub fn intents(&self) -> Result<Vec<Intent>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT path, op, {ENTRY_COLUMNS}, server_digest FROM intents"
+            ))
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    base_entry(r, 2)?,
+                    r.get::<_, Option<String>>(10)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, op, entry, digest) = row.map_err(self.err())?;
+            let op = match op.as_str() {
+                "down" => Some(IntentOp::Download),
+                "up" => Some(IntentOp::Upload),
+                _ => None,
+            };
+            let server_digest = digest.and_then(|d| {
+                let (algo, hex) = d.split_once(' ')?;
+                Some((HashAlgo::parse(algo)?, hex.to_owned()))
+            });
+            // An intent we cannot read is left to the planner: without it the path looks new
+            // (or changed) on one side, which never deletes anything.
+            match (RelPath::new(&path), op, entry) {
+                (Ok(path), Some(op), Some(entry)) => out.push(Intent {
+                    path,
+                    op,
+                    entry,
+                    server_digest,
+                }),
+                _ => tracing::warn!(path, "unreadable intent ignored"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes the intent for `path` in one transaction: records `done` as in sync if the change
+    /// was found made, or only forgets the intent.
+    pub fn settle(&self, path: &RelPath, done: Option<&BaseEntry>) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        if let Some(entry) = done {
+            self.put(path, entry)?;
+        }
+        tx.execute("DELETE FROM intents WHERE path = ?1", params![path.as_str()])
+            .map_err(self.err())?;
+        tx.commit().map_err(self.err())
+    }
+}
