@@ -3,11 +3,14 @@
 
 use rusqlite::params;
 
-use super::{ENTRY_COLUMNS, State, base_entry};
+use rusqlite::params_from_iter;
+use rusqlite::types::Value;
+
+use super::{ENTRY_COLUMNS, State, base_entry, entry_values};
 use crate::digest::HashAlgo;
 use crate::error::Result;
 use crate::path::RelPath;
-use crate::reconcile::{BaseEntry, Kind};
+use crate::reconcile::BaseEntry;
 
 /// What an intent is about to make visible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,26 +46,19 @@ impl State {
     /// Journals `intent` (durably: its own committed transaction) before its change becomes
     /// visible.
     pub fn intend(&self, intent: &Intent) -> Result<()> {
-        let e = &intent.entry;
+        let text = |s: &str| Value::Text(s.to_owned());
+        let digest = intent
+            .server_digest
+            .as_ref()
+            .map_or(Value::Null, |(algo, hex)| text(&format!("{} {hex}", algo.name())));
+        let values = [text(intent.path.as_str()), text(intent.op.as_str())]
+            .into_iter()
+            .chain(entry_values(&intent.entry))
+            .chain([digest]);
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    intent.path.as_str(),
-                    intent.op.as_str(),
-                    if e.kind == Kind::Dir { "dir" } else { "file" },
-                    e.local.size as i64,
-                    e.local.mtime.nanos,
-                    e.local.mtime.precision.as_str(),
-                    e.remote.size as i64,
-                    e.remote.mtime.nanos,
-                    e.remote.mtime.precision.as_str(),
-                    e.sha256,
-                    intent
-                        .server_digest
-                        .as_ref()
-                        .map(|(algo, hex)| format!("{} {hex}", algo.name())),
-                ],
+                params_from_iter(values),
             )
             .map_err(self.err())?;
         Ok(())

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -78,6 +79,21 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// The columns of an entry after its path, in the order `base_entry` reads them.
 const ENTRY_COLUMNS: &str =
     "kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, remote_precision, sha256";
+
+/// An entry as the values of `ENTRY_COLUMNS`, in their order: what `base_entry` reads back.
+fn entry_values(e: &BaseEntry) -> [Value; 8] {
+    let text = |s: &str| Value::Text(s.to_owned());
+    [
+        text(if e.kind == Kind::Dir { "dir" } else { "file" }),
+        Value::Integer(e.local.size as i64),
+        Value::Integer(e.local.mtime.nanos),
+        text(e.local.mtime.precision.as_str()),
+        Value::Integer(e.remote.size as i64),
+        Value::Integer(e.remote.mtime.nanos),
+        text(e.remote.mtime.precision.as_str()),
+        e.sha256.clone().map_or(Value::Null, Value::Text),
+    ]
+}
 
 /// Reads `ENTRY_COLUMNS` starting at column `at`; `None` for a precision we do not know.
 fn base_entry(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<BaseEntry>> {
@@ -296,17 +312,9 @@ impl State {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    path.as_str(),
-                    if e.kind == Kind::Dir { "dir" } else { "file" },
-                    e.local.size as i64,
-                    e.local.mtime.nanos,
-                    e.local.mtime.precision.as_str(),
-                    e.remote.size as i64,
-                    e.remote.mtime.nanos,
-                    e.remote.mtime.precision.as_str(),
-                    e.sha256,
-                ],
+                params_from_iter(
+                    std::iter::once(Value::Text(path.as_str().to_owned())).chain(entry_values(e)),
+                ),
             )
             .map_err(self.err())?;
         Ok(())

@@ -7,7 +7,9 @@ use ftps_sync::engine::{Options, Scope};
 use ftps_sync::path::RelPath;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Harness, assert_holds, part_files, pass, pass_with, put, read, transfers, tree};
+use crate::support::{
+    Harness, assert_holds, part_files, pass, pass_with, prepare_on, put, read, transfers, tree,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_way_nested_sync_then_a_rerun_transfers_nothing() {
@@ -151,15 +153,7 @@ async fn dry_run_changes_nothing() {
     let config = h.config("");
     let (local, remote) = (tree(&h.local), tree(&h.remote));
     let connector = ftps_sync::remote::ftps::FtpsConnector::for_server(&config.server).expect("tls");
-    let prepared = ftps_sync::engine::prepare(
-        &config,
-        &config.folders[0],
-        &connector,
-        Options::default(),
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("dry run");
+    let prepared = prepare_on(&config, &connector).await.expect("dry run");
     let text = prepared.plan().to_string();
     assert!(
         text.contains("upload          up.txt") && text.contains("download        down.txt"),

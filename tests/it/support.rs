@@ -243,6 +243,15 @@ pub async fn pass_on(config: &Config, connector: &Arc<dyn Connector>) -> ftps_sy
     engine::sync_folder(config, &config.folders[0], connector, Options::default(), &never).await
 }
 
+/// What a pass over the config's first folder would do (scan, list, plan; nothing changes).
+pub async fn prepare_on(
+    config: &Config,
+    connector: &Arc<dyn Connector>,
+) -> ftps_sync::Result<engine::Prepared> {
+    let never = CancellationToken::new();
+    engine::prepare(config, &config.folders[0], connector, Options::default(), &never).await
+}
+
 /// xorshift64*: seeded randomness for the crash matrix and the simulation, replayable.
 pub struct Rng(pub u64);
 

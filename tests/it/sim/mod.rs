@@ -22,12 +22,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ftps_sync::config::Config;
-use ftps_sync::engine::{self, Options};
 use ftps_sync::remote::Connector;
-use tokio_util::sync::CancellationToken;
 
 pub use crate::support::Rng;
-use crate::support::{ConfigYaml, pass_on, tree};
+use crate::support::{ConfigYaml, pass_on, prepare_on, tree};
 use server::{Behaviour, SimConnector, SimServer};
 
 const ROOT: &str = "/r";
@@ -297,15 +295,9 @@ async fn run_inner(seed: u64, model: &mut Model) -> Result<Outcome, String> {
             return Err(format!("a version was lost: {:?}", String::from_utf8_lossy(v)));
         }
     }
-    let prepared = engine::prepare(
-        &config,
-        &config.folders[0],
-        &connector,
-        Options::default(),
-        &CancellationToken::new(),
-    )
-    .await
-    .map_err(|e| format!("the last look failed: {e}"))?;
+    let prepared = prepare_on(&config, &connector)
+        .await
+        .map_err(|e| format!("the last look failed: {e}"))?;
     if let Some(a) = prepared.plan().changes().next() {
         return Err(format!("one more pass would still do: {a}"));
     }
