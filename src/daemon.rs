@@ -144,6 +144,7 @@ async fn folder_loop(
         let options = Options {
             scope: scope.clone(),
             settle: Some(config.debounce),
+            ..Options::default()
         };
         match engine::sync_folder(config, folder, connector, options, cut).await {
             Ok(report) => {
@@ -177,7 +178,10 @@ async fn folder_loop(
                 // Retried forever, the wait capped at max_backoff (at least a second).
                 let mut policy = config.retry;
                 policy.max_backoff = policy.max_backoff.max(Duration::from_secs(1));
-                wake_at = Some(Instant::now() + retry::backoff(&policy, failures.min(30), retry::jitter()));
+                wake_at = Some(
+                    Instant::now()
+                        + retry::backoff(&policy, failures.min(30), crate::clock::Clock::default().jitter()),
+                );
                 dirty.add_full();
             }
         }

@@ -41,6 +41,7 @@ macro_rules! say {
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 #[cfg(feature = "demo")]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{Prepared, Report, Shared, ensure_remote_dir, queue, retrying};
 use crate::error::Result;
@@ -33,7 +33,7 @@ impl Prepared {
                 for (path, done) in &settlements {
                     s.settle(path, done.as_ref())?;
                 }
-                s.pass_started(Utc::now())
+                s.pass_started(sh.run.clock.now())
             })?;
             remove_stale_parts(&sh, &local_parts, &remote_parts).await?;
             if !remote_exists && plan.changes().next().is_some() {
@@ -45,19 +45,24 @@ impl Prepared {
         report.seconds = started.elapsed().as_secs_f64();
         report.retries = retries.load(Ordering::Relaxed);
         let outcome = outcome_of(&report, result.as_ref().err());
-        let _ = sh.state(|s| s.pass_ended(Utc::now(), &outcome));
+        let _ = sh.state(|s| s.pass_ended(sh.run.clock.now(), &outcome));
         pool.close().await;
         result.map(|()| report)
     }
 }
 
 /// What the state records of a pass that failed before it could start (for `status`).
-pub(super) fn record_failure(state: &State, e: &crate::Error, folder: &str) -> Result<()> {
+pub(super) fn record_failure(
+    state: &State,
+    e: &crate::Error,
+    folder: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let report = Report {
         folder: folder.to_owned(),
         ..Report::default()
     };
-    state.pass_ended(Utc::now(), &outcome_of(&report, Some(e)))
+    state.pass_ended(now, &outcome_of(&report, Some(e)))
 }
 
 /// What `status` shows of a pass.

@@ -44,6 +44,8 @@ pub struct Options {
     /// Leave local files modified less than this long ago for a later pass: they may still
     /// be being written (the service sets it; a one-shot sync does not).
     pub settle: Option<std::time::Duration>,
+    /// The wall clock: the system's, or the simulation's.
+    pub clock: crate::clock::Clock,
 }
 
 /// What every task of a pass reads (and the state store they commit to).
@@ -126,6 +128,7 @@ pub(crate) struct Runner {
     /// Attempts that failed and were tried again, over the whole pass: retries hide a fault
     /// from a check of the end result only, so the report shows them.
     pub retries: Arc<AtomicUsize>,
+    pub clock: crate::clock::Clock,
 }
 
 impl Runner {
@@ -135,7 +138,7 @@ impl Runner {
         if e.class() != Class::Transient || attempt >= self.retry.attempts {
             return Err(e);
         }
-        let wait = retry::backoff(&self.retry, attempt, retry::jitter());
+        let wait = retry::backoff(&self.retry, attempt, self.clock.jitter());
         self.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(what, attempt, "{e}; retrying in {wait:?}");
         tokio::select! {
@@ -195,13 +198,14 @@ pub async fn sync_folder(
     options: Options,
     cancel: &CancellationToken,
 ) -> Result<Report> {
+    let clock = options.clock.clone();
     match prepare(config, folder, connector, options, cancel).await {
         Ok(prepared) => prepared.execute().await,
         Err(e) => {
             if State::exists(&config.state_dir, &folder.name)
                 && let Ok(state) = State::open(&config.state_dir, &folder.name)
             {
-                let _ = execute::record_failure(&state, &e, &folder.name);
+                let _ = execute::record_failure(&state, &e, &folder.name, clock.now());
             }
             Err(e)
         }

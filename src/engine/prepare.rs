@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +103,7 @@ pub async fn prepare(
         retry: config.retry,
         cancel: cancel.child_token(),
         retries: retries.clone(),
+        clock: options.clock.clone(),
     };
     // Before anything is planned: what a killed pass made visible is the sync's own work.
     let intents = state.intents()?;
@@ -114,9 +114,11 @@ pub async fn prepare(
     super::settle::apply(&mut base, &settlements);
     let base = Arc::new(base);
     let mut scope = widen(options.scope.clone(), &base, &folder.local);
+    let mut relisted = 0;
     let (scanned, listing) = loop {
         let scanned = scan_local(folder, &ignore, &base, &scope).await?;
-        let listing = list_tree(Arc::new(runner(cancel)), folder, &ignore, &scope).await;
+        let run = Arc::new(runner(cancel));
+        let listing = list_tree(run.clone(), folder, &ignore, &scope).await;
         match (&listing, &scope) {
             (Ok(None), Scope::Paths(_)) => {
                 // A directory above the changes is gone on the server.
@@ -126,6 +128,21 @@ pub async fn prepare(
                 );
                 scope = Scope::Full;
             }
+            (Ok(Some(tree)), _) => match left_out(&run, folder, &base, &tree.snapshot, &scope).await {
+                Ok(None) => break (scanned, listing),
+                Ok(Some(path)) if relisted < 2 => {
+                    relisted += 1;
+                    tracing::warn!(folder = folder.name, %path, "the server's listing left out a file it holds; listing again");
+                }
+                Ok(Some(path)) => {
+                    let e = Error::Verify {
+                        path: path.to_remote(&folder.remote),
+                        detail: "the server's listings left it out three times, though it exists".into(),
+                    };
+                    break (scanned, Err(e));
+                }
+                Err(e) => break (scanned, Err(e)),
+            },
             _ => break (scanned, listing),
         }
     };
@@ -178,14 +195,22 @@ pub async fn prepare(
         open_intents: Mutex::new(Default::default()),
         local_real,
         settled_before: options.settle.map(|d| {
-            Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX) - d.as_nanos().min(i64::MAX as u128) as i64
+            options.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+                - d.as_nanos().min(i64::MAX as u128) as i64
         }),
     };
     let policy = policy_of(folder);
     if let Err(e) = fill_digests(&mut shared, &base, &policy).await {
         return abandon(&pool, e).await;
     }
-    let plan = match reconcile::plan_part(&base, &shared.local, &shared.remote, &policy, Utc::now(), part) {
+    let plan = match reconcile::plan_part(
+        &base,
+        &shared.local,
+        &shared.remote,
+        &policy,
+        options.clock.now(),
+        part,
+    ) {
         Ok(plan) => plan,
         Err(refusal) => return abandon(&pool, refused(folder, refusal)).await,
     };
@@ -205,6 +230,58 @@ pub async fn prepare(
     })
 }
 
+/// A synced file the listing says is gone from the server but that is still there, if any.
+///
+/// Servers under load can answer a listing with nothing in it (226, no lines). Believed, that
+/// reads as the user deleting every file of the directory on the server, and a pass would
+/// delete them locally, or forget files deleted on both sides and bring them back later. So
+/// every such absence is confirmed on the control channel (MLST, or SIZE) before it is planned
+/// on; a user's real deletions on the server cost one round trip each, over the pool.
+async fn left_out(
+    run: &Arc<Runner>,
+    folder: &Folder,
+    base: &Base,
+    listed: &Snapshot,
+    scope: &Scope,
+) -> Result<Option<RelPath>> {
+    let absent: Vec<RelPath> = base
+        .iter()
+        .filter(|(p, b)| b.kind == Kind::File && scope.holds(p) && listed.get(*p).is_none())
+        .map(|(p, _)| p.clone())
+        .collect();
+    if absent.is_empty() {
+        return Ok(None);
+    }
+    let workers = run.pool.size().min(absent.len());
+    let absent = Arc::new(absent);
+    let mut tasks = JoinSet::new();
+    for w in 0..workers {
+        let (run, absent, root) = (run.clone(), absent.clone(), folder.remote.clone());
+        tasks.spawn(async move {
+            for path in absent.iter().skip(w).step_by(workers) {
+                let remote = path.to_remote(&root);
+                if retrying!(&run, &remote, |c| c.exists(&remote))? {
+                    return Ok(Some(path.clone()));
+                }
+            }
+            Ok(None)
+        });
+    }
+    let mut found = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Err(e) if e.is_cancelled() => {}
+            joined => {
+                if let Some(path) = joined.map_err(join_failed("confirm"))?? {
+                    found = Some(path);
+                    tasks.abort_all();
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Logs out of the server and gives `e` back.
 async fn abandon<T>(pool: &Pool, e: Error) -> Result<T> {
     pool.close().await;
@@ -214,12 +291,11 @@ async fn abandon<T>(pool: &Pool, e: Error) -> Result<T> {
 /// Scans what of the local folder is in `scope`.
 async fn scan_local(folder: &Folder, ignore: &Ignore, base: &Arc<Base>, scope: &Scope) -> Result<ScanReport> {
     let (root, ignore, base, scope) = (folder.local.clone(), ignore.clone(), base.clone(), scope.clone());
-    tokio::task::spawn_blocking(move || match scope {
+    crate::local::io::blocking("scan", move || match scope {
         Scope::Full => scan(&root, &ignore, &base),
         Scope::Paths(paths) => scan_subtrees(&root, &paths.into_iter().collect::<Vec<_>>(), &ignore, &base),
     })
-    .await
-    .map_err(join_failed("scan"))?
+    .await?
 }
 
 /// A scope of paths grown until each one's parent is a directory in sync (in the state and on
@@ -349,7 +425,8 @@ async fn list_tree(
 /// the same size on both sides that changed on both since the base, or that is new on both and
 /// cannot be judged by its times. The local file is read; the server's hash is used when it
 /// offers one (compared with the same digest of the local file), else the file is read back.
-/// Also the server's copy of an upload whose time was never confirmed (`needs_remote_digest`).
+/// Also the server's copy of an upload whose time was never confirmed (`needs_remote_digest`),
+/// and of a file deleted locally whose server time moved over the same size (`needs_touch_check`).
 async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<()> {
     let candidates: Vec<RelPath> = sh
         .local
@@ -395,7 +472,10 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
     let unconfirmed: Vec<RelPath> = sh
         .remote
         .iter()
-        .filter(|(p, r)| reconcile::needs_remote_digest(base.get(*p), r))
+        .filter(|(p, r)| {
+            reconcile::needs_remote_digest(base.get(*p), r)
+                || reconcile::needs_touch_check(base.get(*p), sh.local.get(*p), r)
+        })
         .map(|(p, _)| p.clone())
         .collect();
     for path in unconfirmed {

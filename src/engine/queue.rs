@@ -90,8 +90,13 @@ async fn confirm_uploads(sh: &Arc<Shared>) {
             };
             let seen = listed_entry(seen);
             let _ = sh.state(|s| {
+                // Only the time we set confirms the upload: another one means someone wrote
+                // the file since, and it stays unconfirmed for the next pass to check by content.
                 if let Some(mut b) = s.get(&path)?
                     && b.remote.size == seen.size
+                    && seen
+                        .mtime
+                        .same_as(&Mtime::new(b.remote.mtime.nanos, Precision::Seconds))
                 {
                     b.remote = seen.sig();
                     s.put(&path, &b)?;

@@ -15,15 +15,6 @@ pub fn backoff(policy: &Retry, attempt: u32, jitter: f64) -> Duration {
     exp.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-/// A cheap jitter source; quality does not matter here, only that clients differ.
-pub fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos % 1000) as f64 / 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

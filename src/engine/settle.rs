@@ -55,9 +55,17 @@ pub(super) fn apply(base: &mut Base, settlements: &Settlements) {
 /// Whether a download's rename happened: its part file, fsynced before the intent was written,
 /// is gone. Then the entry is recorded whatever the real name holds now: if the user deleted or
 /// edited it since, the planner sees exactly that against the recorded entry.
+///
+/// A part file also goes when the user moves or deletes the folder it is in: with neither the
+/// part, the real name nor their folder there, the intent reads as not done (at worst a
+/// deletion made right after a killed pass is undone; no version is lost). A folder moved away
+/// and made again under its old name before the next pass still reads as done: a hole the
+/// simulation finds (seed 1520 of 10,000).
 fn local_done(folder: &Folder, intent: &Intent) -> Option<BaseEntry> {
-    let part = part_path(&intent.path.to_local(&folder.local));
-    let renamed = std::fs::symlink_metadata(&part).is_err();
+    let target = intent.path.to_local(&folder.local);
+    let gone = |p: &std::path::Path| std::fs::symlink_metadata(p).is_err();
+    let folder_gone = target.parent().is_some_and(gone);
+    let renamed = gone(&part_path(&target)) && !(gone(&target) && folder_gone);
     renamed.then(|| intent.entry.clone())
 }
 
@@ -81,7 +89,13 @@ async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) ->
         mtime: Mtime::new(0, Precision::Nanos),
     };
     let Some(listed) = conn.stat(&target).await? else {
-        return Ok(Some(done));
+        // Neither the part file nor the real name: renamed then deleted, or the folder holding
+        // the part file moved or deleted (see `local_done`); only the folder tells which.
+        let folder_there = match intent.path.parent() {
+            Some(dir) => conn.stat(&dir.to_remote(&folder.remote)).await?.is_some(),
+            None => true,
+        };
+        return Ok(folder_there.then_some(done));
     };
     let now = listed_entry(&listed);
     if now.kind != Kind::File || now.size != expect.remote.size {

@@ -11,10 +11,10 @@ use super::{Report, Shared, listed_entry, same_remote};
 use crate::config::{Direction, Verify};
 use crate::digest::{Digests, HashAlgo};
 use crate::error::{Class, Error, Result};
-use crate::local::part_name;
 use crate::local::scan::entry_of;
 use crate::local::stream::{read_file, write_file};
 use crate::local::write::{commit, part_path, set_mtime};
+use crate::local::{io, part_name};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
 use crate::remote::Remote;
@@ -230,7 +230,18 @@ pub(super) async fn upload(
             .stat(&target)
             .await?
             .ok_or_else(|| verify_err(&target, "not found after upload".into()))?;
-        listed_entry(&stored)
+        let stored = listed_entry(&stored);
+        if mtime_set && stored.mtime.secs() != local.mtime.secs() {
+            // Someone wrote the file after our rename and time: what is there is not what we
+            // sent. Recorded as sent, the next pass sees their version as the change it is.
+            tracing::info!(path = %path, "changed on the server right after its upload; the next pass looks again");
+            Entry::file(
+                total,
+                Mtime::new(local.mtime.secs() * 1_000_000_000, Precision::Seconds),
+            )
+        } else {
+            stored
+        }
     };
     if remote.size != total {
         return Err(verify_err(
@@ -314,15 +325,14 @@ pub(super) async fn download(
         .map_err(discard)?;
     // fsync and mtime block: keep them off the async workers.
     let (part2, mtime) = (part.clone(), remote.mtime);
-    let finished = tokio::task::spawn_blocking(move || -> Result<std::fs::Metadata> {
+    let finished = io::blocking("file", move || -> Result<std::fs::Metadata> {
         file.sync_all().map_err(Error::local("sync", &part2))?;
         if mtime.precision <= Precision::Minutes && mtime.nanos != 0 {
             let _ = set_mtime(&file, mtime);
         }
         file.metadata().map_err(Error::local("stat", &part2))
     })
-    .await
-    .map_err(crate::error::join_failed("file"))?
+    .await?
     .map_err(discard)?;
     // What the real name will hold, journaled before it does (invariant 2): a pass killed
     // after the rename finds it done, not a local edit.
@@ -340,7 +350,7 @@ pub(super) async fn download(
     })?;
     failpoint!("download.intended");
     let (part2, target2, expect) = (part.clone(), target.clone(), expect_local.cloned());
-    let placed = tokio::task::spawn_blocking(move || -> Result<()> {
+    let placed = io::blocking("file", move || -> Result<()> {
         let current = std::fs::symlink_metadata(&target2).ok().map(|m| entry_of(&m));
         let unchanged = match (&expect, &current) {
             (None, None) => true,
@@ -355,8 +365,7 @@ pub(super) async fn download(
         }
         commit(&part2, &target2)
     })
-    .await
-    .map_err(crate::error::join_failed("file"))?;
+    .await?;
     if let Err(e) = placed {
         // Not renamed: the intent is closed before its part file goes (see `settle`).
         sh.settle(path, None)?;

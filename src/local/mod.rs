@@ -1,5 +1,6 @@
 //! The local side: scanning a folder, watching it and writing files atomically.
 
+pub mod io;
 pub mod scan;
 pub mod stream;
 pub mod watch;

@@ -1,5 +1,6 @@
-//! File reading and writing on their own threads, so disk and hashing overlap with the
-//! network: the transfer loop only moves chunks between a channel and the TLS stream.
+//! File reading and writing beside the transfer (on their own threads in production, see
+//! `io`), so disk and hashing overlap with the network: the transfer loop only moves chunks
+//! between a channel and the TLS stream.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -25,11 +26,12 @@ pub struct Reading {
     path: PathBuf,
 }
 
-/// Reads `path` on a blocking thread, hashing every byte and sending those from `skip` on.
+/// Reads `path` off the async workers (`io::spawn`), hashing every byte and sending those
+/// from `skip` on.
 pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>) -> Reading {
     let (tx, rx) = mpsc::channel(DEPTH);
     let p = path.to_owned();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = super::io::spawn(async move {
         let mut f = File::open(&p).map_err(Error::local("open", &p))?;
         let mut hashers = Hashers::new(also);
         let mut offset = 0u64;
@@ -46,7 +48,7 @@ pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>) -> Reading {
             if end > skip {
                 let from = skip.saturating_sub(offset) as usize;
                 let chunk = buf[from..n].to_vec();
-                if tx.blocking_send(chunk).is_err() {
+                if tx.send(chunk).await.is_err() {
                     break; // the transfer stopped
                 }
             }
@@ -76,12 +78,12 @@ pub struct Writing {
     path: PathBuf,
 }
 
-/// Writes chunks to `file` (at `prefix`, after hashing the `prefix` bytes already there) on a
-/// blocking thread. With no file, only hashes.
+/// Writes chunks to `file` (at `prefix`, after hashing the `prefix` bytes already there) off
+/// the async workers (`io::spawn`). With no file, only hashes.
 pub fn write_file(file: Option<File>, prefix: u64, also: Option<HashAlgo>, path: &Path) -> Writing {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let p = path.to_owned();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = super::io::spawn(async move {
         let mut hashers = Hashers::new(also);
         let mut file = file;
         if let Some(f) = file.as_mut() {
@@ -105,7 +107,7 @@ pub fn write_file(file: Option<File>, prefix: u64, also: Option<HashAlgo>, path:
                 .map_err(Error::local("seek", &p))?;
             f.set_len(prefix).map_err(Error::local("truncate", &p))?;
         }
-        while let Some(chunk) = rx.blocking_recv() {
+        while let Some(chunk) = rx.recv().await {
             hashers.update(&chunk);
             if let Some(f) = file.as_mut() {
                 f.write_all(&chunk).map_err(Error::local("write", &p))?;

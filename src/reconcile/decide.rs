@@ -74,6 +74,22 @@ pub fn needs_remote_digest(base: Option<&BaseEntry>, remote: &Entry) -> bool {
         && remote.sha256.is_none()
 }
 
+/// Whether the engine must find the digest of the server's copy of a file deleted locally whose
+/// server signature moved without its size changing: the same bytes under a new time (a file
+/// that changed during our download, recorded with the time listed before) are no edit, and
+/// the deletion goes through; only new bytes make it a conflict.
+pub fn needs_touch_check(base: Option<&BaseEntry>, local: Option<&Entry>, remote: &Entry) -> bool {
+    local.is_none()
+        && remote.kind == Kind::File
+        && remote.sha256.is_none()
+        && base.is_some_and(|b| {
+            b.kind == Kind::File
+                && b.sha256.is_some()
+                && b.remote.size == remote.size
+                && remote_change(Some(b), Some(remote)) == Change::Modified
+        })
+}
+
 /// Whether the two times agree to the second, both sides giving the time to the second or
 /// better.
 fn times_agree(local: &Entry, remote: &Entry) -> bool {
@@ -96,16 +112,23 @@ pub fn same_content(base: Option<&BaseEntry>, local: &Entry, remote: &Entry, pol
     }
 }
 
-/// Whether `same_content` needs the digests of both sides, which the engine then finds (the
-/// local file read, the server's hash or the file read back) before planning.
+/// Whether the planner needs the digests of both sides, which the engine then finds (the local
+/// file read, the server's hash or the file read back) before planning: for `same_content`, and,
+/// when both sides moved since the base, to tell an edit from a touch (a signature that moved
+/// over the same bytes: a server that rewrote a file, or one that changed during our download).
+/// Never a conflict on size and time alone.
 pub fn needs_digests(base: Option<&BaseEntry>, local: &Entry, remote: &Entry, policy: &Policy) -> bool {
     let both_files = local.kind == Kind::File && remote.kind == Kind::File;
     let known = local.sha256.is_some() && remote.sha256.is_some();
-    if !both_files || known || local.size != remote.size {
+    if !both_files || known {
         return false;
     }
     match base {
-        None => policy.first_sync == FirstSync::CompareContent || !times_agree(local, remote),
+        None => {
+            local.size == remote.size
+                && (policy.first_sync == FirstSync::CompareContent || !times_agree(local, remote))
+        }
+        Some(b) if b.sha256.is_none() && local.size != remote.size => false,
         Some(_) => {
             local_change(base, Some(local)) == Change::Modified
                 && remote_change(base, Some(remote)) == Change::Modified

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 pub use decide::{
-    Change, is_conflict_copy, local_change, needs_digests, needs_remote_digest, remote_change, same_content,
+    Change, is_conflict_copy, local_change, needs_digests, needs_remote_digest, needs_touch_check,
+    remote_change, same_content,
 };
 pub use guard::{Part, Refusal};
 pub use plan::{Action, Plan, Side};

@@ -188,8 +188,17 @@ fn digests_are_needed_only_where_size_and_time_cannot_decide() {
     let (l, r) = (f(9, 5000, Precision::Nanos), f(9, 5000, Precision::Seconds));
     // Changed on both sides (a base), same size: always, whatever the times.
     assert!(needs_digests(b, &l, &r, &pol));
-    // Different sizes: different files, no digest needed.
-    assert!(!needs_digests(b, &l, &f(8, 5000, Precision::Seconds), &pol));
+    // Different sizes: different files; the digests still tell an edit from a touch (a moved
+    // time over the bytes of the base) where the base has one...
+    let other = f(8, 5000, Precision::Seconds);
+    assert!(b.is_some_and(|b| b.sha256.is_some()));
+    assert!(needs_digests(b, &l, &other, &pol));
+    // ... and are not needed where it has none.
+    let undigested = b.cloned().map(|mut b| {
+        b.sha256 = None;
+        b
+    });
+    assert!(!needs_digests(undigested.as_ref(), &l, &other, &pol));
     // Known digests: nothing to find.
     let (ld, rd) = (l.clone().with_sha256("x"), r.clone().with_sha256("y"));
     assert!(!needs_digests(b, &ld, &rd, &pol));

@@ -1,7 +1,13 @@
 //! The simulation (DESIGN.md §6): the real engine against a simulated server with seeded
-//! faults and a real temp folder, through seeded histories of user edits on both sides, passes
-//! and crashes (a pass abandoned at a random moment: what reached the disk, the server or a
+//! faults and a real temp folder (on tmpfs where there is one), through seeded histories of
+//! user writes (same-size ones too), deletions and renames of files and folders on both sides,
+//! between passes and during them; whole passes and passes scoped to what a watcher would
+//! report; crashes (a pass abandoned at a random poll: what reached the disk, the server or a
 //! committed transaction stays, memory goes). A model knows every version a user ever wrote.
+//!
+//! Each seed runs on a current-thread runtime with a paused clock; the engine does its local
+//! work inline there (`local::io`) and reads the simulated clock, so a seed replays exactly
+//! (`a_seed_replays_exactly` checks it).
 //!
 //! Checks: after every step, every file on either side holds bytes some user wrote (nothing
 //! partial under a real name). After quiescence (passes without faults or crashes): both sides
@@ -9,59 +15,132 @@
 //! sides (at its path or as a conflict copy); no path holds a superseded version (no deletion
 //! undone, no edit overwritten by an older one); one more pass plans nothing.
 //!
-//! `FTPS_SYNC_SIM_SEEDS=N` runs N seeds (default 200; CI runs 2,500); `FTPS_SYNC_SIM_SEED=S`
-//! replays one.
-//! Not yet bit-exact on replay: the engine's local I/O runs on blocking threads.
+//! `FTPS_SYNC_SIM_SEEDS=N` runs N seeds (default 200; CI runs more); `FTPS_SYNC_SIM_SEED=S`
+//! replays one. A failure prints its seed, the command that replays it, and its history shrunk
+//! to the steps that still make it fail.
 
+mod history;
 mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
+use ftps_sync::clock::Clock;
 use ftps_sync::config::Config;
+use ftps_sync::engine::{self, Options, Report, Scope};
+use ftps_sync::path::RelPath;
 use ftps_sync::remote::Connector;
+use tokio_util::sync::CancellationToken;
 
 pub use crate::support::Rng;
-use crate::support::{ConfigYaml, pass_on, prepare_on, tree};
-use server::{Behaviour, SimConnector, SimServer};
+use crate::support::{ConfigYaml, pass_on, tree};
+use history::{History, Side, Step, User, UserOp};
+use server::{Behaviour, SimConnector, SimServer, Stop};
 
 const ROOT: &str = "/r";
-const PATHS: [&str; 6] = ["a.txt", "b.txt", "d/c.txt", "d/e.txt", "d/f/g.txt", "h.bin"];
 
-/// Every version a user wrote (unique bytes), and which ones a later user action replaced.
+/// What does not change during a seed's run.
+struct Env {
+    _dir: tempfile::TempDir,
+    local: PathBuf,
+    sim: Arc<SimServer>,
+    connector: Arc<dyn Connector>,
+    config: Config,
+    clock: Clock,
+}
+
+/// Every version a user wrote (unique bytes); where users put each one and where a later
+/// action of theirs replaced, deleted or moved it away; what happened, for the failure message.
 #[derive(Default)]
 struct Model {
     versions: BTreeSet<Vec<u8>>,
-    superseded: BTreeSet<Vec<u8>>,
+    /// (path, version) -> whether the version is still wanted there (false: a user replaced
+    /// it, deleted it or moved it away, on either side). Versions move with renames, and one
+    /// version can be at many paths, so this is kept per path.
+    places: BTreeMap<(String, Vec<u8>), Place>,
+    /// When (in server commands) the last pass began: one that began after a put can have
+    /// seen it.
+    pass_began: u64,
+    /// What each side (local, server) held when the last pass ended.
+    after_pass: [BTreeMap<String, Vec<u8>>; 2],
+    /// (path, version) a user deleted or moved away while a transfer to it was still open in
+    /// the journal (a killed pass): the next pass cannot tell its rename from its part file
+    /// moved or deleted with the folder, and sends it again rather than risk it (see
+    /// `engine::settle`). It may come back.
+    may_return: BTreeSet<(String, Vec<u8>)>,
+
     count: u64,
-    /// What happened, for the failure message.
-    history: Vec<String>,
+    log: Vec<String>,
+    /// Local paths changed since the last pass began: what a watcher would report.
+    dirty: BTreeSet<String>,
 }
 
 impl Model {
-    /// Bytes no one wrote before; same size as `like` when given (a same-size edit).
-    fn new_version(&mut self, path: &str, like: Option<usize>, rng: &mut Rng) -> Vec<u8> {
+    /// Bytes no one wrote before; of `size` when given (a same-size edit).
+    fn new_version(&mut self, path: &str, size: Option<usize>) -> Vec<u8> {
         self.count += 1;
         let mut v = format!("{path} v{} ", self.count).into_bytes();
-        let size = like.unwrap_or(v.len() + rng.below(40) as usize).max(v.len());
+        let size = size
+            .unwrap_or(v.len() + (self.count * 7 % 40) as usize)
+            .max(v.len());
+        let mut fill = self.count;
         while v.len() < size {
-            v.push(b'a' + (rng.below(26) as u8));
+            fill = fill
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            v.push(b'a' + (fill >> 59) as u8 % 26);
         }
         v.truncate(size);
         self.versions.insert(v.clone());
         v
     }
+
+    fn put(&mut self, side: Side, path: &str, version: Vec<u8>, at: u64) {
+        let place = self.places.entry((path.to_owned(), version)).or_default();
+        place.wanted = true;
+        place.put[side as usize] = Some(at);
+    }
+
+    /// A removal undoes a put the other side made only if the sync can have brought it over
+    /// since (a pass began, or the path was transferred); otherwise the two are concurrent
+    /// and the other side's put stands.
+    fn gone(&mut self, side: Side, path: &str, version: Vec<u8>, delivered_since: impl Fn(u64) -> bool) {
+        let pass_began = self.pass_began;
+        let place = self.places.entry((path.to_owned(), version)).or_default();
+        place.put[side as usize] = None;
+        let other = place.put[1 - side as usize];
+        if other.is_some_and(|at| !delivered_since(at) && pass_began <= at) {
+            return;
+        }
+        *place = Place::default();
+    }
 }
 
+/// The last word of the users on a version at a path.
+#[derive(Debug, Clone, Copy, Default)]
+struct Place {
+    wanted: bool,
+    /// When (in server commands) each side (local, server) put it there, if it did.
+    put: [Option<u64>; 2],
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Outcome {
     steps: usize,
     crashes: usize,
     passes: usize,
     faults: u64,
     commands: u64,
+    /// The most points (server commands, before and after each) a pass passed to finish.
+    polls: u64,
+    /// Server writes made in the round trip between the client's last look and its rename.
+    window_losses: usize,
+    /// The server's command trace and the log: equal for two runs of one seed.
+    trace: u64,
+    log: Vec<String>,
 }
 
 fn config(local: &Path, dir: &Path) -> Config {
@@ -73,47 +152,215 @@ fn config(local: &Path, dir: &Path) -> Config {
         .load(&dir.join("sim.yaml"))
 }
 
-/// Polls `fut` at most `polls` times: `None` if it had not finished, and it is dropped there
-/// (a crash at that await point: memory gone, what reached the disk, server or state stays).
-async fn crash_after<F: std::future::Future>(fut: F, mut polls: u64) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(move |cx| {
-        if polls == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        polls -= 1;
-        fut.as_mut().poll(cx).map(Some)
-    })
-    .await
-}
-
-/// One seed: a history of user actions, passes and crashes, then quiescence and the checks.
-async fn run_seed(seed: u64) -> Result<Outcome, String> {
-    let mut model = Model::default();
-    let r = run_inner(seed, &mut model).await;
-    r.map_err(|e| format!("{e}\nhistory:\n  {}", model.history.join("\n  ")))
-}
-
-async fn run_inner(seed: u64, model: &mut Model) -> Result<Outcome, String> {
-    let mut rng = Rng(seed | 1);
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+fn env(seed: u64, behaviour: Behaviour) -> Result<Env, String> {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("password"), "pw").map_err(|e| e.to_string())?;
     let local = dir.path().join("local");
     std::fs::create_dir_all(&local).map_err(|e| e.to_string())?;
-    let behaviour = Behaviour {
-        list_only: rng.below(2) == 0,
-        hash: rng.below(2) == 0,
-        fault_per_mille: [0, 20, 60][rng.below(3) as usize],
-    };
     let sim = SimServer::new(behaviour, seed, ROOT);
     let connector: Arc<dyn Connector> = Arc::new(SimConnector(sim.clone()));
     let config = config(&local, dir.path());
-    // A file no one touches keeps either side from looking emptied (a refused pass).
-    let keep = model.new_version("keep", None, &mut rng);
-    std::fs::write(local.join("keep"), &keep).map_err(|e| e.to_string())?;
+    let clock = {
+        let sim = sim.clone();
+        Clock::from_fn(move || chrono::DateTime::from_timestamp(sim.now(), 0).unwrap_or_default())
+    };
+    Ok(Env {
+        _dir: dir,
+        local,
+        sim,
+        connector,
+        config,
+        clock,
+    })
+}
 
-    let check_step = |model: &Model, step: usize| -> Result<(), String> {
-        for (side, files) in [("local", tree(&local)), ("server", sim.tree(ROOT))] {
+impl Env {
+    fn read(&self, side: Side, path: &str) -> Option<Vec<u8>> {
+        match side {
+            Side::Local => std::fs::read(self.local.join(path)).ok(),
+            Side::Server => self.sim.tree(ROOT).remove(path),
+        }
+    }
+
+    /// A local write, with a time from the simulated clock (the real one would not replay).
+    fn write_local(&self, path: &str, bytes: &[u8], count: u64) -> Result<(), String> {
+        let full = self.local.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("mkdir {path}: {e}"))?;
+        }
+        std::fs::write(&full, bytes).map_err(|e| format!("write {path}: {e}"))?;
+        let t = UNIX_EPOCH + Duration::new(self.sim.now() as u64, (count * 7_919_337 % 1_000_000_000) as u32);
+        std::fs::File::options()
+            .write(true)
+            .open(&full)
+            .and_then(|f| f.set_modified(t))
+            .map_err(|e| format!("touch {path}: {e}"))
+    }
+
+    /// Applies a user action to its side, and to the model.
+    fn apply(&self, model: &mut Model, user: &User) -> Result<(), String> {
+        self.sim.clock.fetch_add(user.wait, Ordering::SeqCst);
+        let remote = |p: &str| format!("{ROOT}/{p}");
+        let at = self.sim.counts.commands.load(Ordering::SeqCst);
+        let delivered = |p: &str| {
+            let p = remote(p);
+            move |since: u64| self.sim.delivered_since(&p, since)
+        };
+        match &user.op {
+            UserOp::Write {
+                side,
+                path,
+                same_size,
+                skewed,
+            } => {
+                if *side == Side::Server && self.sim.in_rename_round_trip(&remote(path)) {
+                    model
+                        .log
+                        .push(format!("{user}: left out, in the round trip of a rename onto it"));
+                    return Ok(());
+                }
+                let current = self.read(*side, path);
+                let size = current.as_ref().filter(|_| *same_size).map(Vec::len);
+                let v = model.new_version(path, size);
+                if let Some(old) = current {
+                    model.gone(*side, path, old, delivered(path));
+                }
+                model.put(*side, path, v.clone(), at);
+                model.log.push(format!(
+                    "{user}: v{} ({} bytes) at {}",
+                    model.count,
+                    v.len(),
+                    self.sim.now()
+                ));
+                match side {
+                    Side::Local => {
+                        model.dirty.insert((*path).to_owned());
+                        self.write_local(path, &v, model.count)?;
+                    }
+                    Side::Server => {
+                        // A same-size edit within the minute a LIST server shows cannot be
+                        // seen by anyone (DESIGN.md invariant 7): out of the histories.
+                        if size.is_some() && self.sim.behaviour.list_only {
+                            self.sim.clock.fetch_add(61, Ordering::SeqCst);
+                        }
+                        let skew = if *skewed { 86_400 } else { 0 };
+                        self.sim.user_write(&remote(path), v, self.sim.now() + skew);
+                    }
+                }
+            }
+            UserOp::Delete { side, path } => {
+                let Some(old) = self.read(*side, path) else {
+                    return Ok(());
+                };
+                if self.open_intents().iter().any(|p| p == path) {
+                    model.may_return.insert(((*path).to_owned(), old.clone()));
+                }
+                model.gone(*side, path, old, delivered(path));
+                model.log.push(format!("{user}"));
+                match side {
+                    Side::Local => {
+                        model.dirty.insert((*path).to_owned());
+                        std::fs::remove_file(self.local.join(path))
+                            .map_err(|e| format!("delete {path}: {e}"))?;
+                    }
+                    Side::Server => {
+                        self.sim.user_delete(&remote(path));
+                    }
+                }
+            }
+            UserOp::Rename { side, from, to } => {
+                if from == to {
+                    return Ok(());
+                }
+                let is_file = history::PATHS.contains(from);
+                // What moves: (old path, new path, version); and what the move replaces.
+                let (moved, replaced) = if is_file {
+                    let Some(v) = self.read(*side, from) else {
+                        return Ok(());
+                    };
+                    (
+                        vec![((*from).to_owned(), (*to).to_owned(), v)],
+                        self.read(*side, to),
+                    )
+                } else {
+                    let files = match side {
+                        Side::Local => tree(&self.local),
+                        Side::Server => self.sim.tree(ROOT),
+                    };
+                    let under = format!("{from}/");
+                    let moved = files
+                        .into_iter()
+                        .filter_map(|(p, v)| {
+                            let rest = p.strip_prefix(&under)?;
+                            let ours = p.ends_with('/') || p.ends_with(ftps_sync::local::PART_SUFFIX);
+                            (!ours).then(|| (p.clone(), format!("{to}/{rest}"), v))
+                        })
+                        .collect();
+                    (moved, None)
+                };
+                // A rename that puts a version back where the last pass left it is no change
+                // at all to a sync (the times come back too): out of the histories, whose model
+                // would call it a new put.
+                if moved
+                    .iter()
+                    .any(|(_, new, v)| model.after_pass[*side as usize].get(new) == Some(v))
+                {
+                    return Ok(());
+                }
+                let done = match side {
+                    Side::Local => {
+                        let (f, t) = (self.local.join(from), self.local.join(to));
+                        let free = if is_file {
+                            f.is_file()
+                        } else {
+                            f.is_dir() && !t.exists()
+                        };
+                        free && {
+                            if let Some(parent) = t.parent() {
+                                std::fs::create_dir_all(parent).map_err(|e| format!("mkdir {to}: {e}"))?;
+                            }
+                            std::fs::rename(&f, &t).map_err(|e| format!("rename {from}: {e}"))?;
+                            model.dirty.extend([(*from).to_owned(), (*to).to_owned()]);
+                            true
+                        }
+                    }
+                    Side::Server => self.sim.user_rename(&remote(from), &remote(to)),
+                };
+                if done {
+                    model.log.push(format!("{user}"));
+                    if let Some(old) = replaced {
+                        model.gone(*side, to, old, delivered(to));
+                    }
+                    for (old, new, v) in moved {
+                        if self.open_intents().contains(&old) {
+                            model.may_return.insert((old.clone(), v.clone()));
+                        }
+                        model.gone(*side, &old, v.clone(), delivered(&old));
+                        model.put(*side, &new, v, at);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The paths of the transfers the journal holds open.
+    fn open_intents(&self) -> Vec<String> {
+        ftps_sync::state::State::open(&self.config.state_dir, "sim")
+            .and_then(|st| st.intents())
+            .map(|i| i.into_iter().map(|i| i.path.as_str().to_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every file on either side holds bytes some user wrote: nothing partial under a real name.
+    fn check_step(&self, model: &Model, step: usize) -> Result<(), String> {
+        for (side, files) in [("local", tree(&self.local)), ("server", self.sim.tree(ROOT))] {
             for (path, bytes) in files {
                 if path.ends_with('/') || path.ends_with(ftps_sync::local::PART_SUFFIX) {
                     continue;
@@ -128,129 +375,199 @@ async fn run_inner(seed: u64, model: &mut Model) -> Result<Outcome, String> {
             }
         }
         Ok(())
-    };
-
-    let steps = 4 + rng.below(6) as usize;
-    let mut outcome = Outcome {
-        steps,
-        crashes: 0,
-        passes: 0,
-        faults: 0,
-        commands: 0,
-    };
-    for step in 0..steps {
-        // The users, on both sides.
-        for _ in 0..1 + rng.below(4) {
-            let path = PATHS[rng.below(PATHS.len() as u64) as usize];
-            sim.clock.fetch_add(1 + rng.below(90), Ordering::SeqCst);
-            let on_local = rng.below(2) == 0;
-            let current = if on_local {
-                std::fs::read(local.join(path)).ok()
-            } else {
-                sim.tree(ROOT).remove(path)
-            };
-            let delete = current.is_some() && rng.below(4) == 0;
-            if let Some(old) = &current {
-                model.superseded.insert(old.clone());
-            }
-            let remote_path = format!("{ROOT}/{path}");
-            let side = if on_local { "local" } else { "server" };
-            if delete {
-                model.history.push(format!("step {step}: {side} deletes {path}"));
-                if on_local {
-                    let _ = std::fs::remove_file(local.join(path));
-                } else {
-                    sim.user_delete(&remote_path);
-                }
-                continue;
-            }
-            let same_size = current.as_ref().filter(|_| rng.below(3) == 0).map(Vec::len);
-            let v = model.new_version(path, same_size, &mut rng);
-            model.history.push(format!(
-                "step {step}: {side} writes {path} v{} ({} bytes{}) at server time {}",
-                model.count,
-                v.len(),
-                if same_size.is_some() { ", same size" } else { "" },
-                sim.now()
-            ));
-            if on_local {
-                let full = local.join(path);
-                if let Some(parent) = full.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-                }
-                // Clear a directory the sync may have left where a file goes (none here).
-                std::fs::write(&full, &v).map_err(|e| e.to_string())?;
-            } else {
-                // A same-size edit within the minute a LIST server shows cannot be seen by
-                // anyone (DESIGN.md invariant 7): out of the histories.
-                if current.as_ref().is_some_and(|c| c.len() == v.len()) && behaviour.list_only {
-                    sim.clock.fetch_add(61, Ordering::SeqCst);
-                }
-                // Sometimes a server clock a day ahead.
-                let skew = if rng.below(8) == 0 { 86_400 } else { 0 };
-                sim.user_write(&remote_path, v, sim.now() + skew);
-            }
-        }
-        // A pass: sometimes cut short at a random moment (a crash).
-        let crash = rng.below(3) == 0;
-        let cut = 1 + rng.below(25);
-        let pass = pass_on(&config, &connector);
-        outcome.passes += 1;
-        if crash {
-            if crash_after(pass, cut).await.is_none() {
-                outcome.crashes += 1;
-                model
-                    .history
-                    .push(format!("step {step}: a pass, killed at its poll {cut}"));
-            } else {
-                model
-                    .history
-                    .push(format!("step {step}: a pass (finished before its kill)"));
-            }
-            // Blocking work of the killed pass (a file being written) may still be ending.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        } else {
-            let r = pass.await;
-            model.history.push(format!(
-                "step {step}: a pass: {}",
-                match r {
-                    Ok(r) => r.summary(),
-                    Err(e) => format!("failed: {e}"),
-                }
-            ));
-        }
-        check_step(model, step)?;
     }
 
-    // Quiescence: no faults, no crashes, until a pass moves nothing.
-    sim.faults_on.store(false, Ordering::SeqCst);
-    outcome.faults = sim.counts.faults.load(Ordering::Relaxed);
-    outcome.commands = sim.counts.commands.load(Ordering::Relaxed);
-    let mut settled = false;
+    async fn pass(&self, scope: Scope) -> ftps_sync::Result<Report> {
+        let options = Options {
+            scope,
+            clock: self.clock.clone(),
+            ..Options::default()
+        };
+        let never = CancellationToken::new();
+        engine::sync_folder(
+            &self.config,
+            &self.config.folders[0],
+            &self.connector,
+            options,
+            &never,
+        )
+        .await
+    }
+}
+
+/// Runs the pass `fut` to its end, or until it crashes at point `kill_at` of the simulated
+/// server (what reached the disk, the server or the state stays; memory goes). The user
+/// actions `during` happen while the pass waits at their points (or after it, for points it
+/// never reached). The points it passed, and its output if it ended.
+async fn drive<F: std::future::Future>(
+    sim: &SimServer,
+    fut: F,
+    kill_at: Option<u64>,
+    during: &[(u64, User)],
+    mut act: impl FnMut(&User) -> Result<(), String>,
+) -> Result<(u64, Option<F::Output>), String> {
+    let mut stops: BTreeMap<u64, Stop> = during.iter().map(|(at, _)| (*at, Stop::Pause)).collect();
+    if let Some(k) = kill_at {
+        stops.insert(k, Stop::Crash);
+    }
+    sim.stops.plan(stops);
+    let mut fut = std::pin::pin!(fut);
+    let mut done = vec![false; during.len()];
+    let mut failed = None;
+    let out = std::future::poll_fn(|cx| {
+        sim.stops.watch(cx.waker());
+        if sim.stops.crashed.load(Ordering::SeqCst) {
+            return std::task::Poll::Ready(None);
+        }
+        let paused = sim.stops.paused.lock().expect("paused").clone();
+        if !paused.is_empty() {
+            for (i, (_, u)) in during
+                .iter()
+                .enumerate()
+                .filter(|(_, (at, _))| paused.contains(at))
+            {
+                done[i] = true;
+                if let Err(e) = act(u) {
+                    failed = Some(e);
+                    return std::task::Poll::Ready(None);
+                }
+            }
+            sim.stops.release();
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let passed = sim.stops.passed();
+    // Points not reached are not left for the next pass.
+    sim.stops.plan(BTreeMap::new());
+    if out.is_none() {
+        // The tasks of the dead pass are aborted; let the runtime drop them (and their hold
+        // on the state) before anyone looks.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Actions the pass did not wait for happen after it.
+    for (i, (_, u)) in during.iter().enumerate() {
+        if !done[i] {
+            act(u)?;
+        }
+    }
+    Ok((passed, out))
+}
+
+/// Runs `history` for `seed` on its own paused current-thread runtime.
+fn run(seed: u64, history: &History) -> Result<Outcome, (String, Vec<String>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| (e.to_string(), Vec::new()))?;
+    let mut model = Model::default();
+    // On the paused clock an hour passes at once when nothing can move: a hang shows as such.
+    let r = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(3600), run_history(seed, history, &mut model))
+            .await
+            .unwrap_or_else(|_| Err("the history hung: an hour passed with nothing moving".into()))
+    });
+    r.map_err(|e| (e, model.log))
+}
+
+async fn run_history(seed: u64, history: &History, model: &mut Model) -> Result<Outcome, String> {
+    let env = env(seed, history.behaviour)?;
+    // A file no one touches keeps either side from looking emptied (a refused pass).
+    let keep = model.new_version("keep", None);
+    env.write_local("keep", &keep, 0)?;
+    model.put(Side::Local, "keep", keep, 0);
+    let mut outcome = Outcome {
+        steps: history.steps.len(),
+        ..Outcome::default()
+    };
+    for (i, step) in history.steps.iter().enumerate() {
+        let pass = match step {
+            Step::User(u) => {
+                env.apply(model, u)?;
+                continue;
+            }
+            Step::Pass(p) => p,
+        };
+        env.sim.reseed(pass.id);
+        model.pass_began = env.sim.counts.commands.load(Ordering::SeqCst) + 1;
+        let taken = std::mem::take(&mut model.dirty);
+        let scope = if pass.scoped && !taken.is_empty() {
+            Scope::Paths(taken.iter().filter_map(|p| RelPath::new(p).ok()).collect())
+        } else {
+            Scope::Full
+        };
+        outcome.passes += 1;
+        let (polls, out) = drive(&env.sim, env.pass(scope), pass.kill_at, &pass.during, |u| {
+            env.apply(model, u)
+        })
+        .await?;
+        model.after_pass = [tree(&env.local), env.sim.tree(ROOT)];
+        let ok = match out {
+            None => {
+                outcome.crashes += 1;
+                model.log.push(format!("{step}: killed at point {polls}"));
+                false
+            }
+            Some(r) => {
+                outcome.polls = outcome.polls.max(polls);
+                let line = match &r {
+                    Ok(r) => r.summary(),
+                    Err(e) => format!("failed: {e}"),
+                };
+                model.log.push(format!("{step}: {line} ({polls} points)"));
+                r.is_ok_and(|r| r.failed.is_empty())
+            }
+        };
+        if !ok {
+            model.dirty.extend(taken);
+        }
+        env.check_step(model, i)?;
+    }
+    quiesce(&env, model, &mut outcome).await?;
+    env.check_step(model, history.steps.len())?;
+    check_end(&env, model).await?;
+    outcome.trace = env.sim.counts.trace.load(Ordering::Relaxed);
+    outcome.window_losses = env.sim.window_losses.lock().expect("losses").len();
+    outcome.log = model.log.clone();
+    Ok(outcome)
+}
+
+/// Passes without faults or crashes until one moves nothing.
+async fn quiesce(env: &Env, model: &mut Model, outcome: &mut Outcome) -> Result<(), String> {
+    env.sim.faults_on.store(false, Ordering::SeqCst);
+    outcome.faults = env.sim.counts.faults.load(Ordering::Relaxed);
+    outcome.commands = env.sim.counts.commands.load(Ordering::Relaxed);
     for _ in 0..4 {
         outcome.passes += 1;
-        let r = pass_on(&config, &connector)
+        let r = env
+            .pass(Scope::Full)
             .await
             .map_err(|e| format!("a pass without faults failed: {e}"))?;
+        model.log.push(format!("a pass without faults: {}", r.summary()));
         if !r.failed.is_empty() {
             return Err(format!("a pass without faults failed files: {:?}", r.failed));
         }
         if r.uploaded + r.downloaded + r.deleted_local + r.deleted_remote + r.conflicts == 0 {
-            settled = true;
-            break;
+            return Ok(());
         }
     }
-    if !settled {
-        return Err("four passes without faults did not settle".into());
-    }
-    check_step(model, steps)?;
-    let (l, r): (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>) = (
-        tree(&local)
-            .into_iter()
-            .filter(|(p, _)| !p.ends_with('/'))
-            .collect(),
-        sim.tree(ROOT),
-    );
+    Err("four passes without faults did not settle".into())
+}
+
+/// After quiescence: both sides equal, every version that should be there is, no superseded
+/// one is, and one more pass plans nothing.
+async fn check_end(env: &Env, model: &Model) -> Result<(), String> {
+    let l: BTreeMap<String, Vec<u8>> = tree(&env.local)
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with('/'))
+        .collect();
+    let r = env.sim.tree(ROOT);
     if l != r {
         let show = |m: &BTreeMap<String, Vec<u8>>, p: &String| {
             m.get(p).map(|b| String::from_utf8_lossy(b).into_owned())
@@ -261,90 +578,214 @@ async fn run_inner(seed: u64, model: &mut Model) -> Result<Outcome, String> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .filter(|p| l.get(*p) != r.get(*p))
-            .map(|p| {
-                let base = ftps_sync::state::State::open(&dir.path().join("state"), "sim")
-                    .and_then(|st| st.load())
-                    .ok()
-                    .and_then(|b| b.get(&ftps_sync::path::RelPath::new(p).ok()?).cloned());
-                let listed = sim
-                    .store
-                    .lock()
-                    .ok()
-                    .and_then(|s| s.files.get(&format!("{ROOT}/{p}")).map(|f| f.mtime));
-                format!(
-                    "{p}: local {:?}, server {:?} (server time {listed:?}; recorded {base:?}, list_only {})",
-                    show(&l, p),
-                    show(&r, p),
-                    behaviour.list_only
-                )
-            })
+            .map(|p| format!("{p}: local {:?}, server {:?}", show(&l, p), show(&r, p)))
             .collect();
         return Err(format!("the sides differ:\n  {}", differ.join("\n  ")));
     }
+    // Each version by its number: `keep v1`, `a.txt v7`.
+    let name = |b: &Vec<u8>| {
+        String::from_utf8_lossy(b)
+            .split(' ')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let both: Vec<String> = l.iter().map(|(p, b)| format!("{p}: {}", name(b))).collect();
+    let both = both.join(", ");
     for (path, bytes) in &l {
-        if model.superseded.contains(bytes) {
+        let key = (path.clone(), bytes.clone());
+        if model.places.get(&key).is_some_and(|p| !p.wanted) && !model.may_return.contains(&key) {
             return Err(format!(
-                "{path} holds a version a user replaced or deleted: {:?}",
-                String::from_utf8_lossy(bytes)
+                "{path} holds {}, which a user replaced, deleted or moved away (both sides: {both})",
+                name(bytes)
             ));
         }
     }
     let present: BTreeSet<&Vec<u8>> = l.values().collect();
-    for v in model.versions.difference(&model.superseded) {
-        if !present.contains(v) {
-            return Err(format!("a version was lost: {:?}", String::from_utf8_lossy(v)));
+    let window = env.sim.window_losses.lock().expect("losses").clone();
+    for ((path, v), place) in &model.places {
+        if place.wanted && !present.contains(v) && !window.contains(v) {
+            return Err(format!("{} put at {path} was lost (both sides: {both})", name(v)));
         }
     }
-    let prepared = prepare_on(&config, &connector)
-        .await
-        .map_err(|e| format!("the last look failed: {e}"))?;
+    let options = Options {
+        clock: env.clock.clone(),
+        ..Options::default()
+    };
+    let never = CancellationToken::new();
+    let prepared = engine::prepare(
+        &env.config,
+        &env.config.folders[0],
+        &env.connector,
+        options,
+        &never,
+    )
+    .await
+    .map_err(|e| format!("the last look failed: {e}"))?;
     if let Some(a) = prepared.plan().changes().next() {
         return Err(format!("one more pass would still do: {a}"));
     }
     prepared.close().await;
-    Ok(outcome)
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seeded_histories_lose_nothing() {
-    let seeds: Vec<u64> = match std::env::var("FTPS_SYNC_SIM_SEED")
+/// The shortest history found that still fails (steps left out, passes made plain), within
+/// a budget of runs; its error and log.
+fn shrink(seed: u64, history: History) -> (History, String, Vec<String>) {
+    let mut best = history;
+    let (mut error, mut log) = match run(seed, &best) {
+        Err(e) => e,
+        Ok(_) => {
+            return (
+                best,
+                "it passed when run again: not deterministic".into(),
+                Vec::new(),
+            );
+        }
+    };
+    let mut budget = 400;
+    let mut attempt =
+        |candidate: History, best: &mut History, error: &mut String, log: &mut Vec<String>| -> bool {
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
+            match run(seed, &candidate) {
+                Err((e, l)) => {
+                    (*best, *error, *log) = (candidate, e, l);
+                    true
+                }
+                Ok(_) => false,
+            }
+        };
+    let mut chunk = best.steps.len().div_ceil(2);
+    while chunk >= 1 {
+        let mut i = 0;
+        while i < best.steps.len() {
+            let mut steps = best.steps.clone();
+            steps.drain(i..(i + chunk).min(steps.len()));
+            let candidate = History {
+                behaviour: best.behaviour,
+                steps,
+            };
+            if !attempt(candidate, &mut best, &mut error, &mut log) {
+                i += chunk;
+            }
+        }
+        chunk /= 2;
+    }
+    for i in 0..best.steps.len() {
+        for plain in 0..3 {
+            let mut steps = best.steps.clone();
+            if let Step::Pass(p) = &mut steps[i] {
+                match plain {
+                    0 if p.kill_at.is_some() => p.kill_at = None,
+                    1 if !p.during.is_empty() => p.during.clear(),
+                    2 if p.scoped => p.scoped = false,
+                    _ => continue,
+                }
+                let candidate = History {
+                    behaviour: best.behaviour,
+                    steps,
+                };
+                attempt(candidate, &mut best, &mut error, &mut log);
+            }
+        }
+    }
+    if best.behaviour.fault_per_mille > 0 {
+        let mut behaviour = best.behaviour;
+        behaviour.fault_per_mille = 0;
+        let candidate = History {
+            behaviour,
+            steps: best.steps.clone(),
+        };
+        attempt(candidate, &mut best, &mut error, &mut log);
+    }
+    (best, error, log)
+}
+
+fn seeds() -> Vec<u64> {
+    if let Some(one) = std::env::var("FTPS_SYNC_SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
     {
-        Some(one) => vec![one],
-        None => {
-            let n: u64 = std::env::var("FTPS_SYNC_SIM_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(200);
-            (1..=n).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect()
+        // A replay shows the engine's log too, at RUST_LOG's level.
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
         }
-    };
+        return vec![one];
+    }
+    let n: u64 = std::env::var("FTPS_SYNC_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    (1..=n).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect()
+}
+
+#[test]
+fn seeded_histories_lose_nothing() {
+    let seeds = seeds();
     let started = std::time::Instant::now();
-    let (mut steps, mut crashes, mut passes, mut faults, mut commands) = (0, 0, 0, 0, 0);
-    for seed in &seeds {
-        match run_seed(*seed).await {
+    let mut total = Outcome::default();
+    for &seed in &seeds {
+        let history = history::draw(seed);
+        match run(seed, &history) {
             Ok(o) => {
-                steps += o.steps;
-                crashes += o.crashes;
-                passes += o.passes;
-                faults += o.faults;
-                commands += o.commands;
+                total.steps += o.steps;
+                total.crashes += o.crashes;
+                total.passes += o.passes;
+                total.faults += o.faults;
+                total.commands += o.commands;
+                total.polls = total.polls.max(o.polls);
+                total.window_losses += o.window_losses;
             }
-            Err(e) => panic!(
-                "seed {seed}: {e}\nreplay: FTPS_SYNC_SIM_SEED={seed} cargo test --test it sim:: -- --nocapture"
-            ),
+            Err((e, _)) => {
+                let (shrunk, error, log) = shrink(seed, history::draw(seed));
+                let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
+                panic!(
+                    "seed {seed}: {e}\nreplay: FTPS_SYNC_SIM_SEED={seed} cargo test --test it sim:: -- --nocapture\n\
+                     shrunk to {} of {} steps ({:?}), which fail with: {error}\n  {}\nwhat happened:\n  {}",
+                    shrunk.steps.len(),
+                    history.steps.len(),
+                    shrunk.behaviour,
+                    steps.join("\n  "),
+                    log.join("\n  ")
+                )
+            }
         }
     }
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "SIM {} seeds, {steps} steps, {passes} passes, {crashes} crashes, {faults} faults in {commands} commands, {:.0} s\n",
+            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
+            total.steps,
+            total.passes,
+            total.crashes,
+            total.faults,
+            total.commands,
+            total.polls,
+            total.window_losses,
             started.elapsed().as_secs_f64()
         )
         .as_bytes(),
     );
+}
+
+/// Two runs of a seed do the same: the same commands to the server in the same order, the same
+/// passes with the same results.
+#[test]
+fn a_seed_replays_exactly() {
+    for i in 1..=20u64 {
+        let seed = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let history = history::draw(seed);
+        let first = run(seed, &history).map_err(|(e, _)| e);
+        let second = run(seed, &history).map_err(|(e, _)| e);
+        assert_eq!(first, second, "seed {seed} ran two ways");
+    }
 }
 
 /// Found by the simulation: a rename refused (so the target is removed first, as for servers
@@ -353,27 +794,24 @@ async fn seeded_histories_lose_nothing() {
 /// attempt must not read as renamed later: the next pass uploads the edit, it does not delete it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_rename_after_a_refused_one_never_deletes_the_edit() {
-    let dir = tempfile::tempdir().expect("tmp");
-    std::fs::write(dir.path().join("password"), "pw").expect("password");
-    let local = dir.path().join("local");
-    std::fs::create_dir_all(&local).expect("mkdir");
     let behaviour = Behaviour {
         list_only: false,
         hash: false,
         fault_per_mille: 0,
     };
-    let sim = SimServer::new(behaviour, 1, ROOT);
-    let connector: Arc<dyn Connector> = Arc::new(SimConnector(sim.clone()));
-    let config = config(&local, dir.path());
+    let env = env(1, behaviour).expect("env");
+    let (local, sim) = (&env.local, &env.sim);
     std::fs::write(local.join("keep"), "keep").expect("write");
     std::fs::write(local.join("doc.txt"), "v1").expect("write");
-    pass_on(&config, &connector).await.expect("first pass");
+    pass_on(&env.config, &env.connector).await.expect("first pass");
     std::fs::write(local.join("doc.txt"), "v2, the edit").expect("edit");
     sim.order("RNFR/RNTO", server::Fault::Transient(450));
     sim.order("RNFR/RNTO", server::Fault::DropBefore);
-    let cut = pass_on(&config, &connector).await.expect("the pass with faults");
+    let cut = pass_on(&env.config, &env.connector)
+        .await
+        .expect("the pass with faults");
     assert_eq!(cut.uploaded, 0, "{cut:?}");
-    let next = pass_on(&config, &connector).await.expect("the next pass");
+    let next = pass_on(&env.config, &env.connector).await.expect("the next pass");
     assert_eq!((next.uploaded, next.deleted_local), (1, 0), "{next:?}");
     assert_eq!(
         std::fs::read(local.join("doc.txt")).ok().as_deref(),

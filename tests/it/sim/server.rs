@@ -16,6 +16,7 @@ use sha2::Digest;
 use tokio::sync::mpsc;
 
 use super::Rng;
+pub use super::history::Behaviour;
 
 #[derive(Debug, Clone)]
 pub struct SimFile {
@@ -31,22 +32,14 @@ pub struct Store {
     pub dirs: BTreeSet<String>,
 }
 
-/// How the server behaves, drawn per seed.
-#[derive(Debug, Clone, Copy)]
-pub struct Behaviour {
-    /// LIST only: times to the minute, no MLST.
-    pub list_only: bool,
-    /// Offers HASH SHA-256.
-    pub hash: bool,
-    /// Chance per command, in thousandths, of a fault while faults are on.
-    pub fault_per_mille: u64,
-}
-
 #[derive(Default, Debug)]
 pub struct Counts {
     pub commands: AtomicU64,
     pub faults: AtomicU64,
     pub connections: AtomicU64,
+    /// A running hash of every command and its path, in order: two runs of one seed must
+    /// agree on it (the replay is exact).
+    pub trace: AtomicU64,
 }
 
 pub struct SimServer {
@@ -59,6 +52,73 @@ pub struct SimServer {
     pub clock: AtomicU64,
     /// Faults a test orders: the next command of that name gets the fault, in order.
     script: Mutex<std::collections::VecDeque<(&'static str, Fault)>>,
+    /// Where the pass that runs stops: see `point`.
+    pub stops: Stops,
+    /// When (in commands) a user last wrote each path.
+    user_writes: Mutex<BTreeMap<String, u64>>,
+    /// Versions a user wrote in the one round trip between the client's last look at a path and
+    /// its rename over it (or deletion of it): FTP has no rename-if-unchanged, so no client can
+    /// keep them. The histories count them apart.
+    pub window_losses: Mutex<Vec<Vec<u8>>>,
+    /// When (in commands) the client last read each path (RETR) or renamed a file onto it:
+    /// the moments a version can have crossed to the other side.
+    deliveries: Mutex<BTreeMap<String, u64>>,
+    /// Paths a connection renamed a file onto and has sent no command since: a user's write
+    /// there would land between the rename and the client's next look, which nothing can see.
+    renaming: Mutex<BTreeSet<String>>,
+}
+
+/// What happens at a numbered point of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The process dies: nothing of the pass moves again.
+    Crash,
+    /// The pass waits while the users act (`Stops::paused`), until released.
+    Pause,
+}
+
+/// The points of the pass that runs: one before every command takes effect and one after (its
+/// reply not yet sent), counted from 0, and what happens at some of them.
+#[derive(Default)]
+pub struct Stops {
+    next: AtomicU64,
+    at: Mutex<BTreeMap<u64, Stop>>,
+    pub crashed: AtomicBool,
+    /// The points the pass waits at (tasks run on, so there may be several), while the users act.
+    pub paused: Mutex<Vec<u64>>,
+    release: tokio::sync::Notify,
+    /// The one who drives the pass, woken when it crashes or pauses.
+    driver: Mutex<Option<std::task::Waker>>,
+}
+
+impl Stops {
+    /// A new pass, stopping at these points.
+    pub fn plan(&self, at: BTreeMap<u64, Stop>) {
+        self.next.store(0, Ordering::SeqCst);
+        *self.at.lock().expect("stops") = at;
+        self.crashed.store(false, Ordering::SeqCst);
+    }
+
+    /// How many points the pass has passed.
+    pub fn passed(&self) -> u64 {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    pub fn watch(&self, waker: &std::task::Waker) {
+        *self.driver.lock().expect("driver") = Some(waker.clone());
+    }
+
+    /// Lets the paused pass go on.
+    pub fn release(&self) {
+        self.paused.lock().expect("paused").clear();
+        self.release.notify_waiters();
+    }
+
+    fn wake_driver(&self) {
+        if let Some(w) = self.driver.lock().expect("driver").take() {
+            w.wake();
+        }
+    }
 }
 
 /// A fault the network or server produced.
@@ -73,7 +133,16 @@ pub enum Fault {
     Refused,
     /// SIZE answers one byte more than it holds.
     LyingSize,
+    /// The connection stops answering: the client's timeout ends it.
+    Stall,
+    /// LIST answers 226 with nothing in it (servers do, under load).
+    EmptyListing,
+    /// RETR sends one byte more than the file holds.
+    ExtraByte,
 }
+
+/// How long the client waits on a silent server (the FTPS adapter's default timeout).
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn parent(path: &str) -> &str {
     match path.rsplit_once('/') {
@@ -96,7 +165,41 @@ impl SimServer {
             rng: Mutex::new(Rng(seed ^ 0x5151_5151)),
             clock: AtomicU64::new(1_780_000_000),
             script: Mutex::new(Default::default()),
+            stops: Stops::default(),
+            user_writes: Mutex::new(BTreeMap::new()),
+            window_losses: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(BTreeMap::new()),
+            renaming: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// A point of the pass: every task yields here (so tasks interleave at every command, as
+    /// they do over a network), and the pass crashes or pauses here if planned. After a crash,
+    /// every task stops at its next point: a crash at the same instant as far as anyone can tell.
+    async fn point(&self) {
+        tokio::task::yield_now().await;
+        let stops = &self.stops;
+        if stops.crashed.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let n = stops.next.fetch_add(1, Ordering::SeqCst);
+        let stop = stops.at.lock().expect("stops").remove(&n);
+        match stop {
+            Some(Stop::Crash) => {
+                stops.crashed.store(true, Ordering::SeqCst);
+                stops.wake_driver();
+                std::future::pending::<()>().await;
+            }
+            Some(Stop::Pause) => {
+                // Registered before anyone can release it: nothing else runs on this thread
+                // until the await.
+                let released = stops.release.notified();
+                stops.paused.lock().expect("paused").push(n);
+                stops.wake_driver();
+                released.await;
+            }
+            None => {}
+        }
     }
 
     pub fn now(&self) -> i64 {
@@ -112,8 +215,19 @@ impl SimServer {
         self.script.lock().expect("script").push_back((op, fault));
     }
 
-    fn fault(&self, op: &'static str) -> Option<Fault> {
+    /// Draws the next faults from `seed` (each pass its own, so that a shrunk history keeps
+    /// the faults of the passes it keeps).
+    pub fn reseed(&self, seed: u64) {
+        *self.rng.lock().expect("rng") = Rng(seed | 1);
+    }
+
+    fn fault(&self, op: &'static str, path: &str) -> Option<Fault> {
         self.counts.commands.fetch_add(1, Ordering::Relaxed);
+        let mut h = self.counts.trace.load(Ordering::Relaxed);
+        for b in op.bytes().chain([b' ']).chain(path.bytes()).chain([b'\n']) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.counts.trace.store(h, Ordering::Relaxed);
         {
             let mut script = self.script.lock().expect("script");
             if let Some(i) = script.iter().position(|(o, _)| *o == op) {
@@ -128,18 +242,53 @@ impl SimServer {
             return None;
         }
         self.counts.faults.fetch_add(1, Ordering::Relaxed);
-        Some(match rng.below(if op == "SIZE" { 6 } else { 5 }) {
+        Some(match rng.below(7) {
             0 => Fault::DropBefore,
             1 => Fault::DropAfter,
             2 => Fault::Transient([421, 425, 426, 450][rng.below(4) as usize]),
             3 if op == "STOR" || op == "RETR" => Fault::Refused,
-            5 => Fault::LyingSize,
+            4 => Fault::Stall,
+            5 if op == "SIZE" => Fault::LyingSize,
+            5 if op == "LIST" => Fault::EmptyListing,
+            5 if op == "RETR" => Fault::ExtraByte,
             _ => Fault::Transient(450),
         })
     }
 
+    /// Whether the client read `path` or renamed a file onto it after command number `since`.
+    pub fn delivered_since(&self, path: &str, since: u64) -> bool {
+        self.deliveries
+            .lock()
+            .expect("deliveries")
+            .get(path)
+            .is_some_and(|at| *at > since)
+    }
+
+    fn delivered(&self, path: &str) {
+        let now = self.counts.commands.load(Ordering::SeqCst);
+        self.deliveries
+            .lock()
+            .expect("deliveries")
+            .insert(path.to_owned(), now);
+    }
+
+    fn user_wrote(&self, path: &str) {
+        let now = self.counts.commands.load(Ordering::SeqCst);
+        self.user_writes
+            .lock()
+            .expect("writes")
+            .insert(path.to_owned(), now);
+    }
+
+    /// Whether a user's write to `path` now would fall between a rename onto it and the
+    /// client's next command (the histories leave such writes out).
+    pub fn in_rename_round_trip(&self, path: &str) -> bool {
+        self.renaming.lock().expect("renaming").contains(path)
+    }
+
     /// A user's write on the server side (not through a connection).
     pub fn user_write(&self, path: &str, data: Vec<u8>, mtime: i64) {
+        self.user_wrote(path);
         let mut s = self.store();
         let mut d = parent(path).to_owned();
         while d != "/" {
@@ -151,6 +300,41 @@ impl SimServer {
 
     pub fn user_delete(&self, path: &str) -> bool {
         self.store().files.remove(path).is_some()
+    }
+
+    /// A user's rename on the server side: a file (over one already there), or a directory
+    /// with everything under it (only to a name not taken).
+    pub fn user_rename(&self, from: &str, to: &str) -> bool {
+        let mut s = self.store();
+        if let Some(file) = s.files.remove(from) {
+            self.user_wrote(to);
+            let mut d = parent(to).to_owned();
+            while d != "/" {
+                s.dirs.insert(d.clone());
+                d = parent(&d).to_owned();
+            }
+            s.files.insert(to.to_owned(), file);
+            return true;
+        }
+        if !s.dirs.contains(from) || s.dirs.contains(to) || s.files.contains_key(to) {
+            return false;
+        }
+        let old = format!("{from}/");
+        let moved = |p: &String| p == from || p.starts_with(&old);
+        let renamed = |p: &str| format!("{to}{}", &p[from.len()..]);
+        let dirs: Vec<String> = s.dirs.iter().filter(|p| moved(p)).cloned().collect();
+        for d in dirs {
+            s.dirs.remove(&d);
+            s.dirs.insert(renamed(&d));
+        }
+        let files: Vec<String> = s.files.keys().filter(|p| moved(p)).cloned().collect();
+        for f in files {
+            self.user_wrote(&renamed(&f));
+            if let Some(file) = s.files.remove(&f) {
+                s.files.insert(renamed(&f), file);
+            }
+        }
+        true
     }
 
     /// The files under `root`, by path relative to it.
@@ -195,7 +379,7 @@ impl Connector for SimConnector {
     async fn connect(&self, _: Option<Arc<RateLimiter>>) -> Result<Box<dyn Remote>> {
         let s = &self.0;
         s.counts.connections.fetch_add(1, Ordering::Relaxed);
-        match s.fault("CONNECT") {
+        match s.fault("CONNECT", "") {
             Some(Fault::Transient(421)) => Err(Error::TooManyConnections {
                 server: "sim".into(),
                 reply: "421 Too many connections".into(),
@@ -208,6 +392,8 @@ impl Connector for SimConnector {
             _ => Ok(Box::new(SimConn {
                 server: s.clone(),
                 dead: false,
+                recent: Default::default(),
+                renamed_onto: None,
             })),
         }
     }
@@ -216,6 +402,10 @@ impl Connector for SimConnector {
 struct SimConn {
     server: Arc<SimServer>,
     dead: bool,
+    /// The path this connection last renamed a file onto, until its next command.
+    renamed_onto: Option<String>,
+    /// The last commands on this connection: (command, path, when).
+    recent: std::collections::VecDeque<(&'static str, String, u64)>,
 }
 
 fn lost(command: &'static str, path: &str) -> Error {
@@ -237,14 +427,33 @@ fn reply(command: &'static str, path: &str, code: u16) -> Error {
 
 impl SimConn {
     /// The fault for `command`, if any; `Err` for one that ends it before it takes effect.
-    fn before(&mut self, command: &'static str, path: &str) -> Result<Option<Fault>> {
+    async fn before(&mut self, command: &'static str, path: &str) -> Result<Option<Fault>> {
+        self.server.point().await;
+        if let Some(p) = self.renamed_onto.take() {
+            self.server.renaming.lock().expect("renaming").remove(&p);
+        }
         if self.dead {
             return Err(lost(command, path));
         }
-        match self.server.fault(command) {
+        let fault = self.server.fault(command, path);
+        if self.recent.len() == 3 {
+            self.recent.pop_front();
+        }
+        let now = self.server.counts.commands.load(Ordering::SeqCst);
+        self.recent.push_back((command, path.to_owned(), now));
+        match fault {
             Some(Fault::DropBefore) => {
                 self.dead = true;
                 Err(lost(command, path))
+            }
+            Some(Fault::Stall) => {
+                tokio::time::sleep(TIMEOUT).await;
+                self.dead = true;
+                Err(Error::Timeout {
+                    command,
+                    path: path.to_owned(),
+                    seconds: TIMEOUT.as_secs(),
+                })
             }
             Some(Fault::Transient(code)) => Err(reply(command, path, code)),
             Some(Fault::Refused) => Err(reply(command, path, 550)),
@@ -252,8 +461,39 @@ impl SimConn {
         }
     }
 
+    /// Before this connection replaces or deletes `path`: a version a user wrote there after
+    /// this connection's look at it, a command or two before, is lost to FTP's missing
+    /// rename-if-unchanged, not to the client (`window_losses`).
+    fn overwrites(&self, path: &str) {
+        let looked = self
+            .recent
+            .iter()
+            .rev()
+            .skip(1)
+            .find(|(c, p, _)| p == path && matches!(*c, "MLST" | "SIZE"))
+            .map(|(_, _, when)| *when);
+        let wrote = self.server.user_writes.lock().expect("writes").get(path).copied();
+        if let (Some(looked), Some(wrote)) = (looked, wrote)
+            && wrote >= looked
+            && let Some(file) = self.server.store().files.get(path)
+        {
+            self.server
+                .window_losses
+                .lock()
+                .expect("losses")
+                .push(file.data.clone());
+        }
+    }
+
     /// After the command took effect: a drop loses the reply.
-    fn after<T>(&mut self, fault: Option<Fault>, command: &'static str, path: &str, value: T) -> Result<T> {
+    async fn after<T>(
+        &mut self,
+        fault: Option<Fault>,
+        command: &'static str,
+        path: &str,
+        value: T,
+    ) -> Result<T> {
+        self.server.point().await;
         match fault {
             Some(Fault::DropAfter) => {
                 self.dead = true;
@@ -275,7 +515,7 @@ impl Remote for SimConn {
     }
 
     async fn list(&mut self, dir: &str) -> Result<Vec<Listed>> {
-        let f = self.before("LIST", dir)?;
+        let f = self.before("LIST", dir).await?;
         let out = {
             let s = self.server.store();
             if !s.dirs.contains(dir) {
@@ -303,11 +543,16 @@ impl Remote for SimConn {
             );
             out
         };
-        self.after(f, "LIST", dir, out)
+        let out = if matches!(f, Some(Fault::EmptyListing)) {
+            Vec::new()
+        } else {
+            out
+        };
+        self.after(f, "LIST", dir, out).await
     }
 
     async fn stat(&mut self, path: &str) -> Result<Option<Listed>> {
-        let f = self.before("MLST", path)?;
+        let f = self.before("MLST", path).await?;
         let name = path.rsplit('/').next().unwrap_or(path);
         let out = {
             let s = self.server.store();
@@ -316,7 +561,7 @@ impl Remote for SimConn {
                 None => s.dirs.contains(path).then(|| self.server.listed(name, None)),
             }
         };
-        self.after(f, "MLST", path, out)
+        self.after(f, "MLST", path, out).await
     }
 
     async fn exists(&mut self, path: &str) -> Result<bool> {
@@ -324,7 +569,7 @@ impl Remote for SimConn {
     }
 
     async fn size(&mut self, path: &str) -> Result<u64> {
-        let f = self.before("SIZE", path)?;
+        let f = self.before("SIZE", path).await?;
         let size = self.server.store().files.get(path).map(|f| f.data.len() as u64);
         let Some(size) = size else {
             return Err(reply("SIZE", path, 550));
@@ -334,16 +579,21 @@ impl Remote for SimConn {
         } else {
             size
         };
-        self.after(f, "SIZE", path, size)
+        self.after(f, "SIZE", path, size).await
     }
 
     async fn get(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
-        let f = self.before("RETR", path)?;
+        let f = self.before("RETR", path).await?;
+        self.server.delivered(path);
         let data = match self.server.store().files.get(path) {
             Some(file) => file.data.get(offset as usize..).unwrap_or_default().to_vec(),
             None => return Err(reply("RETR", path, 550)),
         };
         // A drop in the middle: half the bytes arrive.
+        let mut data = data;
+        if matches!(f, Some(Fault::ExtraByte)) {
+            data.push(b'!');
+        }
         let cut = matches!(f, Some(Fault::DropAfter));
         let end = if cut { data.len() / 2 } else { data.len() };
         for chunk in data[..end].chunks(4096) {
@@ -359,11 +609,12 @@ impl Remote for SimConn {
             self.dead = true;
             return Err(lost("RETR", path));
         }
+        self.server.point().await;
         Ok(end as u64)
     }
 
     async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
-        let f = self.before("STOR", path)?;
+        let f = self.before("STOR", path).await?;
         if !self.server.store().dirs.contains(parent(path)) {
             return Err(reply("STOR", path, 553));
         }
@@ -394,11 +645,20 @@ impl Remote for SimConn {
             self.dead = true;
             return Err(lost("STOR", path));
         }
+        self.server.point().await;
         Ok(n)
     }
 
     async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
-        let f = self.before("RNFR/RNTO", from)?;
+        let f = self.before("RNFR/RNTO", from).await?;
+        self.overwrites(to);
+        self.server.delivered(to);
+        self.renamed_onto = Some(to.to_owned());
+        self.server
+            .renaming
+            .lock()
+            .expect("renaming")
+            .insert(to.to_owned());
         {
             let mut s = self.server.store();
             let Some(file) = s.files.remove(from) else {
@@ -406,19 +666,20 @@ impl Remote for SimConn {
             };
             s.files.insert(to.to_owned(), file);
         }
-        self.after(f, "RNFR/RNTO", from, ())
+        self.after(f, "RNFR/RNTO", from, ()).await
     }
 
     async fn remove(&mut self, path: &str) -> Result<()> {
-        let f = self.before("DELE", path)?;
+        let f = self.before("DELE", path).await?;
+        self.overwrites(path);
         if self.server.store().files.remove(path).is_none() {
             return Err(reply("DELE", path, 550));
         }
-        self.after(f, "DELE", path, ())
+        self.after(f, "DELE", path, ()).await
     }
 
     async fn mkdir(&mut self, path: &str) -> Result<()> {
-        let f = self.before("MKD", path)?;
+        let f = self.before("MKD", path).await?;
         {
             let mut s = self.server.store();
             if s.dirs.contains(path) || !s.dirs.contains(parent(path)) {
@@ -426,11 +687,11 @@ impl Remote for SimConn {
             }
             s.dirs.insert(path.to_owned());
         }
-        self.after(f, "MKD", path, ())
+        self.after(f, "MKD", path, ()).await
     }
 
     async fn rmdir(&mut self, path: &str) -> Result<()> {
-        let f = self.before("RMD", path)?;
+        let f = self.before("RMD", path).await?;
         {
             let mut s = self.server.store();
             let prefix = format!("{path}/");
@@ -440,11 +701,11 @@ impl Remote for SimConn {
                 return Err(reply("RMD", path, 550));
             }
         }
-        self.after(f, "RMD", path, ())
+        self.after(f, "RMD", path, ()).await
     }
 
     async fn set_mtime(&mut self, path: &str, unix_secs: i64) -> Result<bool> {
-        let f = self.before("MFMT", path)?;
+        let f = self.before("MFMT", path).await?;
         let done = match self.server.store().files.get_mut(path) {
             Some(file) => {
                 file.mtime = unix_secs;
@@ -452,19 +713,20 @@ impl Remote for SimConn {
             }
             None => false,
         };
-        self.after(f, "MFMT", path, done)
+        self.after(f, "MFMT", path, done).await
     }
 
     async fn hash(&mut self, path: &str) -> Result<Option<(HashAlgo, String)>> {
         if !self.server.behaviour.hash {
             return Ok(None);
         }
-        let f = self.before("HASH", path)?;
+        let f = self.before("HASH", path).await?;
         let digest = match self.server.store().files.get(path) {
             Some(file) => hex::encode(sha2::Sha256::digest(&file.data)),
             None => return Err(reply("HASH", path, 550)),
         };
         self.after(f, "HASH", path, Some((HashAlgo::Sha256, digest)))
+            .await
     }
 
     async fn noop(&mut self) -> Result<()> {
