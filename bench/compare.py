@@ -144,6 +144,28 @@ def make_big(root, size):
             f.write(chunk)
 
 
+def write_config(cfg, server, password_file, local, remote, direction, state, server_extra=""):
+    """An ftps-sync config for one folder `name: bench` at `/remote`, 4 connections; returns its path."""
+    cfg.write_text(f"""server:
+  host: 127.0.0.1
+  port: {server.port}
+  user: {USER}
+  password_file: {password_file}
+  ca_file: {server.cert}
+  connections: 4
+{server_extra}
+folders:
+  - name: bench
+    local: {local}
+    remote: /{remote}
+    direction: {direction}
+    max_delete_percent: 100
+state_dir: {state}
+log: {{ level: warn }}
+""")
+    return cfg
+
+
 class Tools:
     def __init__(self, server, work):
         self.s, self.work = server, work
@@ -166,24 +188,8 @@ class Tools:
         return elapsed, rss_kib / 1024
 
     def ftps_sync(self, local, remote, direction, state, server=None):
-        s = server or self.s
-        cfg = self.work / "ftps-sync.yaml"
-        cfg.write_text(f"""server:
-  host: 127.0.0.1
-  port: {s.port}
-  user: {USER}
-  password_file: {self.work / 'pw'}
-  ca_file: {s.cert}
-  connections: 4
-folders:
-  - name: bench
-    local: {local}
-    remote: /{remote}
-    direction: {direction}
-    max_delete_percent: 100
-state_dir: {state}
-log: {{ level: warn }}
-""")
+        cfg = write_config(self.work / "ftps-sync.yaml", server or self.s, self.work / "pw", local, remote,
+                           direction, state)
         return self.timed([str(BIN), "sync", "-q", "-c", str(cfg)])
 
     def rclone(self, src, dst, extra=()):

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from compare import (ACCOUNT, BIN, PASSWORD, RUNS, SERVERS, USER, check_same, free_port, make_tree, median, sh,
-                     wait_listening)
+                     wait_listening, write_config)
 
 SMALL_FILES = int(os.environ.get("SMALL_FILES", "2000"))
 
@@ -105,23 +105,8 @@ def upload(server, work, src, cap):
     state = work / "state"
     if state.exists():
         shutil.rmtree(state)
-    cfg = work / "ftps-sync.yaml"
-    cfg.write_text(f"""server:
-  host: 127.0.0.1
-  port: {server.port}
-  user: {USER}
-  password_file: {work / 'pw'}
-  ca_file: {server.cert}
-  connections: 4
-{'  tls_max_version: "1.2"' if cap else ''}
-folders:
-  - name: bench
-    local: {src}
-    remote: /bench
-    direction: upload
-state_dir: {state}
-log: {{ level: warn }}
-""")
+    cap_line = '  tls_max_version: "1.2"' if cap else ''
+    cfg = write_config(work / "ftps-sync.yaml", server, work / "pw", src, "bench", "upload", state, cap_line)
     os.sync()
     t0 = time.monotonic()
     r = subprocess.run([str(BIN), "sync", "-q", "--json", "-c", str(cfg)], capture_output=True, text=True)

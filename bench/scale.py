@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import PASSWORD, USER, Vsftpd, make_tree  # noqa: E402
+from compare import PASSWORD, Vsftpd, make_tree, write_config  # noqa: E402
 
 FILES = int(os.environ.get("FILES", "200000"))
 DIRS = int(os.environ.get("DIRS", "2000"))
@@ -35,23 +35,7 @@ SIZE = int(os.environ.get("SIZE", "64"))
 
 
 def run(binary, work, server, local, state, remote="scale", direction="both", moved_ok=False):
-    cfg = work / "scale.yaml"
-    cfg.write_text(f"""server:
-  host: 127.0.0.1
-  port: {server.port}
-  user: {USER}
-  password_file: {work / 'pw'}
-  ca_file: {server.cert}
-  connections: 4
-folders:
-  - name: scale
-    local: {local}
-    remote: /{remote}
-    direction: {direction}
-    max_delete_percent: 100
-state_dir: {state}
-log: {{ level: warn }}
-""")
+    cfg = write_config(work / "scale.yaml", server, work / "pw", local, remote, direction, state)
     os.sync()
     out = work / "time.txt"
     t0 = time.monotonic()

@@ -294,6 +294,19 @@ pub(crate) fn listed_entry(l: &Listed) -> Entry {
     }
 }
 
+/// An upload as the base records it until a listing shows the time the upload set (`secs`,
+/// by MFMT): its bytes, if anything, decide at the next pass (`needs_remote_digest`).
+pub(crate) fn unconfirmed_upload(size: u64, secs: i64) -> Entry {
+    Entry::file(size, Mtime::new(secs * 1_000_000_000, Precision::Unconfirmed))
+}
+
+/// Whether `seen` shows the time an upload set (`secs`): another one means someone wrote the
+/// file after it.
+pub(crate) fn shows_time_set(seen: &Entry, secs: i64) -> bool {
+    seen.mtime
+        .same_as(&Mtime::new(secs * 1_000_000_000, Precision::Seconds))
+}
+
 /// Whether a remote file still looks the way the snapshot saw it.
 pub(crate) fn same_remote(now: &Entry, then: &Entry) -> bool {
     now.kind == then.kind && now.size == then.size && now.mtime.same_as(&then.mtime)

@@ -114,37 +114,22 @@ pub async fn prepare(
     super::settle::apply(&mut base, &settlements);
     let base = Arc::new(base);
     let mut scope = widen(options.scope.clone(), &base, &folder.local);
-    let mut relisted = 0;
     let (scanned, listing) = loop {
-        let scanned = scan_local(folder, &ignore, &base, &scope).await?;
-        let run = Arc::new(runner(cancel));
-        let listing = list_tree(run.clone(), folder, &ignore, &scope).await;
-        match (&listing, &scope) {
-            (Ok(None), Scope::Paths(_)) => {
-                // A directory above the changes is gone on the server.
-                tracing::debug!(
-                    folder = folder.name,
-                    "a parent of the changes is missing remotely; looking at the whole folder"
-                );
-                scope = Scope::Full;
-            }
-            (Ok(Some(tree)), _) => match left_out(&run, folder, &base, &tree.snapshot, &scope).await {
-                Ok(None) => break (scanned, listing),
-                Ok(Some(path)) if relisted < 2 => {
-                    relisted += 1;
-                    tracing::warn!(folder = folder.name, %path, "the server's listing left out a file it holds; listing again");
-                }
-                Ok(Some(path)) => {
-                    let e = Error::Verify {
-                        path: path.to_remote(&folder.remote),
-                        detail: "the server's listings left it out three times, though it exists".into(),
-                    };
-                    break (scanned, Err(e));
-                }
-                Err(e) => break (scanned, Err(e)),
-            },
-            _ => break (scanned, listing),
+        let scanned = match scan_local(folder, &ignore, &base, &scope).await {
+            Ok(s) => s,
+            Err(e) => return abandon(&pool, e).await,
+        };
+        let listing = list_confirmed(Arc::new(runner(cancel)), folder, &ignore, &base, &scope).await;
+        if matches!((&listing, &scope), (Ok(None), Scope::Paths(_))) {
+            // A directory above the changes is gone on the server.
+            tracing::debug!(
+                folder = folder.name,
+                "a parent of the changes is missing remotely; looking at the whole folder"
+            );
+            scope = Scope::Full;
+            continue;
         }
+        break (scanned, listing);
     };
     // The scan's task is done with it: this is the only copy left.
     let mut base = Arc::try_unwrap(base).unwrap_or_else(|shared| (*shared).clone());
@@ -228,6 +213,34 @@ pub async fn prepare(
         remote_exists,
         settlements,
     })
+}
+
+/// The remote tree in `scope`, each synced file it leaves out confirmed gone (`left_out`): a
+/// listing that left out a file still there is taken again, twice at most.
+async fn list_confirmed(
+    run: Arc<Runner>,
+    folder: &Folder,
+    ignore: &Ignore,
+    base: &Base,
+    scope: &Scope,
+) -> Result<Option<RemoteTree>> {
+    let mut relisted = 0;
+    loop {
+        let Some(tree) = list_tree(run.clone(), folder, ignore, scope).await? else {
+            return Ok(None);
+        };
+        let Some(path) = left_out(&run, folder, base, &tree.snapshot, scope).await? else {
+            return Ok(Some(tree));
+        };
+        if relisted == 2 {
+            return Err(Error::Verify {
+                path: path.to_remote(&folder.remote),
+                detail: "the server's listings left it out three times, though it exists".into(),
+            });
+        }
+        relisted += 1;
+        tracing::warn!(folder = folder.name, %path, "the server's listing left out a file it holds; listing again");
+    }
 }
 
 /// A synced file the listing says is gone from the server but that is still there, if any.

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{Report, Shared, listed_entry, same_remote};
+use super::{Report, Shared, listed_entry, same_remote, shows_time_set, unconfirmed_upload};
 use crate::config::{Direction, Verify};
 use crate::digest::{Digests, HashAlgo};
 use crate::error::{Class, Error, Result};
@@ -221,24 +221,18 @@ pub(super) async fn upload(
         if let Ok(mut u) = sh.unconfirmed.lock() {
             u.push(path.clone());
         }
-        Entry::file(
-            total,
-            Mtime::new(local.mtime.secs() * 1_000_000_000, Precision::Unconfirmed),
-        )
+        unconfirmed_upload(total, local.mtime.secs())
     } else {
         let stored = conn
             .stat(&target)
             .await?
             .ok_or_else(|| verify_err(&target, "not found after upload".into()))?;
         let stored = listed_entry(&stored);
-        if mtime_set && stored.mtime.secs() != local.mtime.secs() {
-            // Someone wrote the file after our rename and time: what is there is not what we
-            // sent. Recorded as sent, the next pass sees their version as the change it is.
+        if mtime_set && !shows_time_set(&stored, local.mtime.secs()) {
+            // Someone wrote the file after our rename and time: what is there may not be what
+            // we sent, and the next pass checks its bytes.
             tracing::info!(path = %path, "changed on the server right after its upload; the next pass looks again");
-            Entry::file(
-                total,
-                Mtime::new(local.mtime.secs() * 1_000_000_000, Precision::Seconds),
-            )
+            unconfirmed_upload(total, local.mtime.secs())
         } else {
             stored
         }

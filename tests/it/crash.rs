@@ -127,5 +127,14 @@ async fn a_transfer_killed_before_its_rename_is_done_again_by_the_next_pass() {
         // And a further pass moves nothing.
         let again = sync(&h, None).await;
         exit_0(&again);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&again.stdout),
+            String::from_utf8_lossy(&again.stderr)
+        );
+        assert!(
+            said.contains(": 0 uploaded, 0 downloaded, 0 deleted (0 local, 0 remote), 0 conflicts"),
+            "{point}: {said}"
+        );
     }
 }

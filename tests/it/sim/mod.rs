@@ -135,7 +135,7 @@ struct Outcome {
     faults: u64,
     commands: u64,
     /// The most points (server commands, before and after each) a pass passed to finish.
-    polls: u64,
+    points: u64,
     /// Server writes made in the round trip between the client's last look and its rename.
     window_losses: usize,
     /// The server's command trace and the log: equal for two runs of one seed.
@@ -377,21 +377,19 @@ impl Env {
         Ok(())
     }
 
-    async fn pass(&self, scope: Scope) -> ftps_sync::Result<Report> {
-        let options = Options {
+    /// Pass options on the simulated clock.
+    fn options(&self, scope: Scope) -> Options {
+        Options {
             scope,
             clock: self.clock.clone(),
             ..Options::default()
-        };
+        }
+    }
+
+    async fn pass(&self, scope: Scope) -> ftps_sync::Result<Report> {
         let never = CancellationToken::new();
-        engine::sync_folder(
-            &self.config,
-            &self.config.folders[0],
-            &self.connector,
-            options,
-            &never,
-        )
-        .await
+        let folder = &self.config.folders[0];
+        engine::sync_folder(&self.config, folder, &self.connector, self.options(scope), &never).await
     }
 }
 
@@ -503,7 +501,7 @@ async fn run_history(seed: u64, history: &History, model: &mut Model) -> Result<
             Scope::Full
         };
         outcome.passes += 1;
-        let (polls, out) = drive(&env.sim, env.pass(scope), pass.kill_at, &pass.during, |u| {
+        let (points, out) = drive(&env.sim, env.pass(scope), pass.kill_at, &pass.during, |u| {
             env.apply(model, u)
         })
         .await?;
@@ -511,16 +509,16 @@ async fn run_history(seed: u64, history: &History, model: &mut Model) -> Result<
         let ok = match out {
             None => {
                 outcome.crashes += 1;
-                model.log.push(format!("{step}: killed at point {polls}"));
+                model.log.push(format!("{step}: killed at point {points}"));
                 false
             }
             Some(r) => {
-                outcome.polls = outcome.polls.max(polls);
+                outcome.points = outcome.points.max(points);
                 let line = match &r {
                     Ok(r) => r.summary(),
                     Err(e) => format!("failed: {e}"),
                 };
-                model.log.push(format!("{step}: {line} ({polls} points)"));
+                model.log.push(format!("{step}: {line} ({points} points)"));
                 r.is_ok_and(|r| r.failed.is_empty())
             }
         };
@@ -608,16 +606,13 @@ async fn check_end(env: &Env, model: &Model) -> Result<(), String> {
             return Err(format!("{} put at {path} was lost (both sides: {both})", name(v)));
         }
     }
-    let options = Options {
-        clock: env.clock.clone(),
-        ..Options::default()
-    };
     let never = CancellationToken::new();
+    let folder = &env.config.folders[0];
     let prepared = engine::prepare(
         &env.config,
-        &env.config.folders[0],
+        folder,
         &env.connector,
-        options,
+        env.options(Scope::Full),
         &never,
     )
     .await
@@ -629,20 +624,11 @@ async fn check_end(env: &Env, model: &Model) -> Result<(), String> {
     Ok(())
 }
 
-/// The shortest history found that still fails (steps left out, passes made plain), within
-/// a budget of runs; its error and log.
-fn shrink(seed: u64, history: History) -> (History, String, Vec<String>) {
+/// The shortest history found that still fails like `history` did (`failure`: its error and
+/// log) — steps left out, passes made plain — within a budget of runs; its error and log.
+fn shrink(seed: u64, history: History, failure: (String, Vec<String>)) -> (History, String, Vec<String>) {
     let mut best = history;
-    let (mut error, mut log) = match run(seed, &best) {
-        Err(e) => e,
-        Ok(_) => {
-            return (
-                best,
-                "it passed when run again: not deterministic".into(),
-                Vec::new(),
-            );
-        }
-    };
+    let (mut error, mut log) = failure;
     let mut budget = 400;
     let mut attempt =
         |candidate: History, best: &mut History, error: &mut String, log: &mut Vec<String>| -> bool {
@@ -739,17 +725,18 @@ fn seeded_histories_lose_nothing() {
                 total.passes += o.passes;
                 total.faults += o.faults;
                 total.commands += o.commands;
-                total.polls = total.polls.max(o.polls);
+                total.points = total.points.max(o.points);
                 total.window_losses += o.window_losses;
             }
-            Err((e, _)) => {
-                let (shrunk, error, log) = shrink(seed, history::draw(seed));
+            Err((e, log)) => {
+                let drawn = history.steps.len();
+                let (shrunk, error, log) = shrink(seed, history, (e.clone(), log));
                 let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
                 panic!(
                     "seed {seed}: {e}\nreplay: FTPS_SYNC_SIM_SEED={seed} cargo test --test it sim:: -- --nocapture\n\
                      shrunk to {} of {} steps ({:?}), which fail with: {error}\n  {}\nwhat happened:\n  {}",
                     shrunk.steps.len(),
-                    history.steps.len(),
+                    drawn,
                     shrunk.behaviour,
                     steps.join("\n  "),
                     log.join("\n  ")
@@ -767,7 +754,7 @@ fn seeded_histories_lose_nothing() {
             total.crashes,
             total.faults,
             total.commands,
-            total.polls,
+            total.points,
             total.window_losses,
             started.elapsed().as_secs_f64()
         )

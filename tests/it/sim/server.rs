@@ -264,20 +264,18 @@ impl SimServer {
             .is_some_and(|at| *at > since)
     }
 
-    fn delivered(&self, path: &str) {
+    /// Notes in `when` that `path` was touched now (in commands).
+    fn stamp(&self, when: &Mutex<BTreeMap<String, u64>>, path: &str) {
         let now = self.counts.commands.load(Ordering::SeqCst);
-        self.deliveries
-            .lock()
-            .expect("deliveries")
-            .insert(path.to_owned(), now);
+        when.lock().expect("stamps").insert(path.to_owned(), now);
+    }
+
+    fn delivered(&self, path: &str) {
+        self.stamp(&self.deliveries, path);
     }
 
     fn user_wrote(&self, path: &str) {
-        let now = self.counts.commands.load(Ordering::SeqCst);
-        self.user_writes
-            .lock()
-            .expect("writes")
-            .insert(path.to_owned(), now);
+        self.stamp(&self.user_writes, path);
     }
 
     /// Whether a user's write to `path` now would fall between a rename onto it and the
