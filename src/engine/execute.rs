@@ -101,7 +101,7 @@ async fn remove_stale_parts(
             .map(|rel| rel.replace('\\', "/"))
             .and_then(|rel| {
                 let (dir, name) = rel.rsplit_once('/').map_or(("", rel.as_str()), |(d, n)| (d, n));
-                let name = name.strip_prefix('.')?.strip_suffix(crate::local::PART_SUFFIX)?;
+                let name = crate::local::part_target(name)?;
                 RelPath::new(&if dir.is_empty() {
                     name.to_owned()
                 } else {

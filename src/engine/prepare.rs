@@ -13,7 +13,7 @@ use super::{Issue, Options, Report, Runner, Scope, Shared, Totals, listed_entry,
 use crate::config::{Config, Folder};
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result, join_failed};
-use crate::local::is_part_name;
+use crate::local::part_target;
 use crate::local::scan::{Ignore, ScanReport, digest_file, scan, scan_subtrees, sha256_file};
 use crate::path::RelPath;
 use crate::reconcile::{self, Base, Kind, Part, Plan, Policy, Refusal, Side, Snapshot};
@@ -400,9 +400,8 @@ async fn list_tree(
                     continue;
                 }
             };
-            if is_part_name(path.name()) && dir_held {
-                let target = path.name()[1..path.name().len() - crate::local::PART_SUFFIX.len()].to_owned();
-                if let Ok(target) = path.with_name(&target) {
+            if let Some(target) = part_target(path.name()) {
+                if dir_held && let Ok(target) = path.with_name(target) {
                     tree.parts.push((path.to_remote(&folder.remote), target));
                 }
                 continue;

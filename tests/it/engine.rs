@@ -32,6 +32,18 @@ async fn two_way_nested_sync_then_a_rerun_transfers_nothing() {
     assert!(!second.unresolved());
 }
 
+/// A server may hold a file named like our part-file suffix alone: it is nobody's part file,
+/// and is synced as a file (it made the listing panic once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_named_like_the_part_suffix_alone_is_an_ordinary_file() {
+    let h = Harness::new().await;
+    put(&h.remote, ftps_sync::local::PART_SUFFIX, "not a part file");
+    let config = h.config("");
+    let r = pass(&config).await.expect("pass");
+    assert_eq!(r.downloaded, 1, "{r:?}");
+    assert_holds(&h.local, ftps_sync::local::PART_SUFFIX, b"not a part file");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_only_never_touches_local_or_remote_only_files() {
     let h = Harness::new().await;
