@@ -52,17 +52,8 @@ impl Prepared {
 }
 
 /// What the state records of a pass that failed before it could start (for `status`).
-pub(super) fn record_failure(
-    state: &State,
-    e: &crate::Error,
-    folder: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let report = Report {
-        folder: folder.to_owned(),
-        ..Report::default()
-    };
-    state.pass_ended(now, &outcome_of(&report, Some(e)))
+pub(super) fn record_failure(state: &State, e: &crate::Error, now: DateTime<Utc>) -> Result<()> {
+    state.pass_ended(now, &outcome_of(&Report::default(), Some(e)))
 }
 
 /// What `status` shows of a pass.

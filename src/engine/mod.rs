@@ -104,8 +104,8 @@ impl Shared {
                 return Err(Error::Changed {
                     path: path.to_string(),
                     side: match intent.op {
-                        crate::state::IntentOp::Upload => "remote",
-                        crate::state::IntentOp::Download => "local",
+                        crate::state::Transfer::Upload => "remote",
+                        crate::state::Transfer::Download => "local",
                     },
                 });
             }
@@ -205,7 +205,7 @@ pub async fn sync_folder(
             if State::exists(&config.state_dir, &folder.name)
                 && let Ok(state) = State::open(&config.state_dir, &folder.name)
             {
-                let _ = execute::record_failure(&state, &e, &folder.name, clock.now());
+                let _ = execute::record_failure(&state, &e, clock.now());
             }
             Err(e)
         }
@@ -294,17 +294,16 @@ pub(crate) fn listed_entry(l: &Listed) -> Entry {
     }
 }
 
-/// An upload as the base records it until a listing shows the time the upload set (`secs`,
-/// by MFMT): its bytes, if anything, decide at the next pass (`needs_remote_digest`).
-pub(crate) fn unconfirmed_upload(size: u64, secs: i64) -> Entry {
-    Entry::file(size, Mtime::new(secs * 1_000_000_000, Precision::Unconfirmed))
+/// An upload as the base records it until a listing shows the time the upload set (`set`, by
+/// MFMT): its bytes, if anything, decide at the next pass (`needs_remote_digest`).
+pub(crate) fn unconfirmed_upload(size: u64, set: Mtime) -> Entry {
+    Entry::file(size, Mtime::new(set.nanos, Precision::Unconfirmed))
 }
 
-/// Whether `seen` shows the time an upload set (`secs`): another one means someone wrote the
-/// file after it.
-pub(crate) fn shows_time_set(seen: &Entry, secs: i64) -> bool {
-    seen.mtime
-        .same_as(&Mtime::new(secs * 1_000_000_000, Precision::Seconds))
+/// Whether `seen` shows the time an upload set (`set`, to the second): another one means
+/// someone wrote the file after it.
+pub(crate) fn shows_time_set(seen: &Entry, set: Mtime) -> bool {
+    seen.mtime.same_as(&Mtime::new(set.nanos, Precision::Seconds))
 }
 
 /// Whether a remote file still looks the way the snapshot saw it.

@@ -94,7 +94,7 @@ async fn confirm_uploads(sh: &Arc<Shared>) {
                 // the file since, and it stays unconfirmed for the next pass to check by content.
                 if let Some(mut b) = s.get(&path)?
                     && b.remote.size == seen.size
-                    && super::shows_time_set(&seen, b.remote.mtime.secs())
+                    && super::shows_time_set(&seen, b.remote.mtime)
                 {
                     b.remote = seen.sig();
                     s.put(&path, &b)?;

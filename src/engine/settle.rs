@@ -13,7 +13,7 @@ use crate::local::write::part_path;
 use crate::path::RelPath;
 use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
 use crate::remote::Remote;
-use crate::state::{Intent, IntentOp};
+use crate::state::{Intent, Transfer};
 
 /// Each open intent's path, and the entry to record for it (`None`: not done, forget it).
 pub(super) type Settlements = Vec<(RelPath, Option<BaseEntry>)>;
@@ -37,8 +37,8 @@ pub(super) async fn settle_one(
     intent: &Intent,
 ) -> Result<Option<BaseEntry>> {
     match intent.op {
-        IntentOp::Download => Ok(local_done(folder, intent)),
-        IntentOp::Upload => remote_done(conn, folder, intent).await,
+        Transfer::Download => Ok(local_done(folder, intent)),
+        Transfer::Upload => remote_done(conn, folder, intent).await,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::local::{io, part_name};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
 use crate::remote::Remote;
-use crate::state::{Intent, IntentOp, Transfer};
+use crate::state::{Intent, Transfer};
 
 /// Files this small are sent again whole rather than resumed: their part files get no state
 /// record, which saves two state-store writes per small file.
@@ -188,7 +188,7 @@ pub(super) async fn upload(
     };
     sh.intend(&Intent {
         path: path.clone(),
-        op: IntentOp::Upload,
+        op: Transfer::Upload,
         entry: base.clone(),
         server_digest: digests.extra.clone(),
     })?;
@@ -213,7 +213,8 @@ pub(super) async fn upload(
     if resumable(local.size) {
         sh.state(|s| s.end_partial(path))?;
     }
-    let mtime_set = conn.set_mtime(&target, local.mtime.secs()).await?;
+    let set = Mtime::from_secs(local.mtime.secs());
+    let mtime_set = conn.set_mtime(&target, set.secs()).await?;
     let remote = if !conn.capabilities().exact_listing && mtime_set {
         // A LIST server shows a file only in a listing of its directory: rather than one
         // listing per file, note the time we set and confirm it with one listing per
@@ -221,18 +222,18 @@ pub(super) async fn upload(
         if let Ok(mut u) = sh.unconfirmed.lock() {
             u.push(path.clone());
         }
-        unconfirmed_upload(total, local.mtime.secs())
+        unconfirmed_upload(total, set)
     } else {
         let stored = conn
             .stat(&target)
             .await?
             .ok_or_else(|| verify_err(&target, "not found after upload".into()))?;
         let stored = listed_entry(&stored);
-        if mtime_set && !shows_time_set(&stored, local.mtime.secs()) {
+        if mtime_set && !shows_time_set(&stored, set) {
             // Someone wrote the file after our rename and time: what is there may not be what
             // we sent, and the next pass checks its bytes.
             tracing::info!(path = %path, "changed on the server right after its upload; the next pass looks again");
-            unconfirmed_upload(total, local.mtime.secs())
+            unconfirmed_upload(total, set)
         } else {
             stored
         }
@@ -338,7 +339,7 @@ pub(super) async fn download(
     };
     sh.intend(&Intent {
         path: path.clone(),
-        op: IntentOp::Download,
+        op: Transfer::Download,
         entry: base.clone(),
         server_digest: None,
     })?;

@@ -6,35 +6,18 @@ use rusqlite::params;
 use rusqlite::params_from_iter;
 use rusqlite::types::Value;
 
-use super::{ENTRY_COLUMNS, State, base_entry, entry_values};
+use super::{ENTRY_COLUMNS, State, Transfer, base_entry, entry_values};
 use crate::digest::HashAlgo;
 use crate::error::Result;
 use crate::path::RelPath;
 use crate::reconcile::BaseEntry;
 
-/// What an intent is about to make visible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntentOp {
-    /// A local part file renamed to the real name.
-    Download,
-    /// A remote part file renamed to the real name.
-    Upload,
-}
-
-impl IntentOp {
-    fn as_str(self) -> &'static str {
-        match self {
-            IntentOp::Download => "down",
-            IntentOp::Upload => "up",
-        }
-    }
-}
-
 /// A change about to become visible, and the base entry to record once it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
     pub path: RelPath,
-    pub op: IntentOp,
+    /// Which part file is about to be renamed: the local one (a download) or the remote one.
+    pub op: Transfer,
     /// The entry to record when the change is found done. An upload's remote time is not in
     /// it: the server sets it at the rename.
     pub entry: BaseEntry,
@@ -85,11 +68,7 @@ impl State {
         let mut out = Vec::new();
         for row in rows {
             let (path, op, entry, digest) = row.map_err(self.err())?;
-            let op = match op.as_str() {
-                "down" => Some(IntentOp::Download),
-                "up" => Some(IntentOp::Upload),
-                _ => None,
-            };
+            let op = Transfer::parse(&op);
             let server_digest = digest.and_then(|d| {
                 let (algo, hex) = d.split_once(' ')?;
                 Some((HashAlgo::parse(algo)?, hex.to_owned()))

@@ -20,7 +20,7 @@ use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
 
 mod journal;
 
-pub use journal::{Intent, IntentOp};
+pub use journal::Intent;
 
 pub struct State {
     conn: Connection,
@@ -190,6 +190,12 @@ impl Transfer {
             Transfer::Upload => "up",
             Transfer::Download => "down",
         }
+    }
+
+    fn parse(text: &str) -> Option<Transfer> {
+        [Transfer::Upload, Transfer::Download]
+            .into_iter()
+            .find(|t| t.as_str() == text)
     }
 }
 

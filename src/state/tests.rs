@@ -44,13 +44,13 @@ fn an_intent_is_journaled_read_back_and_settled_with_its_entry_in_one_go() {
     };
     let up = Intent {
         path: RelPath::new("d/up.txt").unwrap(),
-        op: IntentOp::Upload,
+        op: Transfer::Upload,
         entry: entry.clone(),
         server_digest: Some((HashAlgo::Md5, "cd".into())),
     };
     let down = Intent {
         path: RelPath::new("down.txt").unwrap(),
-        op: IntentOp::Download,
+        op: Transfer::Download,
         entry: entry.clone(),
         server_digest: None,
     };

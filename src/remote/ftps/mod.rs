@@ -420,7 +420,8 @@ impl Ftps {
         within(self.timeout, "NOOP", "", self.stream.noop()).await
     }
 
-    pub async fn quit(mut self) {
+    /// Logs out, waiting two seconds at most for the server's goodbye.
+    pub async fn quit(&mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
     }
 }
@@ -482,7 +483,7 @@ impl Remote for Ftps {
         Ftps::noop(self).await
     }
     async fn quit(&mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
+        Ftps::quit(self).await
     }
 }
 

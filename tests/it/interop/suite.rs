@@ -60,7 +60,7 @@ async fn scenarios(server: &Server, tls12: bool) {
 
     // What the server offers, as the engine sees it.
     let tls = TlsContext::new(&cfg.server).expect("tls");
-    let probe = Ftps::connect(&cfg.server, &tls)
+    let mut probe = Ftps::connect(&cfg.server, &tls)
         .await
         .unwrap_or_else(|e| panic!("{}: connect: {e}", server.name));
     let version = probe.tls.as_ref().map(|t| t.version.clone()).unwrap_or_default();

@@ -31,7 +31,7 @@ async fn a_client_certificate_is_presented_when_the_server_requires_one() {
         b.join("client.pem").display(),
         b.join("client.key").display()
     );
-    let conn = connect(&config(&server, &with))
+    let mut conn = connect(&config(&server, &with))
         .await
         .expect("accepted with the client certificate");
     conn.quit().await;
