@@ -68,6 +68,22 @@ fn bad_duration_and_relative_root() {
 }
 
 #[test]
+fn waits_of_nothing_are_refused() {
+    set_pw();
+    for (line, key) in [
+        ("poll_interval: 0s\n", "poll_interval"),
+        ("retry: { initial_backoff: 0s }\n", "retry.initial_backoff"),
+        (
+            "retry: { initial_backoff: 10s, max_backoff: 1s }\n",
+            "retry.max_backoff",
+        ),
+    ] {
+        let (got, _) = config_err(parse(&format!("{}{line}", base("", ""))));
+        assert_eq!(got, key, "{line}");
+    }
+}
+
+#[test]
 fn plaintext_needs_opt_in() {
     set_pw();
     let (key, _) = config_err(parse(&base("  tls: none\n", "")));

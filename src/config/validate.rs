@@ -82,6 +82,13 @@ impl Validator<'_> {
         if retry.attempts == 0 {
             return Err(self.err("retry.attempts", "must be at least 1 (1 means: no retry)"));
         }
+        // A zero wait would have `run` hammer a server that is down.
+        if retry.initial_backoff.is_zero() {
+            return Err(self.err("retry.initial_backoff", "must be more than 0s (e.g. 1s)"));
+        }
+        if retry.max_backoff < retry.initial_backoff {
+            return Err(self.err("retry.max_backoff", "must be at least retry.initial_backoff"));
+        }
         let log = raw.log.unwrap_or(RawLog {
             level: None,
             format: None,
@@ -106,11 +113,19 @@ impl Validator<'_> {
                 .state_dir
                 .map(|p| self.resolve(&p))
                 .unwrap_or_else(platform_data_dir),
-            poll_interval: self.duration(
+            poll_interval: match self.duration(
                 "poll_interval",
                 raw.poll_interval.as_deref(),
                 Duration::from_secs(60),
-            )?,
+            )? {
+                d if d.is_zero() => {
+                    return Err(self.err(
+                        "poll_interval",
+                        "must be more than 0s: a pass would follow a pass without pause",
+                    ));
+                }
+                d => d,
+            },
             debounce: self.duration("debounce", raw.debounce.as_deref(), Duration::from_millis(500))?,
             retry,
             verify: raw.verify.unwrap_or(Verify::Auto),
