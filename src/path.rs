@@ -169,6 +169,14 @@ impl serde::Serialize for RelPath {
     }
 }
 
+/// Sets and maps keyed by `RelPath` can be asked with a `&str` (its order and equality are its
+/// string's).
+impl std::borrow::Borrow<str> for RelPath {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

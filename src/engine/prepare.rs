@@ -14,7 +14,7 @@ use crate::config::{Config, Folder};
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result, join_failed};
 use crate::local::part_target;
-use crate::local::scan::{Ignore, ScanReport, digest_file, scan, scan_subtrees, sha256_file};
+use crate::local::scan::{Ignore, ScanReport, digest_file, scan, scan_subtrees};
 use crate::path::RelPath;
 use crate::reconcile::{self, Base, Kind, Part, Plan, Policy, Refusal, Side, Snapshot};
 use crate::remote::Connector;
@@ -433,12 +433,28 @@ async fn list_tree(
     Ok(Some(tree))
 }
 
-/// Finds the digests `reconcile::same_content` needs (DESIGN.md invariant 3): for a file of
-/// the same size on both sides that changed on both since the base, or that is new on both and
-/// cannot be judged by its times. The local file is read; the server's hash is used when it
-/// offers one (compared with the same digest of the local file), else the file is read back.
-/// Also the server's copy of an upload whose time was never confirmed (`needs_remote_digest`),
-/// and of a file deleted locally whose server time moved over the same size (`needs_touch_check`).
+/// A local file's digests (its SHA-256, and `also`), read off the async workers.
+async fn local_digests(path: &std::path::Path, also: Option<HashAlgo>) -> Result<crate::digest::Digests> {
+    let path = path.to_owned();
+    crate::local::io::blocking("hash", move || digest_file(&path, also)).await?
+}
+
+/// A local file's SHA-256: the one the scan found (`scanned`), else read.
+async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result<String> {
+    match scanned {
+        Some(sha256) => Ok(sha256),
+        None => Ok(local_digests(path, None).await?.sha256),
+    }
+}
+
+/// Finds the digests the planner needs (DESIGN.md invariant 3, `reconcile::needs_digests`):
+/// for a file that changed on both sides since the base (to tell an edit from a touch), or
+/// that is new on both and cannot be judged by its times. The local digest is the scan's, else
+/// the file is read; the server's hash is used when it offers one (compared with the same
+/// digest of the local file), else the file is read back. Also the server's copy of an upload
+/// whose time was never confirmed (`needs_remote_digest`), and of a file deleted locally whose
+/// server time moved over the same size (`needs_touch_check`). One file at a time: parallel
+/// over the pool is for issue 13 (a first sync on a LIST server reads every same-size file).
 async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<()> {
     let candidates: Vec<RelPath> = sh
         .local
@@ -453,11 +469,12 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
     for path in candidates {
         let local_path = path.to_local(&sh.folder.local);
         let remote_path = sh.remote_path(&path);
+        let scanned = sh.local.get(&path).and_then(|e| e.sha256.clone());
         let server = retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))?;
         let (local, remote) = match server {
-            Some((HashAlgo::Sha256, theirs)) => (sha256_file(&local_path)?, theirs),
+            Some((HashAlgo::Sha256, theirs)) => (local_sha256(scanned, &local_path).await?, theirs),
             Some((algo, theirs)) => {
-                let ours = digest_file(&local_path, Some(algo))?;
+                let ours = local_digests(&local_path, Some(algo)).await?;
                 let local = ours.sha256.clone();
                 // The server's digest is trusted: equal, the contents are; else they differ,
                 // whatever the SHA-256 of the server's copy (never read) would be.
@@ -470,7 +487,7 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
                 (local, remote)
             }
             None => (
-                sha256_file(&local_path)?,
+                local_sha256(scanned, &local_path).await?,
                 retrying!(&sh.run, &remote_path, |c| super::remote_sha256(c, &remote_path))?,
             ),
         };

@@ -18,7 +18,10 @@ impl Scope {
         match self {
             Scope::Full => true,
             Scope::Paths(paths) => {
-                std::iter::successors(Some(path.clone()), RelPath::parent).any(|p| paths.contains(&p))
+                // The path and each of its ancestors, as slices of it: no allocation, as this
+                // runs for every synced path of a watcher's pass.
+                let s = path.as_str();
+                paths.contains(s) || s.match_indices('/').any(|(i, _)| paths.contains(&s[..i]))
             }
         }
     }
