@@ -1,5 +1,8 @@
 //! The per-path three-way decision table.
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
 use chrono::{DateTime, Utc};
 
 use super::plan::{Action, Side};
@@ -289,40 +292,60 @@ pub fn conflict_copy_name(
     None
 }
 
-/// A directory's action, decided after everything under it (`planned`): removed only where
-/// everything under it goes too, created where something under it needs it.
+/// The paths a plan removes so far, on each side: for a directory, decided after everything
+/// under it, to know whether all of it goes.
+#[derive(Default)]
+pub(super) struct Removed {
+    local: BTreeSet<RelPath>,
+    remote: BTreeSet<RelPath>,
+}
+
+impl Removed {
+    pub(super) fn note(&mut self, action: &Action) {
+        match action {
+            Action::DeleteLocal { .. } | Action::RmdirLocal { .. } => {
+                self.local.insert(action.path().clone())
+            }
+            Action::DeleteRemote { .. } | Action::RmdirRemote { .. } => {
+                self.remote.insert(action.path().clone())
+            }
+            _ => false,
+        };
+    }
+
+    fn on(&self, side: Side) -> &BTreeSet<RelPath> {
+        match side {
+            Side::Local => &self.local,
+            Side::Remote => &self.remote,
+        }
+    }
+}
+
+/// A directory's action, decided after everything under it (`removed`: what goes of it): removed
+/// only where everything under it goes too, created where something under it needs it.
 pub(super) fn decide_dir(
     policy: &Policy,
     path: &RelPath,
     base: &Base,
     local: &Snapshot,
     remote: &Snapshot,
-    planned: &[Action],
+    removed: &Removed,
 ) -> Option<Action> {
     let uploads = policy.direction != Direction::Download;
     let downloads = policy.direction != Direction::Upload;
     let in_base = base.contains_key(path);
     let (l, r) = (local.contains_key(path), remote.contains_key(path));
     let p = || path.clone();
-    // Everything under `path` on `side` is being deleted (or nothing is there).
+    // Everything under `path` on `side` is being removed (or nothing is there). What lies
+    // under it sorts from `path/` to just before `path0` ('0' follows '/').
+    let under = (format!("{path}/"), format!("{path}0"));
     let emptied = |snapshot: &Snapshot, side: Side| {
         snapshot
-            .range(path.clone()..)
-            .skip(1)
-            .take_while(|(k, _)| k.is_inside(path))
-            .all(|(k, _)| {
-                planned.iter().any(|a| {
-                    a.path() == k
-                        && match side {
-                            Side::Local => {
-                                matches!(a, Action::DeleteLocal { .. } | Action::RmdirLocal { .. })
-                            }
-                            Side::Remote => {
-                                matches!(a, Action::DeleteRemote { .. } | Action::RmdirRemote { .. })
-                            }
-                        }
-                })
-            })
+            .range::<str, _>((
+                Bound::Included(under.0.as_str()),
+                Bound::Excluded(under.1.as_str()),
+            ))
+            .all(|(k, _)| removed.on(side).contains(k))
     };
     match (in_base, l, r) {
         (_, true, true) => (!in_base).then(|| Action::Adopt { path: p() }),

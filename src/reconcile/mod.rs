@@ -101,8 +101,11 @@ pub fn plan_part(
     }
 
     // Directories bottom-up, so each one knows what happens to everything under it.
+    let mut removed = decide::Removed::default();
+    actions.iter().for_each(|a| removed.note(a));
     for path in dirs.into_iter().rev() {
-        if let Some(a) = decide::decide_dir(policy, path, base, local, remote, &actions) {
+        if let Some(a) = decide::decide_dir(policy, path, base, local, remote, &removed) {
+            removed.note(&a);
             actions.push(a);
         }
     }

@@ -569,3 +569,30 @@ fn names_equal_but_for_case_on_one_side_are_all_left_alone_where_case_folds() {
     let exact = plan(&Base::new(), &Snapshot::new(), &remote, &pol, now()).expect("planned");
     assert!(actions(&exact).iter().all(|a| a.starts_with("download")));
 }
+
+/// A directory is removed only if everything under it goes. Its contents are found in key order,
+/// where a sibling that sorts between the directory and its children ("a/b c" between "a/b" and
+/// "a/b/x") once hid them: the directory looked empty and was planned for removal while a
+/// server edit under it was being kept.
+#[test]
+fn a_directory_with_a_kept_file_is_not_removed_whatever_sorts_beside_it() {
+    let base = base_of(&[("a/b/x", 1), ("a/b c", 2), ("keep", 3)]);
+    let local = snapshot(&[("a/b c", 2), ("keep", 3)]);
+    let remote = snapshot(&[("a/b/x", 4), ("a/b c", 2), ("keep", 3)]);
+    let plan = two_way(&base, &local, &remote).expect("plan");
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RmdirRemote { .. })),
+        "{:?}",
+        actions(&plan)
+    );
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::MkdirLocal { path } if *path == rp("a/b"))),
+        "{:?}",
+        actions(&plan)
+    );
+}
