@@ -9,7 +9,7 @@ use crate::config::Folder;
 use crate::digest::HashAlgo;
 use crate::error::Result;
 use crate::local::part_name;
-use crate::local::write::part_path;
+use crate::local::write::{folder_identity, part_path};
 use crate::path::RelPath;
 use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
 use crate::remote::Remote;
@@ -53,26 +53,29 @@ pub(super) fn apply(base: &mut Base, settlements: &Settlements) {
 }
 
 /// Whether a download's rename happened: its part file, fsynced before the intent was written,
-/// is gone. Then the entry is recorded whatever the real name holds now: if the user deleted or
-/// edited it since, the planner sees exactly that against the recorded entry.
+/// is gone, and the real name holds a file or is in the same folder as the part file was (the
+/// user deleted it since). Then the entry is recorded whatever the real name holds now: if the
+/// user deleted or edited it since, the planner sees exactly that against the recorded entry.
 ///
-/// A part file also goes when the user moves or deletes the folder it is in: with neither the
-/// part, the real name nor their folder there, the intent reads as not done (at worst a
-/// deletion made right after a killed pass is undone; no version is lost). A folder moved away
-/// and made again under its old name before the next pass still reads as done: a hole the
-/// simulation finds (seed 1520 of 10,000).
+/// A part file also goes when the user moves or deletes the folder it is in, and a folder can be
+/// made again under the old name: with the real name empty and the folder not the one the part
+/// file was in (`folder_identity`), the intent reads as not done. Nothing then records a
+/// deletion that may not be one: at worst a file comes back, never is a version lost.
 fn local_done(folder: &Folder, intent: &Intent) -> Option<BaseEntry> {
     let target = intent.path.to_local(&folder.local);
-    let gone = |p: &std::path::Path| std::fs::symlink_metadata(p).is_err();
-    let folder_gone = target.parent().is_some_and(gone);
-    let renamed = gone(&part_path(&target)) && !(gone(&target) && folder_gone);
+    let there = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
+    let same_folder = || {
+        let now = target.parent().and_then(folder_identity);
+        now.is_some() && now == intent.folder
+    };
+    let renamed = !there(&part_path(&target)) && (there(&target) || same_folder());
     renamed.then(|| intent.entry.clone())
 }
 
-/// Whether an upload's rename happened: its remote part file is gone. The server's time is
-/// known only when the real name still holds the bytes sent (by the server's hash, else read
-/// back); if it was deleted or changed since, the entry records a time no listing shows, so the
-/// planner sees that change.
+/// Whether an upload's rename happened: its remote part file is gone and the real name holds
+/// a file. The server's time is known only when that file holds the bytes sent (by the
+/// server's hash, else read back); if it was changed since, the entry records a time no listing
+/// shows, so the planner sees that change.
 async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) -> Result<Option<BaseEntry>> {
     let part = intent
         .path
@@ -89,13 +92,10 @@ async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) ->
         mtime: Mtime::new(0, Precision::Nanos),
     };
     let Some(listed) = conn.stat(&target).await? else {
-        // Neither the part file nor the real name: renamed then deleted, or the folder holding
-        // the part file moved or deleted (see `local_done`); only the folder tells which.
-        let folder_there = match intent.path.parent() {
-            Some(dir) => conn.stat(&dir.to_remote(&folder.remote)).await?.is_some(),
-            None => true,
-        };
-        return Ok(folder_there.then_some(done));
+        // Neither the part file nor the real name: renamed then deleted, or the part file moved
+        // or deleted with its folder, which a server cannot tell apart (a folder is known by its
+        // name only, and can be made again). Not done (see `local_done`).
+        return Ok(None);
     };
     let now = listed_entry(&listed);
     if now.kind != Kind::File || now.size != expect.remote.size {

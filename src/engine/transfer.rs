@@ -13,7 +13,7 @@ use crate::digest::{Digests, HashAlgo};
 use crate::error::{Class, Error, Result};
 use crate::local::scan::entry_of;
 use crate::local::stream::{read_file, write_file};
-use crate::local::write::{commit, part_path, set_mtime};
+use crate::local::write::{commit, folder_identity, part_path, set_mtime};
 use crate::local::{io, part_name};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
@@ -191,6 +191,7 @@ pub(super) async fn upload(
         op: Transfer::Upload,
         entry: base.clone(),
         server_digest: digests.extra.clone(),
+        folder: None,
     })?;
     failpoint!("upload.intended");
     let renamed = match conn.rename(&part, &target).await {
@@ -342,6 +343,7 @@ pub(super) async fn download(
         op: Transfer::Download,
         entry: base.clone(),
         server_digest: None,
+        folder: target.parent().and_then(folder_identity),
     })?;
     failpoint!("download.intended");
     let (part2, target2, expect) = (part.clone(), target.clone(), expect_local.cloned());

@@ -33,6 +33,22 @@ pub fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
+/// What tells a folder from another made later under the same name (device and inode; the
+/// creation time where there are no inodes), or `None` if it cannot be read.
+pub fn folder_identity(dir: &Path) -> Option<String> {
+    let meta = fs::symlink_metadata(dir).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(format!("{}:{}", meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let born = meta.created().ok()?.duration_since(UNIX_EPOCH).ok()?;
+        Some(format!("created:{}", born.as_nanos()))
+    }
+}
+
 pub fn set_mtime(file: &fs::File, mtime: Mtime) -> std::io::Result<()> {
     let t = if mtime.nanos >= 0 {
         UNIX_EPOCH + Duration::from_nanos(mtime.nanos as u64)

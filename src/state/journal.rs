@@ -23,6 +23,9 @@ pub struct Intent {
     pub entry: BaseEntry,
     /// The digest the server's hash command can check, when it is not SHA-256.
     pub server_digest: Option<(HashAlgo, String)>,
+    /// A download's: the identity of the local folder its part file is in
+    /// (`local::write::folder_identity`), to tell a rename from the folder moved away.
+    pub folder: Option<String>,
 }
 
 impl State {
@@ -37,10 +40,10 @@ impl State {
         let values = [text(intent.path.as_str()), text(intent.op.as_str())]
             .into_iter()
             .chain(entry_values(&intent.entry))
-            .chain([digest]);
+            .chain([digest, intent.folder.as_deref().map_or(Value::Null, text)]);
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params_from_iter(values),
             )
             .map_err(self.err())?;
@@ -52,7 +55,7 @@ impl State {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT path, op, {ENTRY_COLUMNS}, server_digest FROM intents"
+                "SELECT path, op, {ENTRY_COLUMNS}, server_digest, folder FROM intents"
             ))
             .map_err(self.err())?;
         let rows = stmt
@@ -62,12 +65,13 @@ impl State {
                     r.get::<_, String>(1)?,
                     base_entry(r, 2)?,
                     r.get::<_, Option<String>>(10)?,
+                    r.get::<_, Option<String>>(11)?,
                 ))
             })
             .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
-            let (path, op, entry, digest) = row.map_err(self.err())?;
+            let (path, op, entry, digest, folder) = row.map_err(self.err())?;
             let op = Transfer::parse(&op);
             let server_digest = digest.and_then(|d| {
                 let (algo, hex) = d.split_once(' ')?;
@@ -81,6 +85,7 @@ impl State {
                     op,
                     entry,
                     server_digest,
+                    folder,
                 }),
                 _ => tracing::warn!(path, "unreadable intent ignored"),
             }

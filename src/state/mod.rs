@@ -71,6 +71,8 @@ CREATE TABLE intents (
     server_digest TEXT
 );
 ",
+    // 2 -> 3: which local folder a download's part file was in (settle::local_done).
+    "ALTER TABLE intents ADD COLUMN folder TEXT;",
 ];
 
 /// The schema version this binary reads and writes.

@@ -47,12 +47,14 @@ fn an_intent_is_journaled_read_back_and_settled_with_its_entry_in_one_go() {
         op: Transfer::Upload,
         entry: entry.clone(),
         server_digest: Some((HashAlgo::Md5, "cd".into())),
+        folder: None,
     };
     let down = Intent {
         path: RelPath::new("down.txt").unwrap(),
         op: Transfer::Download,
         entry: entry.clone(),
         server_digest: None,
+        folder: Some("2049:77".into()),
     };
     s.intend(&up).unwrap();
     s.intend(&down).unwrap();

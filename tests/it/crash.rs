@@ -138,3 +138,44 @@ async fn a_transfer_killed_before_its_rename_is_done_again_by_the_next_pass() {
         );
     }
 }
+
+/// Found by the simulation (seed 1520): a transfer killed before its rename, then the user
+/// moves the folder holding its part file and makes a folder of the same name again. The part
+/// file is gone from its place and the real name is empty, as after a rename and a deletion;
+/// taken for that, the next pass deleted the only copy on the other side. On both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_moved_with_a_part_file_in_it_and_made_again_loses_nothing() {
+    // (failpoint, whether the only copy starts on the server)
+    for (point, from_server) in [("download.intended", true), ("upload.intended", false)] {
+        let h = Harness::new().await;
+        for i in 0..4 {
+            put(&h.local, &format!("keep{i}.txt"), "in sync");
+        }
+        h.config("");
+        exit_0(&sync(&h, None).await);
+        let (source, target) = if from_server {
+            (&h.remote, &h.local)
+        } else {
+            (&h.local, &h.remote)
+        };
+        put(source, "d/doc.txt", "the only copy");
+        killed(&sync(&h, Some(point)).await);
+        // The user, on the side the part file is on, moves its folder and makes `d` again.
+        std::fs::rename(target.join("d"), target.join("x")).expect("move the folder");
+        put(target, "d/other.txt", "new");
+        exit_0(&sync(&h, None).await);
+        assert_holds(source, "d/doc.txt", b"the only copy");
+        assert_holds(target, "d/doc.txt", b"the only copy");
+        assert_eq!(
+            tree(&h.local)
+                .into_keys()
+                .filter(|k| !k.contains(".ftps-sync.part"))
+                .collect::<Vec<_>>(),
+            tree(&h.remote)
+                .into_keys()
+                .filter(|k| !k.contains(".ftps-sync.part"))
+                .collect::<Vec<_>>(),
+            "{point}"
+        );
+    }
+}
