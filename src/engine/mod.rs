@@ -311,15 +311,22 @@ pub(crate) fn same_remote(now: &Entry, then: &Entry) -> bool {
     now.kind == then.kind && now.size == then.size && now.mtime.same_as(&then.mtime)
 }
 
-/// The SHA-256 of a remote file: the server's when it offers one, else by reading it.
-async fn remote_sha256(conn: &mut dyn Remote, remote_path: &str) -> Result<String> {
+/// The SHA-256 of a remote file of `size` bytes (as listed): the server's when it offers one,
+/// else by reading it, and a read of any other length is no digest of it (a transient error).
+async fn remote_sha256(conn: &mut dyn Remote, remote_path: &str, size: u64) -> Result<String> {
     if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
         return Ok(hex);
     }
     let hashing = crate::local::stream::write_file(None, 0, None, std::path::Path::new(remote_path));
     let result = conn.get(remote_path, 0, &hashing.chunks).await;
     let (digests, _) = hashing.finish().await?;
-    result?;
+    let read = result?;
+    if read != size {
+        return Err(Error::Verify {
+            path: remote_path.to_owned(),
+            detail: format!("read {read} bytes to hash it, the listing said {size}"),
+        });
+    }
     Ok(digests.sha256)
 }
 

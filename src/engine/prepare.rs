@@ -456,17 +456,15 @@ async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result
 /// server time moved over the same size (`needs_touch_check`). One file at a time: parallel
 /// over the pool is for issue 13 (a first sync on a LIST server reads every same-size file).
 async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<()> {
-    let candidates: Vec<RelPath> = sh
+    let candidates: Vec<(RelPath, u64)> = sh
         .local
         .iter()
-        .filter(|(p, l)| {
-            sh.remote
-                .get(*p)
-                .is_some_and(|r| reconcile::needs_digests(base.get(*p), l, r, policy))
+        .filter_map(|(p, l)| {
+            let r = sh.remote.get(p)?;
+            reconcile::needs_digests(base.get(p), l, r, policy).then(|| (p.clone(), r.size))
         })
-        .map(|(p, _)| p.clone())
         .collect();
-    for path in candidates {
+    for (path, size) in candidates {
         let local_path = path.to_local(&sh.folder.local);
         let remote_path = sh.remote_path(&path);
         let scanned = sh.local.get(&path).and_then(|e| e.sha256.clone());
@@ -488,7 +486,11 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
             }
             None => (
                 local_sha256(scanned, &local_path).await?,
-                retrying!(&sh.run, &remote_path, |c| super::remote_sha256(c, &remote_path))?,
+                retrying!(&sh.run, &remote_path, |c| super::remote_sha256(
+                    c,
+                    &remote_path,
+                    size
+                ))?,
             ),
         };
         if let Some(e) = sh.local.get_mut(&path) {
@@ -498,18 +500,22 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
             e.sha256 = Some(remote);
         }
     }
-    let unconfirmed: Vec<RelPath> = sh
+    let unconfirmed: Vec<(RelPath, u64)> = sh
         .remote
         .iter()
         .filter(|(p, r)| {
             reconcile::needs_remote_digest(base.get(*p), r)
                 || reconcile::needs_touch_check(base.get(*p), sh.local.get(*p), r)
         })
-        .map(|(p, _)| p.clone())
+        .map(|(p, r)| (p.clone(), r.size))
         .collect();
-    for path in unconfirmed {
+    for (path, size) in unconfirmed {
         let remote_path = sh.remote_path(&path);
-        let digest = retrying!(&sh.run, &remote_path, |c| super::remote_sha256(c, &remote_path))?;
+        let digest = retrying!(&sh.run, &remote_path, |c| super::remote_sha256(
+            c,
+            &remote_path,
+            size
+        ))?;
         if let Some(e) = sh.remote.get_mut(&path) {
             e.sha256 = Some(digest);
         }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::local::part_name;
 use crate::local::write::{folder_identity, part_path};
 use crate::path::RelPath;
-use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
+use crate::reconcile::{Base, BaseEntry, Kind};
 use crate::remote::Remote;
 use crate::state::{Intent, Transfer};
 
@@ -73,9 +73,15 @@ fn local_done(folder: &Folder, intent: &Intent) -> Option<BaseEntry> {
 }
 
 /// Whether an upload's rename happened: its remote part file is gone and the real name holds
-/// a file. The server's time is known only when that file holds the bytes sent (by the
-/// server's hash, else read back); if it was changed since, the entry records a time no listing
-/// shows, so the planner sees that change.
+/// the bytes sent (by the server's hash, else read back); then the entry is recorded with the
+/// server's time for them.
+///
+/// Anything else reads as not done. With the part file gone and the real name empty or holding
+/// other bytes, the rename may have happened before the user deleted or rewrote the file, or
+/// the part file may have gone with its folder moved away, and someone made the file anew: a
+/// server cannot tell these apart (a folder is known by its name only). Taken as done, the last
+/// would delete or overwrite the only copy of the upload; as not done, the first two cost at
+/// worst a deletion undone or a conflict copy, and nothing is lost.
 async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) -> Result<Option<BaseEntry>> {
     let part = intent
         .path
@@ -86,20 +92,12 @@ async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) ->
     }
     let target = intent.path.to_remote(&folder.remote);
     let expect = &intent.entry;
-    let mut done = expect.clone();
-    done.remote = Sig {
-        size: expect.remote.size,
-        mtime: Mtime::new(0, Precision::Nanos),
-    };
     let Some(listed) = conn.stat(&target).await? else {
-        // Neither the part file nor the real name: renamed then deleted, or the part file moved
-        // or deleted with its folder, which a server cannot tell apart (a folder is known by its
-        // name only, and can be made again). Not done (see `local_done`).
         return Ok(None);
     };
     let now = listed_entry(&listed);
     if now.kind != Kind::File || now.size != expect.remote.size {
-        return Ok(Some(done));
+        return Ok(None);
     }
     let ours = |algo: HashAlgo| match (algo, &intent.server_digest) {
         (HashAlgo::Sha256, _) => expect.sha256.clone(),
@@ -108,10 +106,10 @@ async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) ->
     };
     let same = match conn.hash(&target).await? {
         Some((algo, theirs)) if ours(algo).is_some() => ours(algo) == Some(theirs),
-        _ => Some(super::remote_sha256(conn, &target).await?) == expect.sha256,
+        _ => Some(super::remote_sha256(conn, &target, now.size).await?) == expect.sha256,
     };
-    if same {
-        done.remote = now.sig();
-    }
-    Ok(Some(done))
+    Ok(same.then(|| BaseEntry {
+        remote: now.sig(),
+        ..expect.clone()
+    }))
 }
