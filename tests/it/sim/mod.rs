@@ -66,10 +66,8 @@ struct Model {
     pass_began: u64,
     /// What each side (local, server) held when the last pass ended.
     after_pass: [BTreeMap<String, Vec<u8>>; 2],
-    /// (path, version) a user deleted or moved away while a transfer to it was still open in
-    /// the journal (a killed pass): the next pass cannot tell its rename from its part file
-    /// moved or deleted with the folder, and sends it again rather than risk it (see
-    /// `engine::settle`). It may come back.
+    /// (path, version) a user deleted, replaced or moved away while a transfer to it was still
+    /// open in the journal (a killed pass): see `Env::gone`. It may come back.
     may_return: BTreeSet<(String, Vec<u8>)>,
 
     count: u64,
@@ -208,10 +206,6 @@ impl Env {
         self.sim.clock.fetch_add(user.wait, Ordering::SeqCst);
         let remote = |p: &str| format!("{ROOT}/{p}");
         let at = self.sim.counts.commands.load(Ordering::SeqCst);
-        let delivered = |p: &str| {
-            let p = remote(p);
-            move |since: u64| self.sim.delivered_since(&p, since)
-        };
         match &user.op {
             UserOp::Write {
                 side,
@@ -229,7 +223,7 @@ impl Env {
                 let size = current.as_ref().filter(|_| *same_size).map(Vec::len);
                 let v = model.new_version(path, size);
                 if let Some(old) = current {
-                    model.gone(*side, path, old, delivered(path));
+                    self.gone(model, *side, path, old);
                 }
                 model.put(*side, path, v.clone(), at);
                 model.log.push(format!(
@@ -258,10 +252,7 @@ impl Env {
                 let Some(old) = self.read(*side, path) else {
                     return Ok(());
                 };
-                if self.open_intents().iter().any(|p| p == path) {
-                    model.may_return.insert(((*path).to_owned(), old.clone()));
-                }
-                model.gone(*side, path, old, delivered(path));
+                self.gone(model, *side, path, old);
                 model.log.push(format!("{user}"));
                 match side {
                     Side::Local => {
@@ -335,19 +326,30 @@ impl Env {
                 if done {
                     model.log.push(format!("{user}"));
                     if let Some(old) = replaced {
-                        model.gone(*side, to, old, delivered(to));
+                        self.gone(model, *side, to, old);
                     }
                     for (old, new, v) in moved {
-                        if self.open_intents().contains(&old) {
-                            model.may_return.insert((old.clone(), v.clone()));
-                        }
-                        model.gone(*side, &old, v.clone(), delivered(&old));
+                        self.gone(model, *side, &old, v.clone());
                         model.put(*side, &new, v, at);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// A user removed `version` from `path` on `side` (deleted, replaced or moved it away).
+    /// With a transfer to `path` still open in the journal (a killed pass), the next pass cannot
+    /// tell the user's change from what a part file moved with its folder would look like, and
+    /// keeps the transfer's version rather than risk it (`engine::settle`): it may come back.
+    fn gone(&self, model: &mut Model, side: Side, path: &str, version: Vec<u8>) {
+        if self.open_intents().iter().any(|p| p == path) {
+            model.may_return.insert((path.to_owned(), version.clone()));
+        }
+        let remote = format!("{ROOT}/{path}");
+        model.gone(side, path, version, |since| {
+            self.sim.delivered_since(&remote, since)
+        });
     }
 
     /// The paths of the transfers the journal holds open.
@@ -690,6 +692,10 @@ fn shrink(seed: u64, history: History, failure: (String, Vec<String>)) -> (Histo
     (best, error, log)
 }
 
+fn replaying() -> bool {
+    std::env::var("FTPS_SYNC_SIM_SEED").is_ok()
+}
+
 fn seeds() -> Vec<u64> {
     if let Some(one) = std::env::var("FTPS_SYNC_SIM_SEED")
         .ok()
@@ -731,6 +737,11 @@ fn seeded_histories_lose_nothing() {
             Err((e, log)) => {
                 let drawn = history.steps.len();
                 let (shrunk, error, log) = shrink(seed, history, (e.clone(), log));
+                if replaying() {
+                    // The engine's log of the shrunk history alone, last (RUST_LOG).
+                    tracing::info!("=== the shrunk history, once more ===");
+                    let _ = run(seed, &shrunk);
+                }
                 let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
                 panic!(
                     "seed {seed}: {e}\nreplay: FTPS_SYNC_SIM_SEED={seed} cargo test --test it sim:: -- --nocapture\n\
