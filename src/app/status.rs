@@ -140,7 +140,10 @@ async fn folder_status(
                 config,
                 f,
                 connector,
-                Options::default(),
+                Options {
+                    plan_only: true,
+                    ..Options::default()
+                },
                 &CancellationToken::new(),
             )
             .await

@@ -84,7 +84,11 @@ pub async fn dry_run(config: &Config, only: &[String], json: bool) -> Result<u8>
     let mut plans = Vec::new();
     let mut code = 0;
     for folder in folders {
-        match engine::prepare(config, folder, &connector, Options::default(), &cancel).await {
+        let options = Options {
+            plan_only: true,
+            ..Options::default()
+        };
+        match engine::prepare(config, folder, &connector, options, &cancel).await {
             Ok(prepared) => {
                 if json {
                     let plan = DryRun {

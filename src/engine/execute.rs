@@ -1,7 +1,6 @@
 //! The second half of a pass: carry out a prepared plan and record the outcome.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 
@@ -42,8 +41,9 @@ impl Prepared {
             queue::execute(&sh, plan, &mut report).await
         }
         .await;
+        sh.drop_read_backs();
         report.seconds = started.elapsed().as_secs_f64();
-        report.retries = retries.load(Ordering::Relaxed);
+        (report.retries, report.retried) = retries.taken();
         let outcome = outcome_of(&report, result.as_ref().err());
         let _ = sh.state(|s| s.pass_ended(sh.run.clock.now(), &outcome));
         pool.close().await;
@@ -100,8 +100,12 @@ async fn remove_stale_parts(
                 })
                 .ok()
             });
+        // A read-back of this pass (`Shared::read_back`) may sit where an old part file was.
         let resumable = match &target {
-            Some(t) => sh.state(|s| s.partial(t, Transfer::Download))?.is_some(),
+            Some(t) => {
+                sh.state(|s| s.partial(t, Transfer::Download))?.is_some()
+                    || sh.read_back.lock().is_ok_and(|k| k.contains_key(t))
+            }
             None => false,
         };
         if !resumable {

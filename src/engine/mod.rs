@@ -46,6 +46,9 @@ pub struct Options {
     pub settle: Option<std::time::Duration>,
     /// The wall clock: the system's, or the simulation's.
     pub clock: crate::clock::Clock,
+    /// The plan is only shown (a dry run, `status --remote`): preparing it writes nothing,
+    /// not even the part file a read-back download would otherwise keep for the transfer.
+    pub plan_only: bool,
 }
 
 /// What every task of a pass reads (and the state store they commit to).
@@ -65,11 +68,48 @@ pub(crate) struct Shared {
     pub local_real: std::path::PathBuf,
     /// Local files with an mtime after this (nanoseconds) are left for a later pass.
     pub settled_before: Option<i64>,
+    /// Remote files read back whole to compare their content (no server hash), the bytes kept
+    /// in the local part file of the path, with the remote signature they were read at: a
+    /// download of that version uses them rather than reading the file again.
+    pub read_back: Mutex<std::collections::HashMap<RelPath, crate::reconcile::Sig>>,
 }
 
 impl Shared {
     pub fn remote_path(&self, p: &RelPath) -> String {
         p.to_remote(&self.folder.remote)
+    }
+
+    /// The remote signature at which `path`'s part file holds a whole read-back, once: a
+    /// download uses it or starts over.
+    fn take_read_back(&self, path: &RelPath) -> Option<crate::reconcile::Sig> {
+        self.read_back.lock().ok()?.remove(path)
+    }
+
+    /// A conflict renamed the server's version of `path` to `copy`: its read-back (if the
+    /// rename moved the very version read) becomes the part file of the copy's download.
+    fn carry_read_back(&self, path: &RelPath, copy: &RelPath, read: &Entry, moved: &Entry) {
+        if self.take_read_back(path) != Some(read.sig()) || !same_remote(moved, read) {
+            return;
+        }
+        let from = crate::local::write::part_path(&path.to_local(&self.folder.local));
+        let to = crate::local::write::part_path(&copy.to_local(&self.folder.local));
+        if std::fs::rename(&from, &to).is_ok()
+            && let Ok(mut kept) = self.read_back.lock()
+        {
+            kept.insert(copy.clone(), moved.sig());
+        }
+    }
+
+    /// Removes the part files of read-backs no download used.
+    fn drop_read_backs(&self) {
+        let unused = self
+            .read_back
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default();
+        for path in unused.keys() {
+            let _ = std::fs::remove_file(crate::local::write::part_path(&path.to_local(&self.folder.local)));
+        }
     }
 
     /// Journals an intent (see `state::Intent`) before its change becomes visible.
@@ -120,6 +160,35 @@ impl Shared {
     }
 }
 
+/// A pass's retried attempts: how many, and why for the first few (a count alone does not
+/// say which fault a pass kept meeting).
+#[derive(Debug, Default)]
+pub(crate) struct Retries {
+    count: AtomicUsize,
+    first: Mutex<Vec<Issue>>,
+}
+
+impl Retries {
+    const KEPT: usize = 10;
+
+    fn add(&self, what: &str, e: &Error) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first.len() < Self::KEPT {
+            first.push(Issue {
+                path: what.to_owned(),
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    /// (how many, the first few reasons)
+    pub fn taken(&self) -> (usize, Vec<Issue>) {
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        (self.count.load(Ordering::Relaxed), first.clone())
+    }
+}
+
 /// Runs remote work on the pool, with the retry policy, until cancelled.
 pub(crate) struct Runner {
     pub pool: Arc<Pool>,
@@ -127,7 +196,7 @@ pub(crate) struct Runner {
     pub cancel: CancellationToken,
     /// Attempts that failed and were tried again, over the whole pass: retries hide a fault
     /// from a check of the end result only, so the report shows them.
-    pub retries: Arc<AtomicUsize>,
+    pub retries: Arc<Retries>,
     pub clock: crate::clock::Clock,
 }
 
@@ -139,7 +208,7 @@ impl Runner {
             return Err(e);
         }
         let wait = retry::backoff(&self.retry, attempt, self.clock.jitter());
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.retries.add(what, &e);
         tracing::warn!(what, attempt, "{e}; retrying in {wait:?}");
         tokio::select! {
             _ = self.cancel.cancelled() => Err(Error::Interrupted),
@@ -312,22 +381,45 @@ pub(crate) fn same_remote(now: &Entry, then: &Entry) -> bool {
 }
 
 /// The SHA-256 of a remote file of `size` bytes (as listed): the server's when it offers one,
-/// else by reading it, and a read of any other length is no digest of it (a transient error).
+/// else by reading it (`read_back`).
 async fn remote_sha256(conn: &mut dyn Remote, remote_path: &str, size: u64) -> Result<String> {
     if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
         return Ok(hex);
     }
-    let hashing = crate::local::stream::write_file(None, 0, None, std::path::Path::new(remote_path));
+    read_back(conn, remote_path, size, None).await
+}
+
+/// Reads a remote file of `size` bytes (as listed) for its SHA-256, keeping the bytes in the
+/// part file `keep` when given. A read of any other length is no digest of it (a transient
+/// error), and leaves no part file.
+async fn read_back(
+    conn: &mut dyn Remote,
+    remote_path: &str,
+    size: u64,
+    keep: Option<&std::path::Path>,
+) -> Result<String> {
+    let file = match keep {
+        Some(part) => Some(std::fs::File::create(part).map_err(Error::local("create", part))?),
+        None => None,
+    };
+    let named = keep.unwrap_or(std::path::Path::new(remote_path));
+    let hashing = crate::local::stream::write_file(file, 0, None, named);
     let result = conn.get(remote_path, 0, &hashing.chunks).await;
-    let (digests, _) = hashing.finish().await?;
-    let read = result?;
-    if read != size {
-        return Err(Error::Verify {
+    let finished = hashing.finish().await;
+    let checked = match (finished, result) {
+        (Ok((digests, _)), Ok(read)) if read == size => Ok(digests.sha256),
+        (Ok(_), Ok(read)) => Err(Error::Verify {
             path: remote_path.to_owned(),
             detail: format!("read {read} bytes to hash it, the listing said {size}"),
-        });
+        }),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    if checked.is_err()
+        && let Some(part) = keep
+    {
+        let _ = std::fs::remove_file(part);
     }
-    Ok(digests.sha256)
+    checked
 }
 
 pub(crate) async fn ensure_remote_dir(conn: &mut dyn Remote, remote: &str) -> Result<()> {

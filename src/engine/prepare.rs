@@ -2,14 +2,15 @@
 //! either side and nothing is written to the state store, so `--dry-run` and
 //! `status --remote` are this alone, and may run while a service works.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Issue, Options, Report, Runner, Scope, Shared, Totals, listed_entry, policy_of, retrying};
+use super::{
+    Issue, Options, Report, Retries, Runner, Scope, Shared, Totals, listed_entry, policy_of, retrying,
+};
 use crate::config::{Config, Folder};
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result, join_failed};
@@ -32,7 +33,7 @@ pub struct Prepared {
     /// Skips found on the way (unsafe names), for the report.
     pub(super) report: Report,
     pub(super) pool: Arc<Pool>,
-    pub(super) retries: Arc<AtomicUsize>,
+    pub(super) retries: Arc<Retries>,
     pub(super) started: Instant,
     pub(super) local_parts: Vec<std::path::PathBuf>,
     /// Our remote part files: (remote path, the path they stand in for).
@@ -62,6 +63,7 @@ impl Prepared {
 
     /// Logs out of the server without doing anything (a dry run).
     pub async fn close(self) {
+        self.shared.drop_read_backs();
         self.pool.close().await;
     }
 }
@@ -97,7 +99,7 @@ pub async fn prepare(
 
     let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
     let pool = Pool::new(connector.clone(), config.server.connections, limiter);
-    let retries = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(Retries::default());
     let runner = |cancel: &CancellationToken| Runner {
         pool: pool.clone(),
         retry: config.retry,
@@ -183,9 +185,10 @@ pub async fn prepare(
             options.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX)
                 - d.as_nanos().min(i64::MAX as u128) as i64
         }),
+        read_back: Mutex::new(Default::default()),
     };
     let policy = policy_of(folder);
-    if let Err(e) = fill_digests(&mut shared, &base, &policy).await {
+    if let Err(e) = fill_digests(&mut shared, &base, &policy, options.plan_only).await {
         return abandon(&pool, e).await;
     }
     let plan = match reconcile::plan_part(
@@ -447,6 +450,30 @@ async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result
     }
 }
 
+/// The SHA-256 of the remote file at `path` (`size` bytes as listed), read whole: into the
+/// path's local part file when `keep` and its folder is there (`Shared::read_back`).
+async fn read_back(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result<String> {
+    let remote_path = sh.remote_path(path);
+    let target = path.to_local(&sh.folder.local);
+    let part = (keep
+        && target.parent().is_some_and(|d| d.is_dir())
+        && super::transfer::check_inside(&sh.local_real, &target).is_ok())
+    .then(|| crate::local::write::part_path(&target));
+    let digest = retrying!(&sh.run, &remote_path, |c| super::read_back(
+        c,
+        &remote_path,
+        size,
+        part.as_deref()
+    ))?;
+    if part.is_some()
+        && let Some(r) = sh.remote.get(path)
+        && let Ok(mut kept) = sh.read_back.lock()
+    {
+        kept.insert(path.clone(), r.sig());
+    }
+    Ok(digest)
+}
+
 /// Finds the digests the planner needs (DESIGN.md invariant 3, `reconcile::needs_digests`):
 /// for a file that changed on both sides since the base (to tell an edit from a touch), or
 /// that is new on both and cannot be judged by its times. The local digest is the scan's, else
@@ -455,7 +482,12 @@ async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result
 /// whose time was never confirmed (`needs_remote_digest`), and of a file deleted locally whose
 /// server time moved over the same size (`needs_touch_check`). One file at a time: parallel
 /// over the pool is for issue 13 (a first sync on a LIST server reads every same-size file).
-async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<()> {
+/// A read-back's bytes are kept for the download that may follow (`Shared::read_back`): when
+/// contents differ, the conflict copy or the download costs no second read.
+async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy, plan_only: bool) -> Result<()> {
+    // A read-back is a download: when the plan may download the version read, its bytes are
+    // kept in the path's part file (where the plan is carried out, and the folder is there).
+    let keep = !plan_only && policy.direction != reconcile::Direction::Upload;
     let candidates: Vec<(RelPath, u64)> = sh
         .local
         .iter()
@@ -486,11 +518,7 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
             }
             None => (
                 local_sha256(scanned, &local_path).await?,
-                retrying!(&sh.run, &remote_path, |c| super::remote_sha256(
-                    c,
-                    &remote_path,
-                    size
-                ))?,
+                read_back(sh, &path, size, keep).await?,
             ),
         };
         if let Some(e) = sh.local.get_mut(&path) {
@@ -511,11 +539,10 @@ async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy) -> Result<(
         .collect();
     for (path, size) in unconfirmed {
         let remote_path = sh.remote_path(&path);
-        let digest = retrying!(&sh.run, &remote_path, |c| super::remote_sha256(
-            c,
-            &remote_path,
-            size
-        ))?;
+        let digest = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))? {
+            Some((HashAlgo::Sha256, theirs)) => theirs,
+            _ => read_back(sh, &path, size, keep).await?,
+        };
         if let Some(e) = sh.remote.get_mut(&path) {
             e.sha256 = Some(digest);
         }

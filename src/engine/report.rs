@@ -30,6 +30,8 @@ pub struct Report {
     pub failed: Vec<Issue>,
     /// Failed attempts that were tried again (a dropped connection, a 4xx reply).
     pub retries: usize,
+    /// What the first few retries were for (`path` names the attempt), and why.
+    pub retried: Vec<Issue>,
     pub seconds: f64,
 }
 

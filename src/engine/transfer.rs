@@ -275,8 +275,12 @@ pub(super) async fn download(
         std::fs::create_dir_all(parent).map_err(Error::local("create directory", parent))?;
     }
     let existing = std::fs::metadata(&part).map(|m| m.len()).ok();
+    // The read-back that compared contents kept this very version: nothing left to read.
+    let read_back = existing == Some(remote.size) && sh.take_read_back(path) == Some(remote.sig());
     let mut offset = 0;
-    if let Some(len) = existing
+    if read_back {
+        offset = remote.size;
+    } else if let Some(len) = existing
         && resumable(remote.size)
         && len <= remote.size
         && conn.capabilities().resume_get
@@ -285,7 +289,9 @@ pub(super) async fn download(
         offset = len;
     }
     let file = if offset > 0 {
-        tracing::info!(path = %path, offset, "resuming download");
+        if !read_back {
+            tracing::info!(path = %path, offset, "resuming download");
+        }
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -303,7 +309,11 @@ pub(super) async fn download(
         e
     };
     let writing = write_file(Some(file), offset, server_algo(sh, conn), &part);
-    let got = conn.get(&source, offset, &writing.chunks).await;
+    let got = if read_back {
+        Ok(0)
+    } else {
+        conn.get(&source, offset, &writing.chunks).await
+    };
     // A local write error leaves a part file of unknown content: start over next time.
     let (digests, file) = writing.finish().await.map_err(discard)?;
     // A transient network failure keeps the part file and its record: the next attempt resumes.
@@ -421,8 +431,13 @@ pub(super) async fn keep_both(
             }
             conn.rename(&from, &to).await?;
             tracing::info!(path = %path, copy = %copy, "conflict: the server's version is kept as the copy");
-            let moved = conn.stat(&to).await?.map(|l| listed_entry(&l)).unwrap_or(remote);
+            let moved = conn
+                .stat(&to)
+                .await?
+                .map(|l| listed_entry(&l))
+                .unwrap_or(remote.clone());
             if downloads {
+                sh.carry_read_back(path, copy, &remote, &moved);
                 d.absorb(download(sh, conn, copy, &moved, None).await?);
             }
             d.absorb(upload(sh, conn, path, &local, None).await?);

@@ -52,7 +52,9 @@ fn fell_back(server: &Server, first: &Report, second: &Report) {
     assert_eq!(
         (first.retries, second.retries),
         (0, 0),
-        "the fallback costs no retry"
+        "the fallback costs no retry: {:?} {:?}",
+        first.retried,
+        second.retried
     );
     let commands = server.commands();
     let epsv = count(&commands, "EPSV");

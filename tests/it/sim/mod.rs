@@ -66,6 +66,9 @@ struct Model {
     pass_began: u64,
     /// What each side (local, server) held when the last pass ended.
     after_pass: [BTreeMap<String, Vec<u8>>; 2],
+    /// The version both sides held at a path after a pass, brought to at least one of them by
+    /// the sync (so it knows it, or its journal does): a conflict copy of it is a false one.
+    agreed: BTreeMap<String, Vec<u8>>,
     /// (path, version) a user deleted, replaced or moved away while a transfer to it was still
     /// open in the journal (a killed pass): see `Env::gone`. It may come back.
     may_return: BTreeSet<(String, Vec<u8>)>,
@@ -115,6 +118,69 @@ impl Model {
         }
         *place = Place::default();
     }
+}
+
+impl Model {
+    /// After a pass (ended or killed), given what each side holds now: each conflict copy it
+    /// made must hold a version of a true conflict, not one both sides last agreed on at
+    /// that path (DESIGN §6: no conflict copy without a true conflict). Then the versions the
+    /// sync brought over become the agreed ones.
+    fn passed(&mut self, now: [BTreeMap<String, Vec<u8>>; 2]) -> Result<(), String> {
+        for (side, files) in now.iter().enumerate() {
+            for (copy, bytes) in files {
+                if self.after_pass.iter().any(|t| t.contains_key(copy)) {
+                    continue;
+                }
+                let Some(path) = conflict_origin(copy) else {
+                    continue;
+                };
+                if self.agreed.get(&path) == Some(bytes)
+                    && !self.may_return.contains(&(path.clone(), bytes.clone()))
+                {
+                    let side = ["local", "server"][side];
+                    return Err(format!(
+                        "a false conflict: the {side} copy {copy} holds {:?}, the version both \
+                         sides last agreed on at {path}",
+                        String::from_utf8_lossy(bytes)
+                    ));
+                }
+            }
+        }
+        let [local, server] = &now;
+        for (path, bytes) in local {
+            if path.ends_with('/') || server.get(path) != Some(bytes) {
+                continue;
+            }
+            let place = self.places.get(&(path.clone(), bytes.clone()));
+            if place.is_none_or(|p| p.put.iter().any(Option::is_none)) {
+                self.agreed.insert(path.clone(), bytes.clone());
+            }
+        }
+        self.agreed
+            .retain(|p, _| local.contains_key(p) || server.contains_key(p));
+        self.after_pass = now;
+        Ok(())
+    }
+}
+
+/// The path a conflict copy (`a.conflict-20261124-120000-local-2.txt`) is a copy of.
+fn conflict_origin(copy: &str) -> Option<String> {
+    let (dir, name) = copy.rsplit_once('/').map_or(("", copy), |(d, n)| (d, n));
+    if !ftps_sync::reconcile::is_conflict_copy(name) {
+        return None;
+    }
+    let at = name.find(".conflict-")?;
+    let rest = &name[at + ".conflict-".len()..];
+    let ext = rest.split_once('.').map(|(_, e)| e);
+    let name = match ext {
+        Some(ext) => format!("{}.{ext}", &name[..at]),
+        None => name[..at].to_owned(),
+    };
+    Some(if dir.is_empty() {
+        name
+    } else {
+        format!("{dir}/{name}")
+    })
 }
 
 /// The last word of the users on a version at a path.
@@ -507,7 +573,7 @@ async fn run_history(seed: u64, history: &History, model: &mut Model) -> Result<
             env.apply(model, u)
         })
         .await?;
-        model.after_pass = [tree(&env.local), env.sim.tree(ROOT)];
+        model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         let ok = match out {
             None => {
                 outcome.crashes += 1;
@@ -550,6 +616,7 @@ async fn quiesce(env: &Env, model: &mut Model, outcome: &mut Outcome) -> Result<
             .await
             .map_err(|e| format!("a pass without faults failed: {e}"))?;
         model.log.push(format!("a pass without faults: {}", r.summary()));
+        model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         if !r.failed.is_empty() {
             return Err(format!("a pass without faults failed files: {:?}", r.failed));
         }
