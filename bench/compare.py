@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The benchmark behind bench/compare.sh. See that file for how to run it."""
+"""The benchmark behind bench/compare.sh: ftps-sync against rclone and lftp, one table per
+server, TLS version and link. See compare.sh for how to run it."""
+import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -10,121 +11,32 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from servers import (ACCOUNT, KINDS, PASSWORD, SERVERS, USER, Vsftpd, free_port, sh,  # noqa: E402,F401
+                     wait_listening)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("FTPS_SYNC_BIN", ROOT / "target/release/ftps-sync"))
+PROXY = ROOT / "target/release/examples/delay_proxy"
 RUNS = int(os.environ.get("RUNS", "3"))
-# Smaller sets for a smoke run of the script itself.
-BIG_MIB = int(os.environ.get("BIG_MIB", "1024"))
-SMALL_FILES = int(os.environ.get("SMALL_FILES", "5000"))
-MANY_FILES = int(os.environ.get("MANY_FILES", "20000"))
-USER, PASSWORD, ACCOUNT = "alice", "bench-pw", "ftpsinterop"
-SERVERS = Path(os.environ.get("FTPS_SYNC_SERVERS", "/opt/ftps-sync-servers"))
+RTT_MS = float(os.environ.get("RTT_MS", "20"))
+CAL_MIB = int(os.environ.get("CAL_MIB", "512"))
+# A tool run that takes longer than this has hung (rclone 1.60's FTP backend can deadlock).
+TOOL_TIMEOUT = int(os.environ.get("TOOL_TIMEOUT", "900"))
+TOOLS = ("ftps-sync", "rclone", "lftp")
+
+# (server, TLS 1.2 only, link) tables: the default subset, and the whole matrix (--full).
+SUBSET = [("vsftpd", True, "loopback"), ("proftpd", True, "loopback"), ("pure-ftpd", True, "loopback"),
+          ("proftpd", False, "loopback"), ("vsftpd", True, "wan")]
+FULL = [(k, t12, link) for link in ("loopback", "wan") for k in KINDS for t12 in (True, False)]
 
 
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, **kw)
-
-
-def wait_listening(port, name):
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f"{name} did not start")
-
-
-def vsftpd_binary():
-    for p in (SERVERS / "vsftpd/usr/sbin/vsftpd", Path("/usr/sbin/vsftpd")):
-        if p.exists():
-            return p
-    sys.exit("vsftpd not found: run bash .ci/install-servers (or apt-get install vsftpd)")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Vsftpd:
-    def __init__(self, base, tls12_only):
-        self.base = base
-        self.data = base / "data"
-        self.data.mkdir(parents=True)
-        (base / "empty").mkdir()
-        sh("chown", f"{ACCOUNT}:{ACCOUNT}", str(self.data))
-        self.port = free_port()
-        cert, key = base / "cert.pem", base / "key.pem"
-        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-           "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-           "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "subjectAltName=IP:127.0.0.1",
-           stderr=subprocess.DEVNULL)
-        self.cert = cert
-        crypt = subprocess.run(["openssl", "passwd", "-1", PASSWORD], check=True, capture_output=True, text=True).stdout.strip()
-        Path("/etc/ftps-sync-bench.passwd").write_text(f"{USER}:{crypt}\n")
-        Path("/etc/pam.d/ftps-sync-bench").write_text(
-            "auth required pam_pwdfile.so pwdfile=/etc/ftps-sync-bench.passwd\naccount required pam_permit.so\n")
-        conf = base / "vsftpd.conf"
-        conf.write_text(f"""listen=YES
-listen_port={self.port}
-listen_address=127.0.0.1
-background=NO
-anonymous_enable=NO
-local_enable=YES
-write_enable=YES
-guest_enable=YES
-guest_username={ACCOUNT}
-virtual_use_local_privs=YES
-pam_service_name=ftps-sync-bench
-local_root={self.data}
-chroot_local_user=YES
-allow_writeable_chroot=YES
-secure_chroot_dir={base / 'empty'}
-seccomp_sandbox=NO
-isolate=NO
-isolate_network=NO
-ssl_enable=YES
-force_local_logins_ssl=YES
-force_local_data_ssl=YES
-require_ssl_reuse=YES
-ssl_ciphers=HIGH
-rsa_cert_file={cert}
-rsa_private_key_file={key}
-pasv_enable=YES
-pasv_min_port=30000
-pasv_max_port=39999
-pasv_address=127.0.0.1
-local_umask=022
-max_per_ip=0
-max_clients=0
-""")
-        env = dict(os.environ)
-        if tls12_only:
-            # vsftpd 3.0.3 has no TLS version switch: cap it through OpenSSL's config.
-            ossl = base / "openssl.cnf"
-            ossl.write_text("openssl_conf = conf\n[conf]\nssl_conf = ssl\n[ssl]\nsystem_default = sys\n"
-                            "[sys]\nMaxProtocol = TLSv1.2\n")
-            env["OPENSSL_CONF"] = str(ossl)
-        self.proc = subprocess.Popen([str(vsftpd_binary()), str(conf)], env=env, start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_listening(self.port, "vsftpd")
-
-    def stop(self):
-        os.killpg(self.proc.pid, 9)
-
-    def fill(self, rel, src):
-        dst = self.data / rel
-        if dst.exists():
-            shutil.rmtree(dst)
-        if src is None:
-            dst.mkdir(parents=True)
-        else:
-            shutil.copytree(src, dst, copy_function=shutil.copy2)
-        sh("chown", "-R", f"{ACCOUNT}:{ACCOUNT}", str(self.data))
+def sizes(full, link):
+    """Dataset sizes: (small files, big MiB, files for the no-change run)."""
+    env = lambda name, default: int(os.environ.get(name, default))  # noqa: E731
+    if link == "wan":
+        return env("WAN_SMALL_FILES", 500), env("WAN_BIG_MIB", 1024 if full else 256), env("WAN_MANY_FILES", 5000)
+    return env("SMALL_FILES", 2000), env("BIG_MIB", 1024 if full else 256), env("MANY_FILES", 20000)
 
 
 def make_tree(root, files, dirs, size):
@@ -136,23 +48,24 @@ def make_tree(root, files, dirs, size):
         (root / f"d{i % dirs:03}" / f"f{i:05}.bin").write_bytes(block[i % 7:] + block[: i % 7])
 
 
-def make_big(root, size):
+def make_big(root, size_mib):
     root.mkdir(parents=True)
     chunk = os.urandom(1 << 20)
     with open(root / "big.bin", "wb") as f:
-        for _ in range(size >> 20):
+        for _ in range(size_mib):
             f.write(chunk)
 
 
-def write_config(cfg, server, password_file, local, remote, direction, state, server_extra=""):
-    """An ftps-sync config for one folder `name: bench` at `/remote`, 4 connections; returns its path."""
+def write_config(cfg, server, password_file, local, remote, direction, state, server_extra="", host="127.0.0.1",
+                 connections=4):
+    """An ftps-sync config for one folder `name: bench` at `/remote`; returns its path."""
     cfg.write_text(f"""server:
-  host: 127.0.0.1
+  host: {host}
   port: {server.port}
   user: {USER}
   password_file: {password_file}
   ca_file: {server.cert}
-  connections: 4
+  connections: {connections}
 {server_extra}
 folders:
   - name: bench
@@ -166,9 +79,15 @@ log: {{ level: warn }}
     return cfg
 
 
+class Failed(Exception):
+    pass
+
+
 class Tools:
-    def __init__(self, server, work):
-        self.s, self.work = server, work
+    """Runs each tool against one server at `host` (the server, or the delay proxy)."""
+
+    def __init__(self, server, work, host):
+        self.s, self.work, self.host = server, work, host
         self.obscured = subprocess.run(["rclone", "obscure", PASSWORD], check=True, capture_output=True,
                                        text=True).stdout.strip()
         (work / "pw").write_text(PASSWORD)
@@ -179,35 +98,39 @@ class Tools:
         os.sync()
         out = self.work / "time.txt"
         t0 = time.monotonic()
-        r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out)] + cmd, cwd=cwd,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out)] + cmd, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=TOOL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"hung (no end after {TOOL_TIMEOUT} s)")
         elapsed = time.monotonic() - t0
-        if r.returncode not in (0, 1):
-            sys.exit(f"{cmd[0]} failed ({r.returncode}): {r.stderr[-2000:]}")
+        if r.returncode != 0:
+            raise Failed(f"exit {r.returncode}: {r.stderr.strip().splitlines()[-1:] or ''}")
         rss_kib = int(out.read_text().strip().splitlines()[-1])
         return elapsed, rss_kib / 1024
 
-    def ftps_sync(self, local, remote, direction, state, server=None):
-        cfg = write_config(self.work / "ftps-sync.yaml", server or self.s, self.work / "pw", local, remote,
-                           direction, state)
+    def ftps_sync(self, local, remote, direction, state, big=False):
+        tls = '  tls_max_version: "1.2"' if self.s.tls12_only else ""
+        cfg = write_config(self.work / "ftps-sync.yaml", self.s, self.work / "pw", local, remote, direction, state,
+                           tls, host=self.host)
         return self.timed([str(BIN), "sync", "-q", "-c", str(cfg)])
 
-    def rclone(self, src, dst, extra=()):
+    def rclone(self, src, dst, extra=(), big=False):
         """`ftp:/path` names a path on the server; anything else is local."""
-        remote = (f":ftp,host=127.0.0.1,port={self.s.port},user={USER},pass={self.obscured},"
+        remote = (f":ftp,host={self.host},port={self.s.port},user={USER},pass={self.obscured},"
                   f"explicit_tls=true,no_check_certificate=true:")
         src = remote + src[4:] if src.startswith("ftp:") else src
         dst = remote + dst[4:] if dst.startswith("ftp:") else dst
-        # 4 transfers as the others; no `concurrency` cap: rclone 1.60's FTP backend deadlocks
-        # with concurrency=4 and 4 checkers (seen here on downloads). One stream per file, as
-        # the others (no multi-thread download).
+        # No `concurrency` cap: rclone 1.60's FTP backend deadlocks with concurrency=4 and 4
+        # checkers. Several streams for one big download where the server allows it.
+        streams = "4" if big and self.s.rclone_multi_thread else "0"
         return self.timed(["rclone", "sync", src, dst, "--transfers", "4", "--checkers", "4",
-                           "--multi-thread-streams", "0", *extra])
+                           "--multi-thread-streams", streams, "--multi-thread-cutoff", "64M", *extra])
 
     def lftp(self, command):
         script = ("set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:verify-certificate no; "
-                  f"set net:max-retries 2; {command}; quit")
-        return self.timed(["lftp", "-u", f"{USER},{PASSWORD}", "-p", str(self.s.port), "-e", script, "127.0.0.1"])
+                  f"set net:max-retries 2; set net:timeout 30; {command}; quit")
+        return self.timed(["lftp", "-u", f"{USER},{PASSWORD}", "-p", str(self.s.port), "-e", script, self.host])
 
 
 def tree_summary(root):
@@ -223,123 +146,235 @@ def tree_summary(root):
 def check_same(tool, case, want_root, got_root):
     want, got = tree_summary(want_root), tree_summary(got_root)
     if want != got:
-        sys.exit(f"{tool} / {case}: the destination holds {got} (files, bytes), expected {want}")
+        raise Failed(f"{tool} / {case}: the destination holds {got} (files, bytes), expected {want}")
 
 
 def median(xs):
     return statistics.median(xs)
 
 
-def main():
-    if os.geteuid() != 0:
-        sys.exit("run as root (vsftpd switches to its FTP account)")
-    for tool in ("rclone", "lftp"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} not found: apt-get install rclone lftp")
-    work = Path(tempfile.mkdtemp(prefix="ftps-bench-"))
-    os.chmod(work, 0o755)
-    server = Vsftpd(work / "vsftpd12", tls12_only=True)
-    server13 = Vsftpd(work / "vsftpd13", tls12_only=False)
-    tools = Tools(server, work)
-    data = work / "datasets"
-    print(f"datasets in {data} ...", flush=True)
-    make_big(data / "big", BIG_MIB << 20)
-    make_tree(data / "small", SMALL_FILES, 50, 4096)
-    make_tree(data / "many", MANY_FILES, 100, 1024)
-    results = {}
+def fresh(path):
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
 
-    def record(case, tool, value, rss=None):
+
+class Proxy:
+    """The delay proxy on 127.0.0.2 in front of the server's control port and passive range."""
+
+    def __init__(self, server, rtt_ms):
+        lo, hi = server.passive
+        self.proc = subprocess.Popen([str(PROXY), "127.0.0.2", "127.0.0.1", f"{server.port},{lo}-{hi}", str(rtt_ms)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        if self.proc.stdout.readline().strip() != "READY":
+            sys.exit(f"delay proxy did not start: {self.proc.stderr.read()}")
+
+    def stop(self):
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+
+
+def table(kind, tls12, link, full, work, data):
+    """Runs every case of one table; returns (title, rows, notes)."""
+    small_n, big_mib, many_n = sizes(full, link)
+    wan = link == "wan"
+    server = KINDS[kind](work / f"{kind}-{'12' if tls12 else '13'}-{link}", tls12,
+                         "127.0.0.2" if wan else "127.0.0.1")
+    proxy = Proxy(server, RTT_MS) if wan else None
+    tools = Tools(server, work, "127.0.0.2" if wan else "127.0.0.1")
+    small, big, many = data / f"small-{small_n}", data / f"big-{big_mib}", data / f"many-{many_n}"
+    if not small.exists():
+        make_tree(small, small_n, 20, 4096)
+    if not big.exists():
+        make_big(big, big_mib)
+    if not many.exists():
+        make_tree(many, many_n, max(1, many_n // 100), 1024)
+    results, notes = {}, []
+    nochange = "no-change re-run"
+
+    def attempt(case, tool, run):
+        try:
+            value, rss = run()
+        except Failed as e:
+            notes.append(f"{tool}, {case}: {e}")
+            results.setdefault(case, {}).setdefault(tool, [])
+            return
         results.setdefault(case, {}).setdefault(tool, []).append((value, rss))
 
-    def fresh(path):
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-        return path
+    def broken(case, tool):
+        # A tool that failed a case once is not run on it again in this table.
+        return case in results and tool in results[case] and not results[case][tool]
 
+    cases = [("upload", f"upload {small_n:,} x 4 KiB", small, small_n, "files/s"),
+             ("upload", f"upload {big_mib} MiB", big, big_mib, "MiB/s"),
+             ("download", f"download {small_n:,} x 4 KiB", small, small_n, "files/s"),
+             ("download", f"download {big_mib} MiB", big, big_mib, "MiB/s")]
     try:
         for run in range(RUNS):
-            order = ["ftps-sync", "rclone", "lftp"]
-            order = order[run % 3:] + order[: run % 3]  # tools alternate
-            print(f"run {run + 1}/{RUNS}: {' '.join(order)}", flush=True)
-            for case, dataset, unit, size in (("upload 1 GiB", "big", "MiB/s", BIG_MIB),
-                                              ("upload 5,000 x 4 KiB", "small", "files/s", SMALL_FILES)):
+            order = list(TOOLS[run % 3:] + TOOLS[: run % 3])  # tools alternate
+            print(f"  run {run + 1}/{RUNS}: {' '.join(order)}", flush=True)
+            for way, case, src, size, _ in cases:
+                is_big = src == big
+                if way == "download":
+                    server.fill("bench", src)
                 for tool in order:
-                    server.fill("bench", None)
-                    src = data / dataset
-                    if tool == "ftps-sync":
-                        t, rss = tools.ftps_sync(src, "bench", "upload", fresh(work / "state"))
-                    elif tool == "rclone":
-                        t, rss = tools.rclone(str(src), "ftp:/bench")
-                    else:
-                        t, rss = tools.lftp(f"mirror -R --parallel=4 {src} /bench")
-                    check_same(tool, case, src, server.data / "bench")
-                    record(case, tool, size / t, rss)
-            for case, dataset, size in (("download 1 GiB", "big", BIG_MIB),
-                                        ("download 5,000 x 4 KiB", "small", SMALL_FILES)):
-                server.fill("bench", data / dataset)
-                for tool in order:
-                    dst = fresh(work / "down")
-                    if tool == "ftps-sync":
-                        t, rss = tools.ftps_sync(dst, "bench", "download", fresh(work / "state"))
-                    elif tool == "rclone":
-                        t, rss = tools.rclone("ftp:/bench", str(dst))
-                    else:
-                        t, rss = tools.lftp(f"mirror --parallel=4 /bench {dst}")
-                    check_same(tool, case, data / dataset, dst)
-                    record(case, tool, size / t, rss)
-            # ftps-sync at TLS 1.3 (extra rows, same server software uncapped).
-            server13.fill("bench", None)
-            t, rss = tools.ftps_sync(data / "big", "bench", "upload", fresh(work / "state"), server13)
-            record("upload 1 GiB, TLS 1.3", "ftps-sync", BIG_MIB / t, rss)
-            server13.fill("bench", None)
-            t, rss = tools.ftps_sync(data / "small", "bench", "upload", fresh(work / "state"), server13)
-            record("upload 5,000 x 4 KiB, TLS 1.3", "ftps-sync", SMALL_FILES / t, rss)
+                    if broken(case, tool):
+                        continue
+                    if way == "upload":
+                        server.fill("bench", None)
+                        dst = server.data / "bench"
 
-        # No-change re-run over 20,000 files: both sides already equal; each tool warms up once.
-        server.fill("many", data / "many")
+                        def go(tool=tool, src=src):
+                            if tool == "ftps-sync":
+                                r = tools.ftps_sync(src, "bench", "upload", fresh(work / "state"))
+                            elif tool == "rclone":
+                                r = tools.rclone(str(src), "ftp:/bench")
+                            else:
+                                r = tools.lftp(f"mirror -R --parallel=4 {src} /bench")
+                            check_same(tool, case, src, server.data / "bench")
+                            return r
+                    else:
+                        dst = fresh(work / "down")
+
+                        def go(tool=tool, src=src, dst=dst, is_big=is_big):
+                            if tool == "ftps-sync":
+                                r = tools.ftps_sync(dst, "bench", "download", fresh(work / "state"))
+                            elif tool == "rclone":
+                                r = tools.rclone("ftp:/bench", str(dst), big=is_big)
+                            else:
+                                pget = " --use-pget-n=4" if is_big else ""
+                                r = tools.lftp(f"mirror --parallel=4{pget} /bench {dst}")
+                            check_same(tool, case, src, dst)
+                            return r
+
+                    def rate(go=go, size=size):
+                        t, rss = go()
+                        return size / t, rss
+
+                    attempt(case, tool, rate)
+        # No-change re-run: both sides already equal (the server's copy made on disk, times
+        # kept); each tool warms up once, then is timed.
+        nochange = case = f"no-change re-run, {many_n:,} files"
+        server.fill("many", many)
         local = work / "many-local"
         if local.exists():
             shutil.rmtree(local)
-        shutil.copytree(data / "many", local, copy_function=shutil.copy2)
+        shutil.copytree(many, local, copy_function=shutil.copy2)
         state = fresh(work / "state-many")
-        tools.ftps_sync(local, "many", "both", state)
-        tools.rclone(str(local), "ftp:/many", ["--size-only"])
-        tools.lftp(f"mirror -R --parallel=4 {local} /many")
+        runs = {"ftps-sync": lambda: tools.ftps_sync(local, "many", "both", state),
+                "rclone": lambda: tools.rclone(str(local), "ftp:/many", ["--size-only"]),
+                "lftp": lambda: tools.lftp(f"mirror -R --parallel=4 {local} /many")}
+        for tool, go in runs.items():
+            attempt(f"{case} (warm-up)", tool, go)
         for run in range(RUNS):
-            for tool in ["ftps-sync", "rclone", "lftp"][run % 3:] + ["ftps-sync", "rclone", "lftp"][: run % 3]:
-                if tool == "ftps-sync":
-                    t, rss = tools.ftps_sync(local, "many", "both", state)
-                elif tool == "rclone":
-                    t, rss = tools.rclone(str(local), "ftp:/many", ["--size-only"])
-                else:
-                    t, rss = tools.lftp(f"mirror -R --parallel=4 {local} /many")
-                check_same(tool, "no-change", local, server.data / "many")
-                record("no-change re-run, 20,000 files", tool, t, rss)
-    finally:
-        server.stop()
-        server13.stop()
+            for tool in TOOLS[run % 3:] + TOOLS[: run % 3]:
+                if broken(f"{case} (warm-up)", tool) or broken(case, tool):
+                    continue
 
-    units = {"upload 1 GiB": "MiB/s", "download 1 GiB": "MiB/s", "upload 1 GiB, TLS 1.3": "MiB/s"}
+                def timed(go=runs[tool], tool=tool):
+                    t, rss = go()
+                    check_same(tool, case, local, server.data / "many")
+                    return t, rss
+
+                attempt(case, tool, timed)
+        results.pop(f"{case} (warm-up)", None)
+    finally:
+        if proxy:
+            proxy.stop()
+        server.stop()
+    link_name = f"{RTT_MS:g} ms round trip (delay proxy)" if wan else "loopback"
+    title = f"{server.name}, {server.tls}, {link_name}"
+    rows = []
+    for way, case, _, _, unit in cases:
+        rows.append(row(case, unit, results.get(case, {})))
+    rows.append(row(nochange, "s", results.get(nochange, {})))
+    return title, rows, notes
+
+
+def row(case, unit, by_tool):
+    med = {tool: median([v for v, _ in vals]) for tool, vals in by_tool.items() if vals}
+    rss = {tool: max(r for _, r in vals) for tool, vals in by_tool.items() if vals}
+    peers = [med[t] for t in ("rclone", "lftp") if t in med]
+    ratio = "-"
+    if peers and "ftps-sync" in med:
+        best = min(peers) if unit == "s" else max(peers)
+        ratio = f"{med['ftps-sync'] / best:.2f}x"
+    cell = lambda t: f"{med[t]:.2f} {unit}" if t in med else "fails"  # noqa: E731
+    mem = lambda t: f"{rss[t]:.0f}" if t in rss else "-"  # noqa: E731
+    return (f"| {case} | {cell('ftps-sync')} | {cell('rclone')} | {cell('lftp')} | {ratio} | "
+            f"{mem('ftps-sync')} / {mem('rclone')} / {mem('lftp')} |")
+
+
+def calibrate(work, data):
+    """One stream through the proxy with no delay against the same without it: the proxy must
+    not be what limits the WAN figures."""
+    server = Vsftpd(work / "calibrate", True, "127.0.0.2")
+    proxy = Proxy(server, 0)
+    big = data / "calibrate"
+    if not big.exists():
+        make_big(big, CAL_MIB)
+    server.fill("bench", big)
+    tools = Tools(server, work, "127.0.0.2")
+    figures = []
+    try:
+        for host in ("127.0.0.2", "127.0.0.1"):
+            tools.host = host
+            cfg = write_config(work / "cal.yaml", server, work / "pw", fresh(work / "down"), "bench", "download",
+                               fresh(work / "state"), '  tls_max_version: "1.2"', host=host, connections=1)
+            t, _ = tools.timed([str(BIN), "sync", "-q", "-c", str(cfg)])
+            figures.append(CAL_MIB / t)
+    finally:
+        proxy.stop()
+        server.stop()
+    return (f"Calibration: one download stream of {CAL_MIB} MiB through the proxy with no delay: {figures[0]:.0f} MiB/s; "
+            f"direct: {figures[1]:.0f} MiB/s.")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--full", action="store_true", help="every server, TLS version and link, 1 GiB files")
+    p.add_argument("--only", help="tables to run, e.g. vsftpd:1.2:loopback,proftpd:1.3:wan")
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root (the servers switch to their FTP account)")
+    for tool in ("rclone", "lftp"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install rclone lftp")
+    tables = FULL if args.full else SUBSET
+    if args.only:
+        tables = []
+        for spec in args.only.split(","):
+            kind, tls, link = spec.split(":")
+            tables.append((kind, tls == "1.2", link))
+    work = Path(tempfile.mkdtemp(prefix="ftps-bench-"))
+    os.chmod(work, 0o755)
+    data = work / "datasets"
+    data.mkdir()
+    out = []
+    started = time.monotonic()
+    try:
+        if any(link == "wan" for _, _, link in tables):
+            print("calibrating the delay proxy ...", flush=True)
+            out.append(calibrate(work, data))
+        for kind, tls12, link in tables:
+            print(f"{kind}, TLS {'1.2' if tls12 else '1.3'}, {link} ...", flush=True)
+            title, rows, notes = table(kind, tls12, link, args.full, work, data)
+            out.append("")
+            out.append(f"### {title}")
+            out.append("")
+            out.append("| case | ftps-sync | rclone 1.60 | lftp 4.9.2 | ftps-sync / best peer | peak RSS MiB "
+                       "(ftps-sync / rclone / lftp) |")
+            out.append("|---|---|---|---|---|---|")
+            out.extend(rows)
+            for n in notes:
+                out.append(f"- {n}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print()
-    print(f"ftps-sync benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, loopback, vsftpd explicit FTPS "
-          f"(require_ssl_reuse), TLS 1.2 unless noted, 4 connections, medians of {RUNS} runs")
-    print()
-    print("| case | ftps-sync | rclone 1.60 | lftp 4.9.2 | ftps-sync / best peer | ftps-sync peak RSS |")
-    print("|---|---|---|---|---|---|")
-    for case, by_tool in results.items():
-        unit = "s" if case.startswith("no-change") else units.get(case, "files/s")
-        med = {tool: median([v for v, _ in vals]) for tool, vals in by_tool.items()}
-        rss = max((r for _, r in by_tool.get("ftps-sync", []) if r), default=0)
-        peers = [med[t] for t in ("rclone", "lftp") if t in med]
-        if peers:
-            best = min(peers) if unit == "s" else max(peers)
-            ratio = f"{med['ftps-sync'] / best:.2f}x"
-        else:
-            ratio = "-"
-        cell = lambda t: f"{med[t]:.2f} {unit}" if t in med else "-"
-        print(f"| {case} | {cell('ftps-sync')} | {cell('rclone')} | {cell('lftp')} | {ratio} | {rss:.0f} MiB |")
-    shutil.rmtree(work, ignore_errors=True)
+    print(f"ftps-sync benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, 4 connections per tool, "
+          f"medians of {RUNS} runs, tools alternated; {time.monotonic() - started:.0f} s in all")
+    print("\n".join(out))
 
 
 if __name__ == "__main__":

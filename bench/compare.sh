@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Benchmark: ftps-sync vs `rclone sync` vs `lftp mirror` against a local vsftpd (explicit FTPS,
-# require_ssl_reuse=YES, TLS capped at 1.2 because rclone 1.60 cannot use vsftpd at TLS 1.3),
-# 4 connections each, on loopback. Prints a table of medians and ratios; numbers, not a test.
+# Benchmark: ftps-sync vs `rclone sync` vs `lftp mirror`, 4 connections each, against local
+# vsftpd, ProFTPD and Pure-FTPd (explicit FTPS), at TLS 1.2 and 1.3, on loopback and through a
+# delay proxy (20 ms round trip: RTT_MS). Prints one table per server, TLS version and link:
+# medians, the ratio to the best peer, and each tool's peak RSS. Numbers, not a test.
 #
-#   sudo bench/compare.sh            # RUNS=3 by default; RUNS=5 bench/compare.sh for more
+#   sudo bench/compare.sh                  # a subset, about 15 minutes (RUNS=3)
+#   sudo bench/compare.sh --full           # the whole matrix, 1 GiB files
+#   sudo bench/compare.sh --only vsftpd:1.2:loopback,proftpd:1.3:wan
 #
-# Needs root (vsftpd switches to its FTP account), vsftpd (bash .ci/install-servers, or
-# Debian's vsftpd package), rclone and lftp (Debian packages: apt-get install rclone lftp).
+# Sizes: SMALL_FILES (2000), BIG_MIB (256; 1024 with --full), MANY_FILES (20000), and WAN_*
+# for the delay-proxy tables. Needs root (the servers switch to their FTP account), the servers
+# (bash .ci/install-servers), rclone and lftp (apt-get install rclone lftp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
+cargo build --release --quiet --example delay_proxy
 exec python3 bench/compare.py "$@"
