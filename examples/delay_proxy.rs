@@ -85,7 +85,9 @@ async fn serve(listener: TcpListener, target: SocketAddr, link: Arc<Link>) {
     while let Ok((client, _)) = listener.accept().await {
         let link = link.clone();
         tokio::spawn(async move {
-            let Ok(server) = TcpStream::connect(target).await else { return };
+            let Ok(server) = TcpStream::connect(target).await else {
+                return;
+            };
             let _ = (client.set_nodelay(true), server.set_nodelay(true));
             let (cr, cw) = client.into_split();
             let (sr, sw) = server.into_split();

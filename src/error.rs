@@ -80,6 +80,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A data connection that did not resume the control connection's TLS session was
+    /// refused. The run resumes every one from now on, so the command can go again at once.
+    #[error(
+        "{command} {path}: the server refused a data connection that did not resume its TLS session \
+         ({reply}); from now on every data connection resumes one"
+    )]
+    NotResumed {
+        command: &'static str,
+        path: String,
+        reply: String,
+    },
+
     #[error("{command} {path} timed out after {seconds}s")]
     Timeout {
         command: &'static str,
@@ -176,9 +188,10 @@ impl Error {
         match self {
             Error::Reply { code: Some(c), .. } if (400..500).contains(c) => Class::Transient,
             Error::Reply { .. } => Class::Permanent,
-            Error::ConnectionLost { .. } | Error::Timeout { .. } | Error::TooManyConnections { .. } => {
-                Class::Transient
-            }
+            Error::ConnectionLost { .. }
+            | Error::Timeout { .. }
+            | Error::TooManyConnections { .. }
+            | Error::NotResumed { .. } => Class::Transient,
             Error::Verify { .. } => Class::Transient,
             Error::Local { .. } | Error::UnsafeName { .. } | Error::Changed { .. } => Class::Permanent,
             Error::Config { .. }

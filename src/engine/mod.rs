@@ -207,7 +207,11 @@ impl Runner {
         if e.class() != Class::Transient || attempt >= self.retry.attempts {
             return Err(e);
         }
-        let wait = retry::backoff(&self.retry, attempt, self.clock.jitter());
+        // A refused unresumed data connection taught the connection to resume: no wait.
+        let wait = match e {
+            Error::NotResumed { .. } => std::time::Duration::ZERO,
+            _ => retry::backoff(&self.retry, attempt, self.clock.jitter()),
+        };
         self.retries.add(what, &e);
         tracing::warn!(what, attempt, "{e}; retrying in {wait:?}");
         tokio::select! {

@@ -139,8 +139,8 @@ impl TlsContext {
 /// that uses it (rustls offers each once, as RFC 8446 asks, and cannot copy one), so this
 /// store counts the tickets it holds: OpenSSL servers send two after the control handshake;
 /// vsftpd sends more on each data connection, ProFTPD none. With none left, a data connection
-/// would be a full handshake, which ProFTPD and vsftpd refuse (`425`, "did not reuse TLS
-/// session"); `Ftps` then opens a fresh control connection first.
+/// is a full handshake: servers that do not check take it, ProFTPD refuses it (`425`, "did not
+/// reuse TLS session"), and from then on `Ftps` opens a fresh control connection first.
 #[derive(Debug, Default)]
 pub struct SessionStore {
     inner: Mutex<Sessions>,

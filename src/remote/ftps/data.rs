@@ -149,24 +149,46 @@ impl Ftps {
     }
 
     /// Whether the server refuses a data connection that does not resume the control session.
-    /// Pure-FTPd checks only when built with `ONLY_ACCEPT_REUSED_SSL_SESSIONS` (off by
-    /// default, and it sends no tickets on data connections either): it is let through with
-    /// a full handshake until one fails (`learn_resumption`); every other server is assumed
-    /// to check.
+    /// Not assumed: once a TLS 1.3 connection's tickets are spent, its data connections go
+    /// out with a full handshake until one is refused (`refused_unresumed`). ProFTPD with
+    /// `NoSessionReuseRequired`, and Pure-FTPd unless built to check, take them; renewing the
+    /// control connection after every two transfers instead costs a login each time.
     fn data_needs_resumption(&self) -> bool {
-        !self.welcome.contains("Pure-FTPd") || self.quirks.resumption_required.load(Ordering::SeqCst)
+        self.quirks.resumption_required.load(Ordering::SeqCst)
     }
 
-    /// After a data command failed: if its connection did not resume and was refused (ProFTPD
-    /// answers `425`; Pure-FTPd built to check drops the connection), from now on every one
-    /// resumes.
-    pub(super) fn learn_resumption(&self, e: &Error) {
+    /// After a data command failed to open: whether its connection, a full handshake (no
+    /// ticket was left), was refused for not resuming: ProFTPD answers `425`, vsftpd `522`,
+    /// Pure-FTPd built to check drops it. Then every data connection of the run resumes from
+    /// now on (`ensure_resumable` renews this control connection first), and the command can
+    /// go again at once: it moved no byte.
+    pub(super) fn refused_unresumed(&self, e: &Error) -> bool {
         let refused = matches!(
             e,
-            Error::Reply { code: Some(425), .. } | Error::ConnectionLost { .. }
+            Error::Reply {
+                code: Some(425 | 522),
+                ..
+            } | Error::ConnectionLost { .. }
         );
-        if !self.resuming && refused {
-            self.quirks.resumption_required.store(true, Ordering::SeqCst);
+        if self.resuming || !refused || self.dial.load(Ordering::SeqCst) != DIAL_DONE {
+            return false;
+        }
+        if !self.quirks.resumption_required.swap(true, Ordering::SeqCst) {
+            tracing::debug!(server = %self.server, "a data connection that did not resume was refused: {e}");
+        }
+        true
+    }
+
+    /// A transfer's error, as `Error::NotResumed` when it is a refused data connection that
+    /// did not resume (`refused_unresumed`): the engine sends the transfer again at once.
+    pub(super) fn not_resumed(&self, e: Error, command: &'static str, path: &str) -> Error {
+        if !self.refused_unresumed(&e) {
+            return e;
+        }
+        Error::NotResumed {
+            command,
+            path: path.to_owned(),
+            reply: e.to_string(),
         }
     }
 
@@ -179,6 +201,7 @@ impl Ftps {
         what: LinesCommand<'_>,
     ) -> Result<Vec<String>> {
         self.ensure_resumable().await?;
+        let mut renewed = false;
         loop {
             self.start_data_command();
             let r = match what {
@@ -187,14 +210,15 @@ impl Ftps {
             };
             match r {
                 Err(e) if self.fall_back_from_epsv(&e) => continue,
+                Err(e) if !renewed && self.refused_unresumed(&e) => {
+                    renewed = true;
+                    self.ensure_resumable().await?;
+                }
                 Ok(lines) => {
                     self.data_opened();
                     return Ok(lines);
                 }
-                Err(e) => {
-                    self.learn_resumption(&e);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
     }

@@ -297,15 +297,13 @@ impl Ftps {
     /// Streams `path` from byte `offset` into `sink`, a chunk at a time. Returns the bytes read.
     pub async fn download(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
         let r = self.retrieve(path, offset, sink).await;
-        if let Err(e) = &r {
-            self.learn_resumption(e);
-        }
-        r
+        r.map_err(|e| self.not_resumed(e, "RETR", path))
     }
 
     async fn retrieve(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
         let t = self.timeout;
         self.ensure_resumable().await?;
+        let mut renewed = false;
         let mut data = loop {
             self.start_data_command();
             // The offset is spent by every data command, even one that failed on EPSV.
@@ -314,6 +312,10 @@ impl Ftps {
             }
             match within(t, "RETR", path, self.stream.retr_as_stream(path)).await {
                 Err(e) if self.fall_back_from_epsv(&e) => continue,
+                Err(e) if !renewed && self.refused_unresumed(&e) => {
+                    renewed = true;
+                    self.ensure_resumable().await?;
+                }
                 other => break other?,
             }
         };
@@ -371,15 +373,13 @@ impl Ftps {
         append: bool,
     ) -> Result<u64> {
         let r = self.store(path, source, append).await;
-        if let Err(e) = &r {
-            self.learn_resumption(e);
-        }
-        r
+        r.map_err(|e| self.not_resumed(e, "STOR", path))
     }
 
     async fn store(&mut self, path: &str, source: &mut mpsc::Receiver<Vec<u8>>, append: bool) -> Result<u64> {
         let t = self.timeout;
         self.ensure_resumable().await?;
+        let mut renewed = false;
         let mut data = loop {
             self.start_data_command();
             let opened = if append {
@@ -389,6 +389,10 @@ impl Ftps {
             };
             match opened {
                 Err(e) if self.fall_back_from_epsv(&e) => continue,
+                Err(e) if !renewed && self.refused_unresumed(&e) => {
+                    renewed = true;
+                    self.ensure_resumable().await?;
+                }
                 other => break other?,
             }
         };

@@ -237,6 +237,11 @@ pub fn vsftpd(implicit: bool) -> Option<Server> {
 }
 
 pub fn proftpd() -> Option<Server> {
+    proftpd_with("")
+}
+
+/// ProFTPD with `extra` lines added to its configuration.
+pub fn proftpd_with(extra: &str) -> Option<Server> {
     let what = "proftpd";
     let root = servers_dir().join("proftpd");
     let bin = root.join("usr/sbin/proftpd");
@@ -273,7 +278,7 @@ pub fn proftpd() -> Option<Server> {
              AuthGroupFile {b}/ftpd.group\nRequireValidShell off\nUseFtpUsers off\nDefaultRoot ~\nUmask 022\n\
              AllowOverwrite on\nPassivePorts {lo} {hi}\nMaxInstances 50\nTLSEngine on\nTLSRequired on\n\
              TLSProtocol TLSv1.2 TLSv1.3\nTLSECCertificateFile {b}/server.pem\nTLSECCertificateKeyFile {b}/server.key\n\
-             TLSVerifyClient off\nTLSLog {b}/tls.log\nDigestEngine on\n",
+             TLSVerifyClient off\nTLSLog {b}/tls.log\nDigestEngine on\n{extra}",
             b = b.display(),
             modules = root.join("usr/lib/proftpd").display(),
         ),
