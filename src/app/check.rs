@@ -1,7 +1,18 @@
-//! `ftps-sync check`: connect and report what a user needs to trust and tune the server.
+//! `ftps-sync check`: connect, try what a sync needs, and report what a user needs to trust
+//! and tune the server.
+//!
+//! Beyond the login and FEAT, it opens several data connections in a row (a server may refuse
+//! the ones that do not resume its TLS session, as ProFTPD does once its two TLS 1.3 tickets
+//! are spent), and on a small file under a reserved part-file name in the first folder's
+//! remote root tries an upload, setting its time, the server's hash, and writing at an
+//! offset, then removes it. On a read-only account those say "not tested".
 
-use crate::config::Config;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Folder};
+use crate::digest::Hashers;
 use crate::error::{Error, Result};
+use crate::reconcile::Mtime;
 use crate::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
 use crate::remote::tls::TlsContext;
 
@@ -21,6 +32,7 @@ pub async fn check(config: &Config) -> Result<u8> {
             return Err(e);
         }
     };
+    let tls13 = conn.tls.as_ref().is_some_and(|t| t.version == "TLSv1_3");
     if let Some(t) = &conn.tls {
         say!("tls          {} {}", t.version, t.cipher);
         say!("certificate  SHA-256 {}", t.fingerprint);
@@ -38,25 +50,10 @@ pub async fn check(config: &Config) -> Result<u8> {
             ListingMode::List => "LIST",
         }
     );
-    say!(
-        "mtime        {}",
-        match conn.mtime {
-            MtimeSupport::Mfmt => "MFMT",
-            MtimeSupport::MdtmWrite => "MDTM (2-argument form, tried on first upload)",
-            MtimeSupport::None => "cannot be set",
-        }
-    );
-    say!(
-        "hash         {}",
-        match conn.hash {
-            Some(HashCommand::Hash(a)) => format!("HASH {}", a.name()),
-            Some(HashCommand::X(a)) => format!("X{}", a.name().replace('-', "")),
-            None => "none (uploads verified by size)".into(),
-        }
-    );
     let mut code = 0;
+    let mut data = Tally::default();
     for f in &config.folders {
-        match conn.list_dir(&f.remote).await {
+        match data.count(conn.list_dir(&f.remote).await) {
             Ok(entries) => say!(
                 "folder       {}: {} ({} entries)",
                 f.name,
@@ -76,6 +73,293 @@ pub async fn check(config: &Config) -> Result<u8> {
             }
         }
     }
+    let tried = match config.folders.first() {
+        Some(f) => try_a_file(&mut conn, f, &mut data).await,
+        None => Tried::untested("no folder to try it in"),
+    };
+    // A read-only account still gets data connections in a row: listings.
+    while data.opened + data.failed.len() < DATA_CONNECTIONS
+        && let Some(f) = config.folders.first()
+    {
+        let _ = data.count(conn.list_dir(&f.remote).await);
+    }
+    say!("write        {}", tried.write);
+    say!("mtime        {}", tried.mtime);
+    say!("hash         {}", tried.hash);
+    say!("write at an offset  {}", tried.offset);
+    let mode = conn.data_mode();
+    let quirks = conn.quirks();
+    say!(
+        "data         {} of {} data connections in a row opened ({mode}){}",
+        data.opened,
+        data.opened + data.failed.len(),
+        if quirks.epsv_broken() {
+            "; the server's EPSV does not work, PASV is used"
+        } else {
+            ""
+        }
+    );
+    for e in &data.failed {
+        say!("             failed: {e}");
+    }
+    let resumption = match (tls13, quirks.resumption_required(), quirks.went_unresumed()) {
+        (false, _, _) => "each data connection resumes the control connection's TLS session",
+        (true, true, _) => {
+            "the server gives TLS 1.3 data connections no session tickets and refuses those \
+             that do not resume: ftps-sync logs in again after every two transfers, which is \
+             slow; set `tls_max_version: \"1.2\"` under server"
+        }
+        (true, false, true) => {
+            "the server gives TLS 1.3 data connections no session tickets, and takes the ones \
+             that do not resume"
+        }
+        (true, false, false) => "each data connection resumed the control connection's TLS session",
+    };
+    say!("tls session  {resumption}");
+    if !data.failed.is_empty() {
+        say!("result       data connections failed: a sync would retry them, slowly, or fail");
+        code = 1;
+    }
+    if let Some(why) = &tried.failure {
+        say!("result       {why}");
+        code = 1;
+    }
+    if code == 0 {
+        say!("result       ok");
+    }
     conn.quit().await;
     Ok(code)
+}
+
+/// The data connections `check` opens in a row, at least: well past ProFTPD's two TLS 1.3
+/// tickets.
+const DATA_CONNECTIONS: usize = 5;
+
+/// The data connections opened so far, and the errors of those that failed.
+#[derive(Default)]
+struct Tally {
+    opened: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn count<T>(&mut self, r: Result<T>) -> Result<T> {
+        match &r {
+            Ok(_) => self.opened += 1,
+            Err(Error::Reply { code: Some(550), .. }) => self.opened += 1,
+            Err(e) => self.failed.push(e.to_string()),
+        }
+        r
+    }
+}
+
+/// What trying a small file found, one line each.
+struct Tried {
+    write: String,
+    mtime: String,
+    hash: String,
+    offset: String,
+    /// Something that would make a sync fail or lose its checks.
+    failure: Option<String>,
+}
+
+impl Tried {
+    fn untested(why: &str) -> Tried {
+        let not = format!("not tested: {why}");
+        Tried {
+            write: not.clone(),
+            mtime: not.clone(),
+            hash: not.clone(),
+            offset: not,
+            failure: None,
+        }
+    }
+}
+
+const PROBE_NAME: &str = "ftps-sync-check";
+const FIRST: &[u8] = b"ftps-sync check: first part\n";
+/// 2001-02-03 04:05:06 UTC: a time no file here would have by chance.
+const PROBE_TIME: i64 = 981_173_106;
+
+/// Uploads a small file under a reserved part-file name in the folder's remote root (the
+/// sync's own part files are named so, and a later pass removes one left behind), tries
+/// setting its time, the server's hash and writing at an offset, and removes it.
+async fn try_a_file(conn: &mut Ftps, folder: &Folder, data: &mut Tally) -> Tried {
+    let root = folder.remote.trim_end_matches('/');
+    let path = format!("{root}/{}", crate::local::part_name(PROBE_NAME));
+    match data.count(send(conn, &path, FIRST, None).await) {
+        Ok(_) => {}
+        Err(Error::Reply { reply, .. }) => {
+            return Tried::untested(&format!(
+                "the server refused an upload to {root} ({reply}): read-only?"
+            ));
+        }
+        Err(e) => {
+            let mut t = Tried::untested(&format!("the upload failed ({e})"));
+            t.failure = Some(format!("an upload to {root} failed: {e}"));
+            return t;
+        }
+    }
+    // Uploads read nothing back, so they collect no session ticket a server may send on a data
+    // connection: three in a row spend ProFTPD's two TLS 1.3 tickets.
+    for _ in 0..2 {
+        let _ = data.count(send(conn, &path, FIRST, None).await);
+    }
+    let mut tried = Tried::untested("");
+    tried.write = match data.count(fetch(conn, &path).await) {
+        Ok(bytes) if bytes == FIRST => format!("ok (a file uploaded to {root} read back equal)"),
+        Ok(bytes) => {
+            let why = format!(
+                "the file uploaded to {root} read back as {} bytes, not the {} sent",
+                bytes.len(),
+                FIRST.len()
+            );
+            tried.failure = Some(why.clone());
+            why
+        }
+        Err(e) => format!("uploaded, but reading it back failed: {e}"),
+    };
+    tried.mtime = try_mtime(conn, &path).await;
+    tried.hash = try_hash(conn, &path).await;
+    tried.offset = try_offset(conn, &path, data).await;
+    if let Err(e) = conn.remove(&path).await {
+        say!("             the test file {path} could not be removed: {e}");
+    }
+    tried
+}
+
+async fn try_mtime(conn: &mut Ftps, path: &str) -> String {
+    let how = match conn.mtime {
+        MtimeSupport::Mfmt => "MFMT",
+        MtimeSupport::MdtmWrite => "MDTM with a time",
+        MtimeSupport::None => {
+            return "cannot be set: changes are told by size and the listing's time".into();
+        }
+    };
+    match conn.set_mtime(path, PROBE_TIME).await {
+        Ok(true) => {}
+        Ok(false) => return format!("{how} refused: changes are told by size and the listing's time"),
+        Err(e) => return format!("{how} failed: {e}"),
+    }
+    match conn.stat(path).await {
+        Ok(Some(seen))
+            if seen
+                .mtime
+                .is_some_and(|m| m.same_as(&Mtime::from_secs(PROBE_TIME))) =>
+        {
+            format!("{how} (set and listed back)")
+        }
+        Ok(Some(seen)) => format!(
+            "{how} accepted, but the file lists as of {}: the time is not kept",
+            seen.mtime.map_or("no time".into(), |m| m.secs().to_string())
+        ),
+        Ok(None) => format!("{how} accepted, but the file no longer lists"),
+        Err(e) => format!("{how} accepted; listing it back failed: {e}"),
+    }
+}
+
+async fn try_hash(conn: &mut Ftps, path: &str) -> String {
+    let Some(command) = conn.hash else {
+        return "none (uploads are verified by size; `verify: download` reads them back)".into();
+    };
+    let name = match command {
+        HashCommand::Hash(a) => format!("HASH {}", a.name()),
+        HashCommand::X(a) => format!("X{}", a.name().replace('-', "")),
+    };
+    let mut hashers = Hashers::new(Some(command.algo()));
+    hashers.update(FIRST);
+    let ours = hashers.finish();
+    match conn.hash(path).await {
+        Ok(Some((algo, theirs))) if ours.get(algo) == Some(theirs.as_str()) => {
+            format!("{name} (matches the bytes sent)")
+        }
+        Ok(Some((algo, theirs))) => {
+            format!(
+                "{name} answers {theirs}, not the {} of the bytes sent: not used",
+                algo.name()
+            )
+        }
+        Ok(None) => format!("{name} listed in FEAT, but gave no digest"),
+        Err(e) => format!("{name} listed in FEAT, but failed: {e}"),
+    }
+}
+
+/// REST then STOR of a few bytes inside what was uploaded: whether the server keeps the bytes
+/// before and after them (vsftpd; ProFTPD with `AllowStoreRestart`), refuses (ProFTPD), or
+/// cuts the file at the offset (Pure-FTPd, SERVERS.md), which would destroy the segments of
+/// a parallel upload.
+async fn try_offset(conn: &mut Ftps, path: &str, data: &mut Tally) -> String {
+    let (at, patch) = (5, b"XYZ");
+    match send(conn, path, patch, Some(at as u64)).await {
+        Ok(_) => data.opened += 1,
+        // An answer to REST or STOR, not a data connection that failed.
+        Err(Error::Reply { reply, .. }) => return format!("refused ({reply})"),
+        Err(e) => {
+            data.failed.push(e.to_string());
+            return format!("failed: {e}");
+        }
+    }
+    let mut whole = FIRST.to_vec();
+    whole[at..at + patch.len()].copy_from_slice(patch);
+    match data.count(fetch(conn, path).await) {
+        Ok(bytes) if bytes == whole => "works (the bytes around the ones written are kept)".into(),
+        Ok(bytes) if bytes == whole[..at + patch.len()] => {
+            "the server cuts the file at the offset: parallel segments would destroy each other".into()
+        }
+        Ok(bytes) => format!(
+            "the file reads back as {} bytes, not {}",
+            bytes.len(),
+            whole.len()
+        ),
+        Err(e) => format!("written; reading it back failed: {e}"),
+    }
+}
+
+/// Uploads `bytes` to `path` (at `offset`: REST, then STOR). Sent again once when the server
+/// refused a data connection that did not resume: the connection has learned to (as a sync's
+/// retry does; `tls session` reports it).
+async fn send(conn: &mut Ftps, path: &str, bytes: &[u8], offset: Option<u64>) -> Result<u64> {
+    match send_once(conn, path, bytes, offset).await {
+        Err(Error::NotResumed { .. }) => send_once(conn, path, bytes, offset).await,
+        other => other,
+    }
+}
+
+async fn send_once(conn: &mut Ftps, path: &str, bytes: &[u8], offset: Option<u64>) -> Result<u64> {
+    let (tx, mut rx) = mpsc::channel(1);
+    // The channel holds the one chunk: sent before the transfer reads it.
+    let _ = tx.send(bytes.to_vec()).await;
+    drop(tx);
+    match offset {
+        Some(at) => conn.upload_at(path, at, &mut rx).await,
+        None => conn.upload(path, &mut rx, false).await,
+    }
+}
+
+/// The whole of `path`; read again once, as `send` sends again.
+async fn fetch(conn: &mut Ftps, path: &str) -> Result<Vec<u8>> {
+    match fetch_once(conn, path).await {
+        Err(Error::NotResumed { .. }) => fetch_once(conn, path).await,
+        other => other,
+    }
+}
+
+async fn fetch_once(conn: &mut Ftps, path: &str) -> Result<Vec<u8>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let reading = async {
+        let mut all = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            all.extend_from_slice(&chunk);
+        }
+        all
+    };
+    let (got, all) = tokio::join!(
+        async {
+            let r = conn.download(path, 0, &tx).await;
+            drop(tx);
+            r
+        },
+        reading
+    );
+    got.map(|_| all)
 }

@@ -15,6 +15,7 @@ Modes:
   epsv-refused    lists EPSV in FEAT but answers it 502 (PASV works)
   epsv-blackhole  answers EPSV with a port whose connections never complete, as behind a
                   firewall that drops them (PASV works)
+  flaky-data      refuses every second data command with 425, over all connections
 Every command received is appended to --log. Prints READY when listening.
 """
 import argparse
@@ -74,9 +75,18 @@ class EmptyFS(AbstractedFS):
         return super().listdir(path)
 
 
+DATA_COMMANDS = ("RETR", "STOR", "APPE", "LIST", "MLSD", "NLST")
+_data_commands = [0]
+
+
 class Handler(base):
     def pre_process_command(self, line, cmd, arg):
         log(cmd if cmd in ("PASS",) else line)
+        if mode == "flaky-data" and cmd in DATA_COMMANDS and self.authenticated:
+            _data_commands[0] += 1
+            if _data_commands[0] % 2 == 0:
+                self.respond("425 Can't open data connection (flaky-data).")
+                return
         return super().pre_process_command(line, cmd, arg)
 
     def handle(self):

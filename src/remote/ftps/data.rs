@@ -29,11 +29,24 @@ pub struct Quirks {
     resumption_required: AtomicBool,
     /// A fresh TLS 1.3 login brought no session ticket: data connections cannot resume.
     no_tickets: AtomicBool,
+    /// A TLS 1.3 data connection went out without a ticket (see `went_unresumed`).
+    went_unresumed: AtomicBool,
 }
 
 impl Quirks {
     pub fn epsv_broken(&self) -> bool {
         self.epsv_broken.load(Ordering::SeqCst)
+    }
+
+    /// A data connection that did not resume was refused: the run renews its logins.
+    pub fn resumption_required(&self) -> bool {
+        self.resumption_required.load(Ordering::SeqCst)
+    }
+
+    /// A TLS 1.3 data connection went out with no ticket left to resume with: the server
+    /// gives none on data connections.
+    pub fn went_unresumed(&self) -> bool {
+        self.went_unresumed.load(Ordering::SeqCst)
     }
 
     /// Records that EPSV does not work here; true only the first time, so it is logged once.
@@ -108,6 +121,9 @@ impl Ftps {
         self.resuming = !self.tls13 || self.sessions.tls13_tickets() > 0;
         let hopeless = self.quirks.no_tickets.load(Ordering::SeqCst);
         if self.resuming || hopeless || !self.data_needs_resumption() {
+            if !self.resuming {
+                self.quirks.went_unresumed.store(true, Ordering::SeqCst);
+            }
             return Ok(());
         }
         if !self.quirks.tickets_run_out.swap(true, Ordering::SeqCst) {

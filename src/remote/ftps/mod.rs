@@ -372,20 +372,37 @@ impl Ftps {
         source: &mut mpsc::Receiver<Vec<u8>>,
         append: bool,
     ) -> Result<u64> {
-        let r = self.store(path, source, append).await;
+        let how = if append { Store::Append } else { Store::Replace };
+        let r = self.store(path, source, how).await;
         r.map_err(|e| self.not_resumed(e, "STOR", path))
     }
 
-    async fn store(&mut self, path: &str, source: &mut mpsc::Receiver<Vec<u8>>, append: bool) -> Result<u64> {
+    /// Streams the chunks of `source` into `path` from byte `offset` on (REST, then STOR):
+    /// what a server does with the bytes before and after it varies (`check` tries it).
+    pub async fn upload_at(
+        &mut self,
+        path: &str,
+        offset: u64,
+        source: &mut mpsc::Receiver<Vec<u8>>,
+    ) -> Result<u64> {
+        let r = self.store(path, source, Store::At(offset)).await;
+        r.map_err(|e| self.not_resumed(e, "STOR", path))
+    }
+
+    async fn store(&mut self, path: &str, source: &mut mpsc::Receiver<Vec<u8>>, how: Store) -> Result<u64> {
         let t = self.timeout;
         self.ensure_resumable().await?;
         let mut renewed = false;
         let mut data = loop {
             self.start_data_command();
-            let opened = if append {
-                within(t, "APPE", path, self.stream.append_with_stream(path)).await
-            } else {
-                within(t, "STOR", path, self.stream.put_with_stream(path)).await
+            let opened = match how {
+                Store::Append => within(t, "APPE", path, self.stream.append_with_stream(path)).await,
+                Store::Replace => within(t, "STOR", path, self.stream.put_with_stream(path)).await,
+                Store::At(offset) => {
+                    // The offset is spent by every data command, even one that failed on EPSV.
+                    within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
+                    within(t, "STOR", path, self.stream.put_with_stream(path)).await
+                }
             };
             match opened {
                 Err(e) if self.fall_back_from_epsv(&e) => continue,
@@ -430,7 +447,29 @@ impl Ftps {
     }
 }
 
+/// How STOR treats what the server already holds at the path.
+#[derive(Clone, Copy)]
+enum Store {
+    Replace,
+    Append,
+    At(u64),
+}
+
 impl Ftps {
+    /// How data connections are opened now: `EPSV`, `PASV` or `active`.
+    pub fn data_mode(&self) -> &'static str {
+        match (self.config.passive, self.epsv) {
+            (false, _) => "active",
+            (true, true) => "EPSV",
+            (true, false) => "PASV",
+        }
+    }
+
+    /// What the run learned of the server's data connections so far.
+    pub fn quirks(&self) -> &Quirks {
+        &self.quirks
+    }
+
     /// What the engine may count on (see `Remote`).
     pub fn capabilities(&self) -> Capabilities {
         Capabilities {

@@ -1,0 +1,116 @@
+//! `ftps-sync check` against real servers: it tries what a sync needs (data connections in a
+//! row, an upload, setting its time, the server's hash, writing at an offset), says what it
+//! found, removes its test file, and fails when data connections fail.
+
+use std::process::Command;
+
+use super::servers::{self, Server};
+
+/// Runs `check` on a folder at `remote`; its exit code and output.
+fn check(server: &Server, remote: &str) -> (i32, String) {
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join("local");
+    std::fs::create_dir_all(&local).expect("mkdir");
+    let cfg = work.path().join("ftps-sync.yaml");
+    server.config_yaml(&local, remote).write(&cfg);
+    let out = Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .output()
+        .expect("run check");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The line of `out` that starts with `key`.
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no `{key}` line in:\n{out}"))
+}
+
+fn assert_line(out: &str, key: &str, holds: &str) {
+    let l = line(out, key);
+    assert!(l.contains(holds), "`{key}` should say {holds:?}:\n{out}");
+}
+
+/// The `data` line says every one of at least `least` data connections opened.
+fn assert_all_opened(out: &str, least: usize) {
+    let l = line(out, "data ");
+    let words: Vec<&str> = l.split_whitespace().collect();
+    let (opened, of): (usize, usize) = (words[1].parse().expect("n"), words[3].parse().expect("n"));
+    assert!(opened == of && of >= least, "{out}");
+    assert!(!out.contains("failed:"), "{out}");
+}
+
+/// Each server's answers, as measured (SERVERS.md): ProFTPD refuses REST before STOR without
+/// `AllowStoreRestart` and, at TLS 1.3, data connections that do not resume; Pure-FTPd cuts
+/// the file at the offset.
+#[test]
+fn check_tries_what_a_sync_needs_on_each_server() {
+    type Start = fn() -> Option<Server>;
+    let cases: [(Start, &str, &str, &str); 3] = [
+        (|| servers::vsftpd(false), "none", "works", "resumed"),
+        (
+            servers::proftpd,
+            "HASH SHA-256 (matches",
+            "refused",
+            "refuses those that do not resume",
+        ),
+        (
+            servers::pure_ftpd,
+            "none",
+            "cuts the file at the offset",
+            "takes the ones",
+        ),
+    ];
+    for (start, hash, offset, session) in cases {
+        let Some(server) = start() else { continue };
+        let remote = server.mkdir("f");
+        let (code, out) = check(&server, "/f");
+        assert_eq!(code, 0, "{}:\n{out}", server.name);
+        assert_line(&out, "write ", "ok (a file uploaded to /f read back equal)");
+        assert_line(&out, "mtime ", "(set and listed back)");
+        assert_line(&out, "hash ", hash);
+        assert_line(&out, "write at an offset", offset);
+        assert_all_opened(&out, 5);
+        assert_line(&out, "tls session", session);
+        assert_line(&out, "result ", "ok");
+        let left: Vec<_> = std::fs::read_dir(&remote)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{}: check left {left:?} on the server",
+            server.name
+        );
+    }
+}
+
+#[test]
+fn check_on_a_read_only_folder_tests_no_write_and_passes() {
+    let Some(server) = servers::pyftpdlib("normal", &["--readonly-dir".into(), "ro".into()]) else {
+        return;
+    };
+    let (code, out) = check(&server, "/ro");
+    assert_eq!(code, 0, "{out}");
+    assert_line(&out, "write ", "not tested: the server refused an upload to /ro");
+    assert_line(&out, "write at an offset", "not tested");
+    assert_all_opened(&out, 5);
+}
+
+/// Before, `check` said all was well on a server where half the data connections failed.
+#[test]
+fn check_fails_where_data_connections_fail() {
+    let Some(server) = servers::pyftpdlib("flaky-data", &[]) else {
+        return;
+    };
+    server.mkdir("f");
+    let (code, out) = check(&server, "/f");
+    assert_eq!(code, 1, "{out}");
+    assert!(line(&out, "data ").contains(" of "), "{out}");
+    assert_line(&out, "             failed: ", "425");
+    assert_line(&out, "result ", "data connections failed");
+}
