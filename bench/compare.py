@@ -17,7 +17,7 @@ from servers import (ACCOUNT, KINDS, PASSWORD, SERVERS, USER, Vsftpd, free_port,
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("FTPS_SYNC_BIN", ROOT / "target/release/ftps-sync"))
-PROXY = ROOT / "target/release/examples/delay_proxy"
+PROXY = Path(os.environ.get("FTPS_SYNC_PROXY", ROOT / "target/release/examples/delay_proxy"))
 RUNS = int(os.environ.get("RUNS", "3"))
 RTT_MS = float(os.environ.get("RTT_MS", "20"))
 CAL_MIB = int(os.environ.get("CAL_MIB", "512"))

@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     /// in the local part file of the path, with the remote signature they were read at: a
     /// download of that version uses them rather than reading the file again.
     pub read_back: Mutex<std::collections::HashMap<RelPath, crate::reconcile::Sig>>,
+    /// Local folders made and found inside the sync root this pass (`transfer::local_dir_ready`).
+    pub ready_dirs: Mutex<std::collections::HashSet<std::path::PathBuf>>,
 }
 
 impl Shared {

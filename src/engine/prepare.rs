@@ -186,6 +186,7 @@ pub async fn prepare(
                 - d.as_nanos().min(i64::MAX as u128) as i64
         }),
         read_back: Mutex::new(Default::default()),
+        ready_dirs: Mutex::new(Default::default()),
     };
     let policy = policy_of(folder);
     if let Err(e) = fill_digests(&mut shared, &base, &policy, options.plan_only).await {

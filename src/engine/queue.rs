@@ -223,13 +223,10 @@ async fn apply(sh: &Shared, action: &Action) -> Result<Report> {
         Action::Download { path } => {
             let remote = remote_entry(sh, path)?;
             let expect = sh.local.get(path).cloned();
-            d.absorb(retrying!(&sh.run, path.as_str(), |c| transfer::download(
-                sh,
-                c,
-                path,
-                &remote,
-                expect.as_ref()
-            ))?);
+            // The connection goes back to the pool once the bytes are in: it fetches the next
+            // file while this one is made durable and renamed.
+            let fetched = retrying!(&sh.run, path.as_str(), |c| transfer::fetch(sh, c, path, &remote))?;
+            d.absorb(transfer::place(sh, path, &remote, fetched, expect.as_ref()).await?);
         }
         Action::KeepBoth { path, loser, copy } => {
             let delta = retrying!(&sh.run, path.as_str(), |c| transfer::keep_both(

@@ -5,7 +5,7 @@
 //! its source still looks the way it did when the part was started (the state store records
 //! that); otherwise it is started again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Report, Shared, listed_entry, same_remote, shows_time_set, unconfirmed_upload};
 use crate::config::{Direction, Verify};
@@ -59,6 +59,23 @@ pub(super) fn check_inside(real_root: &Path, target: &Path) -> Result<()> {
             };
         }
         dir = d.parent().map(Path::to_path_buf);
+    }
+    Ok(())
+}
+
+/// Makes the folder `target` goes in, after checking it resolves inside the sync root; once
+/// per folder and pass (`Shared::ready_dirs`): many small files share a folder.
+fn local_dir_ready(sh: &Shared, target: &Path) -> Result<()> {
+    let Some(parent) = target.parent() else {
+        return check_inside(&sh.local_real, target);
+    };
+    if sh.ready_dirs.lock().is_ok_and(|d| d.contains(parent)) {
+        return Ok(());
+    }
+    check_inside(&sh.local_real, target)?;
+    std::fs::create_dir_all(parent).map_err(Error::local("create directory", parent))?;
+    if let Ok(mut d) = sh.ready_dirs.lock() {
+        d.insert(parent.to_owned());
     }
     Ok(())
 }
@@ -266,14 +283,34 @@ pub(super) async fn download(
     remote: &Entry,
     expect_local: Option<&Entry>,
 ) -> Result<Report> {
+    let fetched = fetch(sh, conn, path, remote).await?;
+    place(sh, path, remote, fetched, expect_local).await
+}
+
+/// A remote file's bytes in its local part file, their size and the server's hash checked:
+/// what `place` makes visible. The connection is free again once it exists.
+pub(super) struct Fetched {
+    part: PathBuf,
+    target: PathBuf,
+    file: std::fs::File,
+    digests: Digests,
+    /// Bytes received now (the rest was a resumed part or a read-back).
+    got: u64,
+}
+
+/// The first half of a download, the one that needs the connection: the remote file into its
+/// local part file, checked.
+pub(super) async fn fetch(
+    sh: &Shared,
+    conn: &mut dyn Remote,
+    path: &RelPath,
+    remote: &Entry,
+) -> Result<Fetched> {
     sh.settle_open_intent(conn, path).await?;
     let source = sh.remote_path(path);
     let target = path.to_local(&sh.folder.local);
-    check_inside(&sh.local_real, &target)?;
+    local_dir_ready(sh, &target)?;
     let part = part_path(&target);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(Error::local("create directory", parent))?;
-    }
     let existing = std::fs::metadata(&part).map(|m| m.len()).ok();
     // The read-back that compared contents kept this very version: nothing left to read.
     let read_back = existing == Some(remote.size) && sh.take_read_back(path) == Some(remote.sig());
@@ -301,12 +338,18 @@ pub(super) async fn download(
         if resumable(remote.size) {
             sh.state(|s| s.start_partial(path, Transfer::Download, &remote.sig()))?;
         }
-        std::fs::File::create(&part).map_err(Error::local("create", &part))?
-    };
-    let discard = |e: Error| {
-        let _ = std::fs::remove_file(&part);
-        let _ = sh.state(|s| s.end_partial(path));
-        e
+        match std::fs::File::create(&part) {
+            // The folder went since this pass made it: made again, and checked again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let (Ok(mut d), Some(parent)) = (sh.ready_dirs.lock(), target.parent()) {
+                    d.remove(parent);
+                }
+                local_dir_ready(sh, &target)?;
+                std::fs::File::create(&part)
+            }
+            other => other,
+        }
+        .map_err(Error::local("create", &part))?
     };
     let writing = write_file(Some(file), offset, server_algo(sh, conn), &part);
     let got = if read_back {
@@ -315,20 +358,57 @@ pub(super) async fn download(
         conn.get(&source, offset, &writing.chunks).await
     };
     // A local write error leaves a part file of unknown content: start over next time.
-    let (digests, file) = writing.finish().await.map_err(discard)?;
+    let (digests, file) = writing.finish().await.map_err(|e| discard(sh, path, &part, e))?;
     // A transient network failure keeps the part file and its record: the next attempt resumes.
     let got = got?;
     let file = file.ok_or_else(|| Error::Interrupted)?;
     let total = offset + got;
     if total != remote.size {
-        return Err(discard(verify_err(
-            &source,
-            format!("received {total} bytes, the listing said {}", remote.size),
-        )));
+        return Err(discard(
+            sh,
+            path,
+            &part,
+            verify_err(
+                &source,
+                format!("received {total} bytes, the listing said {}", remote.size),
+            ),
+        ));
     }
     check_server_hash(sh, conn, &source, &digests)
         .await
-        .map_err(discard)?;
+        .map_err(|e| discard(sh, path, &part, e))?;
+    Ok(Fetched {
+        part,
+        target,
+        file,
+        digests,
+        got,
+    })
+}
+
+/// Removes a part file whose content is not known good, and its resume record.
+fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Error {
+    let _ = std::fs::remove_file(part);
+    let _ = sh.state(|s| s.end_partial(path));
+    e
+}
+
+/// The second half of a download, with no connection: the part file made durable, journaled,
+/// renamed to its real name (unless the local file changed since the plan) and recorded.
+pub(super) async fn place(
+    sh: &Shared,
+    path: &RelPath,
+    remote: &Entry,
+    fetched: Fetched,
+    expect_local: Option<&Entry>,
+) -> Result<Report> {
+    let Fetched {
+        part,
+        target,
+        file,
+        digests,
+        got,
+    } = fetched;
     // fsync and mtime block: keep them off the async workers.
     let (part2, mtime) = (part.clone(), remote.mtime);
     let finished = io::blocking("file", move || -> Result<std::fs::Metadata> {
@@ -339,7 +419,7 @@ pub(super) async fn download(
         file.metadata().map_err(Error::local("stat", &part2))
     })
     .await?
-    .map_err(discard)?;
+    .map_err(|e| discard(sh, path, &part, e))?;
     // What the real name will hold, journaled before it does (invariant 2): a pass killed
     // after the rename finds it done, not a local edit.
     let base = BaseEntry {
@@ -377,8 +457,8 @@ pub(super) async fn download(
         // Not renamed: the intent is closed before its part file goes (see `settle`).
         sh.settle(path, None)?;
         return Err(match e {
-            Error::Changed { .. } => discard(changed(path, "local")),
-            other => discard(other),
+            Error::Changed { .. } => discard(sh, path, &part, changed(path, "local")),
+            other => discard(sh, path, &part, other),
         });
     }
     failpoint!("download.renamed");

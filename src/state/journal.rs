@@ -42,10 +42,10 @@ impl State {
             .chain(entry_values(&intent.entry))
             .chain([digest, intent.folder.as_deref().map_or(Value::Null, text)]);
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params_from_iter(values),
             )
+            .and_then(|mut st| st.execute(params_from_iter(values)))
             .map_err(self.err())?;
         Ok(())
     }
@@ -100,7 +100,8 @@ impl State {
         if let Some(entry) = done {
             self.put(path, entry)?;
         }
-        tx.execute("DELETE FROM intents WHERE path = ?1", params![path.as_str()])
+        tx.prepare_cached("DELETE FROM intents WHERE path = ?1")
+            .and_then(|mut st| st.execute(params![path.as_str()]))
             .map_err(self.err())?;
         tx.commit().map_err(self.err())
     }

@@ -318,19 +318,20 @@ impl State {
 
     pub fn put(&self, path: &RelPath, e: &BaseEntry) -> Result<()> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params_from_iter(
+            .prepare_cached("INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+            .and_then(|mut st| {
+                st.execute(params_from_iter(
                     std::iter::once(Value::Text(path.as_str().to_owned())).chain(entry_values(e)),
-                ),
-            )
+                ))
+            })
             .map_err(self.err())?;
         Ok(())
     }
 
     pub fn remove(&self, path: &RelPath) -> Result<()> {
         self.conn
-            .execute("DELETE FROM entries WHERE path = ?1", params![path.as_str()])
+            .prepare_cached("DELETE FROM entries WHERE path = ?1")
+            .and_then(|mut st| st.execute(params![path.as_str()]))
             .map_err(self.err())?;
         Ok(())
     }
@@ -339,16 +340,16 @@ impl State {
     /// `source`: a later attempt may resume it only while the source still looks the same.
     pub fn start_partial(&self, path: &RelPath, way: Transfer, source: &Sig) -> Result<()> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO partials VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
+            .prepare_cached("INSERT OR REPLACE INTO partials VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut st| {
+                st.execute(params![
                     path.as_str(),
                     way.as_str(),
                     source.size as i64,
                     source.mtime.nanos,
                     source.mtime.precision.as_str()
-                ],
-            )
+                ])
+            })
             .map_err(self.err())?;
         Ok(())
     }
@@ -374,7 +375,8 @@ impl State {
 
     pub fn end_partial(&self, path: &RelPath) -> Result<()> {
         self.conn
-            .execute("DELETE FROM partials WHERE path = ?1", params![path.as_str()])
+            .prepare_cached("DELETE FROM partials WHERE path = ?1")
+            .and_then(|mut st| st.execute(params![path.as_str()]))
             .map_err(self.err())?;
         Ok(())
     }
@@ -418,7 +420,8 @@ impl State {
 
     fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.conn
-            .execute("INSERT OR REPLACE INTO meta VALUES (?1, ?2)", params![key, value])
+            .prepare_cached("INSERT OR REPLACE INTO meta VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![key, value]))
             .map_err(self.err())?;
         Ok(())
     }

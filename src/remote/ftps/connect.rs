@@ -271,6 +271,7 @@ impl Ftps {
             welcome,
             list_all: true,
             limiter: None,
+            read_buf: Vec::new(),
             epsv: false,
             epsv_unconfirmed: None,
             peer_v6,
