@@ -32,6 +32,10 @@ pub struct Lease {
     conn: Option<Box<dyn Remote>>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
+    /// Known to be in step with its server (`release`, `check_after`). A lease dropped
+    /// otherwise, as when its task is aborted mid-command, may have a reply still coming:
+    /// its connection is not reused.
+    in_step: bool,
 }
 
 impl Pool {
@@ -71,6 +75,7 @@ impl Pool {
                     conn: Some(conn),
                     pool: self.clone(),
                     _permit: permit,
+                    in_step: false,
                 });
             }
             match self.connector.connect(self.limiter.clone()).await {
@@ -80,6 +85,7 @@ impl Pool {
                         conn: Some(conn),
                         pool: self.clone(),
                         _permit: permit,
+                        in_step: false,
                     });
                 }
                 Err(Error::TooManyConnections { .. }) if self.size() > 1 => {
@@ -128,7 +134,9 @@ impl Lease {
     }
 
     /// After success: back to the pool.
-    pub fn release(self) {}
+    pub fn release(mut self) {
+        self.in_step = true;
+    }
 
     /// After an error: keep the connection only if the server still answers in step.
     pub async fn check_after(mut self, error: &Error) {
@@ -142,14 +150,15 @@ impl Lease {
             ) => c.noop().await.is_ok(),
             _ => false,
         };
-        if !keep {
-            self.conn = None;
-        }
+        self.in_step = keep;
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if !self.in_step {
+            return;
+        }
         if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock()) {
             idle.push(conn);
         }
@@ -262,9 +271,9 @@ mod tests {
         );
         assert_eq!(pool.size(), 2);
         assert_eq!(server.refused.load(Ordering::SeqCst), 2);
-        drop(first);
+        first.release();
         third.await.expect("join").expect("the returned connection");
-        drop(second);
+        second.release();
         assert_eq!(
             server.made.load(Ordering::SeqCst),
             2,
