@@ -21,84 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from compare import (ACCOUNT, BIN, PASSWORD, RUNS, SERVERS, USER, check_same, free_port, make_tree, median, sh,
-                     wait_listening, write_config)
+from compare import BIN, PASSWORD, RUNS, SERVERS, check_same, make_tree, median, write_config
+from servers import StockProftpd
 
 SMALL_FILES = int(os.environ.get("SMALL_FILES", "2000"))
-
-
-class Proftpd:
-    def __init__(self, base):
-        self.base, self.data = base, base / "data"
-        self.data.mkdir(parents=True)
-        root = SERVERS / "proftpd"
-        self.port = free_port()
-        self.cert, key = base / "cert.pem", base / "key.pem"
-        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-           "-keyout", str(key), "-out", str(self.cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-           "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "subjectAltName=IP:127.0.0.1",
-           stderr=subprocess.DEVNULL)
-        uid = int(subprocess.run(["id", "-u", ACCOUNT], check=True, capture_output=True, text=True).stdout)
-        gid = int(subprocess.run(["id", "-g", ACCOUNT], check=True, capture_output=True, text=True).stdout)
-        crypt = subprocess.run(["openssl", "passwd", "-1", PASSWORD], check=True, capture_output=True,
-                               text=True).stdout.strip()
-        (base / "ftpd.passwd").write_text(f"{USER}:{crypt}:{uid}:{gid}::{self.data}:/bin/false\n")
-        os.chmod(base / "ftpd.passwd", 0o600)
-        (base / "ftpd.group").write_text(f"{ACCOUNT}:x:{gid}:\n")
-        sh("chown", f"{ACCOUNT}:{ACCOUNT}", str(self.data))
-        self.tls_log = base / "tls.log"
-        conf = base / "proftpd.conf"
-        conf.write_text(f"""ServerName "bench"
-ServerType standalone
-DefaultServer on
-Port {self.port}
-DefaultAddress 127.0.0.1
-SocketBindTight on
-UseIPv6 off
-User {ACCOUNT}
-Group {ACCOUNT}
-PidFile {base}/proftpd.pid
-ScoreboardFile {base}/proftpd.scoreboard
-DelayTable none
-WtmpLog off
-UseReverseDNS off
-SystemLog {base}/system.log
-ModulePath {root}/usr/lib/proftpd
-LoadModule mod_tls.c
-AuthOrder mod_auth_file.c
-AuthUserFile {base}/ftpd.passwd
-AuthGroupFile {base}/ftpd.group
-RequireValidShell off
-UseFtpUsers off
-DefaultRoot ~
-AllowOverwrite on
-PassivePorts 40000 49999
-MaxInstances 50
-TLSEngine on
-TLSRequired on
-TLSProtocol TLSv1.2 TLSv1.3
-TLSECCertificateFile {self.cert}
-TLSECCertificateKeyFile {key}
-TLSVerifyClient off
-TLSLog {self.tls_log}
-""")
-        self.proc = subprocess.Popen([str(root / "usr/sbin/proftpd"), "-n", "-q", "-c", str(conf)],
-                                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_listening(self.port, "proftpd")
-
-    def stop(self):
-        os.killpg(self.proc.pid, 9)
-
-    def refused(self):
-        text = self.tls_log.read_text(errors="replace") if self.tls_log.exists() else ""
-        return sum("did not reuse" in line for line in text.splitlines())
-
-    def empty(self, rel):
-        dst = self.data / rel
-        if dst.exists():
-            shutil.rmtree(dst)
-        dst.mkdir(parents=True)
-        sh("chown", "-R", f"{ACCOUNT}:{ACCOUNT}", str(self.data))
 
 
 def upload(server, work, src, cap):
@@ -125,7 +51,7 @@ def main():
     os.chmod(work, 0o755)
     (work / "pw").write_text(PASSWORD)
     os.chmod(work / "pw", 0o600)
-    server = Proftpd(work / "proftpd")
+    server = StockProftpd(work / "proftpd", tls12_only=False)
     src = work / "small"
     make_tree(src, SMALL_FILES, 20, 4096)
     rates, retries = {"TLS 1.3": [], "TLS 1.2": []}, {"TLS 1.3": 0, "TLS 1.2": 0}
@@ -134,7 +60,7 @@ def main():
             order = ["TLS 1.3", "TLS 1.2"] if run % 2 == 0 else ["TLS 1.2", "TLS 1.3"]
             print(f"run {run + 1}/{RUNS}: {', '.join(order)}", flush=True)
             for case in order:
-                server.empty("bench")
+                server.fill("bench", None)
                 t, n = upload(server, work, src, cap=case == "TLS 1.2")
                 check_same(f"ftps-sync {case}", "upload", src, server.data / "bench")
                 rates[case].append(SMALL_FILES / t)

@@ -170,6 +170,18 @@ max_clients=0
 
 class Proftpd(Server):
     name = "ProFTPD"
+    # Stock mod_tls refuses data connections that do not resume the control session; the
+    # comparison turns that off (`NoSessionReuseRequired`), or rclone 1.60 cannot work at all.
+    reuse_required = False
+
+    @property
+    def tls_log(self):
+        return self.base / "tls.log"
+
+    def refused(self):
+        """Data connections its TLS log says were refused for not resuming."""
+        text = self.tls_log.read_text(errors="replace") if self.tls_log.exists() else ""
+        return sum("did not reuse" in line for line in text.splitlines())
 
     def start(self):
         base, root = self.base, SERVERS / "proftpd"
@@ -183,7 +195,6 @@ class Proftpd(Server):
         protocols = "TLSv1.2" if self.tls12_only else "TLSv1.2 TLSv1.3"
         masquerade = f"MasqueradeAddress {self.pasv_address}\n" if self.pasv_address != "127.0.0.1" else ""
         conf = base / "proftpd.conf"
-        # NoSessionReuseRequired: rclone 1.60 cannot work with ProFTPD otherwise (SERVERS.md).
         conf.write_text(f"""ServerName "bench"
 ServerType standalone
 DefaultServer on
@@ -216,10 +227,11 @@ PassivePorts {lo} {hi}
 TLSEngine on
 TLSRequired on
 TLSProtocol {protocols}
-TLSOptions NoSessionReuseRequired
+{"" if self.reuse_required else "TLSOptions NoSessionReuseRequired"}
 TLSECCertificateFile {self.cert}
 TLSECCertificateKeyFile {self.key}
 TLSVerifyClient off
+TLSLog {self.tls_log}
 DigestEngine on
 """)
         return self.popen([str(root / "usr/sbin/proftpd"), "-n", "-q", "-c", str(conf)])
@@ -249,3 +261,8 @@ class PureFtpd(Server):
 
 
 KINDS = {"vsftpd": Vsftpd, "proftpd": Proftpd, "pure-ftpd": PureFtpd}
+
+
+class StockProftpd(Proftpd):
+    """ProFTPD as installed: session reuse required on data connections."""
+    reuse_required = True
