@@ -154,7 +154,9 @@ wine reg query 'HKLM\System\CurrentControlSet\Services\ftps-sync' >/dev/null 2>&
 
 step "service install and uninstall under wine's service manager"
 KEY='HKLM\System\CurrentControlSet\Services\ftps-sync'
-wine "$BIN/ftps-sync.exe" service install -c "$CFG" 2>&1 | tr -d '\r' | tee "$WORK/install.log"
+# The service logs at debug level: when it does not stop, its log says what it was doing.
+{ cat "$WORK/config.yaml"; printf 'log:\n  level: debug\n'; } >"$WORK/service.yaml"
+wine "$BIN/ftps-sync.exe" service install -c "$(winpath "$WORK/service.yaml")" 2>&1 | tr -d '\r' | tee "$WORK/install.log"
 grep -q 'registered the service ftps-sync' "$WORK/install.log" || fail "service install"
 wine reg query "$KEY" /v ImagePath 2>/dev/null | tr -d '\r' | tee "$WORK/reg.log"
 grep -q 'service run -c' "$WORK/reg.log" || fail "the service's command line is not registered"
@@ -174,9 +176,14 @@ SERVICE_LOG=$(find "$WINEPREFIX/drive_c" -path '*ftps-sync/logs/ftps-sync.log*' 
 [ -n "$SERVICE_LOG" ] || fail "the service wrote no log under %ProgramData%"
 wine "$BIN/ftps-sync.exe" service uninstall 2>&1 | tr -d '\r' | tee "$WORK/uninstall.log"
 grep -q 'removed the service ftps-sync' "$WORK/uninstall.log" || fail "service uninstall"
-for _ in $(seq 200); do grep -q 'stopped' "$SERVICE_LOG" && break; sleep 0.1; done
-sed 's/\x1b\[[0-9;]*m//g' "$SERVICE_LOG" | grep -E 'service running|stopping|stopped'
-grep -q 'stopped' "$SERVICE_LOG" || fail "the service did not stop cleanly on the SCM's Stop"
+# The grace period for in-flight transfers is 10 s; the SCM is told to wait 15.
+for _ in $(seq 200); do grep -q 'INFO stopped' "$SERVICE_LOG" && break; sleep 0.1; done
+sed 's/\x1b\[[0-9;]*m//g' "$SERVICE_LOG" | grep -E 'ftps-sync running|stopping|INFO stopped'
+if ! grep -q 'INFO stopped' "$SERVICE_LOG"; then
+    echo "-- the service's log, last 80 lines:"
+    tail -80 "$SERVICE_LOG" | tr -d '\r'
+    fail "the service did not stop cleanly on the SCM's Stop"
+fi
 
 step "MSI"
 MSI=$OUT/ftps-sync-$VERSION-x64.msi

@@ -233,7 +233,13 @@ macro_rules! retrying {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let result = match run.pool.get().await {
+            // A connect can take the whole timeout: a stop request does not wait for it.
+            let leased = tokio::select! {
+                biased;
+                _ = run.cancel.cancelled() => Err($crate::error::Error::Interrupted),
+                l = run.pool.get() => l,
+            };
+            let result = match leased {
                 Ok(mut lease) => {
                     let r = {
                         let $c: &mut dyn $crate::remote::Remote = lease.conn();

@@ -112,16 +112,19 @@ impl Pool {
         }
     }
 
-    /// Logs out every idle connection.
+    /// Logs out every idle connection, all at once: each QUIT may wait out its timeout on a
+    /// server that went quiet, and a stopping service should not wait for them in turn.
     pub async fn close(&self) {
         let idle: Vec<Box<dyn Remote>> = self
             .idle
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
+        let mut quits = tokio::task::JoinSet::new();
         for mut c in idle {
-            c.quit().await;
+            quits.spawn(async move { c.quit().await });
         }
+        while quits.join_next().await.is_some() {}
     }
 }
 

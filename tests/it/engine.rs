@@ -456,3 +456,42 @@ async fn both_sides_edited_to_the_same_size_in_the_same_second_keep_both_version
         "both versions kept"
     );
 }
+
+/// A server that accepts and then says nothing holds a connect for the whole timeout; a stop
+/// request (a service's Stop, after its grace period) does not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_pass_does_not_wait_for_a_connect_to_time_out() {
+    let h = Harness::new().await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let config = h
+        .config_yaml()
+        .port(silent.local_addr().expect("addr").port())
+        .timeout("60s")
+        .ca_file("pki/ca.pem")
+        .load(&h.config_path());
+    let cancel = CancellationToken::new();
+    let started = std::time::Instant::now();
+    let pass = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { pass_with(&config, Options::default(), &cancel).await }
+    });
+    // Time for the pass to be inside its connect (the server never sends its greeting).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !pass.is_finished(),
+        "the pass ended before the cut: {:?}",
+        pass.await
+    );
+    cancel.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(10), pass)
+        .await
+        .expect("the cut pass still waits for its connect")
+        .expect("join");
+    assert!(matches!(ended, Err(Error::Interrupted)), "{ended:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
