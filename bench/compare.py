@@ -182,8 +182,11 @@ class Proxy:
         self.proc.wait()
 
 
-def table(kind, tls12, link, full, work, data):
-    """Runs every case of one table; returns (title, rows, notes)."""
+CASE_NAMES = ("small-up", "big-up", "small-down", "big-down", "no-change")
+
+
+def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
+    """Runs the `wanted` cases of one table; returns (title, rows, notes)."""
     small_n, big_mib, many_n = sizes(full, link)
     wan = link == "wan"
     server = KINDS[kind](work / f"{kind}-{'12' if tls12 else '13'}-{link}", tls12,
@@ -191,11 +194,11 @@ def table(kind, tls12, link, full, work, data):
     proxy = Proxy(server, RTT_MS) if wan else None
     tools = Tools(server, work, "127.0.0.2" if wan else "127.0.0.1")
     small, big, many = data / f"small-{small_n}", data / f"big-{big_mib}", data / f"many-{many_n}"
-    if not small.exists():
+    if not small.exists() and {"small-up", "small-down"} & set(wanted):
         make_tree(small, small_n, 20, 4096)
-    if not big.exists():
+    if not big.exists() and {"big-up", "big-down"} & set(wanted):
         make_big(big, big_mib)
-    if not many.exists():
+    if not many.exists() and "no-change" in wanted:
         make_tree(many, many_n, max(1, many_n // 100), 1024)
     results, notes = {}, []
     nochange = "no-change re-run"
@@ -218,6 +221,7 @@ def table(kind, tls12, link, full, work, data):
              ("upload", f"upload {big_mib} MiB", big, big_mib, "MiB/s"),
              ("download", f"download {small_n:,} x 4 KiB", small, small_n, "files/s"),
              ("download", f"download {big_mib} MiB", big, big_mib, "MiB/s")]
+    cases = [c for c, name in zip(cases, CASE_NAMES) if name in wanted]
     try:
         for run in range(RUNS):
             order = list(TOOLS[run % 3:] + TOOLS[: run % 3])  # tools alternate
@@ -268,6 +272,8 @@ def table(kind, tls12, link, full, work, data):
                     attempt(case, tool, rate)
         # No-change re-run: both sides already equal (the server's copy made on disk, times
         # kept); each tool warms up once, then is timed.
+        if "no-change" not in wanted:
+            raise Skip
         nochange = case = f"no-change re-run, {many_n:,} files"
         server.fill("many", many)
         local = work / "many-local"
@@ -292,6 +298,8 @@ def table(kind, tls12, link, full, work, data):
 
                 attempt(case, tool, timed)
         results.pop(f"{case} (warm-up)", None)
+    except Skip:
+        pass
     finally:
         if proxy:
             proxy.stop()
@@ -304,8 +312,13 @@ def table(kind, tls12, link, full, work, data):
     rows = []
     for way, case, _, _, unit in cases:
         rows.append(row(case, unit, results.get(case, {})))
-    rows.append(row(nochange, "s", results.get(nochange, {})))
+    if "no-change" in wanted:
+        rows.append(row(nochange, "s", results.get(nochange, {})))
     return title, rows, notes
+
+
+class Skip(Exception):
+    """The rest of a table is not wanted."""
 
 
 def row(case, unit, by_tool):
@@ -351,12 +364,17 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--full", action="store_true", help="every server, TLS version and link, 1 GiB files")
     p.add_argument("--only", help="tables to run, e.g. vsftpd:1.2:loopback,proftpd:1.3:wan")
+    p.add_argument("--cases", default=",".join(CASE_NAMES),
+                   help=f"cases to run in each table, of {','.join(CASE_NAMES)}")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (the servers switch to their FTP account)")
     for tool in ("rclone", "lftp"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install rclone lftp")
+    unknown = set(args.cases.split(",")) - set(CASE_NAMES)
+    if unknown:
+        sys.exit(f"unknown cases {sorted(unknown)}; choose from {','.join(CASE_NAMES)}")
     tables = FULL if args.full else SUBSET
     if args.only:
         tables = []
@@ -375,7 +393,7 @@ def main():
             out.append(calibrate(work, data))
         for kind, tls12, link in tables:
             print(f"{kind}, TLS {'1.2' if tls12 else '1.3'}, {link} ...", flush=True)
-            title, rows, notes = table(kind, tls12, link, args.full, work, data)
+            title, rows, notes = table(kind, tls12, link, args.full, work, data, args.cases.split(","))
             out.append("")
             out.append(f"### {title}")
             out.append("")

@@ -20,7 +20,7 @@ pub use crate::reconcile::policy::{ConflictPolicy, Direction, FirstSync};
 pub use paths::{default_config_path, platform_data_dir};
 use raw::RawConfig;
 use validate::Validator;
-pub use validate::{format_fingerprint, parse_duration, parse_fingerprint, parse_rate};
+pub use validate::{format_fingerprint, parse_duration, parse_fingerprint, parse_rate, parse_size};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -55,6 +55,9 @@ pub struct Server {
     pub client_key: Option<PathBuf>,
     pub passive: bool,
     pub connections: usize,
+    /// Files at least this big download in segments over several connections at once (as
+    /// rclone's multi-thread and lftp's `pget` do); `None` (`segment_from: off`): never.
+    pub segment_from: Option<u64>,
     pub timeout: Duration,
 }
 

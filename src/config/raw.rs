@@ -39,6 +39,7 @@ pub(super) struct RawServer {
     pub(super) client_key: Option<PathBuf>,
     pub(super) passive: Option<bool>,
     pub(super) connections: Option<usize>,
+    pub(super) segment_from: Option<String>,
     pub(super) timeout: Option<String>,
 }
 

@@ -123,3 +123,19 @@ fn rates_and_fingerprints() {
     assert_eq!(parse_fingerprint(&format_fingerprint(&fp)), Some(fp));
     assert_eq!(parse_fingerprint("AB:CD"), None);
 }
+
+#[test]
+fn segment_from_is_a_size_or_off() {
+    set_pw();
+    let c = parse(&base("", "")).unwrap();
+    assert_eq!(c.server.segment_from, Some(64 << 20), "the default");
+    let c = parse(&base("  segment_from: 256MiB\n", "")).unwrap();
+    assert_eq!(c.server.segment_from, Some(256 << 20));
+    let c = parse(&base("  segment_from: off\n", "")).unwrap();
+    assert_eq!(c.server.segment_from, None);
+    for bad in ["100KiB", "lots", "12 parsecs"] {
+        let (key, line) = config_err(parse(&base(&format!("  segment_from: {bad}\n"), "")));
+        assert_eq!((key.as_str(), line), ("server.segment_from", Some(5)), "{bad}");
+    }
+    assert_eq!(parse_size("1.5 GiB").unwrap(), 3 << 29);
+}

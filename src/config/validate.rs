@@ -9,6 +9,11 @@ use super::raw::{RawConfig, RawFolder, RawLog, RawRetry, RawServer};
 use super::*;
 use crate::error::{Error, Result};
 
+/// `server.segment_from` unless the config says otherwise: rclone's multi-thread cutoff is
+/// 256 MiB; on a fast link a file a quarter of that already gains from four streams.
+const DEFAULT_SEGMENT_FROM: u64 = 64 << 20;
+const MIN_SEGMENT_FROM: u64 = 1 << 20;
+
 pub(super) struct Validator<'a> {
     pub(super) text: &'a str,
     pub(super) source: &'a Path,
@@ -233,6 +238,20 @@ impl Validator<'_> {
         if !(1..=64).contains(&connections) {
             return Err(self.err("server.connections", "must be between 1 and 64"));
         }
+        let segment_from = match s.segment_from.as_deref().map(str::trim) {
+            None => Some(DEFAULT_SEGMENT_FROM),
+            Some("off") => None,
+            Some(size) => match parse_size(size) {
+                Ok(n) if n >= MIN_SEGMENT_FROM => Some(n),
+                Ok(_) => {
+                    return Err(self.err(
+                        "server.segment_from",
+                        "must be at least 1MiB (smaller files gain nothing from segments), or off",
+                    ));
+                }
+                Err(m) => return Err(self.err("server.segment_from", format!("{m}, or off"))),
+            },
+        };
         let timeout = self.duration("server.timeout", s.timeout.as_deref(), Duration::from_secs(30))?;
         if timeout.is_zero() {
             return Err(self.err("server.timeout", "must be more than 0"));
@@ -255,6 +274,7 @@ impl Validator<'_> {
             client_key: s.client_key.map(|p| self.resolve(&p)),
             passive: s.passive.unwrap_or(true),
             connections,
+            segment_from,
             timeout,
         })
     }
@@ -340,13 +360,40 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
     let t = t.strip_suffix("/s").unwrap_or(t).trim();
+    let v = bytes(t).map_err(|bad| match bad {
+        BadBytes::Number => format!("bad rate {s:?}; write e.g. \"10MiB/s\""),
+        BadBytes::Unit => format!("bad unit in {s:?}; use B, KB, MB, GB, KiB, MiB or GiB per second"),
+    })?;
+    if v.is_nan() || v < 1.0 {
+        return Err(format!("rate {s:?} must be at least 1 byte per second"));
+    }
+    Ok(v as u64)
+}
+
+/// A size such as `64MiB` or `1.5GB`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let v = bytes(s.trim()).map_err(|bad| match bad {
+        BadBytes::Number => format!("bad size {s:?}; write e.g. \"64MiB\""),
+        BadBytes::Unit => format!("bad unit in {s:?}; use B, KB, MB, GB, KiB, MiB or GiB"),
+    })?;
+    if v.is_nan() || v < 0.0 {
+        return Err(format!("bad size {s:?}; write e.g. \"64MiB\""));
+    }
+    Ok(v as u64)
+}
+
+enum BadBytes {
+    Number,
+    Unit,
+}
+
+/// A number of bytes with an optional unit, as a float (the callers bound it).
+fn bytes(t: &str) -> std::result::Result<f64, BadBytes> {
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .parse()
-        .map_err(|_| format!("bad rate {s:?}; write e.g. \"10MiB/s\""))?;
+    let num: f64 = num.parse().map_err(|_| BadBytes::Number)?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "KB" | "kB" => 1e3,
@@ -355,17 +402,9 @@ pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
         "KiB" => 1024.0,
         "MiB" => 1024.0 * 1024.0,
         "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => {
-            return Err(format!(
-                "bad unit in {s:?}; use B, KB, MB, GB, KiB, MiB or GiB per second"
-            ));
-        }
+        _ => return Err(BadBytes::Unit),
     };
-    let v = num * mult;
-    if v.is_nan() || v < 1.0 {
-        return Err(format!("rate {s:?} must be at least 1 byte per second"));
-    }
-    Ok(v as u64)
+    Ok(num * mult)
 }
 
 pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {

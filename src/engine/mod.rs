@@ -16,6 +16,7 @@ mod queue;
 mod report;
 pub mod retry;
 pub mod scope;
+mod segments;
 mod settle;
 mod transfer;
 
@@ -85,6 +86,11 @@ impl Shared {
     /// download uses it or starts over.
     fn take_read_back(&self, path: &RelPath) -> Option<crate::reconcile::Sig> {
         self.read_back.lock().ok()?.remove(path)
+    }
+
+    /// Whether `path`'s part file holds a read-back for its download to use.
+    fn has_read_back(&self, path: &RelPath) -> bool {
+        self.read_back.lock().is_ok_and(|r| r.contains_key(path))
     }
 
     /// A conflict renamed the server's version of `path` to `copy`: its read-back (if the

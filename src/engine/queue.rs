@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Issue, Report, Shared, ensure_remote_dir, listed_entry, retrying, same_remote, transfer};
+use super::{
+    Issue, Report, Shared, ensure_remote_dir, listed_entry, retrying, same_remote, segments, transfer,
+};
 use crate::error::{Class, Error, Result};
 use crate::local::scan::entry_of;
 use crate::path::RelPath;
@@ -189,7 +191,7 @@ fn record_dir(sh: &Shared, path: &RelPath) -> Result<()> {
 }
 
 /// Does one action; returns what it changed for the report.
-async fn apply(sh: &Shared, action: &Action) -> Result<Report> {
+async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
     let mut d = Report::default();
     match action {
         Action::MkdirLocal { path } => {
@@ -225,7 +227,11 @@ async fn apply(sh: &Shared, action: &Action) -> Result<Report> {
             let expect = sh.local.get(path).cloned();
             // The connection goes back to the pool once the bytes are in: it fetches the next
             // file while this one is made durable and renamed.
-            let fetched = retrying!(&sh.run, path.as_str(), |c| transfer::fetch(sh, c, path, &remote))?;
+            let fetched = if segments::wanted(sh, path, &remote) {
+                segments::fetch(sh, path, &remote).await?
+            } else {
+                retrying!(&sh.run, path.as_str(), |c| transfer::fetch(sh, c, path, &remote))?
+            };
             d.absorb(transfer::place(sh, path, &remote, fetched, expect.as_ref()).await?);
         }
         Action::KeepBoth { path, loser, copy } => {

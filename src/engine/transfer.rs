@@ -17,25 +17,25 @@ use crate::local::write::{commit, folder_identity, part_path, set_mtime};
 use crate::local::{io, part_name};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
-use crate::remote::Remote;
+use crate::remote::{Capabilities, Remote};
 use crate::state::{Intent, Transfer};
 
 /// Files this small are sent again whole rather than resumed: their part files get no state
 /// record, which saves two state-store writes per small file.
 const RESUME_FROM: u64 = 4 << 20;
 
-fn resumable(size: u64) -> bool {
+pub(super) fn resumable(size: u64) -> bool {
     size >= RESUME_FROM
 }
 
-fn verify_err(path: &str, detail: String) -> Error {
+pub(super) fn verify_err(path: &str, detail: String) -> Error {
     Error::Verify {
         path: path.to_owned(),
         detail,
     }
 }
 
-fn changed(path: &RelPath, side: &'static str) -> Error {
+pub(super) fn changed(path: &RelPath, side: &'static str) -> Error {
     Error::Changed {
         path: path.to_string(),
         side,
@@ -65,7 +65,7 @@ pub(super) fn check_inside(real_root: &Path, target: &Path) -> Result<()> {
 
 /// Makes the folder `target` goes in, after checking it resolves inside the sync root; once
 /// per folder and pass (`Shared::ready_dirs`): many small files share a folder.
-fn local_dir_ready(sh: &Shared, target: &Path) -> Result<()> {
+pub(super) fn local_dir_ready(sh: &Shared, target: &Path) -> Result<()> {
     let Some(parent) = target.parent() else {
         return check_inside(&sh.local_real, target);
     };
@@ -81,15 +81,15 @@ fn local_dir_ready(sh: &Shared, target: &Path) -> Result<()> {
 }
 
 /// The extra digest to compute while streaming so the server's hash command can check it.
-fn server_algo(sh: &Shared, conn: &dyn Remote) -> Option<HashAlgo> {
+pub(super) fn server_algo(sh: &Shared, caps: Capabilities) -> Option<HashAlgo> {
     if sh.config.verify == Verify::Size {
         return None;
     }
-    conn.capabilities().hash.filter(|a| *a != HashAlgo::Sha256)
+    caps.hash.filter(|a| *a != HashAlgo::Sha256)
 }
 
 /// Compares the server's digest of `remote` with what we streamed, when it offers one.
-async fn check_server_hash(
+pub(super) async fn check_server_hash(
     sh: &Shared,
     conn: &mut dyn Remote,
     remote: &str,
@@ -140,7 +140,7 @@ pub(super) async fn upload(
     if offset > 0 {
         tracing::info!(path = %path, offset, "resuming upload");
     }
-    let mut reading = read_file(&local_path, offset, server_algo(sh, conn));
+    let mut reading = read_file(&local_path, offset, server_algo(sh, conn.capabilities()));
     let sent = conn.put(&part, offset, &mut reading.chunks).await;
     // The reader's verdict first: a read error means what was sent is not the file.
     let digests = reading.finish().await?;
@@ -290,12 +290,12 @@ pub(super) async fn download(
 /// A remote file's bytes in its local part file, their size and the server's hash checked:
 /// what `place` makes visible. The connection is free again once it exists.
 pub(super) struct Fetched {
-    part: PathBuf,
-    target: PathBuf,
-    file: std::fs::File,
-    digests: Digests,
+    pub(super) part: PathBuf,
+    pub(super) target: PathBuf,
+    pub(super) file: std::fs::File,
+    pub(super) digests: Digests,
     /// Bytes received now (the rest was a resumed part or a read-back).
-    got: u64,
+    pub(super) got: u64,
 }
 
 /// The first half of a download, the one that needs the connection: the remote file into its
@@ -314,44 +314,23 @@ pub(super) async fn fetch(
     let existing = std::fs::metadata(&part).map(|m| m.len()).ok();
     // The read-back that compared contents kept this very version: nothing left to read.
     let read_back = existing == Some(remote.size) && sh.take_read_back(path) == Some(remote.sig());
-    let mut offset = 0;
-    if read_back {
-        offset = remote.size;
-    } else if let Some(len) = existing
-        && resumable(remote.size)
-        && len <= remote.size
-        && conn.capabilities().resume_get
-        && sh.state(|s| s.partial(path, Transfer::Download))? == Some(remote.sig())
-    {
-        offset = len;
-    }
+    let offset = if read_back {
+        remote.size
+    } else {
+        resumable_prefix(sh, path, remote, conn.capabilities(), existing)?
+    };
     let file = if offset > 0 {
         if !read_back {
             tracing::info!(path = %path, offset, "resuming download");
         }
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&part)
-            .map_err(Error::local("open", &part))?
+        open_part(&part)?
     } else {
         if resumable(remote.size) {
             sh.state(|s| s.start_partial(path, Transfer::Download, &remote.sig()))?;
         }
-        match std::fs::File::create(&part) {
-            // The folder went since this pass made it: made again, and checked again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let (Ok(mut d), Some(parent)) = (sh.ready_dirs.lock(), target.parent()) {
-                    d.remove(parent);
-                }
-                local_dir_ready(sh, &target)?;
-                std::fs::File::create(&part)
-            }
-            other => other,
-        }
-        .map_err(Error::local("create", &part))?
+        create_part(sh, &target, &part)?
     };
-    let writing = write_file(Some(file), offset, server_algo(sh, conn), &part);
+    let writing = write_file(Some(file), offset, server_algo(sh, conn.capabilities()), &part);
     let got = if read_back {
         Ok(0)
     } else {
@@ -386,8 +365,63 @@ pub(super) async fn fetch(
     })
 }
 
+/// How much of a download's part file (`existing` bytes long) a download may keep: all of it
+/// when this folder started it from this very version of the remote file, else none.
+pub(super) fn resumable_prefix(
+    sh: &Shared,
+    path: &RelPath,
+    remote: &Entry,
+    caps: Capabilities,
+    existing: Option<u64>,
+) -> Result<u64> {
+    match existing {
+        Some(len)
+            if resumable(remote.size)
+                && len <= remote.size
+                && caps.resume_get
+                && sh.state(|s| s.partial(path, Transfer::Download))? == Some(remote.sig()) =>
+        {
+            Ok(len)
+        }
+        _ => Ok(0),
+    }
+}
+
+/// Opens an existing part file to go on writing it.
+pub(super) fn open_part(part: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(part)
+        .map_err(Error::local("open", part))
+}
+
+/// Creates (or empties) `target`'s local part file `part`, to write and read back.
+pub(super) fn create_part(sh: &Shared, target: &Path, part: &Path) -> Result<std::fs::File> {
+    let create = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(part)
+    };
+    match create() {
+        // The folder went since this pass made it: made again, and checked again.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let (Ok(mut d), Some(parent)) = (sh.ready_dirs.lock(), target.parent()) {
+                d.remove(parent);
+            }
+            local_dir_ready(sh, target)?;
+            create()
+        }
+        other => other,
+    }
+    .map_err(Error::local("create", part))
+}
+
 /// Removes a part file whose content is not known good, and its resume record.
-fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Error {
+pub(super) fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Error {
     let _ = std::fs::remove_file(part);
     let _ = sh.state(|s| s.end_partial(path));
     e
@@ -509,6 +543,9 @@ pub(super) async fn keep_both(
             if conn.stat(&to).await?.is_some() {
                 return Err(changed(copy, "remote"));
             }
+            // The path's base goes first: once its version is the copy's, a missing file at
+            // the path (the transfer back failed) must not read as a deletion to pass on.
+            sh.state(|s| s.remove(path))?;
             conn.rename(&from, &to).await?;
             tracing::info!(path = %path, copy = %copy, "conflict: the server's version is kept as the copy");
             let moved = conn
@@ -531,13 +568,22 @@ pub(super) async fn keep_both(
             if to.exists() {
                 return Err(changed(copy, "local"));
             }
-            std::fs::rename(&from, &to).map_err(Error::local("rename", &from))?;
+            // The server's version comes down first, so that a failed download leaves the path
+            // as it was rather than empty: an empty path reads as a deletion to pass on
+            // (simulation seed 17853949132946224134: the download failed, a server-side rename
+            // then made the server's file look unchanged, and both copies of a version went).
+            let fetched = fetch(sh, conn, path, &remote).await?;
+            // As above: the local file moved to the copy is no deletion.
+            sh.state(|s| s.remove(path))?;
+            if let Err(e) = std::fs::rename(&from, &to) {
+                return Err(discard(sh, path, &fetched.part, Error::local("rename", &from)(e)));
+            }
             tracing::info!(path = %path, copy = %copy, "conflict: the local version is kept as the copy");
+            d.absorb(place(sh, path, &remote, fetched, None).await?);
             let moved = entry_of(&std::fs::metadata(&to).map_err(Error::local("stat", &to))?);
             if uploads {
                 d.absorb(upload(sh, conn, copy, &moved, None).await?);
             }
-            d.absorb(download(sh, conn, path, &remote, None).await?);
         }
     }
     Ok(d)

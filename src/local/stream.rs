@@ -87,22 +87,7 @@ pub fn write_file(file: Option<File>, prefix: u64, also: Option<HashAlgo>, path:
         let mut hashers = Hashers::new(also);
         let mut file = file;
         if let Some(f) = file.as_mut() {
-            f.seek(SeekFrom::Start(0)).map_err(Error::local("seek", &p))?;
-            let mut left = prefix;
-            let mut buf = vec![0u8; CHUNK];
-            while left > 0 {
-                let want = buf.len().min(left as usize);
-                let n = f.read(&mut buf[..want]).map_err(Error::local("read", &p))?;
-                if n == 0 {
-                    return Err(Error::Local {
-                        op: "read",
-                        path: p.clone(),
-                        source: std::io::ErrorKind::UnexpectedEof.into(),
-                    });
-                }
-                hashers.update(&buf[..n]);
-                left -= n as u64;
-            }
+            hash_start(&mut *f, prefix, &mut hashers, &p)?;
             f.seek(SeekFrom::Start(prefix))
                 .map_err(Error::local("seek", &p))?;
             f.set_len(prefix).map_err(Error::local("truncate", &p))?;
@@ -128,4 +113,94 @@ impl Writing {
         drop(self.chunks);
         joined(self.done.await, &self.path)
     }
+}
+
+/// One range of a file being written from chunks, at its own offsets: several ranges of one
+/// file are written at once, each from its own connection.
+pub struct RangeWriting {
+    pub chunks: mpsc::Sender<Vec<u8>>,
+    done: JoinHandle<Result<u64>>,
+    path: PathBuf,
+}
+
+/// Writes chunks to `file` from byte `offset` on, off the async workers (`io::spawn`).
+pub fn write_range(file: File, offset: u64, path: &Path) -> RangeWriting {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let p = path.to_owned();
+    let done = super::io::spawn(async move {
+        let mut at = offset;
+        while let Some(chunk) = rx.recv().await {
+            write_all_at(&file, &chunk, at).map_err(Error::local("write", &p))?;
+            at += chunk.len() as u64;
+        }
+        Ok(at - offset)
+    });
+    RangeWriting {
+        chunks: tx,
+        done,
+        path: path.to_owned(),
+    }
+}
+
+impl RangeWriting {
+    /// Waits for every chunk to be written; the bytes written.
+    pub async fn finish(self) -> Result<u64> {
+        drop(self.chunks);
+        joined(self.done.await, &self.path)
+    }
+}
+
+/// Writes `buf` at `offset` without moving a cursor other writers of the file share.
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The digests of the first `len` bytes of `file`, read from its start (blocking: run it with
+/// `io::blocking`). Fails if the file is shorter.
+pub fn hash_file(file: &File, len: u64, also: Option<HashAlgo>, path: &Path) -> Result<Digests> {
+    let mut hashers = Hashers::new(also);
+    let mut reader = file;
+    hash_start(&mut reader, len, &mut hashers, path)?;
+    Ok(hashers.finish())
+}
+
+/// Feeds the first `len` bytes of `file` to `hashers`, reading from its start; the file must
+/// hold them.
+fn hash_start(mut file: impl Read + Seek, len: u64, hashers: &mut Hashers, path: &Path) -> Result<()> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(Error::local("seek", path))?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want]).map_err(Error::local("read", path))?;
+        if n == 0 {
+            return Err(Error::Local {
+                op: "read",
+                path: path.to_owned(),
+                source: std::io::ErrorKind::UnexpectedEof.into(),
+            });
+        }
+        hashers.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
 }

@@ -53,6 +53,17 @@ pub trait Remote: Send {
     /// Streams `path` from byte `offset` into `sink`; returns the bytes read.
     async fn get(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64>;
 
+    /// Streams the `len` bytes of `path` from byte `offset` into `sink`, then ends the transfer
+    /// early; returns the bytes read (fewer only where the file ends sooner). After `Ok` the
+    /// connection is in step again, whatever the server said of the transfer cut short.
+    async fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<u64>;
+
     /// Streams `source` to `path`; returns the bytes sent. With `offset` > 0 the bytes go on
     /// at that offset, which must be the file's current size (a resumed upload).
     async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64>;
@@ -76,6 +87,12 @@ pub trait Remote: Send {
 
     /// Logs out, politely and briefly; the connection is dropped after it.
     async fn quit(&mut self);
+
+    /// Whether the connection may serve another command: false once the server ended the
+    /// session under a command that succeeded all the same (a range cut short).
+    fn reusable(&self) -> bool {
+        true
+    }
 }
 
 /// Makes logged-in connections to one server, for a pool. `limiter`, when given, is shared by

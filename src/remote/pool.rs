@@ -162,7 +162,9 @@ impl Drop for Lease {
         if !self.in_step {
             return;
         }
-        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock()) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock())
+            && conn.reusable()
+        {
             idle.push(conn);
         }
     }
@@ -200,6 +202,9 @@ mod tests {
             Ok(0)
         }
         async fn get(&mut self, _: &str, _: u64, _: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
+            Ok(0)
+        }
+        async fn get_range(&mut self, _: &str, _: u64, _: u64, _: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
             Ok(0)
         }
         async fn put(&mut self, _: &str, _: u64, _: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {

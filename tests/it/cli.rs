@@ -156,6 +156,7 @@ fn example_config_documents_every_key_and_loads() {
         "client_key:",
         "passive:",
         "connections:",
+        "segment_from:",
         "timeout:",
         "name:",
         "local:",

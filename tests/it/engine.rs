@@ -288,7 +288,12 @@ async fn cancel_when_part_reaches(root: std::path::PathBuf, bytes: u64, cancel: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_transfers_resume_from_their_part_files() {
     let h = Harness::new().await;
-    let config = h.config("");
+    // One stream each way: a segmented download starts over (see below).
+    let config = h
+        .config_yaml()
+        .server("  segment_from: off\n")
+        .ca_file("pki/ca.pem")
+        .load(&h.config_path());
     let size = 100u64 << 20;
     for (src, dst, name, seed) in [
         (&h.remote, &h.local, "down.bin", 3u8),
@@ -494,4 +499,47 @@ async fn a_cut_pass_does_not_wait_for_a_connect_to_time_out() {
         started.elapsed()
     );
     drop(silent);
+}
+
+/// A download in ranges that is cut leaves a part file with holes, which is never taken for a
+/// resumable prefix: the next pass fetches it whole again, and it arrives right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_segmented_download_starts_over_and_arrives_whole() {
+    let h = Harness::new().await;
+    let config = h
+        .config_yaml()
+        .server("  segment_from: 4MiB\n")
+        .ca_file("pki/ca.pem")
+        .load(&h.config_path());
+    let size = 48usize << 20;
+    let data = big(size, 9);
+    put(&h.remote, "seg.bin", &data);
+    let cancel = CancellationToken::new();
+    // The part file is as long as the file from its start: cut once a few ranges are under way.
+    let cutter = {
+        let cancel = cancel.clone();
+        let local = h.local.clone();
+        tokio::spawn(async move {
+            for _ in 0..20_000 {
+                if !part_files(&local).is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    cancel.cancel();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let cut = pass_with(&config, Options::default(), &cancel).await;
+    cutter.await.expect("cutter");
+    assert!(matches!(cut, Err(Error::Interrupted)), "{cut:?}");
+    assert!(read(&h.local, "seg.bin").is_none(), "nothing under the real name");
+    let r = pass(&config).await.expect("the next pass");
+    assert_eq!(
+        (r.downloaded, r.bytes_down, r.retries),
+        (1, size as u64, 0),
+        "{r:?}"
+    );
+    assert_eq!(read(&h.local, "seg.bin").as_deref(), Some(data.as_slice()));
+    assert!(part_files(&h.local).is_empty());
 }

@@ -272,6 +272,7 @@ impl Ftps {
             list_all: true,
             limiter: None,
             read_buf: Vec::new(),
+            broken: false,
             epsv: false,
             epsv_unconfirmed: None,
             peer_v6,

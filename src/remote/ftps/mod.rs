@@ -73,6 +73,8 @@ pub struct Ftps {
     /// The buffer downloads read into, kept: zeroing 256 KiB per small file cost more CPU
     /// than the file.
     read_buf: Vec<u8>,
+    /// The server ended the session, and the command that saw it succeeded all the same.
+    broken: bool,
 }
 
 fn parse_lines(lines: &[String], dir: &str, parse: impl Fn(&str) -> Option<Listed>) -> Vec<Listed> {
@@ -299,11 +301,31 @@ impl Ftps {
 
     /// Streams `path` from byte `offset` into `sink`, a chunk at a time. Returns the bytes read.
     pub async fn download(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
-        let r = self.retrieve(path, offset, sink).await;
+        let r = self.retrieve(path, offset, None, sink).await;
         r.map_err(|e| self.not_resumed(e, "RETR", path))
     }
 
-    async fn retrieve(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
+    /// Streams `len` bytes of `path` from `offset` into `sink` and cuts the transfer there (one
+    /// segment of a download split over several connections). Returns the bytes read.
+    pub async fn download_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<u64> {
+        let r = self.retrieve(path, offset, Some(len), sink).await;
+        r.map_err(|e| self.not_resumed(e, "RETR", path))
+    }
+
+    /// RETR from `offset`, to the end or for `len` bytes.
+    async fn retrieve(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+        sink: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<u64> {
         let t = self.timeout;
         self.ensure_resumable().await?;
         let mut renewed = false;
@@ -328,18 +350,35 @@ impl Ftps {
         // buffer before waking the writer thread.
         let mut buf = std::mem::take(&mut self.read_buf);
         buf.resize(CHUNK, 0);
-        let read = self.read_all(&mut data, &mut buf, path, sink).await;
+        let read = self.read_all(&mut data, &mut buf, len, path, sink).await;
         self.read_buf = buf;
         let total = read?;
+        if len.is_some_and(|len| total == len) {
+            // Cut short: the server is still sending. Closing the data connection makes it
+            // end the transfer, with a 226, 426 or 451 depending on how far it got; the NOOP
+            // reads that reply first (suppaftp keeps it pending), then its own: a connection
+            // that answers it is in step again.
+            drop(data);
+            if let Err(e) = self.noop().await {
+                // ProFTPD's mod_tls ends the whole session when the cut meets it inside a TLS
+                // write ("unexpected OpenSSL error, disconnecting"), now and then. The range's
+                // bytes all came before the cut: only this connection is lost.
+                tracing::debug!(path, "the server ended the session after a range was cut: {e}");
+                self.broken = true;
+            }
+            return Ok(total);
+        }
         within(t, "RETR", path, data.finish()).await?;
         Ok(total)
     }
 
-    /// Reads a data connection to its end into `sink`, a `buf`ful at a time; the bytes read.
+    /// Reads a data connection into `sink`, a `buf`ful at a time, to its end or `limit` bytes;
+    /// the bytes read.
     async fn read_all<R: tokio::io::AsyncRead + Unpin>(
         &self,
         data: &mut R,
         buf: &mut [u8],
+        limit: Option<u64>,
         path: &str,
         sink: &mpsc::Sender<Vec<u8>>,
     ) -> Result<u64> {
@@ -347,6 +386,11 @@ impl Ftps {
         let mut total = 0u64;
         let mut eof = false;
         while !eof {
+            let room = limit.map_or(buf.len() as u64, |l| (l - total).min(buf.len() as u64)) as usize;
+            if room == 0 {
+                break;
+            }
+            let buf = &mut buf[..room];
             let mut n = 0;
             while n < buf.len() {
                 match tokio::time::timeout(t, data.read(&mut buf[n..])).await {
@@ -519,6 +563,15 @@ impl Remote for Ftps {
     async fn get(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
         self.download(path, offset, sink).await
     }
+    async fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<u64> {
+        self.download_range(path, offset, len, sink).await
+    }
     async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
         // FTP resumes an upload by appending (APPE) to what the server holds.
         self.upload(path, source, offset > 0).await
@@ -546,6 +599,9 @@ impl Remote for Ftps {
     }
     async fn quit(&mut self) {
         Ftps::quit(self).await
+    }
+    fn reusable(&self) -> bool {
+        !self.broken
     }
 }
 

@@ -407,6 +407,11 @@ impl Server {
         std::fs::read_to_string(self.base.path().join("commands.log")).unwrap_or_default()
     }
 
+    /// The transfers the server logged (its transfer log; pyftpdlib's command log).
+    pub fn transfers(&self) -> String {
+        std::fs::read_to_string(self.base.path().join("xfer.log")).unwrap_or_else(|_| self.commands())
+    }
+
     pub fn base_path(&self) -> &Path {
         self.base.path()
     }

@@ -170,6 +170,8 @@ async fn scenarios(server: &Server, tls12: bool) {
     same_trees(&local, &remote).unwrap_or_else(|e| panic!("{} {tag}: {e}", server.name));
     assert!(part_files(&local).is_empty() && part_files(&remote).is_empty());
 
+    segmented_download(server, tls12, tag, &big).await;
+
     // One-way folders.
     let up_local = work.path().join("up");
     put(&up_local, "u.txt", "up");
@@ -220,6 +222,61 @@ async fn scenarios(server: &Server, tls12: bool) {
             "not settable (change detection by size+listing time)"
         },
     ));
+}
+
+/// A file above `segment_from` comes down in ranges over several connections at once, each
+/// range cut short where the next begins: every server must take that (a 426 or 451 for the
+/// cut, then NOOP in step) without a single retry, and the file arrive whole.
+async fn segmented_download(server: &Server, tls12: bool, tag: &str, big: &[u8]) {
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join(format!("seg-{tag}"));
+    std::fs::create_dir_all(&local).expect("mkdir");
+    let name = format!("seg-{tag}");
+    let remote = server.mkdir(&name);
+    // 5 MiB and a bit: ranges of 640 KiB for 4 connections (an eighth of the threshold is
+    // the least), the last one short.
+    let bytes = &big[..(5 << 20) + 12_345];
+    server.put(&format!("{name}/seg.bin"), bytes);
+    let cap = if tls12 { "  tls_max_version: \"1.2\"\n" } else { "" };
+    let cfg = server.config(
+        &local,
+        &format!("/{name}"),
+        &format!("{cap}  segment_from: 1MiB\n"),
+        "",
+    );
+    let logged = |log: String| log.lines().filter(|l| l.contains("seg.bin")).count();
+    let before = logged(server.transfers());
+    let r = pass(&cfg).await;
+    assert_eq!(
+        (r.downloaded, r.failed.len(), r.retries),
+        (1, 0, 0),
+        "{} {tag}: segmented download {r:?}",
+        server.name
+    );
+    assert_holds(&local, "seg.bin", bytes);
+    assert!(part_files(&local).is_empty());
+    same_trees(&local, &remote).unwrap_or_else(|e| panic!("{} {tag}: {e}", server.name));
+    // Transfer logs are written as transfers end; give the last a moment.
+    let mut reads = 0;
+    for _ in 0..20 {
+        reads = logged(server.transfers()) - before;
+        if reads >= 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        reads >= 2,
+        "{} {tag}: the server logged {reads} reads of seg.bin, not ranges:\n{}",
+        server.name,
+        server.transfers()
+    );
+    let again = pass(&cfg).await;
+    assert_eq!(transfers_of(&again), 0, "{} {tag}: {again:?}", server.name);
+}
+
+fn transfers_of(r: &Report) -> usize {
+    r.uploaded + r.downloaded
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

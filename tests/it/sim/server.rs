@@ -137,7 +137,8 @@ pub enum Fault {
     Stall,
     /// LIST answers 226 with nothing in it (servers do, under load).
     EmptyListing,
-    /// RETR sends one byte more than the file holds.
+    /// RETR to the end sends one byte more than the file holds; after a REST, it ignores the
+    /// offset and sends from the start (a server that lies about REST STREAM).
     ExtraByte,
 }
 
@@ -500,6 +501,51 @@ impl SimConn {
             _ => Ok(value),
         }
     }
+
+    /// RETR from `offset`, to the end or `len` bytes (a range read cut short).
+    async fn retr(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+        sink: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<u64> {
+        let f = self.before("RETR", path).await?;
+        self.server.delivered(path);
+        // A read to the end shows the lie by its length. (Wrong bytes in the right number, as
+        // a range read from the start would bring, no client can tell without a server hash.)
+        let lies = matches!(f, Some(Fault::ExtraByte)) && len.is_none();
+        let from = if lies { 0 } else { offset as usize };
+        let data = match self.server.store().files.get(path) {
+            Some(file) => file.data.get(from..).unwrap_or_default().to_vec(),
+            None => return Err(reply("RETR", path, 550)),
+        };
+        // A drop in the middle: half the bytes arrive.
+        let mut data = data;
+        if lies && offset == 0 {
+            data.push(b'!');
+        }
+        if let Some(len) = len {
+            data.truncate(len as usize);
+        }
+        let cut = matches!(f, Some(Fault::DropAfter));
+        let end = if cut { data.len() / 2 } else { data.len() };
+        for chunk in data[..end].chunks(4096) {
+            if sink.send(chunk.to_vec()).await.is_err() {
+                return Err(Error::Local {
+                    op: "write",
+                    path: path.into(),
+                    source: std::io::Error::other("the local writer stopped"),
+                });
+            }
+        }
+        if cut {
+            self.dead = true;
+            return Err(lost("RETR", path));
+        }
+        self.server.point().await;
+        Ok(end as u64)
+    }
 }
 
 #[async_trait::async_trait]
@@ -581,34 +627,17 @@ impl Remote for SimConn {
     }
 
     async fn get(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
-        let f = self.before("RETR", path).await?;
-        self.server.delivered(path);
-        let data = match self.server.store().files.get(path) {
-            Some(file) => file.data.get(offset as usize..).unwrap_or_default().to_vec(),
-            None => return Err(reply("RETR", path, 550)),
-        };
-        // A drop in the middle: half the bytes arrive.
-        let mut data = data;
-        if matches!(f, Some(Fault::ExtraByte)) {
-            data.push(b'!');
-        }
-        let cut = matches!(f, Some(Fault::DropAfter));
-        let end = if cut { data.len() / 2 } else { data.len() };
-        for chunk in data[..end].chunks(4096) {
-            if sink.send(chunk.to_vec()).await.is_err() {
-                return Err(Error::Local {
-                    op: "write",
-                    path: path.into(),
-                    source: std::io::Error::other("the local writer stopped"),
-                });
-            }
-        }
-        if cut {
-            self.dead = true;
-            return Err(lost("RETR", path));
-        }
-        self.server.point().await;
-        Ok(end as u64)
+        self.retr(path, offset, None, sink).await
+    }
+
+    async fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<u64> {
+        self.retr(path, offset, Some(len), sink).await
     }
 
     async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
