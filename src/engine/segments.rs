@@ -13,10 +13,11 @@
 //! download cut short starts over. It may itself resume the prefix a single-stream download
 //! of the same version left.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::transfer::{
@@ -26,7 +27,7 @@ use super::transfer::{
 use super::{Shared, listed_entry, retrying, same_remote};
 use crate::error::{Error, Result, join_failed};
 use crate::local::io;
-use crate::local::stream::{hash_file, write_range};
+use crate::local::stream::write_range;
 use crate::local::write::part_path;
 use crate::path::RelPath;
 use crate::reconcile::Entry;
@@ -95,7 +96,34 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
         let min_range = sh.config.server.segment_from.unwrap_or(0) / 8;
         let work = ranges(prefix, remote.size, streams, min_range);
         tracing::debug!(path = %path, ranges = work.len(), streams, "segmented download");
-        let ranges = fetch_ranges(sh, path, &source, &part, &file, work, remote.size).await;
+        let started = std::time::Instant::now();
+        // The digests follow the ranges in, in the file's order, while they download.
+        let progress = Arc::new(Progress::new(&work));
+        // However this ends (a failure, or the pass cut), the digests stop waiting for more.
+        let _stop = StopOnDrop(progress.clone());
+        let hashing = {
+            let file = file.try_clone().map_err(Error::local("open", &part))?;
+            hash_behind(
+                file,
+                prefix,
+                remote.size,
+                server_algo(sh, caps),
+                progress.clone(),
+                &part,
+            )
+        };
+        let file = file.try_clone().map_err(Error::local("open", &part))?;
+        let ranges = Ranges {
+            path: path.clone(),
+            source: source.clone(),
+            part: part.clone(),
+            file,
+            size: remote.size,
+            work,
+            progress: progress.clone(),
+        };
+        let ranges = fetch_ranges(sh, ranges).await;
+        tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "ranges in");
         // The server must still hold the version the ranges were cut from.
         let now = retrying!(&sh.run, path.as_str(), |c| c.stat(&source))?;
         if !now.is_some_and(|n| same_remote(&listed_entry(&n), remote)) {
@@ -114,20 +142,15 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
             }
             other => other?,
         }
-        let (file, size, part2) = (file.try_clone(), remote.size, part.clone());
-        let file = file.map_err(Error::local("open", &part))?;
-        let also = server_algo(sh, caps);
-        let (digests, file) = io::blocking("file", move || {
-            hash_file(&file, size, also, &part2).map(|d| (d, file))
-        })
-        .await??;
+        let digests = hashing.await.map_err(join_failed("hash a download"))??;
+        tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "hashed");
         retrying!(&sh.run, path.as_str(), |c| check_server_hash(
             sh, c, &source, &digests
         ))?;
-        Ok((digests, file))
+        Ok(digests)
     }
     .await;
-    let (digests, file) = fetched.map_err(|e| discard(sh, path, &part, e))?;
+    let digests = fetched.map_err(|e| discard(sh, path, &part, e))?;
     Ok(Fetched {
         part,
         target,
@@ -137,36 +160,33 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
     })
 }
 
-/// Runs `work`'s ranges over as many pool connections as there are streams, each taking the
-/// next range when done with one; the first failure stops them all.
-async fn fetch_ranges(
-    sh: &Arc<Shared>,
-    path: &RelPath,
-    source: &str,
-    part: &Path,
-    file: &std::fs::File,
-    work: Vec<(u64, u64)>,
+/// What the ranges of one download share.
+struct Ranges {
+    path: RelPath,
+    source: String,
+    part: PathBuf,
+    file: std::fs::File,
     size: u64,
-) -> Result<()> {
-    let streams = sh.run.pool.size().min(work.len());
-    let work = Arc::new(work);
+    work: Vec<(u64, u64)>,
+    progress: Arc<Progress>,
+}
+
+/// Runs the ranges over as many pool connections as there are streams, each taking the next
+/// range when done with one; the first failure stops them all.
+async fn fetch_ranges(sh: &Arc<Shared>, ranges: Ranges) -> Result<()> {
+    let streams = sh.run.pool.size().min(ranges.work.len());
+    let ranges = Arc::new(ranges);
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
     for _ in 0..streams {
-        let (sh, work, next) = (sh.clone(), work.clone(), next.clone());
-        let (path, source, part) = (path.clone(), source.to_owned(), part.to_owned());
-        let file = file.try_clone().map_err(Error::local("open", part.as_path()))?;
+        let (sh, ranges, next) = (sh.clone(), ranges.clone(), next.clone());
         tasks.spawn(async move {
-            while let Some(&(from, len)) = work.get(next.fetch_add(1, Ordering::SeqCst)) {
-                retrying!(&sh.run, path.as_str(), |c| fetch_range(
-                    c,
-                    &path,
-                    &source,
-                    &part,
-                    &file,
-                    (from, len),
-                    from + len == size
-                ))?;
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= ranges.work.len() {
+                    break;
+                }
+                retrying!(&sh.run, ranges.path.as_str(), |c| fetch_range(c, &ranges, i))?;
             }
             Ok::<(), Error>(())
         });
@@ -180,28 +200,158 @@ async fn fetch_ranges(
     Ok(())
 }
 
-/// One range into its place in the part file. The last range reads to the end of the file, so
+/// Range `i` into its place in the part file. The last range reads to the end of the file, so
 /// that a file grown since the listing shows as more bytes than expected.
-async fn fetch_range(
-    conn: &mut dyn Remote,
-    path: &RelPath,
-    source: &str,
-    part: &Path,
-    file: &std::fs::File,
-    (from, len): (u64, u64),
-    last: bool,
-) -> Result<()> {
-    let file = file.try_clone().map_err(Error::local("open", part))?;
-    let writing = write_range(file, from, part);
-    let got = if last {
-        conn.get(source, from, &writing.chunks).await
+async fn fetch_range(conn: &mut dyn Remote, ranges: &Ranges, i: usize) -> Result<()> {
+    let Some(&(from, len)) = ranges.work.get(i) else {
+        return Ok(());
+    };
+    let file = ranges
+        .file
+        .try_clone()
+        .map_err(Error::local("open", &ranges.part))?;
+    let writing = write_range(file, from, &ranges.part, ranges.progress.range(i));
+    let got = if from + len == ranges.size {
+        conn.get(&ranges.source, from, &writing.chunks).await
     } else {
-        conn.get_range(source, from, len, &writing.chunks).await
+        conn.get_range(&ranges.source, from, len, &writing.chunks).await
     };
     writing.finish().await?;
     if got? != len {
         // Shorter or longer than the listing said: the file changed on the server.
-        return Err(changed(path, "remote"));
+        return Err(changed(&ranges.path, "remote"));
+    }
+    Ok(())
+}
+
+/// How far each range has been written, for the digests to follow: they may read a range up
+/// to there. A range tried again starts at 0 again; what it writes again is the same bytes
+/// (the server's size and time are checked once more at the end).
+pub(super) struct Progress {
+    ranges: Vec<(u64, Arc<AtomicU64>)>,
+    more: Notify,
+    stopped: AtomicBool,
+}
+
+impl Progress {
+    fn new(work: &[(u64, u64)]) -> Progress {
+        Progress {
+            ranges: work
+                .iter()
+                .map(|&(from, _)| (from, Arc::new(AtomicU64::new(0))))
+                .collect(),
+            more: Notify::new(),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Range `i`'s counter of bytes written, which the writer raises and then calls `wake`.
+    fn range(self: &Arc<Self>, i: usize) -> Written {
+        Written {
+            progress: self.clone(),
+            i,
+        }
+    }
+
+    /// The end of the bytes written from `at` on without a gap (at least `at`).
+    fn written_from(&self, at: u64) -> u64 {
+        let i = self.ranges.partition_point(|(from, _)| *from <= at);
+        match i.checked_sub(1).and_then(|i| self.ranges.get(i)) {
+            Some((from, n)) => at.max(from + n.load(Ordering::Acquire)),
+            None => at,
+        }
+    }
+
+    /// The download failed: the digests stop waiting.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.more.notify_one();
+    }
+}
+
+struct StopOnDrop(Arc<Progress>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// One range's share of a `Progress`.
+pub struct Written {
+    progress: Arc<Progress>,
+    i: usize,
+}
+
+impl crate::local::stream::Progress for Written {
+    fn restart(&self) {
+        if let Some((_, n)) = self.progress.ranges.get(self.i) {
+            n.store(0, Ordering::Release);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some((_, n)) = self.progress.ranges.get(self.i) {
+            n.fetch_add(bytes, Ordering::AcqRel);
+        }
+        self.progress.more.notify_one();
+    }
+}
+
+/// Hashes `[0, size)` of the part file as the ranges fill it, in order; the digests of the
+/// whole once it is all written (`[0, prefix)` was there already).
+fn hash_behind(
+    file: std::fs::File,
+    prefix: u64,
+    size: u64,
+    also: Option<crate::digest::HashAlgo>,
+    progress: Arc<Progress>,
+    part: &Path,
+) -> tokio::task::JoinHandle<Result<crate::digest::Digests>> {
+    let part = part.to_owned();
+    io::spawn(async move {
+        let mut hashers = crate::digest::Hashers::new(also);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < size {
+            let end = if at < prefix {
+                prefix
+            } else {
+                progress.written_from(at)
+            };
+            if end == at {
+                if progress.stopped.load(Ordering::SeqCst) {
+                    return Err(Error::Interrupted);
+                }
+                progress.more.notified().await;
+                continue;
+            }
+            let n = usize::try_from(end - at).unwrap_or(usize::MAX).min(buf.len());
+            read_exact_at(&file, &mut buf[..n], at).map_err(Error::local("read", &part))?;
+            hashers.update(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(hashers.finish())
+    })
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, at) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                at += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

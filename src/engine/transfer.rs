@@ -445,6 +445,7 @@ pub(super) async fn place(
     } = fetched;
     // fsync and mtime block: keep them off the async workers.
     let (part2, mtime) = (part.clone(), remote.mtime);
+    let started = std::time::Instant::now();
     let finished = io::blocking("file", move || -> Result<std::fs::Metadata> {
         file.sync_all().map_err(Error::local("sync", &part2))?;
         if mtime.precision <= Precision::Minutes && mtime.nanos != 0 {
@@ -454,6 +455,9 @@ pub(super) async fn place(
     })
     .await?
     .map_err(|e| discard(sh, path, &part, e))?;
+    if remote.size >= 1 << 20 {
+        tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "made durable");
+    }
     // What the real name will hold, journaled before it does (invariant 2): a pass killed
     // after the rename finds it done, not a local edit.
     let base = BaseEntry {

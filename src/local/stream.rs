@@ -123,15 +123,26 @@ pub struct RangeWriting {
     path: PathBuf,
 }
 
-/// Writes chunks to `file` from byte `offset` on, off the async workers (`io::spawn`).
-pub fn write_range(file: File, offset: u64, path: &Path) -> RangeWriting {
+/// Told how far a range writer got, for a reader that follows it.
+pub trait Progress: Send + 'static {
+    /// The range is written again from its start.
+    fn restart(&self);
+    /// `bytes` more are written, right after the last.
+    fn advance(&self, bytes: u64);
+}
+
+/// Writes chunks to `file` from byte `offset` on, off the async workers (`io::spawn`), telling
+/// `progress` after each write.
+pub fn write_range(file: File, offset: u64, path: &Path, progress: impl Progress) -> RangeWriting {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let p = path.to_owned();
+    progress.restart();
     let done = super::io::spawn(async move {
         let mut at = offset;
         while let Some(chunk) = rx.recv().await {
             write_all_at(&file, &chunk, at).map_err(Error::local("write", &p))?;
             at += chunk.len() as u64;
+            progress.advance(chunk.len() as u64);
         }
         Ok(at - offset)
     });
@@ -171,15 +182,6 @@ fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result
         }
     }
     Ok(())
-}
-
-/// The digests of the first `len` bytes of `file`, read from its start (blocking: run it with
-/// `io::blocking`). Fails if the file is shorter.
-pub fn hash_file(file: &File, len: u64, also: Option<HashAlgo>, path: &Path) -> Result<Digests> {
-    let mut hashers = Hashers::new(also);
-    let mut reader = file;
-    hash_start(&mut reader, len, &mut hashers, path)?;
-    Ok(hashers.finish())
 }
 
 /// Feeds the first `len` bytes of `file` to `hashers`, reading from its start; the file must
