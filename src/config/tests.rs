@@ -128,7 +128,7 @@ fn rates_and_fingerprints() {
 fn segment_from_is_a_size_or_off() {
     set_pw();
     let c = parse(&base("", "")).unwrap();
-    assert_eq!(c.server.segment_from, Some(64 << 20), "the default");
+    assert_eq!(c.server.segment_from, None, "off by default");
     let c = parse(&base("  segment_from: 256MiB\n", "")).unwrap();
     assert_eq!(c.server.segment_from, Some(256 << 20));
     let c = parse(&base("  segment_from: off\n", "")).unwrap();

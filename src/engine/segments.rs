@@ -44,11 +44,12 @@ pub(super) fn wanted(sh: &Shared, path: &RelPath, remote: &Entry) -> bool {
         && !sh.has_read_back(path)
 }
 
-/// `[from, size)` cut into ranges for `streams` connections: twice as many ranges as streams,
-/// so that a stream that finishes early takes over work instead of idling at the end.
+/// `[from, size)` cut into one range per stream, as lftp's `pget` and rclone do: each range
+/// costs a data connection that starts slow (TCP's slow start over a long link) and, but the
+/// last, a cut and a NOOP; twice as many ranges halved the speed at a 20 ms round trip.
 fn ranges(from: u64, size: u64, streams: usize, min_range: u64) -> Vec<(u64, u64)> {
     let rest = size.saturating_sub(from);
-    let count = (streams as u64 * 2).max(1);
+    let count = (streams as u64).max(1);
     let len = rest.div_ceil(count).max(min_range).max(1);
     let mut out = Vec::new();
     let mut at = from;
@@ -372,7 +373,7 @@ mod tests {
                 at += len;
             }
             assert_eq!(at, size, "{r:?}");
-            assert!(r.len() <= streams * 2, "{r:?}");
+            assert!(r.len() <= streams, "{r:?}");
         }
     }
 
@@ -381,6 +382,16 @@ mod tests {
         let min = 8 << 20;
         let r = ranges(0, 20 << 20, 4, min);
         assert_eq!(r, vec![(0, 8 << 20), (8 << 20, 8 << 20), (16 << 20, 4 << 20)]);
+        let r = ranges(0, 100 << 20, 4, min);
+        assert_eq!(
+            r,
+            vec![
+                (0, 25 << 20),
+                (25 << 20, 25 << 20),
+                (50 << 20, 25 << 20),
+                (75 << 20, 25 << 20)
+            ]
+        );
         assert!(ranges(5, 5, 4, min).is_empty());
     }
 }

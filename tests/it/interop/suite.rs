@@ -233,8 +233,8 @@ async fn segmented_download(server: &Server, tls12: bool, tag: &str, big: &[u8])
     std::fs::create_dir_all(&local).expect("mkdir");
     let name = format!("seg-{tag}");
     let remote = server.mkdir(&name);
-    // 5 MiB and a bit: ranges of 640 KiB for 4 connections (an eighth of the threshold is
-    // the least), the last one short.
+    // 5 MiB and a bit: four ranges for 4 connections (an eighth of the threshold, 128 KiB,
+    // is the least), the last one short.
     let bytes = &big[..(5 << 20) + 12_345];
     server.put(&format!("{name}/seg.bin"), bytes);
     let cap = if tls12 { "  tls_max_version: \"1.2\"\n" } else { "" };
@@ -260,7 +260,7 @@ async fn segmented_download(server: &Server, tls12: bool, tag: &str, big: &[u8])
     let mut reads = 0;
     for _ in 0..20 {
         reads = logged(server.transfers()) - before;
-        if reads >= 8 {
+        if reads >= 4 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
