@@ -92,8 +92,8 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
         file.set_len(remote.size)
             .map_err(Error::local("allocate", &part))?;
         let streams = sh.run.pool.size();
-        // No range smaller than an eighth of the threshold (8 MiB by default): each costs a
-        // data connection, and each cut short a reply and a NOOP.
+        // No range smaller than an eighth of the threshold (8 MiB at `segment_from: 64MiB`):
+        // each costs a data connection, and each cut short a reply and a NOOP.
         let min_range = sh.config.server.segment_from.unwrap_or(0) / 8;
         let work = ranges(prefix, remote.size, streams, min_range);
         tracing::debug!(path = %path, ranges = work.len(), streams, "segmented download");
@@ -125,23 +125,26 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
         };
         let ranges = fetch_ranges(sh, ranges).await;
         tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "ranges in");
+        // Any failure but a range of the wrong length ends it here; that one the listing tells.
+        let wrong_length = match ranges {
+            Ok(()) => false,
+            Err(Error::Changed { .. }) => true,
+            Err(e) => return Err(e),
+        };
         // The server must still hold the version the ranges were cut from.
         let now = retrying!(&sh.run, path.as_str(), |c| c.stat(&source))?;
         if !now.is_some_and(|n| same_remote(&listed_entry(&n), remote)) {
             return Err(changed(path, "remote"));
         }
-        match ranges {
-            // A range of the wrong length from a file that did not change: the server does
-            // not start where REST told it (the last range, read to the end, shows that).
-            Err(Error::Changed { .. }) => {
-                return Err(Error::Verify {
-                    path: source.clone(),
-                    detail: "a range read after REST came back at another length than the file \
-                             holds: the server may not honour REST; set `segment_from: off`"
-                        .into(),
-                });
-            }
-            other => other?,
+        if wrong_length {
+            // From a file that did not change: the server does not start where REST told it
+            // (the last range, read to the end, shows that).
+            return Err(Error::Verify {
+                path: source.clone(),
+                detail: "a range read after REST came back at another length than the file \
+                         holds: the server may not honour REST; set `segment_from: off`"
+                    .into(),
+            });
         }
         let digests = hashing.await.map_err(join_failed("hash a download"))??;
         tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "hashed");
