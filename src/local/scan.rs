@@ -98,14 +98,27 @@ pub struct ScanReport {
     pub part_files: Vec<PathBuf>,
     /// Names that cannot be synced (line breaks, backslashes, not UTF-8), with why.
     pub unsafe_names: Vec<(PathBuf, String)>,
+    /// The snapshot's entries as found, made into the snapshot at the end: a tree built at
+    /// once is packed (see `reconcile::Snapshot`), one grown by inserts half empty.
+    found: Vec<(RelPath, crate::reconcile::Entry)>,
+}
+
+impl ScanReport {
+    fn finish(mut self) -> ScanReport {
+        self.snapshot = std::mem::take(&mut self.found).into_iter().collect();
+        self
+    }
 }
 
 /// Walks `root`. A file's SHA-256 is computed only when its size or mtime moved since `base`,
 /// to tell an edit from a touch. Symlinks are not followed and not synced.
 pub fn scan(root: &Path, ignore: &Ignore, base: &Base) -> Result<ScanReport> {
-    let mut report = ScanReport::default();
+    let mut report = ScanReport {
+        found: Vec::with_capacity(base.len()),
+        ..ScanReport::default()
+    };
     walk(&mut report, vec![(root.to_owned(), None)], ignore, base)?;
-    Ok(report)
+    Ok(report.finish())
 }
 
 /// Like [`scan`], but only `subtrees` of `root`: each path (a file, a directory with all under
@@ -128,7 +141,7 @@ pub fn scan_subtrees(root: &Path, subtrees: &[RelPath], ignore: &Ignore, base: &
             walk(&mut report, vec![(full, Some(path.clone()))], ignore, base)?;
         }
     }
-    Ok(report)
+    Ok(report.finish())
 }
 
 /// Walks the directories on `stack` (local path, relative path) and everything under them.
@@ -184,7 +197,7 @@ fn add(
         return Ok(false);
     }
     if meta.is_dir() {
-        report.snapshot.insert(path.clone(), entry_of(meta));
+        report.found.push((path.clone(), entry_of(meta)));
         return Ok(true);
     }
     if meta.is_file() {
@@ -195,7 +208,7 @@ fn add(
         {
             entry.sha256 = Some(sha256_file(full)?);
         }
-        report.snapshot.insert(path.clone(), entry);
+        report.found.push((path.clone(), entry));
     }
     Ok(false)
 }

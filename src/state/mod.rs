@@ -287,19 +287,20 @@ impl State {
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, base_entry(r, 1)?)))
             .map_err(self.err())?;
-        let mut base = Base::new();
+        // Collected first, so that the tree is built packed (see `reconcile::Snapshot`).
+        let mut base = Vec::new();
         for row in rows {
             let (path, entry) = row.map_err(self.err())?;
             // A row we cannot read back is dropped: without a base the path is treated as new
             // on both sides, which never deletes anything.
             match (RelPath::new(&path), entry) {
                 (Ok(path), Some(entry)) => {
-                    base.insert(path, entry);
+                    base.push((path, entry));
                 }
                 _ => tracing::warn!(path, "unreadable state row ignored"),
             }
         }
-        Ok(base)
+        Ok(base.into_iter().collect())
     }
 
     /// The base entry of one path.
