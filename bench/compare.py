@@ -173,9 +173,17 @@ class Proxy:
     def __init__(self, server, rtt_ms):
         lo, hi = server.passive
         self.proc = subprocess.Popen([str(PROXY), "127.0.0.2", "127.0.0.1", f"{server.port},{lo}-{hi}", str(rtt_ms)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
         if self.proc.stdout.readline().strip() != "READY":
             sys.exit(f"delay proxy did not start: {self.proc.stderr.read()}")
+
+    def stats(self):
+        """(control-channel turns, data connections) through the proxy so far."""
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        fields = dict(f.split("=") for f in self.proc.stdout.readline().split()[1:])
+        return int(fields["turns"]), int(fields["data"])
 
     def stop(self):
         os.killpg(self.proc.pid, 9)
@@ -203,10 +211,16 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
     results, notes = {}, []
     nochange = "no-change re-run"
     serial = [0]
+    # Round trips per small file, through the proxy: {case: {tool: (turns, data connections)}}.
+    trips = {}
 
     def attempt(case, tool, run):
+        before = proxy.stats() if proxy else None
         try:
             value, rss = run()
+            if before and "x 4 KiB" in case and tool not in trips.get(case, {}):
+                after = proxy.stats()
+                trips.setdefault(case, {})[tool] = tuple((a - b) / small_n for a, b in zip(after, before))
         except Failed as e:
             notes.append(f"{tool}, {case}: {e}")
             results.setdefault(case, {}).setdefault(tool, [])
@@ -307,6 +321,9 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
         # What this table wrote, so the full matrix fits on disk.
         shutil.rmtree(work / "down", ignore_errors=True)
         shutil.rmtree(server.base, ignore_errors=True)
+    for case, by_tool in trips.items():
+        figures = ", ".join(f"{t} {turns:.1f} + {data:.1f}" for t, (turns, data) in by_tool.items())
+        notes.append(f"round trips per file, {case} (control turns + data connections, first run): {figures}")
     link_name = f"{RTT_MS:g} ms round trip (delay proxy)" if wan else "loopback"
     title = f"{server.name}, {server.tls}, {link_name}"
     rows = []

@@ -10,12 +10,18 @@
 //!
 //! Delay is added per chunk as it is read, so a stream keeps its throughput (up to what TCP's
 //! window allows over the round trip) and only gains latency, as on a long link.
+//!
+//! It counts what costs round trips: a line `stats` on its stdin prints
+//! `STATS turns=T data=D control=C`, the totals so far of control-channel turns (the client
+//! speaking again after the server did: one command, or one pipelined batch, waited for),
+//! data connections and control connections. The first port given is the control port.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -24,6 +30,18 @@ use tokio::time::Instant;
 const CHUNK: usize = 256 << 10;
 /// Chunks in flight per direction: enough for 1 GB/s over 100 ms.
 const IN_FLIGHT: usize = 512;
+
+static TURNS: AtomicU64 = AtomicU64::new(0);
+static DATA: AtomicU64 = AtomicU64::new(0);
+static CONTROL: AtomicU64 = AtomicU64::new(0);
+
+/// Which way a pump carries a control connection, and whether the server spoke last on it.
+#[derive(Clone)]
+enum Role {
+    Data,
+    ClientToServer(Arc<AtomicBool>),
+    ServerToClient(Arc<AtomicBool>),
+}
 
 struct Link {
     one_way: Duration,
@@ -46,7 +64,7 @@ fn ports(spec: &str) -> Result<Vec<u16>, String> {
     Ok(out)
 }
 
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<Link>) {
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<Link>, role: Role) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(IN_FLIGHT);
     let (one_way, rate) = (link.one_way, link.rate);
     tokio::spawn(async move {
@@ -57,6 +75,13 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<Link>) 
                 Ok(n) => n,
             };
             buf.truncate(n);
+            match &role {
+                Role::ClientToServer(server_spoke) if n > 0 && server_spoke.swap(false, Ordering::Relaxed) => {
+                    TURNS.fetch_add(1, Ordering::Relaxed);
+                }
+                Role::ServerToClient(server_spoke) if n > 0 => server_spoke.store(true, Ordering::Relaxed),
+                _ => {}
+            }
             // An empty chunk carries the end of the stream, delayed like the bytes before it.
             if tx.send((Instant::now() + one_way, buf)).await.is_err() || n == 0 {
                 return;
@@ -81,9 +106,16 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<Link>) 
     let _ = to.shutdown().await;
 }
 
-async fn serve(listener: TcpListener, target: SocketAddr, link: Arc<Link>) {
+async fn serve(listener: TcpListener, target: SocketAddr, link: Arc<Link>, control: bool) {
     while let Ok((client, _)) = listener.accept().await {
         let link = link.clone();
+        (if control { &CONTROL } else { &DATA }).fetch_add(1, Ordering::Relaxed);
+        let server_spoke = Arc::new(AtomicBool::new(false));
+        let (up, down) = if control {
+            (Role::ClientToServer(server_spoke.clone()), Role::ServerToClient(server_spoke))
+        } else {
+            (Role::Data, Role::Data)
+        };
         tokio::spawn(async move {
             let Ok(server) = TcpStream::connect(target).await else {
                 return;
@@ -91,7 +123,7 @@ async fn serve(listener: TcpListener, target: SocketAddr, link: Arc<Link>) {
             let _ = (client.set_nodelay(true), server.set_nodelay(true));
             let (cr, cw) = client.into_split();
             let (sr, sw) = server.into_split();
-            tokio::join!(pump(cr, sw, link.clone()), pump(sr, cw, link));
+            tokio::join!(pump(cr, sw, link.clone(), up), pump(sr, cw, link, down));
         });
     }
 }
@@ -114,13 +146,21 @@ async fn main() -> Result<(), String> {
         one_way: Duration::from_secs_f64(rtt / 2000.0),
         rate,
     });
-    for port in ports {
+    for (i, port) in ports.into_iter().enumerate() {
         let listener = TcpListener::bind((listen, port))
             .await
             .map_err(|e| format!("bind {listen}:{port}: {e}"))?;
-        tokio::spawn(serve(listener, SocketAddr::new(target, port), link.clone()));
+        tokio::spawn(serve(listener, SocketAddr::new(target, port), link.clone(), i == 0));
     }
     println!("READY");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim() == "stats" {
+            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            println!("STATS turns={} data={} control={}", get(&TURNS), get(&DATA), get(&CONTROL));
+        }
+    }
+    // Stdin closed: keep forwarding until killed.
     std::future::pending::<()>().await;
     Ok(())
 }
