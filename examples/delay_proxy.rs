@@ -76,7 +76,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<Link>, 
             };
             buf.truncate(n);
             match &role {
-                Role::ClientToServer(server_spoke) if n > 0 && server_spoke.swap(false, Ordering::Relaxed) => {
+                Role::ClientToServer(server_spoke)
+                    if n > 0 && server_spoke.swap(false, Ordering::Relaxed) =>
+                {
                     TURNS.fetch_add(1, Ordering::Relaxed);
                 }
                 Role::ServerToClient(server_spoke) if n > 0 => server_spoke.store(true, Ordering::Relaxed),
@@ -112,7 +114,10 @@ async fn serve(listener: TcpListener, target: SocketAddr, link: Arc<Link>, contr
         (if control { &CONTROL } else { &DATA }).fetch_add(1, Ordering::Relaxed);
         let server_spoke = Arc::new(AtomicBool::new(false));
         let (up, down) = if control {
-            (Role::ClientToServer(server_spoke.clone()), Role::ServerToClient(server_spoke))
+            (
+                Role::ClientToServer(server_spoke.clone()),
+                Role::ServerToClient(server_spoke),
+            )
         } else {
             (Role::Data, Role::Data)
         };
@@ -150,14 +155,24 @@ async fn main() -> Result<(), String> {
         let listener = TcpListener::bind((listen, port))
             .await
             .map_err(|e| format!("bind {listen}:{port}: {e}"))?;
-        tokio::spawn(serve(listener, SocketAddr::new(target, port), link.clone(), i == 0));
+        tokio::spawn(serve(
+            listener,
+            SocketAddr::new(target, port),
+            link.clone(),
+            i == 0,
+        ));
     }
     println!("READY");
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if line.trim() == "stats" {
             let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-            println!("STATS turns={} data={} control={}", get(&TURNS), get(&DATA), get(&CONTROL));
+            println!(
+                "STATS turns={} data={} control={}",
+                get(&TURNS),
+                get(&DATA),
+                get(&CONTROL)
+            );
         }
     }
     // Stdin closed: keep forwarding until killed.

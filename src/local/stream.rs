@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 
 const CHUNK: usize = 256 * 1024;
 const DEPTH: usize = 8;
+/// How much a writer leaves dirty before it starts writing it back (`Writeback`).
+const WRITEBACK_STEP: u64 = 16 << 20;
 
 fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>, path: &Path) -> Result<T> {
     r.map_err(|e| Error::Internal(format!("file task for {} failed: {e}", path.display())))?
@@ -92,10 +94,12 @@ pub fn write_file(file: Option<File>, prefix: u64, also: Option<HashAlgo>, path:
                 .map_err(Error::local("seek", &p))?;
             f.set_len(prefix).map_err(Error::local("truncate", &p))?;
         }
+        let mut writeback = Writeback::from(prefix);
         while let Some(chunk) = rx.recv().await {
             hashers.update(&chunk);
             if let Some(f) = file.as_mut() {
                 f.write_all(&chunk).map_err(Error::local("write", &p))?;
+                writeback.wrote(f, chunk.len() as u64);
             }
         }
         Ok((hashers.finish(), file))
@@ -139,9 +143,11 @@ pub fn write_range(file: File, offset: u64, path: &Path, progress: impl Progress
     progress.restart();
     let done = super::io::spawn(async move {
         let mut at = offset;
+        let mut writeback = Writeback::from(offset);
         while let Some(chunk) = rx.recv().await {
             write_all_at(&file, &chunk, at).map_err(Error::local("write", &p))?;
             at += chunk.len() as u64;
+            writeback.wrote(&file, chunk.len() as u64);
             progress.advance(chunk.len() as u64);
         }
         Ok(at - offset)
@@ -158,6 +164,50 @@ impl RangeWriting {
     pub async fn finish(self) -> Result<u64> {
         drop(self.chunks);
         joined(self.done.await, &self.path)
+    }
+}
+
+/// Starts the disk writes of a big download while it runs. With plenty of memory the kernel
+/// holds a whole file dirty until the fsync before its rename, which then wrote 1 GiB at once
+/// (0.3-0.4 s here, with nothing else going on). Asking for the writeback of every
+/// `WRITEBACK_STEP` as it is written, without waiting for it, leaves the fsync little more
+/// than the tail. Linux only (`sync_file_range`); elsewhere the fsync does it all.
+struct Writeback {
+    /// Where the part not yet handed to writeback starts, and where writing got to.
+    from: u64,
+    at: u64,
+}
+
+impl Writeback {
+    fn from(offset: u64) -> Writeback {
+        Writeback {
+            from: offset,
+            at: offset,
+        }
+    }
+
+    fn wrote(&mut self, file: &File, bytes: u64) {
+        self.at += bytes;
+        if self.at - self.from < WRITEBACK_STEP {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: `file` is an open descriptor for the whole call; the call only queues
+            // writes of its dirty pages, and a failure changes nothing (the fsync still runs).
+            unsafe {
+                libc::sync_file_range(
+                    file.as_raw_fd(),
+                    self.from as libc::off64_t,
+                    (self.at - self.from) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = file;
+        self.from = self.at;
     }
 }
 
