@@ -10,6 +10,7 @@ CASE=transfer: FILES files of SIZE bytes uploaded to an empty server folder, the
 into an empty local one (files per second): the per-file cost of transfers and their records.
 
     sudo python3 bench/scale.py BIN [BIN...]     # FILES=200000 DIRS=2000 RUNS=3 by default
+    sudo python3 bench/scale.py BIN rclone       # rclone (Debian's) side by side, adopt case only
     sudo CASE=transfer FILES=2000 DIRS=20 SIZE=4096 python3 bench/scale.py BIN [BIN...]
 
 Several binaries (say, before and after a change) are run alternately in the same session and
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import PASSWORD, Vsftpd, make_tree, write_config  # noqa: E402
+from compare import PASSWORD, Tools, Vsftpd, make_tree, write_config  # noqa: E402
 
 FILES = int(os.environ.get("FILES", "200000"))
 DIRS = int(os.environ.get("DIRS", "2000"))
@@ -35,6 +36,9 @@ SIZE = int(os.environ.get("SIZE", "64"))
 
 
 def run(binary, work, server, local, state, remote="scale", direction="both", moved_ok=False):
+    if binary == "rclone":
+        # The peer, as bench/compare.py runs it for its no-change case (sizes only).
+        return Tools(server, work, "127.0.0.1").rclone(str(local), f"ftp:/{remote}", ["--size-only"])
     cfg = write_config(work / "scale.yaml", server, work / "pw", local, remote, direction, state)
     os.sync()
     out = work / "time.txt"
