@@ -225,18 +225,28 @@ impl Ftps {
                 LinesCommand::List(arg) => within(t, command, path, self.stream.list(arg)).await,
             };
             match r {
-                Err(e) if self.fall_back_from_epsv(&e) => continue,
-                Err(e) if !renewed && self.refused_unresumed(&e) => {
-                    renewed = true;
-                    self.ensure_resumable().await?;
-                }
                 Ok(lines) => {
                     self.data_opened();
                     return Ok(lines);
                 }
-                Err(e) => return Err(e),
+                Err(e) => self.go_again_after(e, &mut renewed).await?,
             }
         }
+    }
+
+    /// After a data command failed to open: `Ok` to send it again at once, else its error.
+    /// It goes again when EPSV gave way to PASV (`fall_back_from_epsv`), or, once per command,
+    /// when a data connection that did not resume was refused and the login is renewed
+    /// (`refused_unresumed`).
+    pub(super) async fn go_again_after(&mut self, e: Error, renewed: &mut bool) -> Result<()> {
+        if self.fall_back_from_epsv(&e) {
+            return Ok(());
+        }
+        if !*renewed && self.refused_unresumed(&e) {
+            *renewed = true;
+            return self.ensure_resumable().await;
+        }
+        Err(e)
     }
 
     /// After a data command failed: whether it failed on EPSV, in which case this connection

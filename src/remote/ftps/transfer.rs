@@ -47,12 +47,8 @@ impl Ftps {
                 within(t, "REST", path, self.stream.resume_transfer(offset as usize)).await?;
             }
             match within(t, "RETR", path, self.stream.retr_as_stream(path)).await {
-                Err(e) if self.fall_back_from_epsv(&e) => continue,
-                Err(e) if !renewed && self.refused_unresumed(&e) => {
-                    renewed = true;
-                    self.ensure_resumable().await?;
-                }
-                other => break other?,
+                Ok(data) => break data,
+                Err(e) => self.go_again_after(e, &mut renewed).await?,
             }
         };
         self.data_opened();
@@ -179,12 +175,8 @@ impl Ftps {
                 }
             };
             match opened {
-                Err(e) if self.fall_back_from_epsv(&e) => continue,
-                Err(e) if !renewed && self.refused_unresumed(&e) => {
-                    renewed = true;
-                    self.ensure_resumable().await?;
-                }
-                other => break other?,
+                Ok(data) => break data,
+                Err(e) => self.go_again_after(e, &mut renewed).await?,
             }
         };
         self.data_opened();
