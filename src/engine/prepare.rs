@@ -231,7 +231,7 @@ async fn list_confirmed(
 ) -> Result<Option<RemoteTree>> {
     let mut relisted = 0;
     loop {
-        let Some(tree) = list_tree(run.clone(), folder, ignore, scope, base.len()).await? else {
+        let Some(tree) = list_tree(run.clone(), folder, ignore, scope).await? else {
             return Ok(None);
         };
         let Some(path) = left_out(&run, folder, base, &tree.snapshot, scope).await? else {
@@ -356,19 +356,14 @@ async fn list_tree(
     folder: &Folder,
     ignore: &Ignore,
     scope: &Scope,
-    expected: usize,
 ) -> Result<Option<RemoteTree>> {
     let mut tree = RemoteTree {
         snapshot: Snapshot::new(),
         parts: Vec::new(),
         unsafe_names: Vec::new(),
     };
-    // Collected first, so that the snapshot is built packed (see `reconcile::Snapshot`); room
-    // for the files the base knows, since growing by doubling holds up to twice that.
-    let mut found = Vec::with_capacity(match scope {
-        Scope::Full => expected,
-        Scope::Paths(_) => 0,
-    });
+    // Collected first, so that the snapshot is built packed (see `reconcile::Snapshot`).
+    let mut found = Vec::new();
     let mut tasks: JoinSet<(Option<RelPath>, Result<Vec<Listed>>)> = JoinSet::new();
     let spawn = |tasks: &mut JoinSet<_>, dir: Option<RelPath>| {
         let run = run.clone();

@@ -113,10 +113,7 @@ impl ScanReport {
 /// Walks `root`. A file's SHA-256 is computed only when its size or mtime moved since `base`,
 /// to tell an edit from a touch. Symlinks are not followed and not synced.
 pub fn scan(root: &Path, ignore: &Ignore, base: &Base) -> Result<ScanReport> {
-    let mut report = ScanReport {
-        found: Vec::with_capacity(base.len()),
-        ..ScanReport::default()
-    };
+    let mut report = ScanReport::default();
     walk(&mut report, vec![(root.to_owned(), None)], ignore, base)?;
     Ok(report.finish())
 }
