@@ -19,12 +19,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Folder};
-use crate::engine::{self, Dirty, Options, Scope, retry};
+use crate::engine::{self, Dirty, Meter, Options, Scope, retry};
 use crate::error::{Error, Result};
 use crate::local::scan::Ignore;
 use crate::local::watch::{Change, Watch};
+use crate::metrics::{Metrics, PassEnd};
 use crate::remote::Connector;
 use crate::remote::ftps::FtpsConnector;
+
+/// A pass that takes longer than this logs how far it got, and again after each such period.
+const STATS_EVERY: Duration = Duration::from_secs(60);
 
 /// How long in-flight transfers may go on after a shutdown request.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -61,11 +65,21 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
             cut.cancel();
         });
     }
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            let metrics = Metrics::new(config.server.connections);
+            crate::metrics::serve(addr, metrics.clone())?;
+            Some(metrics)
+        }
+        None => None,
+    };
     let mut loops = JoinSet::new();
     for folder in &config.folders {
         let (config, folder, connector) = (config.clone(), folder.clone(), connector.clone());
-        let (shutdown, cut) = (shutdown.clone(), cut.clone());
-        loops.spawn(async move { folder_loop(&config, &folder, &connector, &shutdown, &cut).await });
+        let (shutdown, cut, metrics) = (shutdown.clone(), cut.clone(), metrics.clone());
+        loops.spawn(async move {
+            folder_loop(&config, &folder, &connector, &shutdown, &cut, metrics.as_deref()).await
+        });
     }
     let mut first_error = None;
     while let Some(joined) = loops.join_next().await {
@@ -86,6 +100,7 @@ async fn folder_loop(
     connector: &Arc<dyn Connector>,
     shutdown: &CancellationToken,
     cut: &CancellationToken,
+    metrics: Option<&Metrics>,
 ) -> Result<()> {
     let mut watch = match Watch::start(&folder.local, Ignore::new(&folder.ignore)?) {
         Ok(w) => Some(w),
@@ -114,6 +129,9 @@ async fn folder_loop(
                     _ = tokio::time::sleep_until(deadline) => break,
                     change = next_change(&mut watch) => {
                         note(folder, &mut dirty, change);
+                        if let Some(m) = metrics {
+                            m.set_pending(&folder.name, dirty.pending());
+                        }
                         if failures > 0 {
                             continue; // backing off: changes wait for the retry
                         }
@@ -140,13 +158,29 @@ async fn folder_loop(
         let Some(scope) = dirty.take() else {
             continue;
         };
+        if let Some(m) = metrics {
+            m.set_pending(&folder.name, 0);
+        }
         let full = scope == Scope::Full;
+        let meter = Meter::new();
         let options = Options {
             scope: scope.clone(),
             settle: Some(config.debounce),
+            meter: Some(meter.clone()),
             ..Options::default()
         };
-        match engine::sync_folder(config, folder, connector, options, cut).await {
+        let pass = engine::sync_folder(config, folder, connector, options, cut);
+        let outcome = with_stats_lines(pass, &meter, STATS_EVERY).await;
+        if let Some(m) = metrics {
+            let end = match &outcome {
+                Ok(report) => PassEnd::Done(report),
+                Err(_) => PassEnd::Failed,
+            };
+            if !matches!(outcome, Err(Error::Interrupted)) {
+                m.record_pass(&folder.name, end, chrono::Utc::now().timestamp());
+            }
+        }
+        match outcome {
             Ok(report) => {
                 if last_error.take().is_some() {
                     tracing::info!(folder = folder.name, "the server is reachable again");
@@ -191,6 +225,25 @@ async fn folder_loop(
     }
 }
 
+/// Runs `pass`, logging a line of `meter`'s counts every `every` while it goes on.
+async fn with_stats_lines<T>(
+    pass: impl std::future::Future<Output = T>,
+    meter: &Meter,
+    every: Duration,
+) -> T {
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval_at(started + every, every);
+    tokio::pin!(pass);
+    loop {
+        tokio::select! {
+            done = &mut pass => return done,
+            _ = ticks.tick() => {
+                tracing::info!("still syncing, {}", meter.reading().summary(started.elapsed()));
+            }
+        }
+    }
+}
+
 /// The watcher's next change; never, without a watcher.
 async fn next_change(watch: &mut Option<Watch>) -> Change {
     if let Some(w) = watch {
@@ -212,5 +265,46 @@ fn note(folder: &Folder, dirty: &mut Dirty, change: Change) {
             tracing::warn!(folder = folder.name, "{why}: looking at the whole folder");
             dirty.add_full();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_pass_says_how_far_it_got_once_a_period() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let meter = Meter::new();
+        let pass = async {
+            tokio::time::sleep(Duration::from_secs(150)).await;
+            "done"
+        };
+        let every = Duration::from_secs(60);
+        assert_eq!(with_stats_lines(pass, &meter, every).await, "done");
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("still syncing").count(), 2, "{text}");
+        assert!(text.contains("0 of 0 files"), "{text}");
     }
 }

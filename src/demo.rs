@@ -293,10 +293,17 @@ async fn sync_all(config: &crate::config::Config) -> Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
     crate::signals::cancel_on_signal(cancel.clone());
     let connector = crate::remote::ftps::FtpsConnector::for_server(&config.server)?;
-    crate::engine::sync_all(config, &folders, &connector, &cancel, |outcome| match outcome {
-        Ok(report) => say!("{report}"),
-        Err(e) => eprintln!("error: {e}"),
-    })
+    crate::engine::sync_all(
+        config,
+        &folders,
+        &connector,
+        &cancel,
+        Default::default(),
+        |outcome| match outcome {
+            Ok(report) => say!("{report}"),
+            Err(e) => eprintln!("error: {e}"),
+        },
+    )
     .await?;
     Ok(())
 }

@@ -220,6 +220,29 @@ impl Error {
         }
     }
 
+    /// A stable one-word name of what went wrong, for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::Usage(_) => "usage",
+            Error::Internal(_) => "internal",
+            Error::System { .. } => "system",
+            Error::Connect { .. } | Error::TooManyConnections { .. } => "connect",
+            Error::Tls { .. } => "tls",
+            Error::Login { .. } => "login",
+            Error::Reply { .. } => "server-reply",
+            Error::ConnectionLost { .. } | Error::NotResumed { .. } => "connection-lost",
+            Error::Timeout { .. } => "timeout",
+            Error::Local { .. } => "local",
+            Error::State { .. } | Error::StateTooNew { .. } => "state",
+            Error::Verify { .. } => "verify",
+            Error::Changed { .. } => "changed",
+            Error::Refused { .. } => "refused",
+            Error::UnsafeName { .. } => "unsafe-name",
+            Error::Interrupted => "interrupted",
+        }
+    }
+
     /// Why a TLS handshake failed, if this is a TLS failure.
     pub fn tls_failure(&self) -> Option<TlsFailure> {
         match self {

@@ -35,7 +35,10 @@ macro_rules! failpoint {
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let text = format!($($arg)*);
+        $crate::logging::clear_of_progress(|| {
+            let _ = writeln!(std::io::stdout(), "{text}");
+        });
     }};
 }
 
@@ -54,6 +57,7 @@ pub mod failpoints;
 pub mod local;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod path;
 pub mod reconcile;
 pub mod remote;

@@ -1,6 +1,9 @@
 //! Where log lines go and how they look: stderr (coloured only for a person at a terminal),
 //! JSON, or a daily log file. Every command and both services set up logging here.
 
+use std::io::Write;
+use std::sync::Mutex;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
@@ -14,15 +17,59 @@ fn stderr_colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-pub fn init_default_logging(level: Option<&str>) {
+/// The progress bars on screen (`sync -P`), if any: what is written to the terminal while
+/// they show goes above them, never through them.
+static PROGRESS: Mutex<Option<indicatif::MultiProgress>> = Mutex::new(None);
+
+/// Bars now on screen (`Some`), or none any more.
+pub fn set_progress(bars: Option<indicatif::MultiProgress>) {
+    *PROGRESS.lock().unwrap_or_else(|p| p.into_inner()) = bars;
+}
+
+/// Runs `f` (which writes to the terminal) with the progress bars, if any, out of its way.
+pub fn clear_of_progress<T>(f: impl FnOnce() -> T) -> T {
+    let bars = PROGRESS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match bars {
+        Some(bars) => bars.suspend(f),
+        None => f(),
+    }
+}
+
+/// stderr for log lines, each written clear of the progress bars.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        clear_of_progress(|| std::io::stderr().write(buf))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn stderr() -> Stderr {
+    Stderr
+}
+
+/// Logging for a command without a config (`demo`): stderr, or `file` (`--log-file`).
+pub fn init_default_logging(level: Option<&str>, file: Option<&std::path::Path>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("ftps_sync={}", level.unwrap_or("info"))));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(stderr_colour())
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    match file.map(log_file) {
+        Some(Ok(writer)) => {
+            let _ = builder.with_ansi(false).with_writer(writer).try_init();
+        }
+        Some(Err(e)) => {
+            eprintln!("warning: --log-file: {e}; logging to stderr");
+            let _ = builder.with_ansi(stderr_colour()).with_writer(stderr).try_init();
+        }
+        None => {
+            let _ = builder.with_ansi(stderr_colour()).with_writer(stderr).try_init();
+        }
+    }
 }
 
 /// Plain lines into `file` (daily rotated), before any config is known: where a service with
@@ -60,15 +107,8 @@ fn init_subscriber(config: &Config, level: Option<&str>) -> Result<()> {
                 LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
             }
         }
-        (None, LogFormat::Json) => builder
-            .json()
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .try_init(),
-        (None, LogFormat::Text) => builder
-            .with_ansi(stderr_colour())
-            .with_writer(std::io::stderr)
-            .try_init(),
+        (None, LogFormat::Json) => builder.json().with_ansi(false).with_writer(stderr).try_init(),
+        (None, LogFormat::Text) => builder.with_ansi(stderr_colour()).with_writer(stderr).try_init(),
     };
     // Already initialised (a test calling twice): keep the first.
     let _ = result;

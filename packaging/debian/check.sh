@@ -42,18 +42,38 @@ dpkg-query --showformat='${Conffiles}\n' --show ftps-sync | grep -q '/etc/ftps-s
 for f in /usr/share/doc/ftps-sync/example.yaml /usr/share/doc/ftps-sync/copyright; do
     [ -f "$f" ] || fail "missing $f"
 done
+# From the package's contents: an image may keep dpkg from installing man pages.
+contents=$(dpkg-deb -c "$DEB")
+for f in usr/share/man/man1/ftps-sync.1 usr/share/bash-completion/completions/ftps-sync \
+    usr/share/zsh/vendor-completions/_ftps-sync usr/share/fish/vendor_completions.d/ftps-sync.fish; do
+    grep -q " ./$f\$" <<<"$contents" || fail "the package lacks /$f"
+done
 
 step "systemd-analyze verify /lib/systemd/system/ftps-sync.service"
 out=$(systemd-analyze verify /lib/systemd/system/ftps-sync.service 2>&1 || echo "exit $?")
 echo "$out" | grep ftps-sync && fail "systemd-analyze verify complained"
 echo "verified"
 
-step "service install / uninstall on this system"
+step "service install refuses a folder the service account cannot write"
 mkdir -p /srv/ftps-sync/documents
+chmod 755 /srv/ftps-sync/documents
 printf 'secret' >/etc/ftps-sync/password
 chown root:ftps-sync /etc/ftps-sync/password
 chmod 640 /etc/ftps-sync/password
+if ftps-sync service install >/tmp/ftps-sync-install.log 2>&1; then
+    fail "service install took a folder ftps-sync cannot write: $(cat /tmp/ftps-sync-install.log)"
+fi
+grep -q "ftps-sync cannot read and write folder documents" /tmp/ftps-sync-install.log ||
+    fail "the refusal does not name the folder: $(cat /tmp/ftps-sync-install.log)"
+[ ! -e /etc/systemd/system/ftps-sync.service ] || fail "a refused install wrote the unit"
+echo "refused, as it should be"
+
+step "service install / status / uninstall on this system"
+chown ftps-sync:ftps-sync /srv/ftps-sync/documents
 ftps-sync service install | tee /tmp/ftps-sync-install.log
+grep -q "checked: ftps-sync can read and write" /tmp/ftps-sync-install.log || fail "install checked nothing"
+ftps-sync service status | tee /tmp/ftps-sync-status.log || true
+grep -q "config       /etc/ftps-sync/config.yaml" /tmp/ftps-sync-status.log || fail "service status: no config line"
 [ -f /etc/systemd/system/ftps-sync.service ] || fail "service install wrote no unit"
 cmp -s /etc/systemd/system/ftps-sync.service /lib/systemd/system/ftps-sync.service ||
     fail "the unit for the packaged config differs from the packaged unit"

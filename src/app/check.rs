@@ -26,7 +26,7 @@ pub async fn check(config: &Config) -> Result<u8> {
             if let (Error::Tls { .. }, Some(fp)) = (&e, tls.seen_fingerprint()) {
                 say!("certificate  SHA-256 {fp} (NOT trusted)");
                 say!(
-                    "             if you trust this server, pin it under server:  fingerprint_sha256: \"{fp}\""
+                    "             if you trust this server: ftps-sync check --trust (or add under server:  fingerprint_sha256: \"{fp}\")"
                 );
             }
             return Err(e);

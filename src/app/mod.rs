@@ -2,74 +2,133 @@
 //! to exit codes; nothing below the CLI imports this module.
 
 mod check;
+mod progress;
 mod run;
 mod service;
 mod status;
 mod sync;
+mod trust;
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command, ConfigArg};
+use crate::cli::{Cli, Command, RunOverrides};
 use crate::config::{self, Config};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::logging::{init_default_logging, init_logging};
 
 pub use status::FolderStatus;
 
 pub async fn run(cli: Cli) -> Result<u8> {
-    let level_override = match (cli.quiet, cli.verbose) {
-        (true, _) => Some("warn"),
-        (_, 0) => None,
-        (_, 1) => Some("debug"),
-        _ => Some("trace"),
-    };
+    let level = cli.log_level().map(str::to_owned);
+    let level = level.as_deref();
+    let log_file = cli.log_file.clone();
+    let load_config = || load(cli.config.as_deref(), log_file.as_deref());
     match cli.command {
         Command::Sync {
-            config,
             folders,
             dry_run,
             json,
+            progress,
+            no_progress,
+            overrides,
         } => {
-            let config = load(&config)?;
-            init_logging(&config, level_override)?;
-            if dry_run {
-                sync::dry_run(&config, &folders, json).await
+            let result = async {
+                let mut config = load_config()?;
+                apply_overrides(&mut config, &overrides)?;
+                let progress = !dry_run && !no_progress && (progress || std::io::stderr().is_terminal());
+                init_logging(&config, level)?;
+                if dry_run {
+                    sync::dry_run(&config, &folders, json).await
+                } else {
+                    sync::sync(&config, &folders, json, progress).await
+                }
+            }
+            .await;
+            // A script reading stdout gets the failure there too (its message also goes to
+            // stderr, as always).
+            if json && let Err(e) = &result {
+                say!("{}", to_json(&sync::JsonError::of(e))?);
+            }
+            result
+        }
+        Command::Check { trust, yes, force } => {
+            let config = load_config()?;
+            init_logging(&config, level)?;
+            if trust {
+                trust::trust(&config, yes, force).await
             } else {
-                sync::sync(&config, &folders, json).await
+                check::check(&config).await
             }
         }
-        Command::Check { config } => {
-            let config = load(&config)?;
-            init_logging(&config, level_override)?;
-            check::check(&config).await
-        }
-        Command::Status { config, json, remote } => {
-            let config = load(&config)?;
+        Command::Status {
+            json,
+            remote,
+            conflicts,
+        } => {
+            let config = load_config()?;
             if remote {
                 // Only what goes wrong on the way is logged; the answer goes to stdout.
-                init_logging(&config, level_override.or(Some("warn")))?;
+                init_logging(&config, level.or(Some("warn")))?;
             }
-            status::status(&config, json, remote).await
+            status::status(&config, json, remote, conflicts).await
         }
-        Command::Run { config } => {
-            let config = load(&config)?;
-            init_logging(&config, level_override)?;
+        Command::Run => {
+            let config = load_config()?;
+            init_logging(&config, level)?;
             run::run(&config).await
         }
-        Command::Service { action } => service::service(action),
+        Command::Service { action } => service::service(action, cli.config.as_deref()).await,
         Command::Demo => {
-            init_default_logging(level_override);
+            init_default_logging(level, log_file.as_deref());
             demo().await
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            crate::cli::write_completions(shell, &mut script);
+            // A closed stdout (`| head`) is no error, as for `say!`.
+            let _ = std::io::stdout().write_all(&script);
+            Ok(0)
+        }
+        Command::Man => {
+            let page = crate::cli::man_page().map_err(|e| Error::Internal(format!("man page: {e}")))?;
+            let _ = std::io::stdout().write_all(&page);
+            Ok(0)
         }
     }
 }
 
-fn config_path(arg: &ConfigArg) -> PathBuf {
-    arg.config.clone().unwrap_or_else(config::default_config_path)
+/// The config file: `-c`, else the first of the default places that exists.
+fn config_path(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path.to_owned()),
+        None => config::find_config(),
+    }
 }
 
-fn load(arg: &ConfigArg) -> Result<Config> {
-    Config::load(&config_path(arg))
+/// Loads the config; `--log-file` replaces its `log.file`.
+fn load(given: Option<&Path>, log_file: Option<&Path>) -> Result<Config> {
+    let mut config = Config::load(&config_path(given)?)?;
+    if let Some(file) = log_file {
+        config.log.file = Some(file.to_owned());
+    }
+    Ok(config)
+}
+
+/// `sync`'s flags that change the config for this run only.
+fn apply_overrides(config: &mut Config, overrides: &RunOverrides) -> Result<()> {
+    // A bad pattern is the user's mistake, said before anything connects.
+    crate::local::scan::Ignore::new(&overrides.exclude)?;
+    for folder in &mut config.folders {
+        folder.exclude.extend(overrides.exclude.iter().cloned());
+        if let Some(limit) = overrides.max_delete {
+            folder.max_delete = limit;
+        }
+    }
+    if let Some(rate) = overrides.bwlimit {
+        config.bandwidth_limit = Some(rate);
+    }
+    Ok(())
 }
 
 /// JSON for stdout; a value that will not encode is a bug.

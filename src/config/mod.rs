@@ -13,11 +13,13 @@ use crate::error::{Error, Result};
 
 mod locate;
 mod paths;
+mod pin;
 mod raw;
 mod validate;
 
-pub use crate::reconcile::policy::{ConflictPolicy, Direction, FirstSync};
-pub use paths::{default_config_path, platform_data_dir};
+pub use crate::reconcile::policy::{ConflictPolicy, DeleteLimit, Direction, FirstSync};
+pub use paths::{default_config_path, find_config, platform_data_dir};
+pub use pin::pin_in_file;
 use raw::RawConfig;
 use validate::Validator;
 pub use validate::{format_fingerprint, parse_duration, parse_fingerprint, parse_rate, parse_size};
@@ -36,6 +38,8 @@ pub struct Config {
     /// Bytes per second across all transfers.
     pub bandwidth_limit: Option<u64>,
     pub log: Log,
+    /// Where the service serves its metrics (`/metrics`, `/healthz`); `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Things that work but should be fixed, logged once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -48,6 +52,8 @@ pub struct Server {
     pub tls_max_version: Option<TlsVersion>,
     pub user: String,
     pub password: Secret,
+    /// Where the password came from, if from a file (a service must be able to read it).
+    pub password_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     /// SHA-256 of the server certificate's DER, when pinned.
     pub fingerprint_sha256: Option<[u8; 32]>,
@@ -70,7 +76,11 @@ pub struct Folder {
     pub delete: bool,
     pub conflict: ConflictPolicy,
     pub ignore: Vec<String>,
-    pub max_delete_percent: u8,
+    /// `--exclude`, for one run: skipped like `ignore`, but what it hides keeps its base rows
+    /// (hiding a file for one run is no deletion of it).
+    pub exclude: Vec<String>,
+    /// `max_delete_percent`, unless `--max-delete` overrides it for one run.
+    pub max_delete: DeleteLimit,
     pub first_sync: FirstSync,
 }
 

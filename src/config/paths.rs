@@ -2,17 +2,50 @@
 
 use std::path::PathBuf;
 
+use crate::error::{Error, Result};
+
 /// Where `-c` points when it is not given: `$FTPS_SYNC_CONFIG`, `./ftps-sync.yaml`, then the
-/// platform config dir.
+/// platform config dir (the last, when none exists).
 pub fn default_config_path() -> PathBuf {
+    let candidates = config_candidates();
+    let last = candidates.len() - 1;
+    candidates
+        .iter()
+        .position(|p| p.exists())
+        .map_or_else(|| candidates[last].clone(), |i| candidates[i].clone())
+}
+
+/// The config file when `-c` is not given; none there is an error naming every path tried.
+pub fn find_config() -> Result<PathBuf> {
+    let candidates = config_candidates();
+    if let Some(found) = candidates.iter().find(|p| p.exists()) {
+        return Ok(found.clone());
+    }
+    let from_env = std::env::var_os("FTPS_SYNC_CONFIG").is_some();
+    let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    let message = if from_env {
+        format!(
+            "config file not found (named by $FTPS_SYNC_CONFIG: {})",
+            tried.join(", ")
+        )
+    } else {
+        format!(
+            "no config file found; looked for {} (give one with -c FILE or $FTPS_SYNC_CONFIG)",
+            tried.join(" and ")
+        )
+    };
+    Err(Error::Usage(message))
+}
+
+/// `$FTPS_SYNC_CONFIG` alone when set; else `./ftps-sync.yaml` and the platform config dir.
+fn config_candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("FTPS_SYNC_CONFIG") {
-        return PathBuf::from(p);
+        return vec![PathBuf::from(p)];
     }
-    let here = PathBuf::from("ftps-sync.yaml");
-    if here.exists() {
-        return here;
-    }
-    platform_config_dir().join("config.yaml")
+    vec![
+        PathBuf::from("ftps-sync.yaml"),
+        platform_config_dir().join("config.yaml"),
+    ]
 }
 
 pub(super) fn platform_config_dir() -> PathBuf {

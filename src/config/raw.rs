@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub(super) verify: Option<Verify>,
     pub(super) bandwidth_limit: Option<String>,
     pub(super) log: Option<RawLog>,
+    pub(super) metrics_listen: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -108,8 +108,18 @@ impl Validator<'_> {
             None | Some("null") => None,
             Some(s) => Some(parse_rate(s).map_err(|m| self.err("bandwidth_limit", m))?),
         };
+        let metrics_listen = match raw.metrics_listen.as_deref() {
+            None | Some("null") => None,
+            Some(s) => Some(s.parse::<std::net::SocketAddr>().map_err(|_| {
+                self.err(
+                    "metrics_listen",
+                    format!("{s:?} is not an address and port such as 127.0.0.1:9184"),
+                )
+            })?),
+        };
         Ok(Config {
             source: self.source.to_owned(),
+            metrics_listen,
             server,
             folders,
             state_dir: raw
@@ -267,6 +277,7 @@ impl Validator<'_> {
             tls_max_version,
             user: s.user,
             password,
+            password_file: s.password_file.as_ref().map(|p| self.resolve(p)),
             ca_file: s.ca_file.map(|p| self.resolve(&p)),
             fingerprint_sha256,
             client_cert: s.client_cert.map(|p| self.resolve(&p)),
@@ -330,7 +341,8 @@ impl Validator<'_> {
             delete: f.delete.unwrap_or(true),
             conflict: f.conflict.unwrap_or(ConflictPolicy::KeepBoth),
             ignore: f.ignore,
-            max_delete_percent,
+            exclude: Vec::new(),
+            max_delete: DeleteLimit::Percent(max_delete_percent),
             first_sync: f.first_sync.unwrap_or_default(),
         })
     }

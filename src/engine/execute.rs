@@ -42,8 +42,9 @@ impl Prepared {
         }
         .await;
         sh.drop_read_backs();
+        report.paths.sort();
         report.seconds = started.elapsed().as_secs_f64();
-        (report.retries, report.retried) = retries.taken();
+        (report.retries, report.retried, report.retries_by_reason) = retries.taken();
         let outcome = outcome_of(&report, result.as_ref().err());
         let _ = sh.state(|s| s.pass_ended(sh.run.clock.now(), &outcome));
         pool.close().await;

@@ -11,6 +11,7 @@
 //! The remote tree is listed with directories fetched concurrently over the pool.
 
 mod execute;
+mod meter;
 mod prepare;
 mod queue;
 mod report;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+pub use meter::{InFlight, Meter, Reading};
 pub use prepare::{Prepared, prepare};
 pub use report::{ActionCounts, Issue, Report, Totals, human_bytes};
 pub use scope::{Dirty, Scope};
@@ -50,6 +52,8 @@ pub struct Options {
     /// The plan is only shown (a dry run, `status --remote`): preparing it writes nothing,
     /// not even the part file a read-back download would otherwise keep for the transfer.
     pub plan_only: bool,
+    /// Counts files and bytes as they move, for a progress display.
+    pub meter: Option<Arc<Meter>>,
 }
 
 /// What every task of a pass reads (and the state store they commit to).
@@ -75,6 +79,7 @@ pub(crate) struct Shared {
     pub read_back: Mutex<std::collections::HashMap<RelPath, crate::reconcile::Sig>>,
     /// Local folders made and found inside the sync root this pass (`transfer::local_dir_ready`).
     pub ready_dirs: Mutex<std::collections::HashSet<std::path::PathBuf>>,
+    pub meter: Option<Arc<Meter>>,
 }
 
 impl Shared {
@@ -161,6 +166,15 @@ impl Shared {
         Ok(())
     }
 
+    /// A transfer of `size` bytes starts, on the meter if there is one.
+    pub(crate) fn take_off(&self, path: &RelPath, upload: bool, size: u64) -> Option<meter::Flying> {
+        if size >= meter::LARGE {
+            let way = if upload { "uploading" } else { "downloading" };
+            tracing::info!(path = %path, bytes = size, "{way} {}", human_bytes(size));
+        }
+        self.meter.as_ref().map(|m| m.take_off(path, upload, size))
+    }
+
     /// Runs `f` on the state store (one short transaction, no await inside).
     pub fn state<T>(&self, f: impl FnOnce(&State) -> Result<T>) -> Result<T> {
         let guard = self.state.lock().map_err(|_| Error::Interrupted)?;
@@ -174,6 +188,7 @@ impl Shared {
 pub(crate) struct Retries {
     count: AtomicUsize,
     first: Mutex<Vec<Issue>>,
+    by_reason: Mutex<std::collections::BTreeMap<String, usize>>,
 }
 
 impl Retries {
@@ -181,6 +196,16 @@ impl Retries {
 
     fn add(&self, what: &str, e: &Error) {
         self.count.fetch_add(1, Ordering::Relaxed);
+        let reason = match e {
+            Error::Reply { code: Some(code), .. } => code.to_string(),
+            other => other.kind().to_owned(),
+        };
+        *self
+            .by_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
         let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
         if first.len() < Self::KEPT {
             first.push(Issue {
@@ -190,10 +215,15 @@ impl Retries {
         }
     }
 
-    /// (how many, the first few reasons)
-    pub fn taken(&self) -> (usize, Vec<Issue>) {
+    /// How many, the first few with their reasons, and how many by reply code or kind.
+    pub fn taken(&self) -> (usize, Vec<Issue>, std::collections::BTreeMap<String, usize>) {
         let first = self.first.lock().unwrap_or_else(|p| p.into_inner());
-        (self.count.load(Ordering::Relaxed), first.clone())
+        let by_reason = self.by_reason.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            self.count.load(Ordering::Relaxed),
+            first.clone(),
+            by_reason.clone(),
+        )
     }
 }
 
@@ -286,12 +316,14 @@ pub async fn sync_folder(
     cancel: &CancellationToken,
 ) -> Result<Report> {
     let clock = options.clock.clone();
+    let began = clock.now();
     match prepare(config, folder, connector, options, cancel).await {
         Ok(prepared) => prepared.execute().await,
         Err(e) => {
             if State::exists(&config.state_dir, &folder.name)
                 && let Ok(state) = State::open(&config.state_dir, &folder.name)
             {
+                let _ = state.pass_started(began);
                 let _ = execute::record_failure(&state, &e, clock.now());
             }
             Err(e)
@@ -332,7 +364,8 @@ impl Passes {
     }
 }
 
-/// One pass over each of `folders`, in order, holding the instance lock of the state dir.
+/// One pass over each of `folders`, in order, with `options`, holding the instance lock of the
+/// state dir.
 /// A refused folder does not stop the others; any other error stops them. `each` sees every
 /// folder's outcome as it ends.
 pub async fn sync_all(
@@ -340,12 +373,13 @@ pub async fn sync_all(
     folders: &[&Folder],
     connector: &Arc<dyn Connector>,
     cancel: &CancellationToken,
+    options: Options,
     mut each: impl FnMut(std::result::Result<&Report, &Error>),
 ) -> Result<Passes> {
     let _lock = crate::lock::InstanceLock::acquire(&config.state_dir)?;
     let mut passes = Passes::default();
     for folder in folders {
-        match sync_folder(config, folder, connector, Options::default(), cancel).await {
+        match sync_folder(config, folder, connector, options.clone(), cancel).await {
             Ok(report) => {
                 each(Ok(&report));
                 passes.reports.push(report);
@@ -366,7 +400,7 @@ pub(crate) fn policy_of(folder: &Folder) -> Policy {
         direction: folder.direction,
         delete: folder.delete,
         conflict: folder.conflict,
-        max_delete_percent: folder.max_delete_percent,
+        max_delete: folder.max_delete,
         first_sync: folder.first_sync,
         case_insensitive: cfg!(any(windows, target_os = "macos")),
     }
@@ -421,7 +455,7 @@ async fn read_back(
         None => None,
     };
     let named = keep.unwrap_or(std::path::Path::new(remote_path));
-    let hashing = crate::local::stream::write_file(file, 0, None, named);
+    let hashing = crate::local::stream::write_file(file, 0, None, named, None);
     let result = conn.get(remote_path, 0, &hashing.chunks).await;
     let finished = hashing.finish().await;
     let checked = match (finished, result) {

@@ -96,7 +96,8 @@ pub async fn prepare(
     }
     let state = State::open(&config.state_dir, &folder.name)?;
     let mut base = state.load()?;
-    let ignore = Ignore::new(&folder.ignore)?;
+    let ignore = Ignore::new(&[folder.ignore.as_slice(), folder.exclude.as_slice()].concat())?;
+    let exclude = Ignore::new(&folder.exclude)?;
 
     let limiter = config.bandwidth_limit.map(|r| Arc::new(RateLimiter::new(r)));
     let pool = Pool::new(connector.clone(), config.server.connections, limiter);
@@ -115,6 +116,10 @@ pub async fn prepare(
         Err(e) => return abandon(&pool, e).await,
     };
     super::settle::apply(&mut base, &settlements);
+    if !folder.exclude.is_empty() {
+        // Left out of this pass, so never planned: their rows stay for the next one.
+        base.retain(|path, _| !exclude.hides(path));
+    }
     let base = Arc::new(base);
     let mut scope = widen(options.scope.clone(), &base, &folder.local);
     let (scanned, listing) = loop {
@@ -188,6 +193,7 @@ pub async fn prepare(
         }),
         read_back: Mutex::new(Default::default()),
         ready_dirs: Mutex::new(Default::default()),
+        meter: options.meter.clone(),
     };
     let policy = policy_of(folder);
     if let Err(e) = fill_digests(&mut shared, &base, &policy, options.plan_only).await {
@@ -205,6 +211,9 @@ pub async fn prepare(
         Err(refusal) => return abandon(&pool, refused(folder, refusal)).await,
     };
     let totals = Totals::of(&plan, &shared.local, &shared.remote);
+    if let Some(meter) = &shared.meter {
+        meter.planned(&folder.name, &totals);
+    }
     Ok(Prepared {
         shared,
         plan,

@@ -126,6 +126,14 @@ async fn parallel(sh: &Arc<Shared>, actions: Vec<Action>, report: &mut Report) -
             return Ok(());
         };
         let (action, result) = joined.map_err(crate::error::join_failed("transfer"))?;
+        if let Some(meter) = &sh.meter
+            && matches!(
+                action,
+                Action::Upload { .. } | Action::Download { .. } | Action::KeepBoth { .. }
+            )
+        {
+            meter.file_done();
+        }
         absorb(report, &action, result)?;
     }
 }
@@ -135,7 +143,7 @@ async fn parallel(sh: &Arc<Shared>, actions: Vec<Action>, report: &mut Report) -
 fn absorb(report: &mut Report, action: &Action, result: Result<Report>) -> Result<()> {
     let e = match result {
         Ok(delta) => {
-            report.absorb(delta);
+            report.absorb_action(action.path().as_str(), delta);
             return Ok(());
         }
         Err(e) => e,

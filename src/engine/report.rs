@@ -32,13 +32,64 @@ pub struct Report {
     pub retries: usize,
     /// What the first few retries were for (`path` names the attempt), and why.
     pub retried: Vec<Issue>,
+    /// Retries by the server's reply code (`425`) or what broke (`connection-lost`).
+    pub retries_by_reason: std::collections::BTreeMap<String, usize>,
     pub seconds: f64,
+    /// The paths behind the counts (for `--json`; failed and skipped ones are in those lists).
+    pub paths: Paths,
+}
+
+/// Which files a pass moved, deleted or found in conflict.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Paths {
+    pub uploaded: Vec<String>,
+    pub downloaded: Vec<String>,
+    pub deleted_local: Vec<String>,
+    pub deleted_remote: Vec<String>,
+    /// Files both sides changed; both versions were kept (or the policy picked one).
+    pub conflicts: Vec<String>,
+}
+
+impl Paths {
+    /// In path order (they are collected in the order transfers end).
+    pub fn sort(&mut self) {
+        for list in [
+            &mut self.uploaded,
+            &mut self.downloaded,
+            &mut self.deleted_local,
+            &mut self.deleted_remote,
+            &mut self.conflicts,
+        ] {
+            list.sort();
+        }
+    }
 }
 
 impl Report {
     /// Whether the pass left something for the user to look at (exit code 1).
     pub fn unresolved(&self) -> bool {
         !self.skipped.is_empty() || !self.failed.is_empty() || self.conflicts > 0
+    }
+
+    /// Adds what the action on `path` did, and names it in `paths`.
+    pub fn absorb_action(&mut self, path: &str, d: Report) {
+        let named = [
+            (d.uploaded, &mut self.paths.uploaded),
+            (d.downloaded, &mut self.paths.downloaded),
+            (d.deleted_local, &mut self.paths.deleted_local),
+            (d.deleted_remote, &mut self.paths.deleted_remote),
+        ];
+        // A conflict's transfers are its own (the copy moves too): it is named once, there.
+        if d.conflicts > 0 {
+            self.paths.conflicts.push(path.to_owned());
+        } else {
+            for (count, list) in named {
+                if count > 0 {
+                    list.push(path.to_owned());
+                }
+            }
+        }
+        self.absorb(d);
     }
 
     /// Adds what one action did.
@@ -126,6 +177,19 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds another folder's totals.
+    pub fn add(&mut self, other: &Totals) {
+        let (a, b) = (&mut self.actions, &other.actions);
+        a.upload += b.upload;
+        a.download += b.download;
+        a.delete_local += b.delete_local;
+        a.delete_remote += b.delete_remote;
+        a.conflicts += b.conflicts;
+        a.skipped += b.skipped;
+        self.bytes_up += other.bytes_up;
+        self.bytes_down += other.bytes_down;
+    }
+
     pub fn of(plan: &Plan, local: &Snapshot, remote: &Snapshot) -> Totals {
         let size = |s: &Snapshot, p| s.get(p).map_or(0, |e| e.size);
         let mut t = Totals::default();

@@ -59,6 +59,11 @@ impl Dirty {
         }
     }
 
+    /// Changed paths seen, waiting for a pass (none counted once the whole folder is due).
+    pub fn pending(&self) -> usize {
+        self.paths.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.full && self.paths.is_empty()
     }

@@ -99,7 +99,8 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
         tracing::debug!(path = %path, ranges = work.len(), streams, "segmented download");
         let started = std::time::Instant::now();
         // The digests follow the ranges in, in the file's order, while they download.
-        let progress = Arc::new(Progress::new(&work));
+        let flying = sh.take_off(path, false, remote.size.saturating_sub(prefix));
+        let progress = Arc::new(Progress::new(&work, flying.as_ref().map(|f| f.counter())));
         // However this ends (a failure, or the pass cut), the digests stop waiting for more.
         let _stop = StopOnDrop(progress.clone());
         let hashing = {
@@ -233,13 +234,16 @@ async fn fetch_range(conn: &mut dyn Remote, ranges: &Ranges, i: usize) -> Result
 /// (the server's size and time are checked once more at the end).
 pub(super) struct Progress {
     ranges: Vec<(u64, Arc<AtomicU64>)>,
+    /// Every byte written, for a progress display (a range written again counts again).
+    meter: Option<Arc<AtomicU64>>,
     more: Notify,
     stopped: AtomicBool,
 }
 
 impl Progress {
-    fn new(work: &[(u64, u64)]) -> Progress {
+    fn new(work: &[(u64, u64)], meter: Option<Arc<AtomicU64>>) -> Progress {
         Progress {
+            meter,
             ranges: work
                 .iter()
                 .map(|&(from, _)| (from, Arc::new(AtomicU64::new(0))))
@@ -296,6 +300,9 @@ impl crate::local::stream::Progress for Written {
     fn advance(&self, bytes: u64) {
         if let Some((_, n)) = self.progress.ranges.get(self.i) {
             n.fetch_add(bytes, Ordering::AcqRel);
+        }
+        if let Some(m) = &self.progress.meter {
+            m.fetch_add(bytes, Ordering::Relaxed);
         }
         self.progress.more.notify_one();
     }

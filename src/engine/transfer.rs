@@ -140,11 +140,18 @@ pub(super) async fn upload(
     if offset > 0 {
         tracing::info!(path = %path, offset, "resuming upload");
     }
-    let mut reading = read_file(&local_path, offset, server_algo(sh, conn.capabilities()));
+    let flying = sh.take_off(path, true, local.size.saturating_sub(offset));
+    let mut reading = read_file(
+        &local_path,
+        offset,
+        server_algo(sh, conn.capabilities()),
+        flying.as_ref().map(|f| f.counter()),
+    );
     let sent = conn.put(&part, offset, &mut reading.chunks).await;
     // The reader's verdict first: a read error means what was sent is not the file.
     let digests = reading.finish().await?;
     let sent = sent?;
+    drop(flying);
     let total = offset + sent;
 
     // From here on a failure means the part file is not what we want: start over next time.
@@ -163,7 +170,7 @@ pub(super) async fn upload(
         }
         check_server_hash(sh, conn, &part, &digests).await?;
         if sh.config.verify == Verify::Download {
-            let back = write_file(None, 0, None, Path::new(&part));
+            let back = write_file(None, 0, None, Path::new(&part), None);
             let read = conn.get(&part, 0, &back.chunks).await;
             let (back, _) = back.finish().await?;
             read?;
@@ -330,7 +337,16 @@ pub(super) async fn fetch(
         }
         create_part(sh, &target, &part)?
     };
-    let writing = write_file(Some(file), offset, server_algo(sh, conn.capabilities()), &part);
+    let flying = (!read_back)
+        .then(|| sh.take_off(path, false, remote.size.saturating_sub(offset)))
+        .flatten();
+    let writing = write_file(
+        Some(file),
+        offset,
+        server_algo(sh, conn.capabilities()),
+        &part,
+        flying.as_ref().map(|f| f.counter()),
+    );
     let got = if read_back {
         Ok(0)
     } else {
@@ -338,6 +354,7 @@ pub(super) async fn fetch(
     };
     // A local write error leaves a part file of unknown content: start over next time.
     let (digests, file) = writing.finish().await.map_err(|e| discard(sh, path, &part, e))?;
+    drop(flying);
     // A transient network failure keeps the part file and its record: the next attempt resumes.
     let got = got?;
     let file = file.ok_or_else(|| Error::Interrupted)?;

@@ -45,6 +45,16 @@ impl Ignore {
         })
     }
 
+    /// Whether `path` or a folder above it matches a pattern (what a scan or a listing leaves
+    /// out).
+    pub fn hides(&self, path: &RelPath) -> bool {
+        let s = path.as_str();
+        s.match_indices('/').map(|(i, _)| &s[..i]).chain([s]).any(|p| {
+            let name = p.rsplit('/').next().unwrap_or(p);
+            self.names.is_match(name) || self.paths.is_match(p)
+        })
+    }
+
     /// Whether `path` is ours (a part file) or ignored by the user.
     pub fn skips(&self, path: &RelPath) -> bool {
         is_part_name(path.name()) || self.names.is_match(path.name()) || self.paths.is_match(path.as_str())

@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -29,8 +31,8 @@ pub struct Reading {
 }
 
 /// Reads `path` off the async workers (`io::spawn`), hashing every byte and sending those
-/// from `skip` on.
-pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>) -> Reading {
+/// from `skip` on; `counted` (for a progress display) is raised by the bytes sent.
+pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>, counted: Option<Arc<AtomicU64>>) -> Reading {
     let (tx, rx) = mpsc::channel(DEPTH);
     let p = path.to_owned();
     let done = super::io::spawn(async move {
@@ -50,8 +52,12 @@ pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>) -> Reading {
             if end > skip {
                 let from = skip.saturating_sub(offset) as usize;
                 let chunk = buf[from..n].to_vec();
+                let len = chunk.len() as u64;
                 if tx.send(chunk).await.is_err() {
                     break; // the transfer stopped
+                }
+                if let Some(c) = &counted {
+                    c.fetch_add(len, Ordering::Relaxed);
                 }
             }
             offset = end;
@@ -81,8 +87,15 @@ pub struct Writing {
 }
 
 /// Writes chunks to `file` (at `prefix`, after hashing the `prefix` bytes already there) off
-/// the async workers (`io::spawn`). With no file, only hashes.
-pub fn write_file(file: Option<File>, prefix: u64, also: Option<HashAlgo>, path: &Path) -> Writing {
+/// the async workers (`io::spawn`). With no file, only hashes. `counted` (for a progress
+/// display) is raised by the bytes written.
+pub fn write_file(
+    file: Option<File>,
+    prefix: u64,
+    also: Option<HashAlgo>,
+    path: &Path,
+    counted: Option<Arc<AtomicU64>>,
+) -> Writing {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let p = path.to_owned();
     let done = super::io::spawn(async move {
@@ -100,6 +113,9 @@ pub fn write_file(file: Option<File>, prefix: u64, also: Option<HashAlgo>, path:
             if let Some(f) = file.as_mut() {
                 f.write_all(&chunk).map_err(Error::local("write", &p))?;
                 writeback.wrote(f, chunk.len() as u64);
+            }
+            if let Some(c) = &counted {
+                c.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
         }
         Ok((hashers.finish(), file))

@@ -264,6 +264,43 @@ pub fn is_conflict_copy(name: &str) -> bool {
     })
 }
 
+/// What a conflict copy's name tells: the name of the file it is a version of, when the
+/// conflict was found (UTC) and whose version it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictCopy {
+    pub original: String,
+    pub found: chrono::NaiveDateTime,
+    pub side: Side,
+}
+
+/// Reads a name `conflict_copy_name` made; `None` for any other name.
+pub fn parse_conflict_copy(name: &str) -> Option<ConflictCopy> {
+    name.match_indices(".conflict-").find_map(|(i, m)| {
+        let rest = &name[i + m.len()..];
+        let found = chrono::NaiveDateTime::parse_from_str(rest.get(..15)?, "%Y%m%d-%H%M%S").ok()?;
+        let (side, tail) = if let Some(t) = rest[15..].strip_prefix("-local") {
+            (Side::Local, t)
+        } else {
+            (Side::Remote, rest[15..].strip_prefix("-remote")?)
+        };
+        // `-2`, `-3`… when the first name was taken.
+        let tail = match tail.strip_prefix('-') {
+            Some(t) => t.trim_start_matches(|c: char| c.is_ascii_digit()),
+            None => tail,
+        };
+        let original = match tail.strip_prefix('.') {
+            Some(ext) if !ext.is_empty() => format!("{}.{ext}", &name[..i]),
+            _ if tail.is_empty() => name[..i].to_owned(),
+            _ => return None,
+        };
+        Some(ConflictCopy {
+            original,
+            found,
+            side,
+        })
+    })
+}
+
 /// `<stem>.conflict-<YYYYMMDD-HHMMSS>-<side>.<ext>`, with `-2`, `-3`… added if taken.
 pub fn conflict_copy_name(
     path: &RelPath,

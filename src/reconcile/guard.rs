@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::Policy;
 use super::plan::{Plan, Side};
+use super::policy::DeleteLimit;
 use super::snapshot::{Base, Kind, Snapshot};
 use crate::path::RelPath;
 
@@ -22,12 +23,12 @@ pub struct Part {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "refusal", rename_all = "kebab-case")]
 pub enum Refusal {
-    /// The pass would delete more than `max_delete_percent` of the files in sync.
+    /// The pass would delete more than its limit (`max_delete_percent`, or `--max-delete`).
     MaxDelete {
         /// The files it would delete, on either side.
         deletes: Vec<RelPath>,
         synced_files: usize,
-        max_delete_percent: u8,
+        limit: DeleteLimit,
     },
     /// One side's root holds nothing while files were in sync: an unmounted disk, a wrong
     /// remote path.
@@ -42,12 +43,18 @@ impl fmt::Display for Refusal {
             Refusal::MaxDelete {
                 deletes,
                 synced_files,
-                max_delete_percent,
-            } => write!(
-                f,
-                "the pass would delete {} of {synced_files} synced files, more than max_delete_percent ({max_delete_percent}%)",
-                deletes.len()
-            ),
+                limit,
+            } => {
+                let set_by = match limit {
+                    DeleteLimit::Percent(_) => "max_delete_percent",
+                    DeleteLimit::Files(_) => "--max-delete",
+                };
+                write!(
+                    f,
+                    "the pass would delete {} of {synced_files} synced files, more than {limit} ({set_by})",
+                    deletes.len()
+                )
+            }
             Refusal::EmptyRoot {
                 side: Side::Local,
                 synced_files,
@@ -108,14 +115,11 @@ pub fn check(
         .filter(|a| a.is_delete())
         .map(|a| a.path().clone())
         .collect();
-    if !deletes.is_empty()
-        && synced_files > 0
-        && deletes.len() * 100 > synced_files * policy.max_delete_percent as usize
-    {
+    if !deletes.is_empty() && synced_files > 0 && !policy.max_delete.allows(deletes.len(), synced_files) {
         return Err(Refusal::MaxDelete {
             deletes,
             synced_files,
-            max_delete_percent: policy.max_delete_percent,
+            limit: policy.max_delete,
         });
     }
     Ok(())

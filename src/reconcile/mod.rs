@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 pub use decide::{
-    Change, is_conflict_copy, local_change, needs_digests, needs_remote_digest, needs_touch_check,
-    remote_change, same_content,
+    Change, ConflictCopy, is_conflict_copy, local_change, needs_digests, needs_remote_digest,
+    needs_touch_check, parse_conflict_copy, remote_change, same_content,
 };
 pub use guard::{Part, Refusal};
 pub use plan::{Action, Plan, Side};
@@ -23,7 +23,7 @@ pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot
 
 use crate::path::RelPath;
 use decide::Ctx;
-pub use policy::{ConflictPolicy, Direction, FirstSync, Policy};
+pub use policy::{ConflictPolicy, DeleteLimit, Direction, FirstSync, Policy};
 
 /// Plans one pass. `Err` is a refusal (a guard fired): nothing is to be done.
 pub fn plan(

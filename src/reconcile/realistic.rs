@@ -258,7 +258,7 @@ fn policies() -> impl Strategy<Value = Policy> {
         direction: Direction::Both,
         delete: true,
         conflict: ConflictPolicy::KeepBoth,
-        max_delete_percent: 100,
+        max_delete: DeleteLimit::Percent(100),
         first_sync: if compare {
             FirstSync::CompareContent
         } else {

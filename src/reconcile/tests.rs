@@ -16,7 +16,7 @@ fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
         direction,
         delete: true,
         conflict,
-        max_delete_percent: 100,
+        max_delete: DeleteLimit::Percent(100),
         first_sync: FirstSync::SizeAndTime,
         case_insensitive: false,
     }
@@ -147,14 +147,14 @@ fn mass_delete_and_empty_root_are_refused() {
     let base = base_of(&files);
     let remote = snapshot(&files);
     let mut pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
-    pol.max_delete_percent = 50;
+    pol.max_delete = DeleteLimit::Percent(50);
     // 6 of 10 deleted locally -> refused.
     let local = snapshot(&files[6..]);
     match plan(&base, &local, &remote, &pol, now()) {
         Err(Refusal::MaxDelete {
             deletes,
             synced_files: 10,
-            max_delete_percent: 50,
+            limit: DeleteLimit::Percent(50),
         }) => assert_eq!(deletes, (0..6).map(|i| rp(&format!("f{i}"))).collect::<Vec<_>>()),
         other => panic!("{other:?}"),
     }
@@ -165,7 +165,7 @@ fn mass_delete_and_empty_root_are_refused() {
         3
     );
     // Empty remote: refused even at 100%.
-    pol.max_delete_percent = 100;
+    pol.max_delete = DeleteLimit::Percent(100);
     assert_eq!(
         plan(&base, &remote, &Snapshot::new(), &pol, now()),
         Err(Refusal::EmptyRoot {
@@ -215,6 +215,33 @@ fn conflict_copies_are_recognised() {
     assert!(is_conflict_copy("Makefile.conflict-20261124-120000-remote-2"));
     assert!(!is_conflict_copy("a.conflict-2026-local.txt"));
     assert!(!is_conflict_copy("notes.txt"));
+}
+
+#[test]
+fn a_conflict_copy_name_tells_its_original_when_and_whose() {
+    let at = |s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+    assert_eq!(
+        parse_conflict_copy("a.b.conflict-20261124-120000-local.txt"),
+        Some(ConflictCopy {
+            original: "a.b.txt".into(),
+            found: at("2026-11-24 12:00:00"),
+            side: Side::Local
+        })
+    );
+    let copy = parse_conflict_copy("Makefile.conflict-20261124-120001-remote-2").unwrap();
+    assert_eq!((copy.original.as_str(), copy.side), ("Makefile", Side::Remote));
+    // Every name the planner makes reads back as its original.
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 9, 8, 7).single().unwrap();
+    for name in ["notes.txt", "Makefile", "archive.tar.gz", ".hidden"] {
+        let path = rp(name);
+        let copy =
+            decide::conflict_copy_name(&path, now, Side::Remote, &Snapshot::new(), &Snapshot::new()).unwrap();
+        let parsed = parse_conflict_copy(copy.name()).unwrap();
+        assert_eq!(parsed.original, name, "{copy}");
+        assert_eq!(parsed.found, now.naive_utc());
+    }
+    assert_eq!(parse_conflict_copy("a.conflict-20261324-120000-local.txt"), None);
+    assert_eq!(parse_conflict_copy("notes.txt"), None);
 }
 
 #[test]
@@ -511,7 +538,7 @@ fn a_pass_over_a_subtree_measures_deletions_against_the_whole_folder() {
     let files: Vec<(String, u8)> = (0..10).map(|i| (format!("d/f{i}"), 1)).collect();
     let files: Vec<(&str, u8)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
     let mut pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
-    pol.max_delete_percent = 50;
+    pol.max_delete = DeleteLimit::Percent(50);
     let base = base_of(&files);
     let remote = snapshot(&files);
     // The local subtree `d` is gone: as a pass over `d` alone, that is 10 of 10 files.

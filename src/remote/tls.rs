@@ -129,7 +129,56 @@ impl TlsContext {
 
     /// The fingerprint of the last certificate the server showed, even one we refused.
     pub fn seen_fingerprint(&self) -> Option<String> {
-        self.verifier.seen.lock().ok()?.map(|fp| format_fingerprint(&fp))
+        self.seen_certificate()
+            .map(|der| super::cert::fingerprint(der.as_ref()))
+    }
+
+    /// The last certificate the server showed, even one we refused.
+    pub fn seen_certificate(&self) -> Option<CertificateDer<'static>> {
+        self.verifier.seen.lock().ok()?.clone()
+    }
+
+    /// A handshake that failed, in plain words with the next step: `e` as the TLS stream
+    /// gave it.
+    pub fn explain(&self, e: &std::io::Error, host: &str) -> String {
+        let seen = self.seen_fingerprint();
+        match (e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()), &seen) {
+            // Our verifier's own words (a changed pin, an expired `ca_file` certificate).
+            (Some(rustls::Error::General(words)), _) => words.clone(),
+            (Some(rustls::Error::InvalidCertificate(c)), Some(seen)) => untrusted(c, host, seen),
+            (_, Some(seen)) => format!("{e} (server certificate SHA-256 {seen})"),
+            (_, None) => e.to_string(),
+        }
+    }
+}
+
+/// A certificate the verifier refused, in plain words, with the way out.
+fn untrusted(c: &rustls::CertificateError, host: &str, seen: &str) -> String {
+    use rustls::CertificateError as E;
+    let pin = format!(
+        "If you trust this server, pin its certificate: run `ftps-sync check --trust`, or add under \
+         server:  fingerprint_sha256: \"{seen}\""
+    );
+    match c {
+        E::Expired | E::ExpiredContext { .. } => {
+            format!("the server's certificate has expired ({c}); the server needs a new one")
+        }
+        E::NotValidYet | E::NotValidYetContext { .. } => {
+            format!("the server's certificate is not valid yet ({c}): is this machine's clock right?")
+        }
+        E::NotValidForName | E::NotValidForNameContext { .. } => format!(
+            "the server's certificate is not valid for the name {host} ({c}): set server.host to a name \
+             it is valid for. {pin}"
+        ),
+        E::UnknownIssuer => format!(
+            "the server's certificate is not trusted: it is signed by an authority this machine does \
+             not know. {pin}, or put that authority's certificate in server.ca_file"
+        ),
+        _ if format!("{c:?}").contains("CaUsedAsEndEntity") => format!(
+            "the server's certificate is not trusted: it is self-signed. {pin}, or put the certificate \
+             itself in server.ca_file"
+        ),
+        _ => format!("the server's certificate is not trusted ({c}). {pin}"),
     }
 }
 
@@ -252,7 +301,7 @@ struct Verifier {
     with_system: OnceLock<std::result::Result<Arc<WebPkiServerVerifier>, String>>,
     pin: Option<[u8; 32]>,
     provider: Arc<CryptoProvider>,
-    seen: Mutex<Option<[u8; 32]>>,
+    seen: Mutex<Option<CertificateDer<'static>>>,
 }
 
 impl ServerCertVerifier for Verifier {
@@ -266,17 +315,39 @@ impl ServerCertVerifier for Verifier {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         let fp: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
         if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(fp);
+            *seen = Some(end_entity.clone().into_owned());
         }
         match &self.pin {
             Some(pin) if *pin == fp => return Ok(ServerCertVerified::assertion()),
-            Some(_) => {
+            Some(pin) => {
                 return Err(rustls::Error::General(format!(
-                    "the server certificate (SHA-256 {}) does not match fingerprint_sha256",
+                    "the server's certificate changed: fingerprint_sha256 expects {}, the server \
+                     presented {}. If the change is expected (a renewed certificate), check the new \
+                     one and pin it with `ftps-sync check --trust`",
+                    format_fingerprint(pin),
                     format_fingerprint(&fp)
                 )));
             }
             None => {}
+        }
+        // The server's own self-signed certificate in `ca_file` (what `openssl req -x509`
+        // makes; curl's and lftp's --cacert take it): trusted as exactly that certificate, for
+        // its validity dates but whatever the host name, as a pin would be.
+        if self
+            .extra_roots
+            .iter()
+            .any(|root| root.as_ref() == end_entity.as_ref())
+        {
+            let now = chrono::DateTime::from_timestamp(now.as_secs() as i64, 0).unwrap_or_default();
+            return match super::cert::CertInfo::of(end_entity.as_ref()).map(|c| c.valid_at(now)) {
+                Some(Ok(())) => Ok(ServerCertVerified::assertion()),
+                Some(Err(why)) => Err(rustls::Error::General(format!(
+                    "the server's certificate, trusted as the one in ca_file, {why}"
+                ))),
+                None => Err(rustls::Error::General(
+                    "the certificate in ca_file that the server presented cannot be read".into(),
+                )),
+            };
         }
         if let Some(extra) = &self.extra
             && let Ok(ok) =

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::checks::{self, Need};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -23,6 +24,8 @@ pub struct UnitSpec {
     pub user: String,
     /// Paths the service writes: the folders, the state directory, the log directory.
     pub writable: Vec<PathBuf>,
+    /// Files it only reads: the password file, certificates (the config is `config`).
+    pub readable: Vec<PathBuf>,
 }
 
 impl UnitSpec {
@@ -34,11 +37,18 @@ impl UnitSpec {
         }
         writable.sort();
         writable.dedup();
+        let s = &config.server;
+        let readable = [&s.password_file, &s.ca_file, &s.client_cert, &s.client_key]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         UnitSpec {
             exe: exe.to_path_buf(),
             config: config_path.to_path_buf(),
             user: user.to_owned(),
             writable,
+            readable,
         }
     }
 
@@ -49,6 +59,7 @@ impl UnitSpec {
         let needs_home = self
             .writable
             .iter()
+            .chain(&self.readable)
             .chain([&self.config])
             .any(|p| homes.iter().any(|h| p.starts_with(h)));
         if needs_home { "read-only" } else { "yes" }
@@ -150,16 +161,40 @@ impl Target {
     }
 }
 
-/// Writes the unit and, on a live systemd machine, enables and starts it. What it did is
+/// Checks what the service needs (`needs`), then writes the unit and, on a live systemd
+/// machine, enables and starts it. Nothing is written if a check fails. What it did is
 /// returned as lines for the user.
-pub fn install(spec: &UnitSpec, target: &Target) -> Result<Vec<String>> {
+pub fn install(spec: &UnitSpec, needs: &[Need], target: &Target) -> Result<Vec<String>> {
     let mut done = Vec::new();
-    let make_user = target.live() && !user_exists(&spec.user)?;
+    let exists = user_exists(&spec.user)?;
+    let make_user = target.live() && !exists;
     if make_user && spec.user != DEFAULT_USER {
         return Err(Error::Usage(format!(
             "user {:?} does not exist: create it, or leave out --user to use {DEFAULT_USER:?}",
             spec.user
         )));
+    }
+    refuse_if_any(checks::hidden_by_sandbox(needs))?;
+    if make_user {
+        make_default_user()?;
+        done.push(format!("created the system user {DEFAULT_USER}"));
+    }
+    if !(exists || make_user) {
+        done.push(format!(
+            "not checked whether {} can read and write the folders: the account does not exist here",
+            spec.user
+        ));
+    } else if !checks::is_root() {
+        done.push(format!(
+            "not checked whether {} can read and write the folders: that needs root",
+            spec.user
+        ));
+    } else {
+        refuse_if_any(checks::access_problems(needs, &spec.user, checks::can_as))?;
+        done.push(format!(
+            "checked: {} can read and write the folders and read the config and its files",
+            spec.user
+        ));
     }
     let path = target.unit_path();
     let dir = path.parent().unwrap_or(&target.root);
@@ -178,22 +213,6 @@ pub fn install(spec: &UnitSpec, target: &Target) -> Result<Vec<String>> {
         });
     }
     done.push(format!("wrote {}", path.display()));
-    if make_user {
-        run_tool(
-            "useradd",
-            &[
-                "--system",
-                "--user-group",
-                "--home-dir",
-                "/var/lib/ftps-sync",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                DEFAULT_USER,
-            ],
-        )?;
-        done.push(format!("created the system user {DEFAULT_USER}"));
-    }
     if target.systemd_running() {
         run_tool("systemctl", &["daemon-reload"])?;
         run_tool("systemctl", &["enable", "--now", UNIT_NAME])?;
@@ -230,6 +249,68 @@ pub fn uninstall(target: &Target) -> Result<Vec<String>> {
     Ok(done)
 }
 
+/// The installed unit: its file, what systemd says of it, the config it runs with.
+pub fn installed(target: &Target) -> Result<super::Installed> {
+    let path = target.unit_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(super::Installed::default()),
+        Err(e) => return Err(Error::local("read", &path)(e)),
+    };
+    let config = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .and_then(|l| super::config_in_command_line(l, true));
+    let (state, enabled) = if target.systemd_running() {
+        // Both answer on stdout, with a non-zero exit for "inactive" or "disabled".
+        let ask = |verb: &str| {
+            Command::new("systemctl")
+                .args([verb, UNIT_NAME])
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        (ask("is-active"), ask("is-enabled").map(|e| e == "enabled"))
+    } else {
+        (None, None)
+    };
+    Ok(super::Installed {
+        registered: Some(path.display().to_string()),
+        running: state.as_deref() == Some("active"),
+        state,
+        enabled,
+        config,
+    })
+}
+
+/// The problems found, as one error that lists them all; nothing is installed.
+fn refuse_if_any(problems: Vec<String>) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the service would not work, so nothing was installed:\n  - {}",
+        problems.join("\n  - ")
+    )))
+}
+
+fn make_default_user() -> Result<()> {
+    run_tool(
+        "useradd",
+        &[
+            "--system",
+            "--user-group",
+            "--home-dir",
+            "/var/lib/ftps-sync",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            DEFAULT_USER,
+        ],
+    )
+}
+
 fn user_exists(user: &str) -> Result<bool> {
     let out = Command::new("getent")
         .args(["passwd", user])
@@ -263,6 +344,7 @@ mod tests {
             config: config.into(),
             user: "ftps-sync".into(),
             writable: writable.iter().map(PathBuf::from).collect(),
+            readable: Vec::new(),
         }
     }
 

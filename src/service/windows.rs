@@ -105,6 +105,33 @@ pub fn uninstall() -> Result<Vec<String>> {
     Ok(done)
 }
 
+/// The registered service, as the Service Control Manager knows it.
+pub fn installed() -> Result<super::Installed> {
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+        .map_err(scm_error("OpenSCManager"))?;
+    let service = match manager.open_service(
+        SERVICE_NAME,
+        ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG,
+    ) {
+        Ok(s) => s,
+        // ERROR_SERVICE_DOES_NOT_EXIST
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(1060) => {
+            return Ok(super::Installed::default());
+        }
+        Err(e) => return Err(scm_error("OpenService")(e)),
+    };
+    let status = service.query_status().map_err(scm_error("QueryServiceStatus"))?;
+    let config = service.query_config().map_err(scm_error("QueryServiceConfig"))?;
+    let command_line = config.executable_path.to_string_lossy().into_owned();
+    Ok(super::Installed {
+        registered: Some(format!("the Service Control Manager, as {SERVICE_NAME}")),
+        state: Some(format!("{:?}", status.current_state).to_lowercase()),
+        running: status.current_state == ServiceState::Running,
+        enabled: Some(config.start_type == ServiceStartType::AutoStart),
+        config: super::config_in_command_line(&command_line, false),
+    })
+}
+
 static CONFIG: OnceLock<PathBuf> = OnceLock::new();
 
 define_windows_service!(ffi_service_main, service_main);

@@ -127,6 +127,7 @@ mod meta {
     pub const PASS_END: &str = "last_pass_end";
     pub const RESULT: &str = "last_result";
     pub const ERROR: &str = "last_error";
+    pub const ERROR_AT: &str = "last_error_at";
     pub const REPORT: &str = "last_report";
 }
 
@@ -169,13 +170,14 @@ pub struct PassOutcome {
 }
 
 /// The last pass, as the store remembers it. `result` is as written (`ok`, `unresolved`,
-/// `error: ...`); `last_error` is the last error of any pass.
+/// `error: ...`); `last_error` is the error of the last passes, until one ends without.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LastPass {
     pub started: Option<DateTime<Utc>>,
     pub ended: Option<DateTime<Utc>>,
     pub result: Option<String>,
     pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
     pub counts: Option<PassCounts>,
 }
 
@@ -387,15 +389,23 @@ impl State {
         self.set_meta(meta::PASS_START, &at.to_rfc3339())
     }
 
-    /// Records how a pass ended; an error is also kept as the last error.
+    /// Records how a pass ended. An error is kept as the last error, with its time, until a
+    /// pass ends without one.
     pub fn pass_ended(&self, at: DateTime<Utc>, outcome: &PassOutcome) -> Result<()> {
         self.set_meta(meta::PASS_END, &at.to_rfc3339())?;
         self.set_meta(meta::RESULT, &outcome.result.to_string())?;
         let counts = serde_json::to_string(&outcome.counts)
             .map_err(|e| Error::Internal(format!("pass counts as JSON: {e}")))?;
         self.set_meta(meta::REPORT, &counts)?;
-        if let PassResult::Error(e) = &outcome.result {
-            self.set_meta(meta::ERROR, e)?;
+        match &outcome.result {
+            PassResult::Error(e) => {
+                self.set_meta(meta::ERROR, e)?;
+                self.set_meta(meta::ERROR_AT, &at.to_rfc3339())?;
+            }
+            PassResult::Ok | PassResult::Unresolved => {
+                self.delete_meta(meta::ERROR)?;
+                self.delete_meta(meta::ERROR_AT)?;
+            }
         }
         Ok(())
     }
@@ -413,6 +423,7 @@ impl State {
             ended: time(meta::PASS_END)?,
             result: self.meta(meta::RESULT)?,
             last_error: self.meta(meta::ERROR)?,
+            last_error_at: time(meta::ERROR_AT)?,
             counts: self
                 .meta(meta::REPORT)?
                 .and_then(|r| serde_json::from_str(&r).ok()),
@@ -423,6 +434,14 @@ impl State {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO meta VALUES (?1, ?2)")
             .and_then(|mut st| st.execute(params![key, value]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    fn delete_meta(&self, key: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM meta WHERE key = ?1")
+            .and_then(|mut st| st.execute(params![key]))
             .map_err(self.err())?;
         Ok(())
     }

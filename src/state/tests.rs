@@ -1,5 +1,6 @@
 use super::*;
 use crate::digest::HashAlgo;
+use chrono::TimeZone;
 
 #[test]
 fn round_trip() {
@@ -158,4 +159,29 @@ fn a_store_of_a_newer_binary_is_refused_and_left_alone() {
         Ok(_) => panic!("a newer store was opened"),
     }
     assert_eq!(std::fs::read(&path).unwrap(), before, "the store was rewritten");
+}
+
+#[test]
+fn the_last_error_keeps_its_time_until_a_pass_ends_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = State::open(dir.path(), "f").unwrap();
+    let at = |h| Utc.with_ymd_and_hms(2026, 11, 30, h, 0, 0).single().unwrap();
+    let ended = |result| PassOutcome {
+        result,
+        counts: PassCounts::default(),
+    };
+    s.pass_ended(at(9), &ended(PassResult::Error("cannot connect".into())))
+        .unwrap();
+    let last = s.last_pass().unwrap();
+    assert_eq!(last.last_error.as_deref(), Some("cannot connect"));
+    assert_eq!(last.last_error_at, Some(at(9)));
+    // A pass with conflicts left is no failed pass: the error is over.
+    s.pass_ended(at(10), &ended(PassResult::Unresolved)).unwrap();
+    let last = s.last_pass().unwrap();
+    assert_eq!((last.last_error, last.last_error_at), (None, None));
+    assert_eq!(last.result.as_deref(), Some("unresolved"));
+    s.pass_ended(at(11), &ended(PassResult::Error("login refused".into())))
+        .unwrap();
+    s.pass_ended(at(12), &ended(PassResult::Ok)).unwrap();
+    assert_eq!(s.last_pass().unwrap().last_error, None);
 }

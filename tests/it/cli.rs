@@ -180,6 +180,7 @@ fn example_config_documents_every_key_and_loads() {
         "level:",
         "format:",
         "file:",
+        "metrics_listen:",
     ] {
         assert!(text.contains(key), "example.yaml does not mention {key}");
     }

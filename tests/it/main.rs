@@ -13,3 +13,4 @@ mod service;
 mod sim;
 mod support;
 mod tls;
+mod ux;

@@ -57,9 +57,19 @@ fn install_staged(dir: &Path, cfg: &str, staging: &Path, extra: &[&str]) -> std:
     run(&args, dir)
 }
 
+/// A directory for a service's folders outside /tmp (which the unit's sandbox replaces, so
+/// `service install` refuses folders there): in the home directory.
+fn service_dir() -> tempfile::TempDir {
+    let home = std::env::var_os("HOME").expect("$HOME");
+    tempfile::Builder::new()
+        .prefix(".ftps-sync-test-")
+        .tempdir_in(home)
+        .expect("a directory in $HOME")
+}
+
 #[test]
 fn service_install_and_uninstall_write_into_a_staging_root() {
-    let dir = tempfile::tempdir().expect("tmp");
+    let dir = service_dir();
     let cfg = service_config(dir.path(), "");
     let staging = dir.path().join("staging");
     let out = install_staged(dir.path(), &cfg, &staging, &["--user", "sync-test"]);
@@ -178,4 +188,198 @@ fn packaged_unit_is_what_install_makes_for_the_packaged_config() {
         have, want,
         "packaging/systemd/ftps-sync.service is stale: FTPS_SYNC_BLESS=1 cargo test packaged_unit"
     );
+}
+
+#[test]
+fn service_install_refuses_a_folder_the_sandbox_would_hide() {
+    // A folder under /tmp: the service's PrivateTmp gives it an empty /tmp of its own.
+    let dir = tempfile::tempdir().expect("tmp");
+    assert!(dir.path().starts_with("/tmp"), "{}", dir.path().display());
+    let cfg = service_config(dir.path(), "");
+    let staging = dir.path().join("staging");
+    let out = install_staged(dir.path(), &cfg, &staging, &["--user", "nobody"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing was installed"), "{stderr}");
+    assert!(
+        stderr.contains("folder f") && stderr.contains("PrivateTmp"),
+        "{stderr}"
+    );
+    assert!(!staging.exists(), "nothing written");
+}
+
+/// Root is needed to ask as another account; in CI, not being root fails the test.
+fn root_or_skip(what: &str) -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        crate::support::skip_outside_ci(what, "it needs root");
+    }
+    root
+}
+
+#[test]
+fn service_install_checks_the_account_can_use_the_folders() {
+    use std::os::unix::fs::PermissionsExt;
+    if !root_or_skip("service_install_checks_the_account_can_use_the_folders") {
+        return;
+    }
+    // Outside /tmp and /root, where `nobody` can reach it.
+    std::fs::create_dir_all("/srv").expect("/srv");
+    let dir = tempfile::Builder::new()
+        .prefix("ftps-sync-test-")
+        .tempdir_in("/srv")
+        .expect("tmp in /srv");
+    let open =
+        |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    open(dir.path(), 0o755);
+    let cfg = service_config(dir.path(), "");
+    let local = dir.path().join("local");
+    let staging = dir.path().join("staging");
+    // The config and password readable by nobody, the folder not writable by it.
+    open(&dir.path().join("c.yaml"), 0o644);
+    open(&dir.path().join("password"), 0o644);
+    std::fs::write(dir.path().join("ca.pem"), "").expect("ca");
+    open(&dir.path().join("ca.pem"), 0o644);
+    open(&local, 0o755);
+    let out = install_staged(dir.path(), &cfg, &staging, &["--user", "nobody"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "nobody cannot read and write folder f ({})",
+            local.display()
+        )),
+        "{stderr}"
+    );
+    // The state dir is made inside `dir`, which nobody cannot write either.
+    assert!(stderr.contains("nobody cannot write state_dir"), "{stderr}");
+    assert!(!stderr.contains("cannot read the config"), "{stderr}");
+    assert!(!staging.exists(), "nothing written");
+
+    // Once nobody may write them, it installs, and says it checked.
+    open(&local, 0o777);
+    std::fs::create_dir_all(dir.path().join("state")).expect("state");
+    open(&dir.path().join("state"), 0o777);
+    let out = install_staged(dir.path(), &cfg, &staging, &["--user", "nobody"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("checked: nobody can read and write the folders"),
+        "{stdout}"
+    );
+
+    // A password file nobody cannot read is named.
+    open(&dir.path().join("password"), 0o600);
+    let out = install_staged(dir.path(), &cfg, &staging, &["--user", "nobody"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nobody cannot read server.password_file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn service_status_reads_the_installed_unit_and_the_state() {
+    let dir = service_dir();
+    let cfg = service_config(dir.path(), "");
+    let staging = dir.path().join("staging");
+    let root = staging.display().to_string();
+    let out = run(&["service", "status", "--root", &root], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not installed"), "{stdout}");
+    let out = install_staged(dir.path(), &cfg, &staging, &["--user", "sync-test"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["service", "status", "--root", &root], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Installed in the staging root, where no systemd runs it.
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "installed in {}",
+            staging.join("etc/systemd/system/ftps-sync.service").display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("config       {cfg}")), "{stdout}");
+    assert!(stdout.contains("f: never synced"), "{stdout}");
+}
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// What the Debian package ships beside the binary, made by the binary itself.
+const GENERATED: [(&[&str], &str); 4] = [
+    (&["completions", "bash"], "packaging/completions/ftps-sync.bash"),
+    (&["completions", "zsh"], "packaging/completions/_ftps-sync"),
+    (&["completions", "fish"], "packaging/completions/ftps-sync.fish"),
+    (&["man"], "packaging/man/ftps-sync.1"),
+];
+
+/// The completions and the man page in the package are what this binary prints
+/// (`FTPS_SYNC_BLESS=1 cargo test packaged_completions` writes them after a CLI change), and
+/// bash and man take them.
+#[test]
+fn packaged_completions_and_man_page_are_what_the_binary_prints() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (args, file) in GENERATED {
+        let out = run(args, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let path = Path::new(ROOT).join(file);
+        if std::env::var_os("FTPS_SYNC_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            std::fs::write(&path, &out.stdout).expect("bless");
+        }
+        let have = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            have == out.stdout,
+            "{file} is stale: FTPS_SYNC_BLESS=1 cargo test packaged_completions"
+        );
+    }
+    let bash = Path::new(ROOT).join(GENERATED[0].1);
+    let script = format!("source {} && complete -p ftps-sync", bash.display());
+    match std::process::Command::new("bash").args(["-c", &script]).output() {
+        Ok(out) => assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ftps-sync"),
+            "bash does not take the completions: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("SKIPPED bash completions: cannot run bash ({e})"),
+    }
+    let page = Path::new(ROOT).join(GENERATED[3].1);
+    match std::process::Command::new("man")
+        .args(["-l", "-P", "cat"])
+        .arg(&page)
+        .env("MANWIDTH", "100")
+        .output()
+    {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "man: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for words in [
+                "FTPS-SYNC SYNC",
+                "--max-delete",
+                "FTPS-SYNC SERVICE INSTALL",
+                "--trust",
+            ] {
+                assert!(text.contains(words), "the man page lacks {words:?}:\n{text}");
+            }
+        }
+        Err(e) => crate::support::skip_outside_ci("man page rendering", format!("cannot run man: {e}")),
+    }
 }

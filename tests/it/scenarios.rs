@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::TimeZone;
 use ftps_sync::config::{ConflictPolicy, Direction, FirstSync};
 use ftps_sync::path::RelPath;
-use ftps_sync::reconcile::{self, Base, BaseEntry, Entry, Mtime, Policy, Precision, Snapshot};
+use ftps_sync::reconcile::{self, Base, BaseEntry, DeleteLimit, Entry, Mtime, Policy, Precision, Snapshot};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -129,7 +129,7 @@ fn golden_scenarios() {
             direction: s.policy.direction,
             delete: s.policy.delete,
             conflict: s.policy.conflict,
-            max_delete_percent: s.policy.max_delete_percent,
+            max_delete: DeleteLimit::Percent(s.policy.max_delete_percent),
             first_sync: s.policy.first_sync,
             case_insensitive: false,
         };

@@ -243,3 +243,77 @@ async fn status_remote_says_what_the_next_pass_would_do_and_changes_nothing() {
     assert!(read(&h.local, "gone.txt").is_some());
     assert_holds(&h.remote, "a.txt", b"a");
 }
+
+/// `curl` on `url`: (HTTP status, body). `None` when curl cannot run here.
+fn curl(url: &str) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", url])
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            crate::support::skip_outside_ci("the metrics scrape", format!("cannot run curl: {e}"));
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n')?;
+    Some((code.trim().parse().unwrap_or(0), body.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_metrics_that_a_scrape_reads_while_it_works() {
+    let h = Harness::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let cfg = h
+        .config_yaml()
+        .ca_file("pki/ca.pem")
+        .top(&format!(
+            "poll_interval: 1s\ndebounce: 200ms\nmetrics_listen: 127.0.0.1:{port}\n"
+        ))
+        .write(&h.config_path());
+    put(&h.local, "a.txt", "hello");
+    let mut child = spawn(&["run", "-c", &cfg], h.dir.path());
+    let base = format!("http://127.0.0.1:{port}");
+    let mut scraped = String::new();
+    let mut curl_missing = false;
+    eventually(20, "a scrape shows the first pass's upload", || {
+        match curl(&format!("{base}/metrics")) {
+            Some((200, body)) => scraped = body,
+            Some(_) => {}
+            None => curl_missing = true,
+        }
+        curl_missing || scraped.contains("ftps_sync_files_total{folder=\"test\",direction=\"up\"} 1")
+    })
+    .await;
+    if curl_missing {
+        terminate(&child);
+        wait_exit(&mut child, 20).await;
+        return;
+    }
+    for line in [
+        "ftps_sync_passes_total{folder=\"test\",result=\"ok\"}",
+        "ftps_sync_bytes_total{folder=\"test\",direction=\"up\"} 5",
+        "ftps_sync_pool_connections 4",
+        "ftps_sync_last_success_timestamp_seconds{folder=\"test\"}",
+        "# EOF",
+    ] {
+        assert!(scraped.contains(line), "no {line:?} in\n{scraped}");
+    }
+    // A server-side change comes down, and the next scrape counts it.
+    put(&h.remote, "b.txt", "from the server");
+    eventually(20, "the download is counted", || {
+        curl(&format!("{base}/metrics")).is_some_and(|(_, body)| {
+            body.contains("ftps_sync_files_total{folder=\"test\",direction=\"down\"} 1")
+        })
+    })
+    .await;
+    assert_eq!(curl(&format!("{base}/healthz")), Some((200, "ok\n".to_owned())));
+    assert_eq!(curl(&format!("{base}/nothing")).map(|(code, _)| code), Some(404));
+    terminate(&child);
+    assert_eq!(wait_exit(&mut child, 20).await, Some(0));
+    assert_eq!(read(&h.local, "b.txt").as_deref(), Some(&b"from the server"[..]));
+}

@@ -339,3 +339,14 @@ pub fn part_files(root: &Path) -> Vec<String> {
 pub fn transfers(r: &Report) -> usize {
     r.uploaded + r.downloaded
 }
+
+/// A test that needs a tool or root it cannot have here: SKIPPED, loudly; in CI (`CI=true`),
+/// where nothing may skip, a failure.
+pub fn skip_outside_ci(what: &str, why: impl std::fmt::Display) {
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "{what} cannot run here ({why}), and CI=true"
+    );
+    eprintln!("SKIPPED {what}: {why}");
+}

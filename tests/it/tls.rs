@@ -12,9 +12,17 @@ async fn an_untrusted_certificate_is_refused() {
     let err = pass(&config).await.expect_err("refused");
     assert_eq!(err.tls_failure(), Some(TlsFailure::Certificate), "{err:?}");
     assert_eq!(err.exit_code(), 3);
+    let message = err.to_string();
+    // In plain words, with the way out: the exact line to add, and the command.
+    assert!(message.contains("is not trusted"), "{message}");
     assert!(
-        err.to_string().contains(&h.pki.fingerprint),
-        "the message shows the fingerprint: {err}"
+        message.contains(&format!("fingerprint_sha256: \"{}\"", h.pki.fingerprint)),
+        "{message}"
+    );
+    assert!(message.contains("ftps-sync check --trust"), "{message}");
+    assert!(
+        !message.contains("OtherError") && !message.contains("UnknownIssuer"),
+        "{message}"
     );
 }
 
@@ -38,6 +46,12 @@ async fn a_matching_pin_is_trusted_and_a_wrong_one_refused() {
         .load(&h.config_path());
     let err = pass(&bad).await.expect_err("refused");
     assert_eq!(err.tls_failure(), Some(TlsFailure::Certificate), "{err:?}");
+    // The pin expected against the certificate presented, each once.
+    let message = err.to_string();
+    assert!(message.contains("the server's certificate changed"), "{message}");
+    assert_eq!(message.matches(&wrong).count(), 1, "{message}");
+    assert_eq!(message.matches(&h.pki.fingerprint).count(), 1, "{message}");
+    assert!(message.contains("check --trust"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,4 +87,98 @@ async fn implicit_tls_against_an_explicit_server_is_a_garbled_handshake() {
     let err = pass(&config).await.expect_err("refused");
     assert_eq!(err.tls_failure(), Some(TlsFailure::Garbled), "{err:?}");
     assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("it may expect `tls: explicit`"), "{err}");
+}
+
+/// `openssl req -x509` in `dir`: a self-signed certificate for localhost, as admins make them
+/// (a CA certificate, which webpki refuses as a server's own). `None`: no openssl here.
+fn openssl_self_signed(dir: &std::path::Path) -> Option<()> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.pem"))
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(()),
+        other => {
+            let why = format!("openssl cannot make a certificate here: {other:?}");
+            crate::support::skip_outside_ci("self-signed ca_file", why);
+            None
+        }
+    }
+}
+
+/// A second server over the harness's tree, with `server.pem` and `server.key` from `pki`.
+async fn serve_with_certificate_in(h: &Harness, pki: &std::path::Path) -> ftps_sync::demo::EmbeddedServer {
+    let served = h.dir.path().join("served");
+    let tls = ftps_sync::demo::ServerTls::default();
+    ftps_sync::demo::serve(&served, pki, crate::support::USER, crate::support::PASSWORD, tls)
+        .await
+        .expect("server with that certificate")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_file_holding_the_servers_own_self_signed_certificate_trusts_exactly_it() {
+    let h = Harness::new().await;
+    let own = h.dir.path().join("self-signed");
+    let other = h.dir.path().join("other");
+    if openssl_self_signed(&own).is_none() || openssl_self_signed(&other).is_none() {
+        return;
+    }
+    let server = serve_with_certificate_in(&h, &own).await;
+    crate::support::put(&h.local, "a.txt", "a");
+    let config = h
+        .config_yaml()
+        .port(server.addr.port())
+        .ca_file("self-signed/server.pem")
+        .load(&h.config_path());
+    let r = pass(&config)
+        .await
+        .expect("the server's own certificate in ca_file is trusted");
+    assert_eq!(r.uploaded, 1);
+    // Another self-signed certificate proves nothing about this server.
+    let config = h
+        .config_yaml()
+        .port(server.addr.port())
+        .ca_file("other/server.pem")
+        .load(&h.config_path());
+    let err = pass(&config).await.expect_err("refused");
+    assert_eq!(err.tls_failure(), Some(TlsFailure::Certificate), "{err:?}");
+    assert!(err.to_string().contains("is not trusted"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_in_ca_file_is_refused_for_its_date() {
+    let h = Harness::new().await;
+    let pki = h.dir.path().join("expired");
+    std::fs::create_dir_all(&pki).expect("mkdir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).expect("cert");
+    std::fs::write(pki.join("server.pem"), cert.pem()).expect("cert");
+    std::fs::write(pki.join("server.key"), key.serialize_pem()).expect("key");
+    let server = serve_with_certificate_in(&h, &pki).await;
+    let config = h
+        .config_yaml()
+        .port(server.addr.port())
+        .ca_file("expired/server.pem")
+        .load(&h.config_path());
+    let err = pass(&config).await.expect_err("refused");
+    assert_eq!(err.tls_failure(), Some(TlsFailure::Certificate), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("trusted as the one in ca_file, expired on 2021-01-01"),
+        "{err}"
+    );
 }

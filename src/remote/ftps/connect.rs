@@ -68,11 +68,7 @@ impl AsyncTlsConnector for Connector {
             if let Ok(mut failure) = self.failure.lock() {
                 *failure = Some(classify(&e));
             }
-            let mut message = e.to_string();
-            if let Some(fp) = self.context.seen_fingerprint() {
-                message.push_str(&format!(" (server certificate SHA-256 {fp})"));
-            }
-            FtpError::SecureError(message)
+            FtpError::SecureError(self.context.explain(&e, domain))
         })?;
         if let Ok(mut info) = self.info.lock()
             && info.is_none()
@@ -154,6 +150,16 @@ impl Ftps {
                 let mut stream = match tokio::time::timeout(t, fut).await {
                     Err(_) => return Err(connect_err(format!("no TLS greeting within {}s", t.as_secs()))),
                     Ok(Err(FtpError::ConnectionError(e))) => return Err(connect_err(e.to_string())),
+                    // A plain-text greeting where a handshake was expected.
+                    Ok(Err(FtpError::SecureError(m))) if failed() == TlsFailure::Garbled => {
+                        return Err(tls_err(
+                            TlsFailure::Garbled,
+                            format!(
+                                "{m}; the server did not answer in TLS: it may expect `tls: explicit` \
+                                 (usually on port 21)"
+                            ),
+                        ));
+                    }
                     Ok(Err(FtpError::SecureError(m))) => return Err(tls_err(failed(), m)),
                     Ok(Err(e)) => return Err(connect_err(e.to_string())),
                     Ok(Ok(s)) => s,
@@ -180,7 +186,13 @@ impl Ftps {
                 let _ = tcp.set_nodelay(true);
                 peer_v6 = tcp.peer_addr().is_ok_and(|a| a.is_ipv6());
                 let stream = match tokio::time::timeout(t, Stream::connect_with_stream(tcp)).await {
-                    Err(_) => return Err(connect_err(format!("no greeting within {}s", t.as_secs()))),
+                    Err(_) => {
+                        return Err(connect_err(format!(
+                            "no greeting within {}s; if the server expects TLS from the first byte \
+                             (usually on port 990), set `tls: implicit`",
+                            t.as_secs()
+                        )));
+                    }
                     // A greeting other than 220 (a 230 "already logged in" before TLS, a 421):
                     // we never go on to send anything, let alone USER.
                     Ok(Err(FtpError::UnexpectedResponse(r))) if reply_code(&r.body) == Some(421) => {
