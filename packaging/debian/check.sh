@@ -44,7 +44,8 @@ for f in /usr/share/doc/ftps-sync/example.yaml /usr/share/doc/ftps-sync/copyrigh
 done
 # From the package's contents: an image may keep dpkg from installing man pages.
 contents=$(dpkg-deb -c "$DEB")
-for f in usr/share/man/man1/ftps-sync.1 usr/share/bash-completion/completions/ftps-sync \
+# cargo deb compresses the man page, as Debian wants.
+for f in usr/share/man/man1/ftps-sync.1.gz usr/share/bash-completion/completions/ftps-sync \
     usr/share/zsh/vendor-completions/_ftps-sync usr/share/fish/vendor_completions.d/ftps-sync.fish; do
     grep -q " ./$f\$" <<<"$contents" || fail "the package lacks /$f"
 done

@@ -428,3 +428,33 @@ async fn sync_progress_in_a_terminal_shows_and_leaves_the_screen_clean() {
     );
     assert_eq!(read(&h.remote, "big.bin").map(|b| b.len()), Some(3 << 20));
 }
+
+/// `-P` without a terminal (stderr into a pipe): a summary line every 2 seconds instead of bars.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_progress_without_a_terminal_prints_summary_lines() {
+    let (h, cfg, dir) = harness().await;
+    put(&h.local, "slow.bin", vec![2u8; 5 << 20]);
+    let out = ftps_sync(&["sync", "-c", &cfg, "-P", "--bwlimit", "1MiB/s"], &dir).await;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(" of 1 files, ")).collect();
+    assert!(!lines.is_empty(), "no progress line: {stderr}");
+    assert!(lines[0].starts_with("test: 0 of 1 files, "), "{}", lines[0]);
+    assert!(
+        lines[0].contains("MiB of 5.0 MiB") && lines[0].contains("1 in flight"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "no escape codes without a terminal: {stderr:?}"
+    );
+    // Without -P and without a terminal: nothing of the kind.
+    put(&h.local, "quick.txt", "q");
+    let out = ftps_sync(&["sync", "-c", &cfg], &dir).await;
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(" in flight"),
+        "{}",
+        shown(&out)
+    );
+}
