@@ -171,6 +171,10 @@ echo "from the service" >"$WORK/local/service.txt"
 for _ in $(seq 200); do [ -f "$WORK/server/service.txt" ] && break; sleep 0.1; done
 [ -f "$WORK/server/service.txt" ] ||
     fail "the running service did not sync a new file"
+# `service status` asks the service manager, and reads the config from the command line.
+wine "$BIN/ftps-sync.exe" service status 2>&1 | tr -d '\r' | tee "$WORK/status.log" || true
+grep -q '^state        running' "$WORK/status.log" || fail "service status does not say running"
+grep -q '^config       .*service.yaml' "$WORK/status.log" || fail "service status names no config"
 # %ProgramData%\ftps-sync\logs (wine's %ProgramData% is C:\users\Public).
 SERVICE_LOG=$(find "$WINEPREFIX/drive_c" -path '*ftps-sync/logs/ftps-sync.log*' | head -1)
 [ -n "$SERVICE_LOG" ] || fail "the service wrote no log under %ProgramData%"
