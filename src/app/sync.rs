@@ -34,7 +34,7 @@ pub async fn sync(config: &Config, only: &[String], json: bool, progress: bool) 
         |outcome| match outcome {
             Ok(report) if !json => say!("{report}"),
             Ok(_) => {}
-            Err(e) => print_refusal(e),
+            Err(e) => print_refusal(config, e),
         },
     )
     .await;
@@ -66,12 +66,12 @@ fn json_value(value: &impl Serialize) -> Result<serde_json::Value> {
 const REFUSED_SHOWN: usize = 20;
 
 /// A refused pass, with the paths it is about and, for too many deletions, how to let it
-/// through once.
-fn print_refusal(e: &Error) {
-    crate::logging::clear_of_progress(|| print_refusal_lines(e));
+/// through once: the same run (config, excludes) with `--max-delete`.
+fn print_refusal(config: &Config, e: &Error) {
+    crate::logging::clear_of_progress(|| print_refusal_lines(config, e));
 }
 
-fn print_refusal_lines(e: &Error) {
+fn print_refusal_lines(config: &Config, e: &Error) {
     eprintln!("error: {e}");
     if let Error::Refused {
         folder,
@@ -84,8 +84,20 @@ fn print_refusal_lines(e: &Error) {
         if deletes.len() > REFUSED_SHOWN {
             eprintln!("  ... and {} more", deletes.len() - REFUSED_SHOWN);
         }
+        let excludes: String = config
+            .folders
+            .iter()
+            .find(|f| &f.name == folder)
+            .map(|f| {
+                f.exclude
+                    .iter()
+                    .map(|p| format!(" --exclude {}", shell_word(p)))
+                    .collect()
+            })
+            .unwrap_or_default();
         eprintln!(
-            "  if these deletions are meant, let them through once with: ftps-sync sync --folder {} --max-delete {}",
+            "  if these deletions are meant, let them through once with: ftps-sync -c {} sync --folder {}{excludes} --max-delete {}",
+            shell_word(&config.source.display().to_string()),
             shell_word(folder),
             deletes.len()
         );
@@ -216,7 +228,7 @@ pub async fn dry_run(config: &Config, only: &[String], json: bool) -> Result<u8>
                 prepared.close().await;
             }
             Err(e @ Error::Refused { .. }) => {
-                print_refusal(&e);
+                print_refusal(config, &e);
                 if json {
                     let mut refused = Refused::of(&e);
                     refused.dry_run = true;

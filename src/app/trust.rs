@@ -65,7 +65,10 @@ pub async fn trust(config: &Config, yes: bool, force: bool) -> Result<u8> {
         ),
         None => {}
     }
-    if verified && !force {
+    // A pin that no longer matches is replaced even for a trusted certificate: left, it would
+    // refuse every connection.
+    let stale_pin = s.fingerprint_sha256.is_some();
+    if verified && !force && !stale_pin {
         say!(
             "this certificate is trusted already (by the system's authorities or ca_file), so no pin \
              is needed. A pin would break when the certificate is renewed (Let's Encrypt renews every \

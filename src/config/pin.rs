@@ -66,21 +66,43 @@ pub fn pin_in_file(path: &Path, fingerprint: &str) -> Result<()> {
             "the pin did not take (is the key set twice?); add it by hand",
         ));
     }
+    replace_keeping_owner(path, new.as_bytes())
+}
+
+/// Replaces the file at `path` with `bytes`, atomically, with its owner and rights: a new file
+/// beside it (never one that was already there, nor through a link), written and flushed,
+/// then renamed over it.
+fn replace_keeping_owner(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let meta = std::fs::metadata(path).map_err(Error::local("stat", path))?;
     let tmp = path.with_extension("yaml.ftps-sync-new");
-    std::fs::write(&tmp, new).map_err(Error::local("write", &tmp))?;
-    let kept = std::fs::set_permissions(&tmp, meta.permissions()).map_err(Error::local("chmod", &tmp));
+    // One left by an interrupted run, or anything else there: removed, not written through.
+    let _ = std::fs::remove_file(&tmp);
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
     #[cfg(unix)]
-    let kept = kept.and_then(|()| {
-        use std::os::unix::fs::MetadataExt;
-        std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()))
-            .map_err(Error::local("chown", &tmp))
-    });
-    if let Err(e) = kept.and_then(|()| std::fs::rename(&tmp, path).map_err(Error::local("replace", path))) {
+    std::os::unix::fs::OpenOptionsExt::mode(
+        &mut open,
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()),
+    );
+    let mut file = open.open(&tmp).map_err(Error::local("create", &tmp))?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.set_permissions(meta.permissions()))
+        .and_then(|()| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
+            }
+            file.sync_all()
+        })
+        .map_err(Error::local("write", &tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(Error::local("replace", path)));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e);
     }
-    Ok(())
+    written
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub struct Need {
 }
 
 /// Directories systemd makes and hands to the service user itself (`StateDirectory=`,
-/// `LogsDirectory=` in the unit).
+/// `LogsDirectory=` in the unit): what is in them the service can make.
 const MADE_BY_SYSTEMD: [&str; 2] = ["/var/lib/ftps-sync", "/var/log/ftps-sync"];
 
 /// What the service of `config` (loaded from `config_path`) reads and writes.
@@ -54,11 +54,11 @@ pub fn needs(config: &Config, config_path: &Path) -> Vec<Need> {
     for f in &config.folders {
         out.push(need(format!("folder {}", f.name), &f.local, Use::ReadWrite));
     }
-    if !MADE_BY_SYSTEMD.iter().any(|d| config.state_dir == Path::new(d)) {
+    if !MADE_BY_SYSTEMD.iter().any(|d| config.state_dir.starts_with(d)) {
         out.push(need("state_dir".into(), &config.state_dir, Use::Create));
     }
     if let Some(dir) = config.log.file.as_ref().and_then(|f| f.parent())
-        && !MADE_BY_SYSTEMD.iter().any(|d| dir == Path::new(d))
+        && !MADE_BY_SYSTEMD.iter().any(|d| dir.starts_with(d))
     {
         out.push(need("log.file's directory".into(), dir, Use::Create));
     }

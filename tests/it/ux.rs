@@ -145,7 +145,7 @@ async fn a_refused_mass_deletion_names_twenty_paths_and_the_flag_that_lets_it_th
     assert_eq!(stderr.matches("  would delete f").count(), 20, "{stderr}");
     assert!(stderr.contains("... and 5 more"), "{stderr}");
     assert!(
-        stderr.contains("ftps-sync sync --folder test --max-delete 25"),
+        stderr.contains(&format!("ftps-sync -c {cfg} sync --folder test --max-delete 25")),
         "{stderr}"
     );
     assert_eq!(
@@ -160,7 +160,15 @@ async fn a_refused_mass_deletion_names_twenty_paths_and_the_flag_that_lets_it_th
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     assert!(read(&h.remote, "f00.txt").is_none());
     assert!(read(&h.remote, "f29.txt").is_some());
-    // A share works as well.
+    // A share works as well: 4 of the 5 left is 80%.
+    for i in 25..29 {
+        std::fs::remove_file(h.local.join(format!("f{i:02}.txt"))).expect("rm");
+    }
+    let out = ftps_sync(&["sync", "-c", &cfg, "--max-delete", "79%"], &dir).await;
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    let out = ftps_sync(&["sync", "-c", &cfg, "--max-delete", "80%"], &dir).await;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert!(read(&h.remote, "f28.txt").is_none());
     let out = ftps_sync(&["sync", "-c", &cfg, "--max-delete", "120%"], &dir).await;
     assert_eq!(
         out.status.code(),
@@ -377,6 +385,13 @@ async fn check_trust_does_not_pin_a_certificate_already_trusted_unless_forced() 
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     let after = std::fs::read_to_string(h.config_path()).expect("config");
     assert!(after.contains(&h.pki.fingerprint), "{after}");
+    // A pin that no longer matches is replaced, trusted certificate or not: it would refuse
+    // every connection.
+    let stale = after.replace(&h.pki.fingerprint, &["00"; 32].join(":"));
+    std::fs::write(h.config_path(), &stale).expect("config");
+    let out = ftps_sync(&["check", "-c", &cfg, "--trust", "--yes"], &dir).await;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert_eq!(std::fs::read_to_string(h.config_path()).expect("config"), after);
 }
 
 /// `sync -P` in a real terminal (a pty, through `script`): the progress shows while a limited
@@ -452,6 +467,12 @@ async fn sync_progress_without_a_terminal_prints_summary_lines() {
     // Without -P and without a terminal: nothing of the kind.
     put(&h.local, "quick.txt", "q");
     let out = ftps_sync(&["sync", "-c", &cfg], &dir).await;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 uploaded"),
+        "{}",
+        shown(&out)
+    );
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains(" in flight"),
         "{}",
