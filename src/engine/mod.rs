@@ -10,6 +10,7 @@
 //!
 //! The remote tree is listed with directories fetched concurrently over the pool.
 
+mod conflict;
 mod execute;
 mod meter;
 mod prepare;

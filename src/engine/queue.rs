@@ -13,7 +13,8 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{
-    Issue, Report, Shared, ensure_remote_dir, listed_entry, retrying, same_remote, segments, transfer,
+    Issue, Report, Shared, conflict, ensure_remote_dir, listed_entry, retrying, same_remote, segments,
+    transfer,
 };
 use crate::error::{Class, Error, Result};
 use crate::local::scan::entry_of;
@@ -243,7 +244,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             d.absorb(transfer::place(sh, path, &remote, fetched, expect.as_ref()).await?);
         }
         Action::KeepBoth { path, loser, copy } => {
-            let delta = retrying!(&sh.run, path.as_str(), |c| transfer::keep_both(
+            let delta = retrying!(&sh.run, path.as_str(), |c| conflict::keep_both(
                 sh, c, path, *loser, copy
             ))?;
             d.absorb(delta);

@@ -5,6 +5,7 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
+use super::conflict_copy::conflict_copy_name;
 use super::plan::{Action, Side};
 use super::policy::{ConflictPolicy, Direction, FirstSync, Policy};
 use super::snapshot::{Base, BaseEntry, Entry, Kind, Precision, Snapshot};
@@ -249,84 +250,6 @@ fn conflict(ctx: &Ctx<'_>, path: &RelPath, local: &Entry, remote: &Entry) -> Act
             .to_lowercase(),
         },
     }
-}
-
-/// Whether `name` is one of our conflict copies (`….conflict-YYYYMMDD-HHMMSS-local…`).
-pub fn is_conflict_copy(name: &str) -> bool {
-    name.match_indices(".conflict-").any(|(i, m)| {
-        let rest = &name[i + m.len()..];
-        let stamp = rest.get(..15).unwrap_or("");
-        stamp.len() == 15
-            && stamp
-                .char_indices()
-                .all(|(j, c)| if j == 8 { c == '-' } else { c.is_ascii_digit() })
-            && (rest[15..].starts_with("-local") || rest[15..].starts_with("-remote"))
-    })
-}
-
-/// What a conflict copy's name tells: the name of the file it is a version of, when the
-/// conflict was found (UTC) and whose version it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConflictCopy {
-    pub original: String,
-    pub found: chrono::NaiveDateTime,
-    pub side: Side,
-}
-
-/// Reads a name `conflict_copy_name` made; `None` for any other name.
-pub fn parse_conflict_copy(name: &str) -> Option<ConflictCopy> {
-    name.match_indices(".conflict-").find_map(|(i, m)| {
-        let rest = &name[i + m.len()..];
-        let found = chrono::NaiveDateTime::parse_from_str(rest.get(..15)?, "%Y%m%d-%H%M%S").ok()?;
-        let (side, tail) = if let Some(t) = rest[15..].strip_prefix("-local") {
-            (Side::Local, t)
-        } else {
-            (Side::Remote, rest[15..].strip_prefix("-remote")?)
-        };
-        // `-2`, `-3`… when the first name was taken.
-        let tail = match tail.strip_prefix('-') {
-            Some(t) => t.trim_start_matches(|c: char| c.is_ascii_digit()),
-            None => tail,
-        };
-        let original = match tail.strip_prefix('.') {
-            Some(ext) if !ext.is_empty() => format!("{}.{ext}", &name[..i]),
-            _ if tail.is_empty() => name[..i].to_owned(),
-            _ => return None,
-        };
-        Some(ConflictCopy {
-            original,
-            found,
-            side,
-        })
-    })
-}
-
-/// `<stem>.conflict-<YYYYMMDD-HHMMSS>-<side>.<ext>`, with `-2`, `-3`… added if taken.
-pub fn conflict_copy_name(
-    path: &RelPath,
-    now: DateTime<Utc>,
-    side: Side,
-    local: &Snapshot,
-    remote: &Snapshot,
-) -> Option<RelPath> {
-    let name = path.name();
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], Some(&name[i + 1..])),
-        _ => (name, None),
-    };
-    let stamp = now.format("%Y%m%d-%H%M%S");
-    for n in 1..100 {
-        let suffix = if n == 1 { String::new() } else { format!("-{n}") };
-        let copy = match ext {
-            Some(ext) => format!("{stem}.conflict-{stamp}-{side}{suffix}.{ext}"),
-            None => format!("{stem}.conflict-{stamp}-{side}{suffix}"),
-        };
-        let candidate = path.with_name(&copy).ok()?;
-        if !local.contains_key(&candidate) && !remote.contains_key(&candidate) {
-            return Some(candidate);
-        }
-    }
-    None
 }
 
 /// The paths a plan removes so far, on each side: for a directory, decided after everything

@@ -3,6 +3,7 @@
 //! No tokio, no filesystem, no clock, no network: data in, plan out. The time used for conflict
 //! copy names comes in as `now`.
 
+mod conflict_copy;
 mod decide;
 pub mod guard;
 pub mod plan;
@@ -13,9 +14,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
+pub use conflict_copy::{ConflictCopy, is_conflict_copy, parse_conflict_copy};
 pub use decide::{
-    Change, ConflictCopy, is_conflict_copy, local_change, needs_digests, needs_remote_digest,
-    needs_touch_check, parse_conflict_copy, remote_change, same_content,
+    Change, local_change, needs_digests, needs_remote_digest, needs_touch_check, remote_change, same_content,
 };
 pub use guard::{Part, Refusal};
 pub use plan::{Action, Plan, Side};

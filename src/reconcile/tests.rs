@@ -210,41 +210,6 @@ fn digests_are_needed_only_where_size_and_time_cannot_decide() {
 }
 
 #[test]
-fn conflict_copies_are_recognised() {
-    assert!(is_conflict_copy("a.conflict-20261124-120000-local.txt"));
-    assert!(is_conflict_copy("Makefile.conflict-20261124-120000-remote-2"));
-    assert!(!is_conflict_copy("a.conflict-2026-local.txt"));
-    assert!(!is_conflict_copy("notes.txt"));
-}
-
-#[test]
-fn a_conflict_copy_name_tells_its_original_when_and_whose() {
-    let at = |s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
-    assert_eq!(
-        parse_conflict_copy("a.b.conflict-20261124-120000-local.txt"),
-        Some(ConflictCopy {
-            original: "a.b.txt".into(),
-            found: at("2026-11-24 12:00:00"),
-            side: Side::Local
-        })
-    );
-    let copy = parse_conflict_copy("Makefile.conflict-20261124-120001-remote-2").unwrap();
-    assert_eq!((copy.original.as_str(), copy.side), ("Makefile", Side::Remote));
-    // Every name the planner makes reads back as its original.
-    let now = Utc.with_ymd_and_hms(2026, 11, 30, 9, 8, 7).single().unwrap();
-    for name in ["notes.txt", "Makefile", "archive.tar.gz", ".hidden"] {
-        let path = rp(name);
-        let copy =
-            decide::conflict_copy_name(&path, now, Side::Remote, &Snapshot::new(), &Snapshot::new()).unwrap();
-        let parsed = parse_conflict_copy(copy.name()).unwrap();
-        assert_eq!(parsed.original, name, "{copy}");
-        assert_eq!(parsed.found, now.naive_utc());
-    }
-    assert_eq!(parse_conflict_copy("a.conflict-20261324-120000-local.txt"), None);
-    assert_eq!(parse_conflict_copy("notes.txt"), None);
-}
-
-#[test]
 fn conflict_policies() {
     let base = base_of(&[("a", 1)]);
     let local = snapshot(&[("a", 2)]); // mtime 1002
