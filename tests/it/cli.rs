@@ -187,7 +187,7 @@ fn example_config_documents_every_key_and_loads() {
 }
 
 /// Runs the binary off the async runtime, so the in-process server keeps serving.
-async fn run_async(args: Vec<String>, dir: std::path::PathBuf) -> Output {
+pub async fn run_async(args: Vec<String>, dir: std::path::PathBuf) -> Output {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&args, &dir)

@@ -9,18 +9,8 @@ use crate::support::{Harness, put, read};
 
 /// Runs the binary with `args` in `dir`, off the runtime (the server is in this process).
 async fn ftps_sync(args: &[&str], dir: &Path) -> Output {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
-            .args(&args)
-            .current_dir(&dir)
-            .env_remove("FTPS_SYNC_CONFIG")
-            .output()
-            .expect("run the binary")
-    })
-    .await
-    .expect("join")
+    let args = args.iter().map(|a| (*a).to_owned()).collect();
+    crate::cli::run_async(args, dir.to_owned()).await
 }
 
 fn shown(out: &Output) -> String {
