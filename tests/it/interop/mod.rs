@@ -71,9 +71,16 @@ pub fn free_port() -> u16 {
 
 /// A passive port range of its own for each server, below the ephemeral range.
 pub fn passive_range() -> (u16, u16) {
+    passive_range_of(100)
+}
+
+/// A passive port range of `width` ports. ProFTPD takes a wide one: it picks a random port of
+/// its range for each data connection and answers `425 ... Address already in use` when it
+/// cannot listen there, so the odds of that refusal fall as the range widens.
+pub fn passive_range_of(width: u16) -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(20000);
-    let lo = NEXT.fetch_add(100, Ordering::SeqCst);
-    (lo, lo + 99)
+    let lo = NEXT.fetch_add(width, Ordering::SeqCst);
+    (lo, lo + width - 1)
 }
 
 /// A listener on 127.0.0.2 for a server that masquerades its PASV replies as that address while

@@ -265,7 +265,7 @@ pub fn proftpd_with(extra: &str) -> Option<Server> {
             .expect("chmod");
     }
     let port = free_port();
-    let (lo, hi) = passive_range();
+    let (lo, hi) = super::passive_range_of(1000);
     let conf = b.join("proftpd.conf");
     std::fs::write(
         &conf,

@@ -248,7 +248,7 @@ async fn segmented_download(server: &Server, tls12: bool, tag: &str, big: &[u8])
     let before = logged(server.transfers());
     let r = pass(&cfg).await;
     assert_eq!(
-        (r.downloaded, r.failed.len(), r.retries),
+        (r.downloaded, r.failed.len(), r.retries - passive_port_races(&r)),
         (1, 0, 0),
         "{} {tag}: segmented download {r:?}",
         server.name
@@ -374,7 +374,10 @@ async fn proftpd_tls13_without_reuse_required_logs_in_once_per_connection() {
     };
     let (up, down) = up_and_down(&server).await;
     assert_eq!(
-        (up.retries, down.retries),
+        (
+            up.retries - passive_port_races(&up),
+            down.retries - passive_port_races(&down)
+        ),
         (0, 0),
         "{:?} {:?}",
         up.retried,
@@ -424,13 +427,8 @@ async fn up_and_down(server: &Server) -> (Report, Report) {
 /// the server's, and a retry is its remedy.
 fn assert_only_learned_retries(up: &Report, down: &Report) {
     let expected = |r: &Report| {
-        r.retried
-            .iter()
-            .filter(|i| {
-                i.reason.contains("did not resume")
-                    || (i.reason.contains("425") && i.reason.contains("Address already in use"))
-            })
-            .count()
+        let resumes = r.retried.iter().filter(|i| i.reason.contains("did not resume"));
+        resumes.count() + passive_port_races(r)
     };
     // Only the first ten retries keep their reasons: more than that fails here too.
     assert_eq!(
@@ -440,6 +438,15 @@ fn assert_only_learned_retries(up: &Report, down: &Report) {
         up.retried,
         down.retried
     );
+}
+
+/// The retries owed to ProFTPD's passive-port race (see above), each named by its reply.
+/// Only the first ten retries keep their reasons, so a run with more fails its assertion.
+fn passive_port_races(r: &Report) -> usize {
+    r.retried
+        .iter()
+        .filter(|i| i.reason.contains("425") && i.reason.contains("Address already in use"))
+        .count()
 }
 
 /// A server with no hash command: a file changed on both sides to the same size is read back
