@@ -70,6 +70,16 @@ impl RelPath {
         self.0.len() > dir.0.len() && self.0.starts_with(&dir.0) && self.0.as_bytes()[dir.0.len()] == b'/'
     }
 
+    /// `self` with its prefix `from` (itself, or a folder it lies in) replaced by `to`; `None`
+    /// when `self` is not `from` nor inside it. Both are checked paths, so the result is one.
+    pub fn rebased(&self, from: &RelPath, to: &RelPath) -> Option<RelPath> {
+        if self == from {
+            return Some(to.clone());
+        }
+        self.is_inside(from)
+            .then(|| RelPath(format!("{}{}", to.0, &self.0[from.0.len()..])))
+    }
+
     /// The same path with another last component.
     pub fn with_name(&self, name: &str) -> Result<RelPath, Error> {
         RelPath::child(self.parent().as_ref(), name)
@@ -88,6 +98,16 @@ impl RelPath {
     pub fn to_remote(&self, root: &str) -> String {
         join_remote(root, &self.0)
     }
+}
+
+#[cfg(test)]
+#[test]
+fn rebased_moves_a_path_and_what_is_under_it_only() {
+    let p = |s: &str| RelPath::new(s).expect("path");
+    assert_eq!(p("a/b").rebased(&p("a/b"), &p("c")), Some(p("c")));
+    assert_eq!(p("a/b/x/y").rebased(&p("a/b"), &p("c")), Some(p("c/x/y")));
+    assert_eq!(p("a/bc").rebased(&p("a/b"), &p("c")), None);
+    assert_eq!(p("a").rebased(&p("a/b"), &p("c")), None);
 }
 
 /// Joins a remote directory and a relative path with exactly one `/` between them.

@@ -82,6 +82,8 @@ pub struct Folder {
     /// `max_delete_percent`, unless `--max-delete` overrides it for one run.
     pub max_delete: DeleteLimit,
     pub first_sync: FirstSync,
+    /// A file or folder renamed on one side is renamed on the other, not sent again.
+    pub detect_moves: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -57,6 +57,7 @@ pub(super) struct RawFolder {
     pub(super) ignore: Vec<String>,
     pub(super) max_delete_percent: Option<u8>,
     pub(super) first_sync: Option<FirstSync>,
+    pub(super) detect_moves: Option<bool>,
 }
 
 #[derive(Deserialize)]

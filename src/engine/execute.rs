@@ -29,8 +29,8 @@ impl Prepared {
         let sh = Arc::new(shared);
         let result = async {
             sh.state(|s| {
-                for (path, done) in &settlements {
-                    s.settle(path, done.as_ref())?;
+                for (path, settled) in &settlements {
+                    settled.close(s, path)?;
                 }
                 s.pass_started(sh.run.clock.now())
             })?;

@@ -10,9 +10,11 @@
 //!
 //! The remote tree is listed with directories fetched concurrently over the pool.
 
+mod candidates;
 mod conflict;
 mod execute;
 mod meter;
+pub(crate) mod moves;
 mod prepare;
 mod queue;
 mod report;
@@ -152,17 +154,27 @@ impl Shared {
     pub async fn settle_open_intent(&self, conn: &mut dyn Remote, path: &RelPath) -> Result<()> {
         let open = self.open_intents.lock().ok().and_then(|o| o.get(path).cloned());
         if let Some(intent) = open {
-            let done = settle::settle_one(conn, &self.folder, &intent).await?;
-            self.settle(path, done.as_ref())?;
-            if done.is_some() {
+            let settled = settle::settle_one(conn, &self.folder, &intent).await?;
+            self.close_intent(path, &settled)?;
+            if settled.done() {
                 return Err(Error::Changed {
                     path: path.to_string(),
                     side: match intent.op {
-                        crate::state::Transfer::Upload => "remote",
-                        crate::state::Transfer::Download => "local",
+                        crate::state::Op::Transfer(crate::state::Transfer::Download)
+                        | crate::state::Op::MoveLocal { .. } => "local",
+                        _ => "remote",
                     },
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Closes the intent for `path` as `settled` found it.
+    pub fn close_intent(&self, path: &RelPath, settled: &settle::Settled) -> Result<()> {
+        self.state(|s| settled.close(s, path))?;
+        if let Ok(mut open) = self.open_intents.lock() {
+            open.remove(path);
         }
         Ok(())
     }
@@ -404,6 +416,9 @@ pub(crate) fn policy_of(folder: &Folder) -> Policy {
         max_delete: folder.max_delete,
         first_sync: folder.first_sync,
         case_insensitive: cfg!(any(windows, target_os = "macos")),
+        detect_moves: folder.detect_moves,
+        // Until a listing shows otherwise (`prepare`).
+        remote_moves_recognised: true,
     }
 }
 
@@ -414,6 +429,7 @@ pub(crate) fn listed_entry(l: &Listed) -> Entry {
         ListedKind::Dir => Entry::dir(mtime),
         _ => Entry::file(l.size, mtime),
     }
+    .with_id(l.unique)
 }
 
 /// An upload as the base records it until a listing shows the time the upload set (`set`, by

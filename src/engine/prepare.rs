@@ -195,8 +195,11 @@ pub async fn prepare(
         ready_dirs: Mutex::new(Default::default()),
         meter: options.meter.clone(),
     };
-    let policy = policy_of(folder);
+    let mut policy = policy_of(folder);
     if let Err(e) = fill_digests(&mut shared, &base, &policy, options.plan_only).await {
+        return abandon(&pool, e).await;
+    }
+    if let Err(e) = super::candidates::fill(&mut shared, &base, &mut policy).await {
         return abandon(&pool, e).await;
     }
     let plan = match reconcile::plan_part(
@@ -210,6 +213,8 @@ pub async fn prepare(
         Ok(plan) => plan,
         Err(refusal) => return abandon(&pool, refused(folder, refusal)).await,
     };
+    // The transfers that follow a move find the moved file at its new name.
+    reconcile::moves::rebase(&plan.actions, &mut shared.local, &mut shared.remote);
     let totals = Totals::of(&plan, &shared.local, &shared.remote);
     if let Some(meter) = &shared.meter {
         meter.planned(&folder.name, &totals);

@@ -1,6 +1,7 @@
 //! Runs a plan over the pool: phases in a safe order, actions of a phase in parallel.
 //!
-//! 1. directories to create, shallow first (one at a time: few, and each needs its parent);
+//! 1. directories to create and moves, shallow first (each needs its parent: one depth at a
+//!    time, in parallel within it);
 //! 2. conflicts and transfers, in parallel;
 //! 3. file deletions, in parallel;
 //! 4. directories to remove, deepest first, one at a time;
@@ -25,7 +26,10 @@ pub(super) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -
     let mut phases: [Vec<Action>; 5] = Default::default();
     for a in plan.actions {
         let phase = match &a {
-            Action::MkdirLocal { .. } | Action::MkdirRemote { .. } => 0,
+            Action::MkdirLocal { .. }
+            | Action::MkdirRemote { .. }
+            | Action::MoveRemote { .. }
+            | Action::MoveLocal { .. } => 0,
             Action::KeepBoth { .. }
             | Action::Upload { .. }
             | Action::Download { .. }
@@ -37,11 +41,28 @@ pub(super) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -
         };
         phases[phase].push(a);
     }
-    let [mkdirs, transfers, deletes, rmdirs, skips] = phases;
+    let [structure, transfers, deletes, rmdirs, skips] = phases;
     let result = async {
-        for a in mkdirs {
-            let r = apply(sh, &a).await;
-            absorb(report, &a, r)?;
+        // A move out of a folder that is itself moved starts from the folder's new name: it
+        // waits for that rename.
+        let targets: Vec<RelPath> = structure
+            .iter()
+            .filter(|a| a.moved_from().is_some())
+            .map(|a| a.path().clone())
+            .collect();
+        let waits = |a: &Action| {
+            a.moved_from()
+                .is_some_and(|(from, _)| targets.iter().any(|t| from.is_inside(t)))
+        };
+        let (later, first): (Vec<Action>, Vec<Action>) = structure.into_iter().partition(waits);
+        for group in [first, later] {
+            let mut by_depth: std::collections::BTreeMap<usize, Vec<Action>> = Default::default();
+            for a in group {
+                by_depth.entry(a.path().depth()).or_default().push(a);
+            }
+            for (_, level) in by_depth {
+                parallel(sh, level, report).await?;
+            }
         }
         parallel(sh, transfers, report).await?;
         confirm_uploads(sh).await;
@@ -194,7 +215,7 @@ fn still_changing(sh: &Shared, path: &RelPath) -> bool {
     }
 }
 
-fn record_dir(sh: &Shared, path: &RelPath) -> Result<()> {
+pub(super) fn record_dir(sh: &Shared, path: &RelPath) -> Result<()> {
     let dir = Entry::dir(Mtime::new(0, Precision::Days));
     sh.state(|s| s.put(path, &BaseEntry::of(&dir, &dir)))
 }
@@ -250,6 +271,8 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             d.absorb(delta);
             d.conflicts += 1;
         }
+        Action::MoveRemote { from, path } => d.absorb(super::moves::move_remote(sh, from, path).await?),
+        Action::MoveLocal { from, path } => d.absorb(super::moves::move_local(sh, from, path).await?),
         Action::Adopt { path } => {
             if let (Some(l), Some(r)) = (sh.local.get(path), sh.remote.get(path)) {
                 sh.state(|s| s.put(path, &BaseEntry::of(l, r)))?;

@@ -19,6 +19,10 @@ pub struct Report {
     pub downloaded: usize,
     pub deleted_local: usize,
     pub deleted_remote: usize,
+    /// Files and folders the user moved locally, moved the same way on the server.
+    pub moved_remote: usize,
+    /// Files and folders the user moved on the server, moved the same way locally.
+    pub moved_local: usize,
     pub dirs_created: usize,
     pub dirs_removed: usize,
     pub conflicts: usize,
@@ -48,6 +52,15 @@ pub struct Paths {
     pub deleted_remote: Vec<String>,
     /// Files both sides changed; both versions were kept (or the policy picked one).
     pub conflicts: Vec<String>,
+    pub moved_remote: Vec<MovedPath>,
+    pub moved_local: Vec<MovedPath>,
+}
+
+/// A move, by its old and new name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct MovedPath {
+    pub from: String,
+    pub to: String,
 }
 
 impl Paths {
@@ -62,6 +75,8 @@ impl Paths {
         ] {
             list.sort();
         }
+        self.moved_remote.sort();
+        self.moved_local.sort();
     }
 }
 
@@ -98,6 +113,10 @@ impl Report {
         self.downloaded += d.downloaded;
         self.deleted_local += d.deleted_local;
         self.deleted_remote += d.deleted_remote;
+        self.moved_remote += d.moved_remote;
+        self.moved_local += d.moved_local;
+        self.paths.moved_remote.extend(d.paths.moved_remote);
+        self.paths.moved_local.extend(d.paths.moved_local);
         self.dirs_created += d.dirs_created;
         self.dirs_removed += d.dirs_removed;
         self.conflicts += d.conflicts;
@@ -122,8 +141,17 @@ impl Report {
             1 => " (1 retry)".to_owned(),
             n => format!(" ({n} retries)"),
         };
+        let moves = match self.moved_local + self.moved_remote {
+            0 => String::new(),
+            _ => format!(
+                "{} moved ({} local, {} remote), ",
+                self.moved_local + self.moved_remote,
+                self.moved_local,
+                self.moved_remote
+            ),
+        };
         format!(
-            "{}: {} uploaded, {} downloaded, {} deleted ({} local, {} remote), {} conflicts, {} skipped, {} failed; \
+            "{}: {} uploaded, {} downloaded, {moves}{} deleted ({} local, {} remote), {} conflicts, {} skipped, {} failed; \
              {} up, {} down in {:.1}s{retries}",
             self.folder,
             self.uploaded,
@@ -162,6 +190,9 @@ pub struct ActionCounts {
     pub download: usize,
     pub delete_local: usize,
     pub delete_remote: usize,
+    /// Moves made locally to be made on the server, and the other way.
+    pub move_remote: usize,
+    pub move_local: usize,
     pub conflicts: usize,
     pub skipped: usize,
 }
@@ -184,6 +215,8 @@ impl Totals {
         a.download += b.download;
         a.delete_local += b.delete_local;
         a.delete_remote += b.delete_remote;
+        a.move_remote += b.move_remote;
+        a.move_local += b.move_local;
         a.conflicts += b.conflicts;
         a.skipped += b.skipped;
         self.bytes_up += other.bytes_up;
@@ -212,6 +245,8 @@ impl Totals {
                 }
                 Action::DeleteLocal { .. } => n.delete_local += 1,
                 Action::DeleteRemote { .. } => n.delete_remote += 1,
+                Action::MoveRemote { .. } => n.move_remote += 1,
+                Action::MoveLocal { .. } => n.move_local += 1,
                 Action::Skip { .. } => n.skipped += 1,
                 _ => {}
             }
@@ -222,6 +257,14 @@ impl Totals {
 
 impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = &self.actions;
+        if a.move_local + a.move_remote > 0 {
+            write!(
+                f,
+                "move {} locally and {} on the server, ",
+                a.move_local, a.move_remote
+            )?;
+        }
         write!(
             f,
             "upload {} ({}), download {} ({}), delete {} locally and {} on the server, keep both versions of {} conflicts",

@@ -4,19 +4,52 @@
 //! it was made is told by its part file: written and flushed before the intent, gone only by
 //! the rename. Nothing is moved or deleted here.
 
-use super::{Runner, listed_entry, retrying};
+use super::{Runner, listed_entry, retrying, same_remote};
 use crate::config::Folder;
 use crate::digest::HashAlgo;
 use crate::error::Result;
 use crate::local::part_name;
+use crate::local::scan::entry_of;
 use crate::local::write::{folder_identity, part_path};
 use crate::path::RelPath;
 use crate::reconcile::{Base, BaseEntry, Kind};
 use crate::remote::Remote;
-use crate::state::{Intent, Transfer};
+use crate::state::{Intent, Op, State, Transfer};
 
-/// Each open intent's path, and the entry to record for it (`None`: not done, forget it).
-pub(super) type Settlements = Vec<(RelPath, Option<BaseEntry>)>;
+/// What an open intent is found to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Done: record the entry at the intent's path.
+    Record(BaseEntry),
+    /// A move found done: what the base held at `from` (and under it) is now at the path,
+    /// where the renamed side holds it (`carried`: the paths there now; the rest is gone).
+    Moved {
+        from: RelPath,
+        carried: std::collections::BTreeSet<RelPath>,
+    },
+    /// Not done: forget it.
+    NotDone,
+}
+
+impl Settled {
+    pub(crate) fn done(&self) -> bool {
+        *self != Settled::NotDone
+    }
+
+    /// Closes the intent for `path` in the store, as found.
+    pub(crate) fn close(&self, state: &State, path: &RelPath) -> Result<()> {
+        match self {
+            Settled::Record(entry) => state.settle(path, Some(entry)),
+            Settled::Moved { from, carried } => {
+                state.settle_move(from, path, |new, e| carried.contains(new).then_some(e))
+            }
+            Settled::NotDone => state.settle(path, None),
+        }
+    }
+}
+
+/// Each open intent's path, and what it was found to be.
+pub(super) type Settlements = Vec<(RelPath, Settled)>;
 
 /// Finds out which of `intents` were carried out. Only reads both sides.
 pub(super) async fn settle(run: &Runner, folder: &Folder, intents: Vec<Intent>) -> Result<Settlements> {
@@ -24,32 +57,83 @@ pub(super) async fn settle(run: &Runner, folder: &Folder, intents: Vec<Intent>) 
     for intent in intents {
         let target = intent.path.to_remote(&folder.remote);
         let done = retrying!(run, &target, |c| settle_one(c, folder, &intent))?;
-        tracing::debug!(path = %intent.path, done = done.is_some(), "settled an intent a killed pass left open");
+        tracing::debug!(path = %intent.path, done = done.done(), "settled an intent a killed pass left open");
         out.push((intent.path, done));
     }
     Ok(out)
 }
 
-/// Whether one intent was carried out: the entry to record, or `None`.
-pub(super) async fn settle_one(
-    conn: &mut dyn Remote,
-    folder: &Folder,
-    intent: &Intent,
-) -> Result<Option<BaseEntry>> {
-    match intent.op {
-        Transfer::Download => Ok(local_done(folder, intent)),
-        Transfer::Upload => remote_done(conn, folder, intent).await,
-    }
+/// Whether one intent was carried out.
+pub(super) async fn settle_one(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) -> Result<Settled> {
+    let record = |done: Option<BaseEntry>| done.map_or(Settled::NotDone, Settled::Record);
+    Ok(match &intent.op {
+        Op::Transfer(Transfer::Download) => record(local_done(folder, intent)),
+        Op::Transfer(Transfer::Upload) => record(remote_done(conn, folder, intent).await?),
+        Op::MoveLocal { from } if local_moved(folder, intent) => Settled::Moved {
+            from: from.clone(),
+            carried: super::moves::local_subtree(folder, &intent.path),
+        },
+        Op::MoveRemote { from } if remote_moved(conn, folder, intent).await? => Settled::Moved {
+            from: from.clone(),
+            carried: super::moves::remote_subtree(conn, folder, &intent.path).await?,
+        },
+        Op::MoveLocal { .. } | Op::MoveRemote { .. } => Settled::NotDone,
+    })
 }
 
 /// Applies settlements to the base a pass plans from (the state store gets them when the pass
 /// executes).
 pub(super) fn apply(base: &mut Base, settlements: &Settlements) {
-    for (path, done) in settlements {
-        if let Some(entry) = done {
-            base.insert(path.clone(), entry.clone());
+    for (path, settled) in settlements {
+        match settled {
+            Settled::Record(entry) => {
+                base.insert(path.clone(), entry.clone());
+            }
+            Settled::Moved { from, carried } => {
+                let moved: Vec<RelPath> = base
+                    .keys()
+                    .filter(|p| *p == from || p.is_inside(from))
+                    .cloned()
+                    .collect();
+                for old in moved {
+                    let entry = base.remove(&old);
+                    if let (Some(new), Some(entry)) = (old.rebased(from, path), entry)
+                        && carried.contains(&new)
+                    {
+                        base.insert(new, entry);
+                    }
+                }
+            }
+            Settled::NotDone => {}
         }
     }
+}
+
+/// Whether a local rename to the intent's path happened: the path holds what was renamed, as it
+/// was (a rename keeps a file's size and time). The path was free when the intent was written,
+/// so that is the rename's doing. The source is not asked: a user may have made a new file or
+/// folder under the old name since. Anything else reads as not done, and the planner sees both
+/// names as they are: at worst a file is transferred again or kept twice, never lost; and what
+/// is recorded as moved is only what the path holds (`Settled::Moved`).
+fn local_moved(folder: &Folder, intent: &Intent) -> bool {
+    let now = std::fs::symlink_metadata(intent.path.to_local(&folder.local)).map(|m| entry_of(&m));
+    now.is_ok_and(|e| e.kind == intent.entry.kind && (e.kind == Kind::Dir || e.sig() == intent.entry.local))
+}
+
+/// Whether a rename on the server to the intent's path happened: the same test.
+async fn remote_moved(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) -> Result<bool> {
+    let Some(now) = conn.stat(&intent.path.to_remote(&folder.remote)).await? else {
+        return Ok(false);
+    };
+    let now = listed_entry(&now);
+    let expect = crate::reconcile::Entry {
+        kind: intent.entry.kind,
+        size: intent.entry.remote.size,
+        mtime: intent.entry.remote.mtime,
+        sha256: None,
+        id: None,
+    };
+    Ok(now.kind == expect.kind && (now.kind == Kind::Dir || same_remote(&now, &expect)))
 }
 
 /// Whether a download's rename happened: its part file, fsynced before the intent was written,

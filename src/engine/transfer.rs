@@ -18,7 +18,7 @@ use crate::local::{io, part_name};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision};
 use crate::remote::{Capabilities, Remote};
-use crate::state::{Intent, Transfer};
+use crate::state::{Intent, Op, Transfer};
 
 /// Files this small are sent again whole rather than resumed: their part files get no state
 /// record, which saves two state-store writes per small file.
@@ -209,10 +209,12 @@ pub(super) async fn upload(
         local: local.sig(),
         remote: Entry::file(total, Mtime::new(0, Precision::Unconfirmed)).sig(),
         sha256: Some(digests.sha256.clone()),
+        local_id: local.id,
+        remote_id: None,
     };
     sh.intend(&Intent {
         path: path.clone(),
-        op: Transfer::Upload,
+        op: Op::Transfer(Transfer::Upload),
         entry: base.clone(),
         server_digest: digests.extra.clone(),
         folder: None,
@@ -270,6 +272,7 @@ pub(super) async fn upload(
         ));
     }
     base.remote = remote.sig();
+    base.remote_id = remote.id;
     sh.settle(path, Some(&base))?;
     tracing::info!(path = %path, bytes = local.size, "uploaded");
     Ok(Report {
@@ -477,15 +480,19 @@ pub(super) async fn place(
     }
     // What the real name will hold, journaled before it does (invariant 2): a pass killed
     // after the rename finds it done, not a local edit.
+    let finished = entry_of(&finished);
+    let finished_id = finished.id;
     let base = BaseEntry {
         kind: Kind::File,
-        local: entry_of(&finished).sig(),
+        local: finished.sig(),
         remote: remote.sig(),
         sha256: Some(digests.sha256),
+        local_id: finished_id,
+        remote_id: remote.id,
     };
     sh.intend(&Intent {
         path: path.clone(),
-        op: Transfer::Download,
+        op: Op::Transfer(Transfer::Download),
         entry: base.clone(),
         server_digest: None,
         folder: target.parent().and_then(folder_identity),

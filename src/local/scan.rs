@@ -77,8 +77,21 @@ pub fn entry_of(meta: &fs::Metadata) -> Entry {
     if meta.is_dir() {
         Entry::dir(mtime_of(meta))
     } else {
-        Entry::file(meta.len(), mtime_of(meta))
+        Entry::file(meta.len(), mtime_of(meta)).with_id(inode_of(meta))
     }
+}
+
+/// A local file's inode, the hint that pairs a vanished path with a renamed one.
+#[cfg(unix)]
+fn inode_of(meta: &fs::Metadata) -> Option<crate::reconcile::FileId> {
+    use std::os::unix::fs::MetadataExt;
+    crate::reconcile::FileId::new(meta.ino())
+}
+
+/// Windows gives a file index only through an open handle: no hint, content alone decides.
+#[cfg(not(unix))]
+fn inode_of(_meta: &fs::Metadata) -> Option<crate::reconcile::FileId> {
+    None
 }
 
 /// SHA-256 of a local file, lower-case hex.

@@ -262,6 +262,14 @@ pub(super) struct Removed {
 
 impl Removed {
     pub(super) fn note(&mut self, action: &Action) {
+        // A move takes its source away from its folder on the side it is renamed on.
+        if let Some((from, side)) = action.moved_from() {
+            match side {
+                Side::Local => self.local.insert(from.clone()),
+                Side::Remote => self.remote.insert(from.clone()),
+            };
+            return;
+        }
         match action {
             Action::DeleteLocal { .. } | Action::RmdirLocal { .. } => {
                 self.local.insert(action.path().clone())

@@ -29,6 +29,9 @@ pub enum Refusal {
         deletes: Vec<RelPath>,
         synced_files: usize,
         limit: DeleteLimit,
+        /// The server cannot show a move made on it (LIST only, no hash command), and some of
+        /// the deletions are local: a folder renamed on the server looks like this.
+        moves_unrecognised: bool,
     },
     /// One side's root holds nothing while files were in sync: an unmounted disk, a wrong
     /// remote path.
@@ -44,6 +47,7 @@ impl fmt::Display for Refusal {
                 deletes,
                 synced_files,
                 limit,
+                moves_unrecognised,
             } => {
                 let set_by = match limit {
                     DeleteLimit::Percent(_) => "max_delete_percent",
@@ -53,7 +57,17 @@ impl fmt::Display for Refusal {
                     f,
                     "the pass would delete {} of {synced_files} synced files, more than {limit} ({set_by})",
                     deletes.len()
-                )
+                )?;
+                if *moves_unrecognised {
+                    write!(
+                        f,
+                        "; if you renamed or moved them on the server, this server cannot show it (no MLSD \
+                         unique facts, no hash command), so the new names are downloaded and the old ones \
+                         deleted here: run once with --max-delete {} to let that through",
+                        deletes.len()
+                    )?;
+                }
+                Ok(())
             }
             Refusal::EmptyRoot {
                 side: Side::Local,
@@ -116,10 +130,15 @@ pub fn check(
         .map(|a| a.path().clone())
         .collect();
     if !deletes.is_empty() && synced_files > 0 && !policy.max_delete.allows(deletes.len(), synced_files) {
+        let local_deletes = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, super::Action::DeleteLocal { .. }));
         return Err(Refusal::MaxDelete {
             deletes,
             synced_files,
             limit: policy.max_delete,
+            moves_unrecognised: local_deletes && !policy.remote_moves_recognised,
         });
     }
     Ok(())

@@ -6,6 +6,7 @@
 mod conflict_copy;
 mod decide;
 pub mod guard;
+pub mod moves;
 pub mod plan;
 pub mod policy;
 pub mod snapshot;
@@ -20,7 +21,7 @@ pub use decide::{
 };
 pub use guard::{Part, Refusal};
 pub use plan::{Action, Plan, Side};
-pub use snapshot::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig, Snapshot};
+pub use snapshot::{Base, BaseEntry, Entry, FileId, Kind, Mtime, Precision, Sig, Snapshot};
 
 use crate::path::RelPath;
 use decide::Ctx;
@@ -101,6 +102,7 @@ pub fn plan_part(
         }
     }
 
+    moves::pair(base, local, remote, policy, &mut actions);
     // Directories bottom-up, so each one knows what happens to everything under it.
     let mut removed = decide::Removed::default();
     actions.iter().for_each(|a| removed.note(a));
@@ -111,6 +113,7 @@ pub fn plan_part(
         }
     }
 
+    moves::collapse(base, local, remote, policy, &mut actions);
     let plan = Plan::new(actions);
     guard::check(base, local, remote, &plan, policy, part)?;
     Ok(plan)

@@ -45,6 +45,17 @@ pub enum Action {
     Download {
         path: RelPath,
     },
+    /// Moved locally since the base (`from` is now `path`, the same file): the same rename on
+    /// the server. A folder moved whole is one rename, with all under it.
+    MoveRemote {
+        from: RelPath,
+        path: RelPath,
+    },
+    /// Moved on the server since the base: the same rename locally.
+    MoveLocal {
+        from: RelPath,
+        path: RelPath,
+    },
     /// Both sides hold the same thing: record it as in sync, transfer nothing.
     Adopt {
         path: RelPath,
@@ -80,6 +91,8 @@ impl Action {
             | Action::KeepBoth { path, .. }
             | Action::Upload { path }
             | Action::Download { path }
+            | Action::MoveRemote { path, .. }
+            | Action::MoveLocal { path, .. }
             | Action::Adopt { path }
             | Action::Forget { path }
             | Action::DeleteLocal { path }
@@ -90,18 +103,31 @@ impl Action {
         }
     }
 
-    /// Execution phase: mkdirs (shallow first), conflicts, transfers, bookkeeping, file deletes,
-    /// directory deletes (deepest first), skips.
+    /// Execution phase: mkdirs and moves (shallow first: each needs its target's parent, which
+    /// a shallower one may make), conflicts, transfers, bookkeeping, file deletes, directory
+    /// deletes (deepest first), skips.
     fn order_key(&self) -> (u8, i64) {
         let depth = self.path().depth() as i64;
         match self {
-            Action::MkdirLocal { .. } | Action::MkdirRemote { .. } => (0, depth),
+            Action::MkdirLocal { .. }
+            | Action::MkdirRemote { .. }
+            | Action::MoveRemote { .. }
+            | Action::MoveLocal { .. } => (0, depth),
             Action::KeepBoth { .. } => (1, 0),
             Action::Upload { .. } | Action::Download { .. } => (2, 0),
             Action::Adopt { .. } | Action::Forget { .. } => (3, 0),
             Action::DeleteLocal { .. } | Action::DeleteRemote { .. } => (4, 0),
             Action::RmdirLocal { .. } | Action::RmdirRemote { .. } => (5, -depth),
             Action::Skip { .. } => (6, 0),
+        }
+    }
+
+    /// A move's source, and on which side it is renamed.
+    pub fn moved_from(&self) -> Option<(&RelPath, Side)> {
+        match self {
+            Action::MoveRemote { from, .. } => Some((from, Side::Remote)),
+            Action::MoveLocal { from, .. } => Some((from, Side::Local)),
+            _ => None,
         }
     }
 
@@ -123,6 +149,8 @@ impl fmt::Display for Action {
             }
             Action::Upload { path } => write!(f, "upload          {path}"),
             Action::Download { path } => write!(f, "download        {path}"),
+            Action::MoveRemote { from, path } => write!(f, "move    remote  {from} -> {path}"),
+            Action::MoveLocal { from, path } => write!(f, "move    local   {from} -> {path}"),
             Action::Adopt { path } => write!(f, "in sync         {path}"),
             Action::Forget { path } => write!(f, "forget          {path}"),
             Action::DeleteLocal { path } => write!(f, "delete  local   {path}"),

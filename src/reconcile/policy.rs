@@ -85,4 +85,10 @@ pub struct Policy {
     pub first_sync: FirstSync,
     /// The local filesystem cannot hold two names that differ only by case (Windows, macOS).
     pub case_insensitive: bool,
+    /// Pair a path gone from one side with a new one holding the same file into one rename on
+    /// the other side (`moves`). Off only to compare plans with and without it.
+    pub detect_moves: bool,
+    /// Whether the server shows what recognises a move made on it (MLSD `unique`, or a hash
+    /// command): without, a folder renamed there reads as deleted, and a refusal says so.
+    pub remote_moves_recognised: bool,
 }

@@ -22,6 +22,8 @@ enum Listing {
 }
 
 const PATHS: [&str; 4] = ["a", "b.txt", "d/c", "d/e/f"];
+/// Names a move may take, besides the paths above.
+const NEW_NAMES: [&str; 3] = ["moved", "d/moved", "n/m/moved"];
 const T0: i64 = 1_780_000_000;
 
 fn rp(s: &str) -> RelPath {
@@ -89,9 +91,26 @@ impl World {
         )
     }
 
-    /// What the engine knows before it plans: the digests the planner asks for.
+    /// What the engine knows before it plans: the digests the planner asks for, and the
+    /// contents that pair moves (`moves::needs_content`). An MLSD server gives each file an id
+    /// that follows it (here: its content, so a copy shares it, as a reused inode would).
     fn observed(&self, policy: &Policy) -> (Snapshot, Snapshot) {
         let (mut local, mut remote) = self.snapshots();
+        if matches!(self.listing, Listing::Mlsd) {
+            for (p, c) in &self.remote {
+                remote.get_mut(p).expect("listed").id = FileId::new(1 + *c as u64);
+            }
+        }
+        for p in moves::needs_content(&self.base, &local, &remote, policy, Side::Local) {
+            local.get_mut(&p).expect("listed").sha256 = Some(digest(self.local[&p]));
+        }
+        // The shifted server has a hash command (and no ids): it answers for the new files
+        // that may be moved ones.
+        if matches!(self.listing, Listing::Shifted) {
+            for p in moves::needs_content(&self.base, &local, &remote, policy, Side::Remote) {
+                remote.get_mut(&p).expect("listed").sha256 = Some(digest(self.remote[&p]));
+            }
+        }
         for (p, c) in &self.local {
             if let (Some(l), Some(r)) = (local.get(p), remote.get(p))
                 && needs_digests(self.base.get(p), l, r, policy)
@@ -106,10 +125,31 @@ impl World {
 
     fn record(&mut self, p: &RelPath) {
         if let (Some(l), Some(r)) = (self.local.get(p), self.remote.get(p)) {
-            let mut entry = BaseEntry::of(&local_entry(*l), &remote_entry(*r, self.listing));
+            let mut remote = remote_entry(*r, self.listing);
+            if matches!(self.listing, Listing::Mlsd) {
+                remote.id = FileId::new(1 + *r as u64);
+            }
+            let mut entry = BaseEntry::of(&local_entry(*l), &remote);
             entry.sha256 = (l == r).then(|| digest(*l));
             self.base.insert(p.clone(), entry);
         }
+    }
+
+    /// A file renamed on `side` as the user renamed it on the other, recorded the way the engine
+    /// records it: the base entry moves with it, with the user's side as it is now.
+    fn move_file(&mut self, from: &RelPath, to: &RelPath, side: Side) {
+        let renamed = match side {
+            Side::Local => &mut self.local,
+            Side::Remote => &mut self.remote,
+        };
+        let c = renamed.remove(from).expect("the plan's source");
+        renamed.insert(to.clone(), c);
+        let mut entry = self.base.remove(from).expect("a base entry");
+        match side {
+            Side::Remote => entry.local = local_entry(self.local[to]).sig(),
+            Side::Local => entry.remote = remote_entry(self.remote[to], self.listing).sig(),
+        }
+        self.base.insert(to.clone(), entry);
     }
 
     /// Carries a plan out on the true contents, recording what the engine would record.
@@ -149,6 +189,8 @@ impl World {
                     self.remote.remove(path);
                     self.base.remove(path);
                 }
+                Action::MoveRemote { from, path } => self.move_file(from, path, Side::Remote),
+                Action::MoveLocal { from, path } => self.move_file(from, path, Side::Local),
                 Action::MkdirLocal { .. }
                 | Action::MkdirRemote { .. }
                 | Action::RmdirLocal { .. }
@@ -172,6 +214,27 @@ fn listing() -> impl Strategy<Value = Listing> {
 }
 
 /// A synced base per path (or none), then each side keeps it, changes it or deletes it.
+/// A world, then perhaps a move on one side: a file in the base renamed there (to a path of
+/// `PATHS` or `NEW_NAMES` free on that side), its content as it is now on that side.
+fn world_with_moves() -> impl Strategy<Value = World> {
+    let names: Vec<&'static str> = PATHS.iter().chain(&NEW_NAMES).copied().collect();
+    (
+        world(),
+        prop::option::weighted(0.9, (any::<bool>(), 0..PATHS.len(), 0..names.len())),
+    )
+        .prop_map(move |(mut w, mv)| {
+            let Some((on_local, from, to)) = mv else { return w };
+            let (from, to) = (rp(PATHS[from]), rp(names[to]));
+            let side = if on_local { &mut w.local } else { &mut w.remote };
+            let busy = |p: &RelPath| side.keys().any(|k| k == p || k.is_inside(p) || p.is_inside(k));
+            if w.base.contains_key(&from) && side.contains_key(&from) && !busy(&to) {
+                let c = side.remove(&from).expect("there");
+                side.insert(to, c);
+            }
+            w
+        })
+}
+
 fn world() -> impl Strategy<Value = World> {
     let cell = (
         prop::option::of(0u8..6),
@@ -265,6 +328,8 @@ fn policies() -> impl Strategy<Value = Policy> {
             FirstSync::SizeAndTime
         },
         case_insensitive: false,
+        detect_moves: true,
+        remote_moves_recognised: true,
     })
 }
 
@@ -275,11 +340,25 @@ proptest! {
     /// sides after the pass, at its path or in a conflict copy; both sides end equal; the next
     /// plan is empty.
     #[test]
-    fn no_version_is_lost_and_a_second_pass_plans_nothing(w in world(), policy in policies()) {
+    fn no_version_is_lost_and_a_second_pass_plans_nothing(w in world_with_moves(), policy in policies()) {
         prop_assume!(!invisible_remote_change(&w) && !first_sync_risk(&w, &policy));
-        let made: Vec<u8> = w.local.iter().chain(&w.remote)
-            .filter(|(p, c)| w.base.get(*p).and_then(|b| b.sha256.clone()) != Some(digest(**c)))
-            .map(|(_, c)| *c)
+        // A base version under a new name on one side, its old name gone there, is a move, not
+        // a version: an edit of it on the other side supersedes it (it follows the move).
+        let moved_away = |side: &BTreeMap<RelPath, u8>| -> Vec<String> {
+            w.base.iter()
+                .filter(|(p, b)| b.kind == Kind::File && !side.contains_key(*p))
+                .filter_map(|(_, b)| b.sha256.clone())
+                .collect()
+        };
+        let made: Vec<u8> = [(&w.local, moved_away(&w.local)), (&w.remote, moved_away(&w.remote))]
+            .iter()
+            .flat_map(|(side, moved)| {
+                side.iter()
+                    .filter(|(p, c)| w.base.get(*p).and_then(|b| b.sha256.clone()) != Some(digest(**c)))
+                    .filter(|(p, c)| w.base.contains_key(*p) || !moved.contains(&digest(**c)))
+                    .map(|(_, c)| *c)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let (local, remote) = w.observed(&policy);
         // An emptied side is refused (a guard, tested elsewhere): nothing happens.
@@ -297,4 +376,69 @@ proptest! {
         let second = plan(&after.base, &local, &remote, &policy, now()).expect("no refusal");
         prop_assert!(second.changes().next().is_none(), "first:\n{}second:\n{}", first, second);
     }
+
+    /// Moves change how, never what: where no moved file was changed on the other side (whose
+    /// change would follow it to its new name), a pass leaves the same trees with move
+    /// detection as without.
+    #[test]
+    fn moves_leave_the_trees_that_deletes_and_transfers_leave(w in world_with_moves(), policy in policies()) {
+        prop_assume!(!invisible_remote_change(&w) && !first_sync_risk(&w, &policy));
+        let (local, remote) = w.observed(&policy);
+        let Ok(with) = plan(&w.base, &local, &remote, &policy, now()) else {
+            return Ok(());
+        };
+        let targets: Vec<&RelPath> = with.actions.iter().filter(|a| a.moved_from().is_some()).map(Action::path).collect();
+        let followed = with.actions.iter().any(|a| {
+            matches!(a, Action::Upload { .. } | Action::Download { .. }) && targets.contains(&a.path())
+        });
+        if followed {
+            return Ok(());
+        }
+        let off = Policy { detect_moves: false, ..policy };
+        let (local, remote) = w.observed(&off);
+        let without = plan(&w.base, &local, &remote, &off, now()).expect("refused only with moves off");
+        let (mut a, mut b) = (w.clone(), w.clone());
+        a.apply(&with);
+        b.apply(&without);
+        prop_assert_eq!((&a.local, &a.remote), (&b.local, &b.remote), "with:\n{}without:\n{}", with, without);
+    }
+}
+
+/// The properties above see moves both ways, not only by chance: counted over a fixed sample.
+#[test]
+fn the_generated_histories_hold_moves_both_ways() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let policy = Policy {
+        direction: Direction::Both,
+        delete: true,
+        conflict: ConflictPolicy::KeepBoth,
+        max_delete: DeleteLimit::Percent(100),
+        first_sync: FirstSync::SizeAndTime,
+        case_insensitive: false,
+        detect_moves: true,
+        remote_moves_recognised: true,
+    };
+    let (mut on_server, mut locally) = (0, 0);
+    for _ in 0..2_000 {
+        let w = world_with_moves()
+            .new_tree(&mut runner)
+            .expect("a world")
+            .current();
+        let (local, remote) = w.observed(&policy);
+        for a in plan(&w.base, &local, &remote, &policy, now())
+            .map(|p| p.actions)
+            .unwrap_or_default()
+        {
+            match a {
+                Action::MoveRemote { .. } => on_server += 1,
+                Action::MoveLocal { .. } => locally += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        on_server >= 60 && locally >= 40,
+        "{on_server} moves on the server, {locally} locally"
+    );
 }

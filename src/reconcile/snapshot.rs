@@ -100,6 +100,41 @@ pub struct Entry {
     /// Lower-case hex SHA-256 of the content, when known (always for a local file whose size or
     /// mtime moved since the base; for a remote file only when the server or a download told us).
     pub sha256: Option<String>,
+    /// What the side says identifies the file across a rename (`FileId`), when it says.
+    pub id: Option<FileId>,
+}
+
+/// What identifies a file across a rename on one side, as a hint for pairing a vanished path
+/// with a new one: a local file's inode, or a digest of a server's MLSD `unique` fact (which
+/// servers derive from the device and inode). Both are reused once a file is gone, so an equal
+/// id is never enough alone: size and time (and, locally, the content) must agree too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileId(pub std::num::NonZeroU64);
+
+impl FileId {
+    /// The id for a number the side gave, if it can be one (an inode is never 0).
+    pub fn new(n: u64) -> Option<FileId> {
+        std::num::NonZeroU64::new(n).map(FileId)
+    }
+
+    /// The id for a server's `unique` fact: the first 8 bytes of its SHA-256 (stable across
+    /// releases, unlike the standard library's hasher).
+    pub fn of_fact(fact: &str) -> Option<FileId> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(fact.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        FileId::new(u64::from_be_bytes(first))
+    }
+
+    /// As stored in SQLite (an INTEGER is signed).
+    pub fn to_sql(self) -> i64 {
+        self.0.get() as i64
+    }
+
+    pub fn from_sql(n: i64) -> Option<FileId> {
+        FileId::new(n as u64)
+    }
 }
 
 impl Entry {
@@ -109,6 +144,7 @@ impl Entry {
             size: 0,
             mtime,
             sha256: None,
+            id: None,
         }
     }
 
@@ -118,11 +154,17 @@ impl Entry {
             size,
             mtime,
             sha256: None,
+            id: None,
         }
     }
 
     pub fn with_sha256(mut self, hex: impl Into<String>) -> Entry {
         self.sha256 = Some(hex.into());
+        self
+    }
+
+    pub fn with_id(mut self, id: Option<FileId>) -> Entry {
+        self.id = id;
         self
     }
 
@@ -148,6 +190,9 @@ pub struct BaseEntry {
     pub local: Sig,
     pub remote: Sig,
     pub sha256: Option<String>,
+    /// Each side's id of the file when it was in sync (`FileId`), to recognise it moved.
+    pub local_id: Option<FileId>,
+    pub remote_id: Option<FileId>,
 }
 
 impl BaseEntry {
@@ -158,6 +203,8 @@ impl BaseEntry {
             local: local.sig(),
             remote: remote.sig(),
             sha256: local.sha256.clone().or_else(|| remote.sha256.clone()),
+            local_id: local.id,
+            remote_id: remote.id,
         }
     }
 }

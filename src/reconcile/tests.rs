@@ -19,6 +19,8 @@ fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
         max_delete: DeleteLimit::Percent(100),
         first_sync: FirstSync::SizeAndTime,
         case_insensitive: false,
+        detect_moves: true,
+        remote_moves_recognised: true,
     }
 }
 
@@ -155,6 +157,7 @@ fn mass_delete_and_empty_root_are_refused() {
             deletes,
             synced_files: 10,
             limit: DeleteLimit::Percent(50),
+            moves_unrecognised: false,
         }) => assert_eq!(deletes, (0..6).map(|i| rp(&format!("f{i}"))).collect::<Vec<_>>()),
         other => panic!("{other:?}"),
     }
@@ -324,6 +327,35 @@ fn apply(w: &mut World, plan: &Plan) {
                 w.remote.insert(copy.clone(), lost);
                 record(w, path);
                 record(w, copy);
+            }
+            Action::MoveRemote { from, path } | Action::MoveLocal { from, path } => {
+                let renamed_on = a.moved_from().map(|(_, side)| side);
+                let side = if renamed_on == Some(Side::Remote) {
+                    &mut w.remote
+                } else {
+                    &mut w.local
+                };
+                let moved: Vec<RelPath> = side
+                    .keys()
+                    .filter(|p| *p == from || p.is_inside(from))
+                    .cloned()
+                    .collect();
+                for old in moved {
+                    let e = side.remove(&old).expect("listed");
+                    side.insert(old.rebased(from, path).expect("under"), e);
+                }
+                let rows: Vec<RelPath> = w
+                    .base
+                    .keys()
+                    .filter(|p| *p == from || p.is_inside(from))
+                    .cloned()
+                    .collect();
+                for old in rows {
+                    let e = w.base.remove(&old).expect("row");
+                    let new = old.rebased(from, path).expect("under");
+                    w.base.insert(new.clone(), e);
+                    record(w, &new);
+                }
             }
             Action::Adopt { path } => record(w, path),
             Action::Forget { path } => {

@@ -73,6 +73,29 @@ impl Features {
         }
     }
 
+    /// The `OPTS MLST` that turns on the facts ftps-sync reads (type, size, modify, unique),
+    /// when the server offers `unique` but does not send it by default (pyftpdlib): it pairs a
+    /// file renamed on the server with its old name. `None` when nothing needs turning on.
+    pub fn mlst_opts(&self) -> Option<String> {
+        let facts: Vec<&str> = self.get("MLST")?.split(';').filter(|f| !f.is_empty()).collect();
+        let unique = facts
+            .iter()
+            .find(|f| f.trim_end_matches('*').eq_ignore_ascii_case("unique"))?;
+        if unique.ends_with('*') {
+            return None;
+        }
+        let wanted: Vec<&str> = facts
+            .iter()
+            .map(|f| f.trim_end_matches('*'))
+            .filter(|f| {
+                ["type", "size", "modify", "unique"]
+                    .iter()
+                    .any(|w| f.eq_ignore_ascii_case(w))
+            })
+            .collect();
+        Some(format!("OPTS MLST {};", wanted.join(";")))
+    }
+
     /// MFMT where offered; else vsftpd's two-argument MDTM is tried.
     pub fn mtime(&self) -> MtimeSupport {
         if self.has("MFMT") {
@@ -127,6 +150,19 @@ mod tests {
         assert_eq!(f.mtime(), MtimeSupport::Mfmt);
         assert_eq!(f.hash(), Some(HashCommand::Hash(HashAlgo::Sha256)));
         assert_eq!(f.get("REST"), Some("STREAM"));
+    }
+
+    #[test]
+    fn unique_is_turned_on_only_where_the_server_leaves_it_off() {
+        for captured in [PROFTPD, VSFTPD, PURE_FTPD, PYFTPDLIB] {
+            assert_eq!(Features::parse(captured).mlst_opts(), None);
+        }
+        let off =
+            Features::parse("211-Features:\r\n MLST type*;perm*;size*;modify*;unique;unix.mode;\r\n211 End");
+        assert_eq!(
+            off.mlst_opts().as_deref(),
+            Some("OPTS MLST type;size;modify;unique;")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
-use crate::reconcile::{Mtime, Precision};
+use crate::reconcile::{FileId, Mtime, Precision};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListedKind {
@@ -22,6 +22,8 @@ pub struct Listed {
     pub kind: ListedKind,
     pub size: u64,
     pub mtime: Option<Mtime>,
+    /// The MLSD `unique` fact, as an id (RFC 3659 §7.5.2): the same file keeps it when renamed.
+    pub unique: Option<FileId>,
 }
 
 /// One MLSD / MLST line: `fact=value;fact=value; name`. `None` for `.`/`..` entries
@@ -32,6 +34,7 @@ pub fn parse_mlsd(line: &str) -> Option<Listed> {
     let mut kind = None;
     let mut size = None;
     let mut mtime = None;
+    let mut unique = None;
     for fact in facts.split(';').filter(|f| !f.is_empty()) {
         let (key, value) = fact.split_once('=')?;
         match key.to_ascii_lowercase().as_str() {
@@ -45,6 +48,7 @@ pub fn parse_mlsd(line: &str) -> Option<Listed> {
             }
             "size" | "sizd" => size = value.parse::<u64>().ok(),
             "modify" => mtime = parse_mlsd_time(value),
+            "unique" => unique = FileId::of_fact(value),
             _ => {}
         }
     }
@@ -53,6 +57,7 @@ pub fn parse_mlsd(line: &str) -> Option<Listed> {
         kind: kind?,
         size: size.unwrap_or(0),
         mtime,
+        unique,
     })
 }
 
@@ -158,6 +163,7 @@ pub fn parse_unix(line: &str, now: DateTime<Utc>) -> Option<Listed> {
         kind,
         size,
         mtime: Some(mtime),
+        unique: None,
     })
 }
 
@@ -208,6 +214,7 @@ pub fn parse_dos(line: &str) -> Option<Listed> {
             when.and_utc().timestamp() * 1_000_000_000,
             Precision::Minutes,
         )),
+        unique: None,
     })
 }
 
@@ -246,6 +253,8 @@ mod tests {
         assert_eq!(l.name, "my file.txt");
         assert_eq!(l.kind, ListedKind::File);
         assert_eq!(l.size, 1234);
+        assert_eq!(l.unique, FileId::of_fact("803U1234"));
+        assert!(l.unique.is_some());
         assert_eq!(l.mtime.unwrap().secs(), secs(2026, 11, 24, 19, 32, 5));
         let link = parse_mlsd(
             "modify=20261124193205;perm=adfrw;size=11;type=OS.unix=slink:/etc/passwd;UNIX.mode=0777; evil",

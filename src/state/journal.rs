@@ -12,14 +12,51 @@ use crate::error::Result;
 use crate::path::RelPath;
 use crate::reconcile::BaseEntry;
 
+/// What is about to become visible at an intent's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A part file renamed to its real name: the local one (a download) or the remote one.
+    Transfer(Transfer),
+    /// A file or folder renamed from `from` on the server (the user moved it locally).
+    MoveRemote { from: RelPath },
+    /// A file or folder renamed from `from` locally (the user moved it on the server).
+    MoveLocal { from: RelPath },
+}
+
+impl Op {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Op::Transfer(t) => t.as_str(),
+            Op::MoveRemote { .. } => "move-remote",
+            Op::MoveLocal { .. } => "move-local",
+        }
+    }
+
+    fn source(&self) -> Option<&RelPath> {
+        match self {
+            Op::Transfer(_) => None,
+            Op::MoveRemote { from } | Op::MoveLocal { from } => Some(from),
+        }
+    }
+
+    fn parse(op: &str, source: Option<RelPath>) -> Option<Op> {
+        match (op, source) {
+            ("move-remote", Some(from)) => Some(Op::MoveRemote { from }),
+            ("move-local", Some(from)) => Some(Op::MoveLocal { from }),
+            (other, None) => Transfer::parse(other).map(Op::Transfer),
+            _ => None,
+        }
+    }
+}
+
 /// A change about to become visible, and the base entry to record once it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
     pub path: RelPath,
-    /// Which part file is about to be renamed: the local one (a download) or the remote one.
-    pub op: Transfer,
+    pub op: Op,
     /// The entry to record when the change is found done. An upload's remote time is not in
-    /// it: the server sets it at the rename.
+    /// it: the server sets it at the rename. A move's is its target's entry (a folder's: its
+    /// own; what is under it moves with it in the base).
     pub entry: BaseEntry,
     /// The digest the server's hash command can check, when it is not SHA-256.
     pub server_digest: Option<(HashAlgo, String)>,
@@ -37,14 +74,16 @@ impl State {
             .server_digest
             .as_ref()
             .map_or(Value::Null, |(algo, hex)| text(&format!("{} {hex}", algo.name())));
+        let source = intent.op.source().map_or(Value::Null, |s| text(s.as_str()));
         let values = [text(intent.path.as_str()), text(intent.op.as_str())]
             .into_iter()
             .chain(entry_values(&intent.entry))
-            .chain([digest, intent.folder.as_deref().map_or(Value::Null, text)]);
+            .chain([digest, intent.folder.as_deref().map_or(Value::Null, text), source]);
         self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO intents VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO intents (path, op, {ENTRY_COLUMNS}, server_digest, folder, source) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            ))
             .and_then(|mut st| st.execute(params_from_iter(values)))
             .map_err(self.err())?;
         Ok(())
@@ -55,7 +94,7 @@ impl State {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT path, op, {ENTRY_COLUMNS}, server_digest, folder FROM intents"
+                "SELECT path, op, {ENTRY_COLUMNS}, server_digest, folder, source FROM intents"
             ))
             .map_err(self.err())?;
         let rows = stmt
@@ -64,15 +103,24 @@ impl State {
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     base_entry(r, 2)?,
-                    r.get::<_, Option<String>>(10)?,
-                    r.get::<_, Option<String>>(11)?,
+                    r.get::<_, Option<String>>(12)?,
+                    r.get::<_, Option<String>>(13)?,
+                    r.get::<_, Option<String>>(14)?,
                 ))
             })
             .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
-            let (path, op, entry, digest, folder) = row.map_err(self.err())?;
-            let op = Transfer::parse(&op);
+            let (path, op, entry, digest, folder, source) = row.map_err(self.err())?;
+            let source = match source.map(|s| RelPath::new(&s)) {
+                Some(Ok(from)) => Some(from),
+                Some(Err(_)) => {
+                    tracing::warn!(path, "unreadable intent ignored");
+                    continue;
+                }
+                None => None,
+            };
+            let op = Op::parse(&op, source);
             let server_digest = digest.and_then(|d| {
                 let (algo, hex) = d.split_once(' ')?;
                 Some((HashAlgo::parse(algo)?, hex.to_owned()))
@@ -91,6 +139,31 @@ impl State {
             }
         }
         Ok(out)
+    }
+
+    /// Closes the move intent for `to` in one transaction: what the base held at `from`, and
+    /// under it, is now at `to`. `moved(new path, old entry)` gives each its new entry, or
+    /// `None` for one the rename did not carry (gone from that side): its row goes.
+    pub fn settle_move(
+        &self,
+        from: &RelPath,
+        to: &RelPath,
+        moved: impl Fn(&RelPath, BaseEntry) -> Option<BaseEntry>,
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        for (old, entry) in self.subtree(from)? {
+            let Some(new) = old.rebased(from, to) else {
+                continue;
+            };
+            self.remove(&old)?;
+            if let Some(entry) = moved(&new, entry) {
+                self.put(&new, &entry)?;
+            }
+        }
+        tx.prepare_cached("DELETE FROM intents WHERE path = ?1")
+            .and_then(|mut st| st.execute(params![to.as_str()]))
+            .map_err(self.err())?;
+        tx.commit().map_err(self.err())
     }
 
     /// Closes the intent for `path` in one transaction: records `done` as in sync if the change

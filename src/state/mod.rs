@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::path::RelPath;
-use crate::reconcile::{Base, BaseEntry, Kind, Mtime, Precision, Sig};
+use crate::reconcile::{Base, BaseEntry, FileId, Kind, Mtime, Precision, Sig};
 
 mod journal;
 
-pub use journal::Intent;
+pub use journal::{Intent, Op};
 
 pub struct State {
     conn: Connection,
@@ -73,18 +73,30 @@ CREATE TABLE intents (
 ",
     // 2 -> 3: which local folder a download's part file was in (settle::local_done).
     "ALTER TABLE intents ADD COLUMN folder TEXT;",
+    // 3 -> 4: moves. Each side's id of a file in sync (`FileId`: the local inode, the server's
+    // MLSD `unique`), to pair a vanished path with a new one; and a move's source in its intent.
+    // Rows from before have no ids: their moves are recognised by content alone.
+    "
+ALTER TABLE entries ADD COLUMN local_id INTEGER;
+ALTER TABLE entries ADD COLUMN remote_id INTEGER;
+ALTER TABLE intents ADD COLUMN local_id INTEGER;
+ALTER TABLE intents ADD COLUMN remote_id INTEGER;
+ALTER TABLE intents ADD COLUMN source TEXT;
+",
 ];
 
 /// The schema version this binary reads and writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// The columns of an entry after its path, in the order `base_entry` reads them.
-const ENTRY_COLUMNS: &str =
-    "kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, remote_precision, sha256";
+/// The columns of an entry after its path, in the order `base_entry` reads them. Always named
+/// in statements: columns added by a migration come last in a table, after the intents' own.
+const ENTRY_COLUMNS: &str = "kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, \
+                             remote_precision, sha256, local_id, remote_id";
 
 /// An entry as the values of `ENTRY_COLUMNS`, in their order: what `base_entry` reads back.
-fn entry_values(e: &BaseEntry) -> [Value; 8] {
+fn entry_values(e: &BaseEntry) -> [Value; 10] {
     let text = |s: &str| Value::Text(s.to_owned());
+    let id = |id: Option<crate::reconcile::FileId>| id.map_or(Value::Null, |i| Value::Integer(i.to_sql()));
     [
         text(if e.kind == Kind::Dir { "dir" } else { "file" }),
         Value::Integer(e.local.size as i64),
@@ -94,6 +106,8 @@ fn entry_values(e: &BaseEntry) -> [Value; 8] {
         Value::Integer(e.remote.mtime.nanos),
         text(e.remote.mtime.precision.as_str()),
         e.sha256.clone().map_or(Value::Null, Value::Text),
+        id(e.local_id),
+        id(e.remote_id),
     ]
 }
 
@@ -118,6 +132,8 @@ fn base_entry(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<BaseE
         local,
         remote,
         sha256: r.get(at + 7)?,
+        local_id: r.get::<_, Option<i64>>(at + 8)?.and_then(FileId::from_sql),
+        remote_id: r.get::<_, Option<i64>>(at + 9)?.and_then(FileId::from_sql),
     }))
 }
 
@@ -319,9 +335,35 @@ impl State {
         Ok(row.flatten())
     }
 
+    /// The base entries of `path` and of everything under it (what sorts from `path/` to just
+    /// before `path0`: '0' follows '/').
+    pub fn subtree(&self, path: &RelPath) -> Result<Vec<(RelPath, BaseEntry)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT path, {ENTRY_COLUMNS} FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3)"
+            ))
+            .map_err(self.err())?;
+        let (below, after) = (format!("{path}/"), format!("{path}0"));
+        let rows = stmt
+            .query_map(params![path.as_str(), below, after], |r| {
+                Ok((r.get::<_, String>(0)?, base_entry(r, 1)?))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let (Ok(p), Some(e)) = row.map(|(p, e)| (RelPath::new(&p), e)).map_err(self.err())? {
+                out.push((p, e));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn put(&self, path: &RelPath, e: &BaseEntry) -> Result<()> {
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO entries (path, {ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
             .and_then(|mut st| {
                 st.execute(params_from_iter(
                     std::iter::once(Value::Text(path.as_str().to_owned())).chain(entry_values(e)),

@@ -17,6 +17,8 @@ fn round_trip() {
             mtime: Mtime::new(60_000_000_000, Precision::Minutes),
         },
         sha256: Some("ab".into()),
+        local_id: FileId::new(77),
+        remote_id: FileId::of_fact("fd01g123"),
     };
     let p = RelPath::new("a/b c").unwrap();
     s.put(&p, &e).unwrap();
@@ -42,17 +44,19 @@ fn an_intent_is_journaled_read_back_and_settled_with_its_entry_in_one_go() {
             mtime: Mtime::new(0, Precision::Unconfirmed),
         },
         sha256: Some("ab".into()),
+        local_id: None,
+        remote_id: None,
     };
     let up = Intent {
         path: RelPath::new("d/up.txt").unwrap(),
-        op: Transfer::Upload,
+        op: Op::Transfer(Transfer::Upload),
         entry: entry.clone(),
         server_digest: Some((HashAlgo::Md5, "cd".into())),
         folder: None,
     };
     let down = Intent {
         path: RelPath::new("down.txt").unwrap(),
-        op: Transfer::Download,
+        op: Op::Transfer(Transfer::Download),
         entry: entry.clone(),
         server_digest: None,
         folder: Some("2049:77".into()),
@@ -142,6 +146,8 @@ fn a_store_of_a_newer_binary_is_refused_and_left_alone() {
                 mtime: Mtime::new(1, Precision::Seconds),
             },
             sha256: None,
+            local_id: None,
+            remote_id: None,
         },
     )
     .unwrap();

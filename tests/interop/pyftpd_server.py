@@ -16,6 +16,7 @@ Modes:
   epsv-blackhole  answers EPSV with a port whose connections never complete, as behind a
                   firewall that drops them (PASV works)
   flaky-data      refuses every second data command with 425, over all connections
+  rename-in-place refuses (553) a rename into another folder, as some servers do
 Every command received is appended to --log. Prints READY when listening.
 """
 import argparse
@@ -162,6 +163,14 @@ class Handler(base):
             self.push_dtp_data(bytes(data), cmd="RETR")
             return file
         return super().ftp_RETR(file)
+
+    def ftp_RNTO(self, path):
+        source = self._rnfr
+        if mode == "rename-in-place" and source and os.path.dirname(source) != os.path.dirname(path):
+            self._rnfr = None
+            self.respond("553 Renaming into another folder is not allowed.")
+            return
+        return super().ftp_RNTO(path)
 
     def ftp_XSHA256(self, path):
         with open(path, "rb") as f:

@@ -1,15 +1,18 @@
 //! Golden reconcile scenarios: `tests/scenarios/*.yaml`, each base / local / remote -> the
 //! expected plan, read like a table.
 //!
-//! Entry notation: `dir`, or `SIZE@SECONDS` with optional `#SHA256` and `~minutes`/`~days`
-//! for the listing's precision. Parent directories are added automatically.
+//! Entry notation: `dir`, or `SIZE@SECONDS` with optional `#SHA256`, `%ID` (the side's id of
+//! the file: an inode, an MLSD `unique`) and `~minutes`/`~days` for the listing's precision.
+//! Parent directories are added automatically.
 
 use std::collections::BTreeMap;
 
 use chrono::TimeZone;
 use ftps_sync::config::{ConflictPolicy, Direction, FirstSync};
 use ftps_sync::path::RelPath;
-use ftps_sync::reconcile::{self, Base, BaseEntry, DeleteLimit, Entry, Mtime, Policy, Precision, Snapshot};
+use ftps_sync::reconcile::{
+    self, Base, BaseEntry, DeleteLimit, Entry, FileId, Mtime, Policy, Precision, Snapshot,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -27,6 +30,9 @@ struct Scenario {
     expect: Vec<String>,
     #[serde(default)]
     refused: bool,
+    /// Words the refusal's message must hold.
+    #[serde(default)]
+    refusal_says: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +48,11 @@ struct PolicySpec {
     first_sync: FirstSync,
     #[serde(default = "fifty")]
     max_delete_percent: u8,
+    #[serde(default = "yes")]
+    detect_moves: bool,
+    /// Whether the server shows moves made on it (MLSD `unique`, or a hash command).
+    #[serde(default = "yes")]
+    server_shows_moves: bool,
 }
 
 impl Default for PolicySpec {
@@ -52,6 +63,8 @@ impl Default for PolicySpec {
             conflict: keep_both(),
             max_delete_percent: 50,
             first_sync: FirstSync::default(),
+            detect_moves: true,
+            server_shows_moves: true,
         }
     }
 }
@@ -80,6 +93,10 @@ fn entry(spec: &str) -> Entry {
         Some((_, p)) => panic!("unknown precision {p}"),
         None => (spec, Precision::Seconds),
     };
+    let (spec, id) = match spec.split_once('%') {
+        Some((s, id)) => (s, FileId::new(id.parse().expect("id"))),
+        None => (spec, None),
+    };
     let (spec, sha) = match spec.split_once('#') {
         Some((s, h)) => (s, Some(h.to_owned())),
         None => (spec, None),
@@ -90,6 +107,7 @@ fn entry(spec: &str) -> Entry {
         Mtime::new(secs.parse::<i64>().expect("seconds") * 1_000_000_000, precision),
     );
     e.sha256 = sha;
+    e.id = id;
     e
 }
 
@@ -132,6 +150,8 @@ fn golden_scenarios() {
             max_delete: DeleteLimit::Percent(s.policy.max_delete_percent),
             first_sync: s.policy.first_sync,
             case_insensitive: false,
+            detect_moves: s.policy.detect_moves,
+            remote_moves_recognised: s.policy.server_shows_moves,
         };
         let base: Base = snapshot(&s.base)
             .into_iter()
@@ -143,7 +163,13 @@ fn golden_scenarios() {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         match (got, s.refused) {
-            (Err(_), true) => {}
+            (Err(reason), true) => {
+                if let Some(words) = &s.refusal_says
+                    && !reason.to_string().contains(words.as_str())
+                {
+                    failures.push(format!("{name}: the refusal does not say {words:?}: {reason}"));
+                }
+            }
             (Err(reason), false) => failures.push(format!("{name}: refused: {reason}")),
             (Ok(plan), true) => failures.push(format!("{name}: expected a refusal, got:\n{plan}")),
             (Ok(plan), false) => {

@@ -229,7 +229,7 @@ async fn status_remote_says_what_the_next_pass_would_do_and_changes_nothing() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     assert_eq!(
         status[0]["next_pass"],
-        serde_json::json!({"upload": 1, "download": 1, "delete_local": 1, "delete_remote": 0, "conflicts": 0, "skipped": 0}),
+        serde_json::json!({"upload": 1, "download": 1, "delete_local": 1, "delete_remote": 0, "move_local": 0, "move_remote": 0, "conflicts": 0, "skipped": 0}),
         "{status}"
     );
     let text = output(&["status", "-c", &cfg, "--remote"], h.dir.path()).await;

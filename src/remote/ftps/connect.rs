@@ -330,6 +330,10 @@ impl Ftps {
                 self.hash = None;
             }
         }
+        if let Some(opts) = self.features.mlst_opts() {
+            // Without `unique` a move on the server is recognised only by the server's hash.
+            let _ = self.raw(&opts, "OPTS MLST", "").await?;
+        }
         if self.features.has("UTF8") {
             // Pure-FTPd answers 504 although it lists UTF8: harmless, names are UTF-8 anyway.
             let _ = self.raw("OPTS UTF8 ON", "OPTS UTF8", "").await?;

@@ -11,6 +11,7 @@ mod check;
 mod crash_matrix;
 mod epsv;
 mod hostile;
+mod moves;
 pub mod servers;
 mod suite;
 mod tls_policy;

@@ -73,6 +73,13 @@ struct Model {
     /// open in the journal (a killed pass): see `Env::gone`. It may come back.
     may_return: BTreeSet<(String, Vec<u8>)>,
 
+    /// Files users moved: (side, old path, new path, version). An edit the other side makes
+    /// at the old path to that version follows the move (issue 15): it may replace the version
+    /// at the new name.
+    moves: Vec<(Side, String, String, Vec<u8>)>,
+    /// Edits that may have followed a move: (the edit, old path, new path, the version moved).
+    followed: Vec<(Vec<u8>, String, String, Vec<u8>)>,
+
     count: u64,
     log: Vec<String>,
     /// Local paths changed since the last pass began: what a watcher would report.
@@ -99,6 +106,29 @@ impl Model {
         v
     }
 
+    /// `side` edits `path`, which held `old`: where the other side moved that version away
+    /// from `path`, the edit may follow it to the new name and replace it there (the version
+    /// moved is the one the edit supersedes). So that version at the new name may be there or
+    /// not.
+    fn edit_follows_moves(&mut self, side: Side, path: &str, old: &[u8], edit: &[u8]) {
+        let mut followed: Vec<(String, Vec<u8>)> = self
+            .moves
+            .iter()
+            .filter(|(s, from, _, v)| *s != side && from == path && v == old)
+            .map(|(_, _, to, v)| (to.clone(), v.clone()))
+            .collect();
+        // An edit of an edit that may follow a move may follow it too.
+        followed.extend(
+            self.followed
+                .iter()
+                .filter(|(e, from, _, _)| e == old && from == path)
+                .map(|(_, _, to, moved)| (to.clone(), moved.clone())),
+        );
+        for (to, moved) in followed {
+            self.edit_meets_move(path, &to, &moved, edit);
+        }
+    }
+
     fn put(&mut self, side: Side, path: &str, version: Vec<u8>, at: u64) {
         let place = self.places.entry((path.to_owned(), version)).or_default();
         place.wanted = true;
@@ -110,13 +140,58 @@ impl Model {
     /// and the other side's put stands.
     fn gone(&mut self, side: Side, path: &str, version: Vec<u8>, delivered_since: impl Fn(u64) -> bool) {
         let pass_began = self.pass_began;
-        let place = self.places.entry((path.to_owned(), version)).or_default();
+        let place = self.places.entry((path.to_owned(), version.clone())).or_default();
         place.put[side as usize] = None;
         let other = place.put[1 - side as usize];
         if other.is_some_and(|at| !delivered_since(at) && pass_began <= at) {
             return;
         }
         *place = Place::default();
+        // An edit that followed a move is one place at both names: gone from one, it is gone.
+        let linked: Vec<String> = self
+            .followed
+            .iter()
+            .filter(|(v, _, _, _)| *v == version)
+            .filter_map(|(_, a, b, _)| {
+                (a == path)
+                    .then(|| b.clone())
+                    .or_else(|| (b == path).then(|| a.clone()))
+            })
+            .collect();
+        for p in linked {
+            if let Some(place) = self.places.get_mut(&(p, version.clone())) {
+                *place = Place::default();
+            }
+        }
+    }
+
+    /// `side` changed `old` to `edit` while the other side moved the version it held there,
+    /// `moved`, to `new` (one before the other, both since the last pass): the edit may follow
+    /// the move (issue 15). Then the moved version is superseded at `new`, so it may be there or
+    /// not, and the edit is one place at either name.
+    fn edit_meets_move(&mut self, old: &str, new: &str, moved: &[u8], edit: &[u8]) {
+        let key = (new.to_owned(), moved.to_vec());
+        if let Some(place) = self.places.get_mut(&key) {
+            place.wanted = false;
+        }
+        self.may_return.insert(key);
+        self.may_return.insert((new.to_owned(), edit.to_vec()));
+        self.followed
+            .push((edit.to_vec(), old.to_owned(), new.to_owned(), moved.to_vec()));
+    }
+
+    /// A version moved on from `from` to `to` that an edit may follow (`edit_meets_move`): the
+    /// edit may follow it to `to` as well.
+    fn moved_on(&mut self, from: &str, to: &str, version: &[u8]) {
+        let onward: Vec<(Vec<u8>, String)> = self
+            .followed
+            .iter()
+            .filter(|(_, _, new, moved)| new == from && moved == version)
+            .map(|(edit, old, _, _)| (edit.clone(), old.clone()))
+            .collect();
+        for (edit, old) in onward {
+            self.edit_meets_move(&old, to, version, &edit);
+        }
     }
 }
 
@@ -202,6 +277,8 @@ struct Outcome {
     points: u64,
     /// Server writes made in the round trip between the client's last look and its rename.
     window_losses: usize,
+    /// Moves the passes made (a folder's counts once), local and on the server.
+    moves: [usize; 2],
     /// The server's command trace and the log: equal for two runs of one seed.
     trace: u64,
     log: Vec<String>,
@@ -295,6 +372,7 @@ impl Env {
                 let size = current.as_ref().filter(|_| *same_size).map(Vec::len);
                 let v = model.new_version(path, size);
                 if let Some(old) = current {
+                    model.edit_follows_moves(*side, path, &old, &v);
                     self.gone(model, *side, path, old);
                 }
                 model.put(*side, path, v.clone(), at);
@@ -398,11 +476,28 @@ impl Env {
                 if done {
                     model.log.push(format!("{user}"));
                     if let Some(old) = replaced {
+                        // A file renamed onto another is an edit of that one.
+                        if let Some((_, _, v)) = moved.first().filter(|_| is_file) {
+                            model.edit_follows_moves(*side, to, &old, v);
+                        }
                         self.gone(model, *side, to, old);
                     }
+                    let other = match side {
+                        Side::Local => Side::Server,
+                        Side::Server => Side::Local,
+                    };
                     for (old, new, v) in moved {
                         self.gone(model, *side, &old, v.clone());
-                        model.put(*side, &new, v, at);
+                        model.moves.push((*side, old.clone(), new.clone(), v.clone()));
+                        // The other side edited the synced version there already: the edit
+                        // follows the move too.
+                        let edit = self.read(other, &old).filter(|o| *o != v);
+                        let synced = self.base_holds(&old, &v);
+                        model.put(*side, &new, v.clone(), at);
+                        model.moved_on(&old, &new, &v);
+                        if let Some(edit) = edit.filter(|_| synced) {
+                            model.edit_meets_move(&old, &new, &v, &edit);
+                        }
                     }
                 }
             }
@@ -422,6 +517,17 @@ impl Env {
         model.gone(side, path, version, |since| {
             self.sim.delivered_since(&remote, since)
         });
+    }
+
+    /// Whether the sync's base records `version` at `path` (what pairs a move, by content).
+    fn base_holds(&self, path: &str, version: &[u8]) -> bool {
+        let Ok(path) = RelPath::new(path) else {
+            return false;
+        };
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(version));
+        ftps_sync::state::State::open(&self.config.state_dir, "sim")
+            .and_then(|st| st.get(&path))
+            .is_ok_and(|b| b.and_then(|b| b.sha256) == Some(sha256))
     }
 
     /// The paths of the transfers the journal holds open.
@@ -592,6 +698,10 @@ async fn run_history(seed: u64, history: &History, model: &mut Model) -> Result<
                     Ok(r) => summary(r),
                     Err(e) => format!("failed: {e}"),
                 };
+                if let Ok(r) = &r {
+                    outcome.moves[0] += r.moved_local;
+                    outcome.moves[1] += r.moved_remote;
+                }
                 model.log.push(format!("{step}: {line} ({points} points)"));
                 r.is_ok_and(|r| r.failed.is_empty())
             }
@@ -622,6 +732,8 @@ async fn quiesce(env: &Env, model: &mut Model, outcome: &mut Outcome) -> Result<
             .await
             .map_err(|e| format!("a pass without faults failed: {e}"))?;
         model.log.push(format!("a pass without faults: {}", summary(&r)));
+        outcome.moves[0] += r.moved_local;
+        outcome.moves[1] += r.moved_remote;
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         if !r.failed.is_empty() {
             return Err(format!("a pass without faults failed files: {:?}", r.failed));
@@ -806,6 +918,8 @@ fn seeded_histories_lose_nothing() {
                 total.commands += o.commands;
                 total.points = total.points.max(o.points);
                 total.window_losses += o.window_losses;
+                total.moves[0] += o.moves[0];
+                total.moves[1] += o.moves[1];
             }
             Err((e, log)) => {
                 let drawn = history.steps.len();
@@ -831,7 +945,7 @@ fn seeded_histories_lose_nothing() {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} server writes lost in the check-to-rename round trip; {:.0} s\n",
+            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
             total.steps,
             total.passes,
@@ -839,6 +953,8 @@ fn seeded_histories_lose_nothing() {
             total.faults,
             total.commands,
             total.points,
+            total.moves[0],
+            total.moves[1],
             total.window_losses,
             started.elapsed().as_secs_f64()
         )

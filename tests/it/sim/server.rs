@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use ftps_sync::digest::HashAlgo;
 use ftps_sync::error::{Error, Result};
-use ftps_sync::reconcile::{Mtime, Precision};
+use ftps_sync::reconcile::{FileId, Mtime, Precision};
 use ftps_sync::remote::limit::RateLimiter;
 use ftps_sync::remote::listing::{Listed, ListedKind};
 use ftps_sync::remote::{Capabilities, Connector, Remote};
@@ -23,6 +23,9 @@ pub struct SimFile {
     pub data: Vec<u8>,
     /// Seconds since the epoch.
     pub mtime: i64,
+    /// What the MLSD `unique` fact shows: kept by a rename and a write in place, new for a
+    /// new file (an inode).
+    pub id: u64,
 }
 
 /// What the server stores: files and directories by absolute path.
@@ -30,6 +33,39 @@ pub struct SimFile {
 pub struct Store {
     pub files: BTreeMap<String, SimFile>,
     pub dirs: BTreeSet<String>,
+    pub last_id: u64,
+}
+
+impl Store {
+    /// Renames the folder `from`, with all under it, to `to`; the new paths of its files.
+    fn rename_dir(&mut self, from: &str, to: &str) -> Vec<String> {
+        let under = format!("{from}/");
+        let moved = |p: &String| p == from || p.starts_with(&under);
+        let renamed = |p: &str| format!("{to}{}", &p[from.len()..]);
+        let dirs: Vec<String> = self.dirs.iter().filter(|p| moved(p)).cloned().collect();
+        for d in dirs {
+            self.dirs.remove(&d);
+            self.dirs.insert(renamed(&d));
+        }
+        let files: Vec<String> = self.files.keys().filter(|p| moved(p)).cloned().collect();
+        let mut now = Vec::with_capacity(files.len());
+        for f in files {
+            if let Some(file) = self.files.remove(&f) {
+                self.files.insert(renamed(&f), file);
+                now.push(renamed(&f));
+            }
+        }
+        now
+    }
+
+    /// The id of the file at `path`, or a new one.
+    fn id_at(&mut self, path: &str) -> u64 {
+        if let Some(f) = self.files.get(path) {
+            return f.id;
+        }
+        self.last_id += 1;
+        self.last_id
+    }
 }
 
 #[derive(Default, Debug)]
@@ -294,7 +330,8 @@ impl SimServer {
             s.dirs.insert(d.clone());
             d = parent(&d).to_owned();
         }
-        s.files.insert(path.to_owned(), SimFile { data, mtime });
+        let id = s.id_at(path);
+        s.files.insert(path.to_owned(), SimFile { data, mtime, id });
     }
 
     pub fn user_delete(&self, path: &str) -> bool {
@@ -318,20 +355,8 @@ impl SimServer {
         if !s.dirs.contains(from) || s.dirs.contains(to) || s.files.contains_key(to) {
             return false;
         }
-        let old = format!("{from}/");
-        let moved = |p: &String| p == from || p.starts_with(&old);
-        let renamed = |p: &str| format!("{to}{}", &p[from.len()..]);
-        let dirs: Vec<String> = s.dirs.iter().filter(|p| moved(p)).cloned().collect();
-        for d in dirs {
-            s.dirs.remove(&d);
-            s.dirs.insert(renamed(&d));
-        }
-        let files: Vec<String> = s.files.keys().filter(|p| moved(p)).cloned().collect();
-        for f in files {
-            self.user_wrote(&renamed(&f));
-            if let Some(file) = s.files.remove(&f) {
-                s.files.insert(renamed(&f), file);
-            }
+        for f in s.rename_dir(from, to) {
+            self.user_wrote(&f);
         }
         true
     }
@@ -360,12 +385,18 @@ impl SimServer {
                 kind: ListedKind::File,
                 size: f.data.len() as u64,
                 mtime: Some(mtime(f.mtime)),
+                unique: if self.behaviour.list_only {
+                    None
+                } else {
+                    FileId::of_fact(&format!("sim{}", f.id))
+                },
             },
             None => Listed {
                 name: name.to_owned(),
                 kind: ListedKind::Dir,
                 size: 0,
                 mtime: Some(mtime(0)),
+                unique: None,
             },
         }
     }
@@ -658,9 +689,11 @@ impl Remote for SimConn {
         {
             let now = self.server.now();
             let mut s = self.server.store();
+            let id = s.id_at(path);
             let file = s.files.entry(path.to_owned()).or_insert(SimFile {
                 data: Vec::new(),
                 mtime: now,
+                id,
             });
             if offset == 0 {
                 file.data.clear();
@@ -688,10 +721,16 @@ impl Remote for SimConn {
             .insert(to.to_owned());
         {
             let mut s = self.server.store();
-            let Some(file) = s.files.remove(from) else {
-                return Err(reply("RNFR/RNTO", from, 550));
-            };
-            s.files.insert(to.to_owned(), file);
+            match s.files.remove(from) {
+                Some(file) => {
+                    s.files.insert(to.to_owned(), file);
+                }
+                // A folder, with all under it, to a name not taken (rename(2) on a server).
+                None if s.dirs.contains(from) && !s.dirs.contains(to) && !s.files.contains_key(to) => {
+                    s.rename_dir(from, to);
+                }
+                None => return Err(reply("RNFR/RNTO", from, 550)),
+            }
         }
         self.after(f, "RNFR/RNTO", from, ()).await
     }

@@ -1,0 +1,353 @@
+//! Carrying out a move (`reconcile::moves`): the rename the user made on one side, made on the
+//! other. Journaled like every visible change (DESIGN.md invariant 2): the intent names the
+//! source, and a pass killed around the rename finds it done by the source gone and the target
+//! there as it was (`settle`). A server that refuses the rename (an existing name, a rename
+//! across folders) gets the transfer the plan would have had without move detection.
+
+use super::report::MovedPath;
+use super::settle::Settled;
+use super::{Report, Shared, listed_entry, retrying, same_remote, transfer};
+use std::collections::BTreeSet;
+
+use crate::config::Folder;
+use crate::error::{Class, Error, Result};
+use crate::local::scan::entry_of;
+use crate::local::write::sync_dir;
+use crate::path::RelPath;
+use crate::reconcile::{BaseEntry, Entry, Kind};
+use crate::remote::Remote;
+use crate::state::{Intent, Op};
+
+fn changed(path: &RelPath, side: &'static str) -> Error {
+    transfer::changed(path, side)
+}
+
+/// The entry a move journals for its target: the base's, with the renamed side's signature as
+/// it was seen before the rename (a rename keeps it), which settlement looks for at the target.
+fn journaled(sh: &Shared, from: &RelPath, renamed: &Entry, op: Op, to: &RelPath) -> Result<Intent> {
+    let base = sh
+        .state(|s| s.get(from))?
+        .ok_or_else(|| Error::Internal(format!("no base entry for the moved {from}")))?;
+    let mut entry = base;
+    match op {
+        Op::MoveRemote { .. } => entry.remote = renamed.sig(),
+        _ => entry.local = renamed.sig(),
+    }
+    Ok(Intent {
+        path: to.clone(),
+        op,
+        entry,
+        server_digest: None,
+        folder: None,
+    })
+}
+
+/// Records a move found done: what the base held at `from` (and under it) is at `to`, with the
+/// side the user moved refreshed from its snapshot where it shows the same kind (a renamed
+/// file's content was matched, so its new signature and id are the file's).
+fn record(
+    sh: &Shared,
+    from: &RelPath,
+    to: &RelPath,
+    user_moved_local: bool,
+    carried: &BTreeSet<RelPath>,
+) -> Result<()> {
+    let seen = if user_moved_local { &sh.local } else { &sh.remote };
+    sh.state(|s| {
+        s.settle_move(from, to, |new, mut e: BaseEntry| {
+            if !carried.contains(new) {
+                return None;
+            }
+            if let Some(now) = seen.get(new).filter(|n| n.kind == e.kind && n.kind == Kind::File) {
+                if user_moved_local {
+                    e.local = now.sig();
+                    e.local_id = now.id;
+                } else {
+                    e.remote = now.sig();
+                    e.remote_id = now.id;
+                }
+            }
+            Some(e)
+        })
+    })?;
+    if let Ok(mut open) = sh.open_intents.lock() {
+        open.remove(to);
+    }
+    Ok(())
+}
+
+fn moved(from: &RelPath, to: &RelPath, remote: bool) -> Report {
+    let mut r = Report {
+        moved_remote: usize::from(remote),
+        moved_local: usize::from(!remote),
+        ..Report::default()
+    };
+    let named = MovedPath {
+        from: from.to_string(),
+        to: to.to_string(),
+    };
+    if remote {
+        r.paths.moved_remote.push(named);
+    } else {
+        r.paths.moved_local.push(named);
+    }
+    r
+}
+
+/// Whether an earlier attempt of this pass already made the move (its connection lost around
+/// the rename): its intent is open. Settled here as the next pass would.
+async fn made_by_earlier_attempt(sh: &Shared, conn: &mut dyn Remote, to: &RelPath) -> Result<Option<bool>> {
+    let open = sh.open_intents.lock().ok().and_then(|o| o.get(to).cloned());
+    let Some(intent) = open else { return Ok(None) };
+    let settled = super::settle::settle_one(conn, &sh.folder, &intent).await?;
+    if !settled.done() {
+        sh.close_intent(to, &Settled::NotDone)?;
+    }
+    Ok(Some(settled.done()))
+}
+
+/// The user moved `from` to `to` locally: the same rename on the server.
+pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
+    let expect = sh
+        .remote
+        .get(from)
+        .cloned()
+        .ok_or_else(|| changed(from, "remote"))?;
+    let (source, target) = (sh.remote_path(from), sh.remote_path(to));
+    let renamed = retrying!(&sh.run, &target, |c| async {
+        if made_by_earlier_attempt(sh, c, to).await? == Some(true) {
+            return Ok(Some(remote_subtree(c, &sh.folder, to).await?));
+        }
+        if c.exists(&target).await? {
+            return Err(changed(to, "remote"));
+        }
+        let now = c.stat(&source).await?.map(|l| listed_entry(&l));
+        let same =
+            now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || same_remote(&n, &expect)));
+        if !same {
+            return Err(changed(from, "remote"));
+        }
+        sh.intend(&journaled(
+            sh,
+            from,
+            &expect,
+            Op::MoveRemote { from: from.clone() },
+            to,
+        )?)?;
+        failpoint!("move.intended");
+        match c.rename(&source, &target).await {
+            Err(e @ Error::Reply { .. }) if e.class() == Class::Permanent => {
+                sh.close_intent(to, &Settled::NotDone)?;
+                tracing::info!(from = %from, to = %to, "the server refused the rename ({e}); sending the file instead");
+                return Ok(None);
+            }
+            other => other?,
+        }
+        failpoint!("move.renamed");
+        // Confirmed by what the server now shows at the new name (DESIGN.md §5: never a
+        // reply alone).
+        let now = c.stat(&target).await?.map(|l| listed_entry(&l));
+        let there =
+            now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || n.size == expect.size));
+        if !there {
+            return Err(transfer::verify_err(&target, "not there after the rename".into()));
+        }
+        Ok(Some(remote_subtree(c, &sh.folder, to).await?))
+    })?;
+    let Some(carried) = renamed else {
+        return Box::pin(fall_back_remote(sh, from, to, &expect)).await;
+    };
+    record(sh, from, to, true, &carried)?;
+    tracing::info!(from = %from, to = %to, "moved on the server");
+    Ok(moved(from, to, true))
+}
+
+/// The server refused the rename: the file is uploaded under its new name and the old one
+/// deleted if it is still what the plan saw; a folder file by file, each its own move.
+async fn fall_back_remote(sh: &Shared, from: &RelPath, to: &RelPath, expect: &Entry) -> Result<Report> {
+    let mut done = Report::default();
+    if expect.kind == Kind::Dir {
+        return fall_back_remote_dir(sh, from, to).await;
+    }
+    done.absorb(upload_new(sh, to).await?);
+    let source = sh.remote_path(from);
+    let deleted = retrying!(&sh.run, &source, |c| async {
+        let now = c.stat(&source).await?.map(|l| listed_entry(&l));
+        if !now.is_some_and(|n| same_remote(&n, expect)) {
+            // Changed since the plan: kept, for the next pass to bring back.
+            return Ok(false);
+        }
+        c.remove(&source).await.map(|()| true)
+    })?;
+    if deleted {
+        sh.state(|s| s.remove(from))?;
+        done.deleted_remote += 1;
+    }
+    Ok(done)
+}
+
+/// A folder whose rename was refused: its folders made under the new name (shallow first), each
+/// file moved on its own (or sent, where it has no old name), then the old folders removed
+/// (deepest first) where they are empty.
+async fn fall_back_remote_dir(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
+    let mut done = Report::default();
+    let under = |snapshot: &crate::reconcile::Snapshot, dir: &RelPath| -> Vec<(RelPath, Kind)> {
+        let (below, after) = (format!("{dir}/"), format!("{dir}0"));
+        let range = (
+            std::ops::Bound::Included(below.as_str()),
+            std::ops::Bound::Excluded(after.as_str()),
+        );
+        std::iter::once((dir.clone(), Kind::Dir))
+            .chain(snapshot.range::<str, _>(range).map(|(p, e)| (p.clone(), e.kind)))
+            .collect()
+    };
+    let new = under(&sh.local, to);
+    for (dir, _) in new.iter().filter(|(_, k)| *k == Kind::Dir) {
+        let remote = sh.remote_path(dir);
+        retrying!(&sh.run, &remote, |c| super::ensure_remote_dir(c, &remote))?;
+        super::queue::record_dir(sh, dir)?;
+    }
+    for (file, _) in new.iter().filter(|(_, k)| *k == Kind::File) {
+        let old = file.rebased(to, from);
+        match old.as_ref().and_then(|o| sh.remote.get(o).map(|e| (o, e))) {
+            Some((old, e)) if e.kind == Kind::File => {
+                done.absorb(Box::pin(move_remote(sh, old, file)).await?)
+            }
+            _ => done.absorb(upload_new(sh, file).await?),
+        }
+    }
+    for (dir, _) in under(&sh.remote, from)
+        .iter()
+        .rev()
+        .filter(|(_, k)| *k == Kind::Dir)
+    {
+        let remote = sh.remote_path(dir);
+        if retrying!(&sh.run, &remote, |c| c.rmdir(&remote)).is_ok() {
+            sh.state(|s| s.remove(dir))?;
+        }
+    }
+    Ok(done)
+}
+
+async fn upload_new(sh: &Shared, path: &RelPath) -> Result<Report> {
+    let local = sh
+        .local
+        .get(path)
+        .cloned()
+        .ok_or_else(|| changed(path, "local"))?;
+    retrying!(&sh.run, path.as_str(), |c| transfer::upload(
+        sh, c, path, &local, None
+    ))
+}
+
+/// The user moved `from` to `to` on the server: the same rename locally, never over a name
+/// that is there.
+pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
+    let expect = sh
+        .local
+        .get(from)
+        .cloned()
+        .ok_or_else(|| changed(from, "local"))?;
+    let (source, target) = (from.to_local(&sh.folder.local), to.to_local(&sh.folder.local));
+    transfer::check_inside(&sh.local_real, &source)?;
+    transfer::local_dir_ready(sh, &target)?;
+    let now = std::fs::symlink_metadata(&source).ok().map(|m| entry_of(&m));
+    let same = now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || n.sig() == expect.sig()));
+    if !same {
+        return Err(changed(from, "local"));
+    }
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Err(changed(to, "local"));
+    }
+    sh.intend(&journaled(
+        sh,
+        from,
+        &expect,
+        Op::MoveLocal { from: from.clone() },
+        to,
+    )?)?;
+    failpoint!("move.intended");
+    let renamed = crate::local::io::blocking("rename", {
+        let (source, target) = (source.clone(), target.clone());
+        move || -> Result<()> {
+            std::fs::rename(&source, &target).map_err(Error::local("rename", &target))?;
+            for dir in [source.parent(), target.parent()].into_iter().flatten() {
+                sync_dir(dir);
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    if let Err(e) = renamed {
+        sh.close_intent(to, &Settled::NotDone)?;
+        return Err(e);
+    }
+    failpoint!("move.renamed");
+    let carried = local_subtree(&sh.folder, to);
+    record(sh, from, to, false, &carried)?;
+    tracing::info!(from = %from, to = %to, "moved locally");
+    Ok(moved(from, to, false))
+}
+
+/// The paths the server holds at `to` and under it, relative to the folder: what a rename
+/// there carried (each folder listed; names that cannot be paths, and part files, left out).
+pub(super) async fn remote_subtree(
+    conn: &mut dyn Remote,
+    folder: &Folder,
+    to: &RelPath,
+) -> Result<BTreeSet<RelPath>> {
+    let mut found = BTreeSet::new();
+    let Some(top) = conn.stat(&to.to_remote(&folder.remote)).await? else {
+        return Ok(found);
+    };
+    found.insert(to.clone());
+    let mut dirs = Vec::new();
+    if top.kind == crate::remote::listing::ListedKind::Dir {
+        dirs.push(to.clone());
+    }
+    while let Some(dir) = dirs.pop() {
+        for l in conn.list(&dir.to_remote(&folder.remote)).await? {
+            let Ok(path) = dir.join(&l.name) else { continue };
+            if crate::local::is_part_name(&l.name) {
+                continue;
+            }
+            if l.kind == crate::remote::listing::ListedKind::Dir {
+                dirs.push(path.clone());
+            }
+            found.insert(path);
+        }
+    }
+    Ok(found)
+}
+
+/// The paths the local folder holds at `to` and under it (symlinks not followed).
+pub(super) fn local_subtree(folder: &Folder, to: &RelPath) -> BTreeSet<RelPath> {
+    let mut found = BTreeSet::new();
+    let Ok(top) = std::fs::symlink_metadata(to.to_local(&folder.local)) else {
+        return found;
+    };
+    found.insert(to.clone());
+    let mut dirs = Vec::new();
+    if top.is_dir() {
+        dirs.push(to.clone());
+    }
+    while let Some(dir) = dirs.pop() {
+        let Ok(read) = std::fs::read_dir(dir.to_local(&folder.local)) else {
+            continue;
+        };
+        for item in read.flatten() {
+            let Some(name) = item.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Ok(path) = dir.join(&name) else { continue };
+            if crate::local::is_part_name(&name) {
+                continue;
+            }
+            if item.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path.clone());
+            }
+            found.insert(path);
+        }
+    }
+    found
+}
