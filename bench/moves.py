@@ -4,8 +4,9 @@
 For vsftpd and ProFTPD (TLS 1.3, 4 connections): the folder is synced, renamed locally (and,
 on ProFTPD, on the server too, in a second round), and the next `ftps-sync sync` is timed, with
 move detection on and off (`detect_moves: false`), alternated, 3 runs each; the table gives the
-median time, the bytes the pass sent or received (from `--json`), and checks both trees are
-byte-identical after each pass.
+median time, the file bytes the pass sent or received (from `--json`), every byte that crossed
+the loopback interface during the pass (TLS, listings, commands: its `tx_bytes` counter, which
+counts each packet once, both ways), and checks both trees are byte-identical after each pass.
 
     sudo python3 bench/moves.py [--runs 3] [--files 1000] [--mib 256]
 
@@ -67,14 +68,21 @@ def digest_tree(root):
     return out
 
 
+def loopback_bytes():
+    return int(Path("/sys/class/net/lo/statistics/tx_bytes").read_text())
+
+
 def sync(cfg):
     os.sync()
+    wire = loopback_bytes()
     t0 = time.monotonic()
     r = subprocess.run([str(BIN), "sync", "-q", "--json", "-c", str(cfg)], capture_output=True, text=True)
     elapsed = time.monotonic() - t0
+    wire = loopback_bytes() - wire
     if r.returncode != 0:
         sys.exit(f"ftps-sync failed ({r.returncode}): {r.stderr.strip()}")
     report = json.loads(r.stdout)[0]
+    report["wire"] = wire
     return elapsed, report
 
 
@@ -122,8 +130,8 @@ def main():
     os.chmod(work / "pw", 0o600)
     print(f"# {args.files} files, {args.mib} MiB in all, in 10 subfolders; the pass after the folder's rename;"
           f" medians of {args.runs}, detection on and off alternated; ftps-sync {BIN}")
-    print(f"{'server':10} {'renamed':8} {'detection':10} {'time s':>8} {'sent+received':>15} {'moves':>6}"
-          f" {'uploads':>8} {'downloads':>10} {'deletes':>8}")
+    print(f"{'server':10} {'renamed':8} {'detection':10} {'time s':>8} {'file bytes':>12} {'on the wire':>13}"
+          f" {'moves':>6} {'uploads':>8} {'downloads':>10} {'deletes':>8}")
     cases = [(Vsftpd, False), (Proftpd, False), (Proftpd, True)]
     for server_cls, on_server in cases:
         results = {True: [], False: []}
@@ -134,7 +142,8 @@ def main():
             runs = sorted(results[detect], key=lambda r: r[0])
             elapsed, moved, report = runs[len(runs) // 2]
             print(f"{server_cls.name:10} {'server' if on_server else 'local':8} {'on' if detect else 'off':10}"
-                  f" {elapsed:8.2f} {moved / 1048576:13.2f} MiB {report['moved_local'] + report['moved_remote']:6}"
+                  f" {elapsed:8.2f} {moved / 1048576:8.2f} MiB {report['wire'] / 1048576:9.3f} MiB"
+                  f" {report['moved_local'] + report['moved_remote']:6}"
                   f" {report['uploaded']:8} {report['downloaded']:10}"
                   f" {report['deleted_local'] + report['deleted_remote']:8}")
         sys.stdout.flush()
