@@ -49,6 +49,7 @@ pub struct Metrics {
     files: Family<WayLabels, Counter>,
     bytes: Family<WayLabels, Counter>,
     deleted: Family<SideLabels, Counter>,
+    moved: Family<SideLabels, Counter>,
     failures: Family<FolderLabel, Counter>,
     conflicts: Family<FolderLabel, Counter>,
     retries: Family<RetryLabels, Counter>,
@@ -77,6 +78,7 @@ impl Metrics {
             files: Family::default(),
             bytes: Family::default(),
             deleted: Family::default(),
+            moved: Family::default(),
             failures: Family::default(),
             conflicts: Family::default(),
             retries: Family::default(),
@@ -95,6 +97,11 @@ impl Metrics {
             "deleted_files",
             "Files deleted, by the side they were deleted on",
             m.deleted.clone(),
+        );
+        registry.register(
+            "moves",
+            "Files and folders renamed as the user renamed them on the other side, by the side renamed",
+            m.moved.clone(),
         );
         registry.register(
             "failures",
@@ -147,6 +154,12 @@ impl Metrics {
                 self.deleted
                     .get_or_create(&side("remote"))
                     .inc_by(r.deleted_remote as u64);
+                self.moved
+                    .get_or_create(&side("local"))
+                    .inc_by(r.moved_local as u64);
+                self.moved
+                    .get_or_create(&side("remote"))
+                    .inc_by(r.moved_remote as u64);
                 let label = FolderLabel { folder: f() };
                 self.failures.get_or_create(&label).inc_by(r.failed.len() as u64);
                 self.conflicts.get_or_create(&label).inc_by(r.conflicts as u64);
@@ -233,6 +246,7 @@ mod tests {
             uploaded: 2,
             bytes_up: 300,
             conflicts: 1,
+            moved_remote: 1,
             ..Report::default()
         };
         report.retries_by_reason.insert("425".into(), 3);
@@ -246,6 +260,7 @@ mod tests {
             "ftps_sync_files_total{folder=\"docs\",direction=\"up\"} 2",
             "ftps_sync_bytes_total{folder=\"docs\",direction=\"up\"} 300",
             "ftps_sync_conflicts_total{folder=\"docs\"} 1",
+            "ftps_sync_moves_total{folder=\"docs\",side=\"remote\"} 1",
             "ftps_sync_retries_total{folder=\"docs\",reason=\"425\"} 3",
             "ftps_sync_last_success_timestamp_seconds{folder=\"docs\"} 1700000000",
             "ftps_sync_pending_local_changes{folder=\"docs\"} 5",
