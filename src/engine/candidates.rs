@@ -16,7 +16,9 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
     let hash = retrying!(&sh.run, "capabilities", |c| std::future::ready(Ok(c
         .capabilities()
         .hash)))?;
-    policy.remote_moves_recognised = hash.is_some() || sh.remote.values().any(|e| e.id.is_some());
+    // Only a SHA-256 compares with the base's digest.
+    policy.remote_moves_recognised =
+        hash == Some(HashAlgo::Sha256) || sh.remote.values().any(|e| e.id.is_some());
     let width = sh.config.server.connections.max(1);
 
     let local = moves::needs_content(base, &sh.local, &sh.remote, policy, Side::Local);
@@ -26,14 +28,19 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
             "reading new local files that may be moved ones"
         );
     }
-    let found: Vec<(RelPath, String)> = {
+    // A file that cannot be read now (gone since the scan, locked) is just not paired.
+    let found: Vec<(RelPath, Option<String>)> = {
         let root = &sh.folder.local;
         stream::iter(local)
             .map(|path| async move {
                 let full = path.to_local(root);
                 let sha256 =
                     crate::local::io::blocking("hash", move || crate::local::scan::sha256_file(&full))
-                        .await??;
+                        .await?
+                        .inspect_err(
+                            |e| tracing::debug!(path = %path, "not paired with a vanished file: {e}"),
+                        )
+                        .ok();
                 Ok::<_, Error>((path, sha256))
             })
             .buffer_unordered(width)
@@ -42,11 +49,9 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
     };
     for (path, sha256) in found {
         if let Some(e) = sh.local.get_mut(&path) {
-            e.sha256 = Some(sha256);
+            e.sha256 = sha256;
         }
     }
-
-    // Only a SHA-256 compares with the base's digest.
     if hash != Some(HashAlgo::Sha256) {
         return Ok(());
     }
@@ -56,7 +61,15 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
         stream::iter(remote)
             .map(|path| async move {
                 let remote_path = sh.remote_path(&path);
-                let theirs = retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))?;
+                // A refused hash (550: gone since the listing) leaves the file unpaired.
+                let theirs = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path)) {
+                    Ok(theirs) => theirs,
+                    Err(e @ Error::Reply { .. }) => {
+                        tracing::debug!(path = %path, "not paired with a vanished file: {e}");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
                 let sha256 = theirs.and_then(|(algo, hex)| (algo == HashAlgo::Sha256).then_some(hex));
                 Ok::<_, Error>((path, sha256))
             })

@@ -42,9 +42,12 @@ fn journaled(sh: &Shared, from: &RelPath, renamed: &Entry, op: Op, to: &RelPath)
     })
 }
 
-/// Records a move found done: what the base held at `from` (and under it) is at `to`, with the
-/// side the user moved refreshed from its snapshot where it shows the same kind (a renamed
-/// file's content was matched, so its new signature and id are the file's).
+/// Records a move found done: what the base held at `from` (and under it) is at `to`. A row
+/// goes along only where the renamed side held it when the plan was made and holds it at the
+/// new name now (`carried`): a listing that left something out costs a comparison later, never
+/// a row for a file that is not there. The side the user moved is refreshed from its snapshot
+/// only for the files the planner proved the same (`same_as_base`); any other keeps the base's
+/// signature, so whatever changed it since still shows as a change.
 fn record(
     sh: &Shared,
     from: &RelPath,
@@ -52,13 +55,24 @@ fn record(
     user_moved_local: bool,
     carried: &BTreeSet<RelPath>,
 ) -> Result<()> {
-    let seen = if user_moved_local { &sh.local } else { &sh.remote };
+    let (seen, renamed) = if user_moved_local {
+        (&sh.local, &sh.remote)
+    } else {
+        (&sh.remote, &sh.local)
+    };
     sh.state(|s| {
         s.settle_move(from, to, |new, mut e: BaseEntry| {
-            if !carried.contains(new) {
+            let planned = new
+                .rebased(to, from)
+                .is_some_and(|old| renamed.contains_key(&old));
+            if !carried.contains(new) || !planned {
                 return None;
             }
-            if let Some(now) = seen.get(new).filter(|n| n.kind == e.kind && n.kind == Kind::File) {
+            let proven = |n: &Entry| same_as_base(&e, n, user_moved_local);
+            if let Some(now) = seen
+                .get(new)
+                .filter(|n| n.kind == e.kind && n.kind == Kind::File && proven(n))
+            {
                 if user_moved_local {
                     e.local = now.sig();
                     e.local_id = now.id;
@@ -74,6 +88,17 @@ fn record(
         open.remove(to);
     }
     Ok(())
+}
+
+/// Whether `now`, on the side the user moved (locally when `local`), is the base's file: by its
+/// content, or on the server by its id, size and time (what `reconcile::moves` paired it by).
+fn same_as_base(base: &BaseEntry, now: &Entry, local: bool) -> bool {
+    let same_content = now.sha256.is_some() && now.sha256 == base.sha256;
+    if local {
+        return same_content && now.size == base.local.size;
+    }
+    let same_id = now.id.is_some() && now.id == base.remote_id;
+    now.size == base.remote.size && now.mtime.same_as(&base.remote.mtime) && (same_id || same_content)
 }
 
 fn moved(from: &RelPath, to: &RelPath, remote: bool) -> Report {
@@ -118,7 +143,9 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         if made_by_earlier_attempt(sh, c, to).await? == Some(true) {
             return Ok(Some(remote_subtree(c, &sh.folder, to).await?));
         }
-        if c.exists(&target).await? {
+        // A case-only rename: a server that ignores case finds the source itself there.
+        let case_only = to.as_str().eq_ignore_ascii_case(from.as_str());
+        if !case_only && c.exists(&target).await? {
             return Err(changed(to, "remote"));
         }
         let now = c.stat(&source).await?.map(|l| listed_entry(&l));
@@ -170,6 +197,16 @@ async fn fall_back_remote(sh: &Shared, from: &RelPath, to: &RelPath, expect: &En
         return fall_back_remote_dir(sh, from, to).await;
     }
     done.absorb(upload_new(sh, to).await?);
+    // Deleted only where it is still the version in sync: an edit made on the server (one that
+    // would have followed the move) stays, for the next pass to bring down under its old name.
+    let base = sh.state(|s| s.get(from))?;
+    let in_sync = base.is_some_and(|b| {
+        let then = Entry::file(b.remote.size, b.remote.mtime);
+        same_remote(expect, &then)
+    });
+    if !in_sync {
+        return Ok(done);
+    }
     let source = sh.remote_path(from);
     let deleted = retrying!(&sh.run, &source, |c| async {
         let now = c.stat(&source).await?.map(|l| listed_entry(&l));
@@ -270,6 +307,13 @@ pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
     let renamed = crate::local::io::blocking("rename", {
         let (source, target) = (source.clone(), target.clone());
         move || -> Result<()> {
+            // Again, right before: the journal's fsync leaves time for a user to save there.
+            if std::fs::symlink_metadata(&target).is_ok() {
+                return Err(Error::Changed {
+                    path: target.display().to_string(),
+                    side: "local",
+                });
+            }
             std::fs::rename(&source, &target).map_err(Error::local("rename", &target))?;
             for dir in [source.parent(), target.parent()].into_iter().flatten() {
                 sync_dir(dir);

@@ -129,6 +129,8 @@ fn case_twins<'a>(paths: &BTreeSet<&'a RelPath>) -> BTreeSet<&'a RelPath> {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod realistic;
 #[cfg(test)]
 mod tests;

@@ -341,6 +341,11 @@ fn collapse_one_way(way: Way, base: &Base, local: &Snapshot, remote: &Snapshot, 
     if file_moves.is_empty() {
         return;
     }
+    let sent: BTreeSet<RelPath> = actions
+        .iter()
+        .filter(|a| way.is_target_action(a))
+        .map(|a| a.path().clone())
+        .collect();
     let deleted: BTreeSet<&RelPath> = actions
         .iter()
         .filter(|a| way.is_delete_other(a))
@@ -355,7 +360,7 @@ fn collapse_one_way(way: Way, base: &Base, local: &Snapshot, remote: &Snapshot, 
         {
             continue;
         }
-        if let Some(t) = moved_whole(d, base, moved, other, &file_moves, &deleted) {
+        if let Some(t) = moved_whole(d, base, moved, other, &file_moves, &deleted, &sent) {
             folders.push((d.clone(), t));
         }
     }
@@ -382,7 +387,7 @@ fn collapse_one_way(way: Way, base: &Base, local: &Snapshot, remote: &Snapshot, 
         } else if way.is_delete_other(&a) {
             match after(&p) {
                 // A new file under the new name replaces it there (its transfer is planned).
-                Some(now) if moved.contains_key(&now) => {}
+                Some(now) if sent.contains(&now) => {}
                 Some(now) => kept.push(way.delete_other(now)),
                 None => kept.push(a),
             }
@@ -398,7 +403,7 @@ fn collapse_one_way(way: Way, base: &Base, local: &Snapshot, remote: &Snapshot, 
             }
         } else if way.is_mkdir_other(&a)
             && folders.iter().any(|(d, t)| {
-                p == *t || (p.is_inside(t) && p.rebased(t, d).is_some_and(|old| base.contains_key(&old)))
+                p == *t || (p.is_inside(t) && p.rebased(t, d).is_some_and(|old| other.contains_key(&old)))
             })
         {
             // The folder itself, and those under it the rename brings along.
@@ -418,6 +423,7 @@ fn moved_whole(
     other: &Snapshot,
     file_moves: &BTreeMap<&RelPath, &RelPath>,
     deleted: &BTreeSet<&RelPath>,
+    sent: &BTreeSet<RelPath>,
 ) -> Option<RelPath> {
     let (below, after) = (format!("{d}/"), format!("{d}0"));
     let range = (Bound::Included(below.as_str()), Bound::Excluded(after.as_str()));
@@ -452,9 +458,11 @@ fn moved_whole(
     if other.range::<str, _>(t_range).next().is_some() {
         return None;
     }
+    // A file deleted from the folder: nothing is at its new name, or a new file sent there
+    // (which replaces what the rename carries).
     let new_file_there = |p: &RelPath| {
         p.rebased(d, &t)
-            .is_none_or(|new| moved.get(&new).is_none_or(|e| e.kind == Kind::File))
+            .is_none_or(|new| !moved.contains_key(&new) || sent.contains(&new))
     };
     let accounted = other.range::<str, _>(range).all(|(p, e)| {
         base.contains_key(p)
@@ -469,7 +477,18 @@ fn moved_whole(
 /// The snapshots as they will be once the plan's moves are done: the renamed side's entries
 /// copied to their new names, for the transfers that follow a move to find what they expect.
 pub fn rebase(actions: &[Action], local: &mut Snapshot, remote: &mut Snapshot) {
-    for a in actions {
+    // In the order they run: a move out of a moved folder starts from its new name.
+    let targets: Vec<&RelPath> = actions
+        .iter()
+        .filter(|a| a.moved_from().is_some())
+        .map(Action::path)
+        .collect();
+    let waits = |a: &&Action| {
+        a.moved_from()
+            .is_some_and(|(from, _)| targets.iter().any(|t| from.is_inside(t)))
+    };
+    let (later, first): (Vec<&Action>, Vec<&Action>) = actions.iter().partition(waits);
+    for a in first.into_iter().chain(later) {
         let Some((from, renamed_on)) = a.moved_from() else {
             continue;
         };
