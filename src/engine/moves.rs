@@ -1,7 +1,7 @@
 //! Carrying out a move (`reconcile::moves`): the rename the user made on one side, made on the
 //! other. Journaled like every visible change (DESIGN.md invariant 2): the intent names the
-//! source, and a pass killed around the rename finds it done by the source gone and the target
-//! there as it was (`settle`). A server that refuses the rename (an existing name, a rename
+//! source, and a pass killed around the rename finds it done by the target holding what was
+//! renamed (`settle`). A server that refuses the rename (an existing name, a rename
 //! across folders) gets the transfer the plan would have had without move detection.
 
 use super::report::MovedPath;
