@@ -344,7 +344,8 @@ impl Validator<'_> {
             exclude: Vec::new(),
             max_delete: DeleteLimit::Percent(max_delete_percent),
             first_sync: f.first_sync.unwrap_or_default(),
-            detect_moves: f.detect_moves.unwrap_or(true),
+            // Off until the simulation is clean with it on (see the README).
+            detect_moves: f.detect_moves.unwrap_or(false),
         })
     }
 }

@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     pub read_back: Mutex<std::collections::HashMap<RelPath, crate::reconcile::Sig>>,
     /// Local folders made and found inside the sync root this pass (`transfer::local_dir_ready`).
     pub ready_dirs: Mutex<std::collections::HashSet<std::path::PathBuf>>,
+    /// What the scan and the listing leave out (the folder's `ignore` and the run's `--exclude`).
+    pub ignore: crate::local::scan::Ignore,
     pub meter: Option<Arc<Meter>>,
 }
 
@@ -154,7 +156,12 @@ impl Shared {
     pub async fn settle_open_intent(&self, conn: &mut dyn Remote, path: &RelPath) -> Result<()> {
         let open = self.open_intents.lock().ok().and_then(|o| o.get(path).cloned());
         if let Some(intent) = open {
-            let settled = settle::settle_one(conn, &self.folder, &intent).await?;
+            let expected = match &intent.op {
+                crate::state::Op::MoveRemote { from } => moves::expected_at(&self.remote, from, path),
+                crate::state::Op::MoveLocal { from } => moves::expected_at(&self.local, from, path),
+                _ => Default::default(),
+            };
+            let settled = settle::settle_one(conn, &self.folder, &intent, &expected).await?;
             self.close_intent(path, &settled)?;
             if settled.done() {
                 return Err(Error::Changed {

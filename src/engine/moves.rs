@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use crate::config::Folder;
 use crate::error::{Class, Error, Result};
-use crate::local::scan::entry_of;
+use crate::local::scan::{Ignore, entry_of};
 use crate::local::write::sync_dir;
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind};
@@ -124,7 +124,12 @@ fn moved(from: &RelPath, to: &RelPath, remote: bool) -> Report {
 async fn made_by_earlier_attempt(sh: &Shared, conn: &mut dyn Remote, to: &RelPath) -> Result<Option<bool>> {
     let open = sh.open_intents.lock().ok().and_then(|o| o.get(to).cloned());
     let Some(intent) = open else { return Ok(None) };
-    let settled = super::settle::settle_one(conn, &sh.folder, &intent).await?;
+    let expected = match &intent.op {
+        Op::MoveRemote { from } => expected_at(&sh.remote, from, to),
+        Op::MoveLocal { from } => expected_at(&sh.local, from, to),
+        _ => BTreeSet::new(),
+    };
+    let settled = super::settle::settle_one(conn, &sh.folder, &intent, &expected).await?;
     if !settled.done() {
         sh.close_intent(to, &Settled::NotDone)?;
     }
@@ -141,7 +146,8 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
     let (source, target) = (sh.remote_path(from), sh.remote_path(to));
     let renamed = retrying!(&sh.run, &target, |c| async {
         if made_by_earlier_attempt(sh, c, to).await? == Some(true) {
-            return Ok(Some(remote_subtree(c, &sh.folder, to).await?));
+            let expected = expected_at(&sh.remote, from, to);
+            return Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?));
         }
         // A case-only rename: a server that ignores case finds the source itself there.
         let case_only = to.as_str().eq_ignore_ascii_case(from.as_str());
@@ -152,6 +158,15 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         let same =
             now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || same_remote(&n, &expect)));
         if !same {
+            return Err(changed(from, "remote"));
+        }
+        if expect.kind == Kind::Dir
+            && !holds_only_planned(
+                &sh.ignore,
+                &planned_under(&sh.remote, from),
+                &remote_subtree(c, &sh.folder, from, &BTreeSet::new()).await?,
+            )
+        {
             return Err(changed(from, "remote"));
         }
         sh.intend(&journaled(
@@ -179,7 +194,8 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         if !there {
             return Err(transfer::verify_err(&target, "not there after the rename".into()));
         }
-        Ok(Some(remote_subtree(c, &sh.folder, to).await?))
+        let expected = expected_at(&sh.remote, from, to);
+        Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?))
     })?;
     let Some(carried) = renamed else {
         return Box::pin(fall_back_remote(sh, from, to, &expect)).await;
@@ -306,11 +322,23 @@ pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
     failpoint!("move.intended");
     let renamed = crate::local::io::blocking("rename", {
         let (source, target) = (source.clone(), target.clone());
+        let folder = sh.folder.clone();
+        let from = from.clone();
+        let planned =
+            (expect.kind == Kind::Dir).then(|| (planned_under(&sh.local, &from), sh.ignore.clone()));
         move || -> Result<()> {
             // Again, right before: the journal's fsync leaves time for a user to save there.
             if std::fs::symlink_metadata(&target).is_ok() {
                 return Err(Error::Changed {
                     path: target.display().to_string(),
+                    side: "local",
+                });
+            }
+            if let Some((planned, ignore)) = &planned
+                && !holds_only_planned(ignore, planned, &local_subtree(&folder, &from))
+            {
+                return Err(Error::Changed {
+                    path: source.display().to_string(),
                     side: "local",
                 });
             }
@@ -333,12 +361,49 @@ pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
     Ok(moved(from, to, false))
 }
 
+/// Whether a folder about to be renamed holds nothing the plan did not see (`now`: what it holds
+/// now): a file a user put there during the pass would move with it to a name they never gave
+/// it. Then the rename waits for the next pass, which sees that file.
+fn holds_only_planned(ignore: &Ignore, planned: &BTreeSet<RelPath>, now: &BTreeSet<RelPath>) -> bool {
+    now.iter()
+        .filter(|p| !ignore.hides(p))
+        .all(|p| planned.contains(p))
+}
+
+/// What `map` (a snapshot, a base) holds at `from` and under it, at its new name under `to`.
+pub(super) fn expected_at<V>(
+    map: &std::collections::BTreeMap<RelPath, V>,
+    from: &RelPath,
+    to: &RelPath,
+) -> BTreeSet<RelPath> {
+    planned_under(map, from)
+        .into_iter()
+        .filter_map(|p| p.rebased(from, to))
+        .collect()
+}
+
+/// What `map` holds at `dir` and under it.
+fn planned_under<V>(snapshot: &std::collections::BTreeMap<RelPath, V>, dir: &RelPath) -> BTreeSet<RelPath> {
+    let (below, after) = (format!("{dir}/"), format!("{dir}0"));
+    let range = (
+        std::ops::Bound::Included(below.as_str()),
+        std::ops::Bound::Excluded(after.as_str()),
+    );
+    std::iter::once(dir.clone())
+        .chain(snapshot.range::<str, _>(range).map(|(p, _)| p.clone()))
+        .collect()
+}
+
 /// The paths the server holds at `to` and under it, relative to the folder: what a rename
 /// there carried (each folder listed; names that cannot be paths, and part files, left out).
+/// A path of `expected` a listing left out is asked about on its own (servers under load
+/// answer a listing with nothing in it): a row dropped for a file that is there would read as
+/// new at the next pass, and a deletion of it would be undone.
 pub(super) async fn remote_subtree(
     conn: &mut dyn Remote,
     folder: &Folder,
     to: &RelPath,
+    expected: &BTreeSet<RelPath>,
 ) -> Result<BTreeSet<RelPath>> {
     let mut found = BTreeSet::new();
     let Some(top) = conn.stat(&to.to_remote(&folder.remote)).await? else {
@@ -352,13 +417,19 @@ pub(super) async fn remote_subtree(
     while let Some(dir) = dirs.pop() {
         for l in conn.list(&dir.to_remote(&folder.remote)).await? {
             let Ok(path) = dir.join(&l.name) else { continue };
-            if crate::local::is_part_name(&l.name) {
+            // Our part files and symlinks are no one's rows (the listing leaves them out too).
+            if crate::local::is_part_name(&l.name) || l.kind == crate::remote::listing::ListedKind::Other {
                 continue;
             }
             if l.kind == crate::remote::listing::ListedKind::Dir {
                 dirs.push(path.clone());
             }
             found.insert(path);
+        }
+    }
+    for path in expected.difference(&found.clone()) {
+        if conn.exists(&path.to_remote(&folder.remote)).await? {
+            found.insert(path.clone());
         }
     }
     Ok(found)
@@ -384,7 +455,8 @@ pub(super) fn local_subtree(folder: &Folder, to: &RelPath) -> BTreeSet<RelPath> 
                 continue;
             };
             let Ok(path) = dir.join(&name) else { continue };
-            if crate::local::is_part_name(&name) {
+            // Our part files and symlinks are no one's rows (the scan leaves them out too).
+            if crate::local::is_part_name(&name) || item.file_type().is_ok_and(|t| t.is_symlink()) {
                 continue;
             }
             if item.file_type().is_ok_and(|t| t.is_dir()) {

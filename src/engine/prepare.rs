@@ -111,7 +111,7 @@ pub async fn prepare(
     };
     // Before anything is planned: what a killed pass made visible is the sync's own work.
     let intents = state.intents()?;
-    let settlements = match super::settle::settle(&runner(cancel), folder, intents).await {
+    let settlements = match super::settle::settle(&runner(cancel), folder, intents, &base).await {
         Ok(s) => s,
         Err(e) => return abandon(&pool, e).await,
     };
@@ -193,6 +193,7 @@ pub async fn prepare(
         }),
         read_back: Mutex::new(Default::default()),
         ready_dirs: Mutex::new(Default::default()),
+        ignore: ignore.clone(),
         meter: options.meter.clone(),
     };
     let mut policy = policy_of(folder);

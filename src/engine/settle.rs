@@ -52,11 +52,22 @@ impl Settled {
 pub(super) type Settlements = Vec<(RelPath, Settled)>;
 
 /// Finds out which of `intents` were carried out. Only reads both sides.
-pub(super) async fn settle(run: &Runner, folder: &Folder, intents: Vec<Intent>) -> Result<Settlements> {
+pub(super) async fn settle(
+    run: &Runner,
+    folder: &Folder,
+    intents: Vec<Intent>,
+    base: &Base,
+) -> Result<Settlements> {
     let mut out = Vec::with_capacity(intents.len());
     for intent in intents {
         let target = intent.path.to_remote(&folder.remote);
-        let done = retrying!(run, &target, |c| settle_one(c, folder, &intent))?;
+        let expected = match &intent.op {
+            Op::MoveRemote { from } | Op::MoveLocal { from } => {
+                super::moves::expected_at(base, from, &intent.path)
+            }
+            _ => Default::default(),
+        };
+        let done = retrying!(run, &target, |c| settle_one(c, folder, &intent, &expected))?;
         tracing::debug!(path = %intent.path, done = done.done(), "settled an intent a killed pass left open");
         out.push((intent.path, done));
     }
@@ -64,21 +75,61 @@ pub(super) async fn settle(run: &Runner, folder: &Folder, intents: Vec<Intent>) 
 }
 
 /// Whether one intent was carried out.
-pub(super) async fn settle_one(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) -> Result<Settled> {
+/// `expected`: for a move on the server, the paths the renamed folder should hold (see
+/// `moves::remote_subtree`).
+pub(super) async fn settle_one(
+    conn: &mut dyn Remote,
+    folder: &Folder,
+    intent: &Intent,
+    expected: &std::collections::BTreeSet<RelPath>,
+) -> Result<Settled> {
     let record = |done: Option<BaseEntry>| done.map_or(Settled::NotDone, Settled::Record);
     Ok(match &intent.op {
         Op::Transfer(Transfer::Download) => record(local_done(folder, intent)),
         Op::Transfer(Transfer::Upload) => record(remote_done(conn, folder, intent).await?),
-        Op::MoveLocal { from } if local_moved(folder, intent) => Settled::Moved {
-            from: from.clone(),
-            carried: super::moves::local_subtree(folder, &intent.path),
-        },
-        Op::MoveRemote { from } if remote_moved(conn, folder, intent).await? => Settled::Moved {
-            from: from.clone(),
-            carried: super::moves::remote_subtree(conn, folder, &intent.path).await?,
-        },
+        Op::MoveLocal { from } if local_moved(folder, intent) => {
+            let carried = super::moves::local_subtree(folder, &intent.path);
+            let left = match intent.entry.kind {
+                Kind::Dir => super::moves::local_subtree(folder, from),
+                Kind::File => Default::default(),
+            };
+            moved_folder(from, &intent.path, carried, &left, expected)
+        }
+        Op::MoveRemote { from } if remote_moved(conn, folder, intent).await? => {
+            let carried = super::moves::remote_subtree(conn, folder, &intent.path, expected).await?;
+            let left = match intent.entry.kind {
+                Kind::Dir => super::moves::remote_subtree(conn, folder, from, &Default::default()).await?,
+                Kind::File => Default::default(),
+            };
+            moved_folder(from, &intent.path, carried, &left, expected)
+        }
         Op::MoveLocal { .. } | Op::MoveRemote { .. } => Settled::NotDone,
     })
+}
+
+/// A move found done, unless it is a folder's and the old name holds more of what the base had
+/// there than the new one: a user may have made a folder under the new name since, and one
+/// under the old name; the rename went where the files are.
+fn moved_folder(
+    from: &RelPath,
+    to: &RelPath,
+    carried: std::collections::BTreeSet<RelPath>,
+    left: &std::collections::BTreeSet<RelPath>,
+    expected: &std::collections::BTreeSet<RelPath>,
+) -> Settled {
+    let at_new = expected.iter().filter(|p| carried.contains(*p)).count();
+    let at_old = expected
+        .iter()
+        .filter_map(|p| p.rebased(to, from))
+        .filter(|p| left.contains(p))
+        .count();
+    if !left.is_empty() && at_old >= at_new {
+        return Settled::NotDone;
+    }
+    Settled::Moved {
+        from: from.clone(),
+        carried,
+    }
 }
 
 /// Applies settlements to the base a pass plans from (the state store gets them when the pass

@@ -191,7 +191,7 @@ async fn a_move_killed_around_its_rename_is_finished_by_the_next_pass() {
             put(&h.local, &format!("docs/f{i}.txt"), format!("file {i}"));
         }
         put(&h.local, "keep.txt", "keep");
-        h.config("");
+        h.config(crate::moves::MOVES);
         exit_0(&sync(&h, None).await);
         std::fs::rename(h.local.join("docs"), h.local.join("papers")).expect("rename");
         killed(&sync(&h, Some(point)).await);
@@ -221,7 +221,7 @@ async fn a_move_killed_before_its_rename_and_moved_again_loses_nothing() {
     for i in 0..4 {
         put(&h.local, &format!("f{i}.txt"), format!("file {i}"));
     }
-    h.config("");
+    h.config(crate::moves::MOVES);
     exit_0(&sync(&h, None).await);
     std::fs::rename(h.local.join("f0.txt"), h.local.join("first.txt")).expect("rename");
     killed(&sync(&h, Some("move.intended")).await);

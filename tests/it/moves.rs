@@ -8,6 +8,9 @@ use std::path::Path;
 
 use crate::support::{Harness, assert_holds, pass, put, read, transfers, tree};
 
+/// Move detection is opt-in (`detect_moves`).
+pub const MOVES: &str = "    detect_moves: true\n";
+
 fn rename(root: &Path, from: &str, to: &str) {
     let to = root.join(to);
     std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
@@ -31,7 +34,7 @@ async fn a_folder_renamed_locally_is_one_rename_on_the_server_and_sends_nothing_
     let h = Harness::new().await;
     let bytes = fill(&h.local, "docs");
     put(&h.local, "other.txt", "other");
-    let config = h.config("");
+    let config = h.config(MOVES);
     let first = pass(&config).await.expect("first pass");
     assert_eq!(first.uploaded, 41, "{first:?}");
 
@@ -74,7 +77,7 @@ async fn files_moved_between_folders_locally_are_renamed_one_by_one() {
     put(&h.local, "inbox/a.txt", "alpha");
     put(&h.local, "inbox/b.txt", "bravo");
     put(&h.local, "inbox/c.txt", "charlie");
-    let config = h.config("");
+    let config = h.config(MOVES);
     pass(&config).await.expect("first pass");
     rename(&h.local, "inbox/a.txt", "2026/a.txt");
     rename(&h.local, "inbox/b.txt", "2026/q4/renamed.txt");
@@ -98,7 +101,7 @@ async fn a_server_change_at_a_moved_name_is_kept_beside_it_where_ids_cannot_tell
     let h = Harness::new().await;
     put(&h.local, "a.txt", "the first version");
     put(&h.local, "keep.txt", "keep");
-    let config = h.config("");
+    let config = h.config(MOVES);
     pass(&config).await.expect("first pass");
     rename(&h.local, "a.txt", "b.txt");
     put(&h.remote, "a.txt", "edited on the server, longer");
@@ -120,7 +123,7 @@ async fn a_copy_and_a_move_of_one_file_are_two_uploads() {
     for i in 0..3 {
         put(&h.local, &format!("other{i}.txt"), format!("{i}"));
     }
-    let config = h.config("");
+    let config = h.config(MOVES);
     pass(&config).await.expect("first pass");
     std::fs::copy(h.local.join("a.txt"), h.local.join("copy.txt")).expect("copy");
     rename(&h.local, "a.txt", "moved.txt");
@@ -137,7 +140,7 @@ async fn a_rename_on_a_server_that_cannot_show_it_is_a_download_and_a_deletion()
     for i in 0..4 {
         put(&h.local, &format!("f{i}.txt"), format!("file {i}"));
     }
-    let config = h.config("");
+    let config = h.config(MOVES);
     pass(&config).await.expect("first pass");
     rename(&h.remote, "f0.txt", "renamed.txt");
     let r = pass(&config).await.expect("pass");
@@ -150,7 +153,7 @@ async fn the_dry_run_and_json_name_moves_as_moves() {
     let h = Harness::new().await;
     put(&h.local, "docs/a.txt", "a");
     put(&h.local, "docs/b.txt", "b");
-    let config = h.config("");
+    let config = h.config(MOVES);
     pass(&config).await.expect("first pass");
     rename(&h.local, "docs", "papers");
     let cfg = h.config_path().display().to_string();
@@ -198,6 +201,7 @@ async fn run_sees_a_rename_through_the_watcher_and_renames_on_the_server() {
     let cfg = h
         .config_yaml()
         .ca_file("pki/ca.pem")
+        .folder(MOVES)
         .top("poll_interval: 1h\ndebounce: 200ms\n")
         .write(&h.config_path());
     let log = h.dir.path().join("run.log");

@@ -45,7 +45,7 @@ async fn synced(
     let remote = server.mkdir(name);
     fill(&local, "docs");
     put(&local, "keep.txt", "keep");
-    let config = server.config(&local, &format!("/{name}"), "", "");
+    let config = server.config(&local, &format!("/{name}"), "", crate::moves::MOVES);
     let first = ok(&config).await;
     assert_eq!(
         (first.uploaded, first.failed.len()),

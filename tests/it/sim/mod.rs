@@ -124,8 +124,19 @@ impl Model {
                 .filter(|(e, from, _, _)| e == old && from == path)
                 .map(|(_, _, to, moved)| (to.clone(), moved.clone())),
         );
-        for (to, moved) in followed {
+        // Moved on again since (`d` to `x`, then `x/f` to `c`): the edit may follow every hop.
+        let mut seen = BTreeSet::new();
+        while let Some((to, moved)) = followed.pop() {
+            if !seen.insert(to.clone()) {
+                continue;
+            }
             self.edit_meets_move(path, &to, &moved, edit);
+            followed.extend(
+                self.moves
+                    .iter()
+                    .filter(|(s, from, _, v)| *s != side && *from == to && *v == moved)
+                    .map(|(_, _, next, v)| (next.clone(), v.clone())),
+            );
         }
     }
 

@@ -424,6 +424,7 @@ impl Connector for SimConnector {
                 dead: false,
                 recent: Default::default(),
                 renamed_onto: None,
+                listed: Default::default(),
             })),
         }
     }
@@ -436,6 +437,8 @@ struct SimConn {
     renamed_onto: Option<String>,
     /// The last commands on this connection: (command, path, when).
     recent: std::collections::VecDeque<(&'static str, String, u64)>,
+    /// When this connection last listed each directory.
+    listed: BTreeMap<String, u64>,
 }
 
 fn lost(command: &'static str, path: &str) -> Error {
@@ -591,6 +594,8 @@ impl Remote for SimConn {
 
     async fn list(&mut self, dir: &str) -> Result<Vec<Listed>> {
         let f = self.before("LIST", dir).await?;
+        let now = self.server.counts.commands.load(Ordering::SeqCst);
+        self.listed.insert(dir.to_owned(), now);
         let out = {
             let s = self.server.store();
             if !s.dirs.contains(dir) {
@@ -727,6 +732,20 @@ impl Remote for SimConn {
                 }
                 // A folder, with all under it, to a name not taken (rename(2) on a server).
                 None if s.dirs.contains(from) && !s.dirs.contains(to) && !s.files.contains_key(to) => {
+                    // A file a user put in the folder after this connection's look at it moves
+                    // with it: FTP has no rename-if-unchanged (`window_losses`, as `overwrites`).
+                    if let Some(&looked) = self.listed.get(from) {
+                        let under = format!("{from}/");
+                        let writes = self.server.user_writes.lock().expect("writes");
+                        let late: Vec<Vec<u8>> = s
+                            .files
+                            .iter()
+                            .filter(|(p, _)| p.starts_with(&under))
+                            .filter(|(p, _)| writes.get(*p).is_some_and(|w| *w >= looked))
+                            .map(|(_, f)| f.data.clone())
+                            .collect();
+                        self.server.window_losses.lock().expect("losses").extend(late);
+                    }
                     s.rename_dir(from, to);
                 }
                 None => return Err(reply("RNFR/RNTO", from, 550)),
