@@ -80,6 +80,22 @@ impl RelPath {
             .then(|| RelPath(format!("{}{}", to.0, &self.0[from.0.len()..])))
     }
 
+    /// The entries of `map` at `self` and under it, in order. A plain range from `self` would
+    /// take in siblings such as `d.txt` and `d-old`, which sort between `d` and `d/`.
+    pub fn subtree_of<'a, V>(
+        &self,
+        map: &'a std::collections::BTreeMap<RelPath, V>,
+    ) -> impl Iterator<Item = (&'a RelPath, &'a V)> + 'a {
+        let (below, after) = (format!("{}/", self.0), format!("{}0", self.0));
+        let range = (
+            std::ops::Bound::Included(below.as_str()),
+            std::ops::Bound::Excluded(after.as_str()),
+        );
+        map.get_key_value(self.0.as_str())
+            .into_iter()
+            .chain(map.range::<str, _>(range))
+    }
+
     /// The same path with another last component.
     pub fn with_name(&self, name: &str) -> Result<RelPath, Error> {
         RelPath::child(self.parent().as_ref(), name)

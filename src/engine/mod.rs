@@ -156,11 +156,7 @@ impl Shared {
     pub async fn settle_open_intent(&self, conn: &mut dyn Remote, path: &RelPath) -> Result<()> {
         let open = self.open_intents.lock().ok().and_then(|o| o.get(path).cloned());
         if let Some(intent) = open {
-            let expected = match &intent.op {
-                crate::state::Op::MoveRemote { from } => moves::expected_at(&self.remote, from, path),
-                crate::state::Op::MoveLocal { from } => moves::expected_at(&self.local, from, path),
-                _ => Default::default(),
-            };
+            let expected = moves::expected_by_plan(self, &intent);
             let settled = settle::settle_one(conn, &self.folder, &intent, &expected).await?;
             self.close_intent(path, &settled)?;
             if settled.done() {

@@ -7,7 +7,7 @@
 use super::report::MovedPath;
 use super::settle::Settled;
 use super::{Report, Shared, listed_entry, retrying, same_remote, transfer};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Folder;
 use crate::error::{Class, Error, Result};
@@ -43,18 +43,14 @@ fn journaled(sh: &Shared, from: &RelPath, renamed: &Entry, op: Op, to: &RelPath)
 }
 
 /// Records a move found done: what the base held at `from` (and under it) is at `to`. A row
-/// goes along only where the renamed side held it when the plan was made and holds it at the
-/// new name now (`carried`): a listing that left something out costs a comparison later, never
-/// a row for a file that is not there. The side the user moved is refreshed from its snapshot
+/// goes along only where the renamed side held it when the plan was made and holds it as it was
+/// at the new name now (`carried`): a file not there, or changed, may have left or changed
+/// before the rename or after it, and only the second is a change to carry over; without its
+/// row both sides' files are kept. The side the
+/// user moved is refreshed from its snapshot
 /// only for the files the planner proved the same (`same_as_base`); any other keeps the base's
 /// signature, so whatever changed it since still shows as a change.
-fn record(
-    sh: &Shared,
-    from: &RelPath,
-    to: &RelPath,
-    user_moved_local: bool,
-    carried: &BTreeSet<RelPath>,
-) -> Result<()> {
+fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, carried: &Found) -> Result<()> {
     let (seen, renamed) = if user_moved_local {
         (&sh.local, &sh.remote)
     } else {
@@ -62,10 +58,8 @@ fn record(
     };
     sh.state(|s| {
         s.settle_move(from, to, |new, mut e: BaseEntry| {
-            let planned = new
-                .rebased(to, from)
-                .is_some_and(|old| renamed.contains_key(&old));
-            if !carried.contains(new) || !planned {
+            let planned = new.rebased(to, from).and_then(|old| renamed.get(&old));
+            if !planned.is_some_and(|was| holds(carried, new, was)) {
                 return None;
             }
             let proven = |n: &Entry| same_as_base(&e, n, user_moved_local);
@@ -124,12 +118,8 @@ fn moved(from: &RelPath, to: &RelPath, remote: bool) -> Report {
 async fn made_by_earlier_attempt(sh: &Shared, conn: &mut dyn Remote, to: &RelPath) -> Result<Option<bool>> {
     let open = sh.open_intents.lock().ok().and_then(|o| o.get(to).cloned());
     let Some(intent) = open else { return Ok(None) };
-    let expected = match &intent.op {
-        Op::MoveRemote { from } => expected_at(&sh.remote, from, to),
-        Op::MoveLocal { from } => expected_at(&sh.local, from, to),
-        _ => BTreeSet::new(),
-    };
-    let settled = super::settle::settle_one(conn, &sh.folder, &intent, &expected).await?;
+    let settled =
+        super::settle::settle_one(conn, &sh.folder, &intent, &expected_by_plan(sh, &intent)).await?;
     if !settled.done() {
         sh.close_intent(to, &Settled::NotDone)?;
     }
@@ -146,7 +136,7 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
     let (source, target) = (sh.remote_path(from), sh.remote_path(to));
     let renamed = retrying!(&sh.run, &target, |c| async {
         if made_by_earlier_attempt(sh, c, to).await? == Some(true) {
-            let expected = expected_at(&sh.remote, from, to);
+            let expected = expected_at(&sh.remote, from, to, Entry::clone);
             return Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?));
         }
         // A case-only rename: a server that ignores case finds the source itself there.
@@ -164,7 +154,7 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
             && !holds_only_planned(
                 &sh.ignore,
                 &planned_under(&sh.remote, from),
-                &remote_subtree(c, &sh.folder, from, &BTreeSet::new()).await?,
+                &remote_subtree(c, &sh.folder, from, &Expected::new()).await?,
             )
         {
             return Err(changed(from, "remote"));
@@ -194,7 +184,7 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         if !there {
             return Err(transfer::verify_err(&target, "not there after the rename".into()));
         }
-        let expected = expected_at(&sh.remote, from, to);
+        let expected = expected_at(&sh.remote, from, to, Entry::clone);
         Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?))
     })?;
     let Some(carried) = renamed else {
@@ -364,38 +354,60 @@ pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
 /// Whether a folder about to be renamed holds nothing the plan did not see (`now`: what it holds
 /// now): a file a user put there during the pass would move with it to a name they never gave
 /// it. Then the rename waits for the next pass, which sees that file.
-fn holds_only_planned(ignore: &Ignore, planned: &BTreeSet<RelPath>, now: &BTreeSet<RelPath>) -> bool {
-    now.iter()
+fn holds_only_planned(ignore: &Ignore, planned: &BTreeSet<RelPath>, now: &Found) -> bool {
+    now.keys()
         .filter(|p| !ignore.hides(p))
         .all(|p| planned.contains(p))
 }
 
-/// What `map` (a snapshot, a base) holds at `from` and under it, at its new name under `to`.
+/// What a move's target should hold at each path, as the renamed side showed it before the
+/// rename (a rename keeps a file's size and time): settlement tells the files a rename carried
+/// from ones a user made since, under either name, by these.
+pub(super) type Expected = BTreeMap<RelPath, Entry>;
+
+/// What one side holds at a path and under it now.
+pub(super) type Found = BTreeMap<RelPath, Entry>;
+
+/// Whether `found` holds at `path` what `expected` says: the same kind, and for a file the same
+/// size and time.
+pub(super) fn holds(found: &Found, path: &RelPath, expected: &Entry) -> bool {
+    found
+        .get(path)
+        .is_some_and(|n| n.kind == expected.kind && (n.kind == Kind::Dir || same_remote(n, expected)))
+}
+
+/// What an open move's target should hold, by the snapshots this pass planned from.
+pub(super) fn expected_by_plan(sh: &Shared, intent: &Intent) -> Expected {
+    match &intent.op {
+        Op::MoveRemote { from } => expected_at(&sh.remote, from, &intent.path, Entry::clone),
+        Op::MoveLocal { from } => expected_at(&sh.local, from, &intent.path, Entry::clone),
+        Op::Transfer(_) => Expected::new(),
+    }
+}
+
+/// What `map` (a snapshot, a base) holds at `from` and under it, at its new name under `to`,
+/// each as `as_seen` gives it.
 pub(super) fn expected_at<V>(
-    map: &std::collections::BTreeMap<RelPath, V>,
+    map: &BTreeMap<RelPath, V>,
     from: &RelPath,
     to: &RelPath,
-) -> BTreeSet<RelPath> {
-    planned_under(map, from)
-        .into_iter()
-        .filter_map(|p| p.rebased(from, to))
+    as_seen: impl Fn(&V) -> Entry,
+) -> Expected {
+    from.subtree_of(map)
+        .filter_map(|(p, v)| Some((p.rebased(from, to)?, as_seen(v))))
         .collect()
 }
 
-/// What `map` holds at `dir` and under it.
-fn planned_under<V>(snapshot: &std::collections::BTreeMap<RelPath, V>, dir: &RelPath) -> BTreeSet<RelPath> {
-    let (below, after) = (format!("{dir}/"), format!("{dir}0"));
-    let range = (
-        std::ops::Bound::Included(below.as_str()),
-        std::ops::Bound::Excluded(after.as_str()),
-    );
+/// What `map` holds at `dir` and under it (`dir` itself always).
+fn planned_under<V>(snapshot: &BTreeMap<RelPath, V>, dir: &RelPath) -> BTreeSet<RelPath> {
     std::iter::once(dir.clone())
-        .chain(snapshot.range::<str, _>(range).map(|(p, _)| p.clone()))
+        .chain(dir.subtree_of(snapshot).map(|(p, _)| p.clone()))
         .collect()
 }
 
-/// The paths the server holds at `to` and under it, relative to the folder: what a rename
-/// there carried (each folder listed; names that cannot be paths, and part files, left out).
+/// What the server holds at `to` and under it, by path relative to the folder, as listed: what
+/// a rename there carried (each folder listed; names that cannot be paths, and part files, left
+/// out).
 /// A path of `expected` a listing left out is asked about on its own (servers under load
 /// answer a listing with nothing in it): a row dropped for a file that is there would read as
 /// new at the next pass, and a deletion of it would be undone.
@@ -403,13 +415,13 @@ pub(super) async fn remote_subtree(
     conn: &mut dyn Remote,
     folder: &Folder,
     to: &RelPath,
-    expected: &BTreeSet<RelPath>,
-) -> Result<BTreeSet<RelPath>> {
-    let mut found = BTreeSet::new();
+    expected: &Expected,
+) -> Result<Found> {
+    let mut found = Found::new();
     let Some(top) = conn.stat(&to.to_remote(&folder.remote)).await? else {
         return Ok(found);
     };
-    found.insert(to.clone());
+    found.insert(to.clone(), listed_entry(&top));
     let mut dirs = Vec::new();
     if top.kind == crate::remote::listing::ListedKind::Dir {
         dirs.push(to.clone());
@@ -424,24 +436,25 @@ pub(super) async fn remote_subtree(
             if l.kind == crate::remote::listing::ListedKind::Dir {
                 dirs.push(path.clone());
             }
-            found.insert(path);
+            found.insert(path, listed_entry(&l));
         }
     }
-    for path in expected.difference(&found.clone()) {
-        if conn.exists(&path.to_remote(&folder.remote)).await? {
-            found.insert(path.clone());
+    let left_out: Vec<&RelPath> = expected.keys().filter(|p| !found.contains_key(*p)).collect();
+    for path in left_out {
+        if let Some(l) = conn.stat(&path.to_remote(&folder.remote)).await? {
+            found.insert(path.clone(), listed_entry(&l));
         }
     }
     Ok(found)
 }
 
-/// The paths the local folder holds at `to` and under it (symlinks not followed).
-pub(super) fn local_subtree(folder: &Folder, to: &RelPath) -> BTreeSet<RelPath> {
-    let mut found = BTreeSet::new();
+/// What the local folder holds at `to` and under it, by path (symlinks not followed).
+pub(super) fn local_subtree(folder: &Folder, to: &RelPath) -> Found {
+    let mut found = Found::new();
     let Ok(top) = std::fs::symlink_metadata(to.to_local(&folder.local)) else {
         return found;
     };
-    found.insert(to.clone());
+    found.insert(to.clone(), entry_of(&top));
     let mut dirs = Vec::new();
     if top.is_dir() {
         dirs.push(to.clone());
@@ -456,13 +469,14 @@ pub(super) fn local_subtree(folder: &Folder, to: &RelPath) -> BTreeSet<RelPath> 
             };
             let Ok(path) = dir.join(&name) else { continue };
             // Our part files and symlinks are no one's rows (the scan leaves them out too).
-            if crate::local::is_part_name(&name) || item.file_type().is_ok_and(|t| t.is_symlink()) {
+            let Ok(meta) = item.metadata() else { continue };
+            if crate::local::is_part_name(&name) || meta.file_type().is_symlink() {
                 continue;
             }
-            if item.file_type().is_ok_and(|t| t.is_dir()) {
+            if meta.is_dir() {
                 dirs.push(path.clone());
             }
-            found.insert(path);
+            found.insert(path, entry_of(&meta));
         }
     }
     found

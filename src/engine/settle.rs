@@ -4,6 +4,7 @@
 //! it was made is told by its part file: written and flushed before the intent, gone only by
 //! the rename. Nothing is moved or deleted here.
 
+use super::moves::{Expected, Found, expected_at, holds};
 use super::{Runner, listed_entry, retrying, same_remote};
 use crate::config::Folder;
 use crate::digest::HashAlgo;
@@ -12,7 +13,7 @@ use crate::local::part_name;
 use crate::local::scan::entry_of;
 use crate::local::write::{folder_identity, part_path};
 use crate::path::RelPath;
-use crate::reconcile::{Base, BaseEntry, Kind};
+use crate::reconcile::{Base, BaseEntry, Entry, Kind, Sig};
 use crate::remote::Remote;
 use crate::state::{Intent, Op, State, Transfer};
 
@@ -22,7 +23,10 @@ pub(crate) enum Settled {
     /// Done: record the entry at the intent's path.
     Record(BaseEntry),
     /// A move found done: what the base held at `from` (and under it) is now at the path,
-    /// where the renamed side holds it (`carried`: the paths there now; the rest is gone).
+    /// where the renamed side holds it as it was (`carried`: the paths there now with the size
+    /// and time the base had). Any other row is dropped: a file may have left the folder, or
+    /// been replaced, before its rename as well as after, and only the second is a change to
+    /// carry over; without the row, both sides' files are kept.
     Moved {
         from: RelPath,
         carried: std::collections::BTreeSet<RelPath>,
@@ -62,10 +66,9 @@ pub(super) async fn settle(
     for intent in intents {
         let target = intent.path.to_remote(&folder.remote);
         let expected = match &intent.op {
-            Op::MoveRemote { from } | Op::MoveLocal { from } => {
-                super::moves::expected_at(base, from, &intent.path)
-            }
-            _ => Default::default(),
+            Op::MoveRemote { from } => expected_at(base, from, &intent.path, |b| as_seen(b.kind, &b.remote)),
+            Op::MoveLocal { from } => expected_at(base, from, &intent.path, |b| as_seen(b.kind, &b.local)),
+            Op::Transfer(_) => Expected::new(),
         };
         let done = retrying!(run, &target, |c| settle_one(c, folder, &intent, &expected))?;
         tracing::debug!(path = %intent.path, done = done.done(), "settled an intent a killed pass left open");
@@ -74,34 +77,41 @@ pub(super) async fn settle(
     Ok(out)
 }
 
+/// What the base's signature says a side showed.
+fn as_seen(kind: Kind, sig: &Sig) -> Entry {
+    match kind {
+        Kind::Dir => Entry::dir(sig.mtime),
+        Kind::File => Entry::file(sig.size, sig.mtime),
+    }
+}
+
 /// Whether one intent was carried out.
-/// `expected`: for a move on the server, the paths the renamed folder should hold (see
-/// `moves::remote_subtree`).
+/// `expected`: for a move, what its target should hold (`moves::Expected`).
 pub(super) async fn settle_one(
     conn: &mut dyn Remote,
     folder: &Folder,
     intent: &Intent,
-    expected: &std::collections::BTreeSet<RelPath>,
+    expected: &Expected,
 ) -> Result<Settled> {
     let record = |done: Option<BaseEntry>| done.map_or(Settled::NotDone, Settled::Record);
     Ok(match &intent.op {
         Op::Transfer(Transfer::Download) => record(local_done(folder, intent)),
         Op::Transfer(Transfer::Upload) => record(remote_done(conn, folder, intent).await?),
         Op::MoveLocal { from } if local_moved(folder, intent) => {
-            let carried = super::moves::local_subtree(folder, &intent.path);
-            let left = match intent.entry.kind {
+            let at_target = super::moves::local_subtree(folder, &intent.path);
+            let at_source = match intent.entry.kind {
                 Kind::Dir => super::moves::local_subtree(folder, from),
                 Kind::File => Default::default(),
             };
-            moved_folder(from, &intent.path, carried, &left, expected)
+            moved_folder(from, &intent.path, &at_target, &at_source, expected)
         }
         Op::MoveRemote { from } if remote_moved(conn, folder, intent).await? => {
-            let carried = super::moves::remote_subtree(conn, folder, &intent.path, expected).await?;
-            let left = match intent.entry.kind {
+            let at_target = super::moves::remote_subtree(conn, folder, &intent.path, expected).await?;
+            let at_source = match intent.entry.kind {
                 Kind::Dir => super::moves::remote_subtree(conn, folder, from, &Default::default()).await?,
                 Kind::File => Default::default(),
             };
-            moved_folder(from, &intent.path, carried, &left, expected)
+            moved_folder(from, &intent.path, &at_target, &at_source, expected)
         }
         Op::MoveLocal { .. } | Op::MoveRemote { .. } => Settled::NotDone,
     })
@@ -109,26 +119,32 @@ pub(super) async fn settle_one(
 
 /// A move found done, unless it is a folder's and the old name holds more of what the base had
 /// there than the new one: a user may have made a folder under the new name since, and one
-/// under the old name; the rename went where the files are.
+/// under the old name; the rename went where the files are. A file counts where it has the
+/// size and time the renamed side showed (a rename keeps them; a file made since has its own),
+/// so files made under both names with the moved ones' names do not tip it.
 fn moved_folder(
     from: &RelPath,
     to: &RelPath,
-    carried: std::collections::BTreeSet<RelPath>,
-    left: &std::collections::BTreeSet<RelPath>,
-    expected: &std::collections::BTreeSet<RelPath>,
+    at_target: &Found,
+    at_source: &Found,
+    expected: &Expected,
 ) -> Settled {
-    let at_new = expected.iter().filter(|p| carried.contains(*p)).count();
+    let at_new = expected.iter().filter(|(p, e)| holds(at_target, p, e)).count();
     let at_old = expected
         .iter()
-        .filter_map(|p| p.rebased(to, from))
-        .filter(|p| left.contains(p))
+        .filter_map(|(p, e)| Some((p.rebased(to, from)?, e)))
+        .filter(|(p, e)| holds(at_source, p, e))
         .count();
-    if !left.is_empty() && at_old >= at_new {
+    if !at_source.is_empty() && at_old >= at_new {
         return Settled::NotDone;
     }
     Settled::Moved {
         from: from.clone(),
-        carried,
+        carried: expected
+            .iter()
+            .filter(|(p, e)| holds(at_target, p, e))
+            .map(|(p, _)| p.clone())
+            .collect(),
     }
 }
 
@@ -141,11 +157,7 @@ pub(super) fn apply(base: &mut Base, settlements: &Settlements) {
                 base.insert(path.clone(), entry.clone());
             }
             Settled::Moved { from, carried } => {
-                let moved: Vec<RelPath> = base
-                    .keys()
-                    .filter(|p| *p == from || p.is_inside(from))
-                    .cloned()
-                    .collect();
+                let moved: Vec<RelPath> = from.subtree_of(base).map(|(p, _)| p.clone()).collect();
                 for old in moved {
                     let entry = base.remove(&old);
                     if let (Some(new), Some(entry)) = (old.rebased(from, path), entry)

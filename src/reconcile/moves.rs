@@ -298,6 +298,11 @@ fn pair_one_way(way: Way, base: &Base, local: &Snapshot, remote: &Snapshot, acti
         }
         let (from, to) = (actions[s].path().clone(), actions[t].path().clone());
         if way.is_follow_up(&actions[s]) {
+            // A conflict copy is the sync's own rename of one version, made when both sides
+            // wrote one name: no edit of another file follows into it (and replaces it).
+            if super::conflict_copy::is_conflict_copy(to.name()) {
+                continue;
+            }
             follow_ups.push(way.follow_up(to.clone()));
         }
         actions[t] = way.action(from, to);
