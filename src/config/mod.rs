@@ -82,7 +82,7 @@ pub struct Folder {
     /// `max_delete_percent`, unless `--max-delete` overrides it for one run.
     pub max_delete: DeleteLimit,
     pub first_sync: FirstSync,
-    /// A file or folder renamed on one side is renamed on the other, not sent again (opt-in).
+    /// A file or folder renamed on one side is renamed on the other, not sent again.
     pub detect_moves: bool,
 }
 

@@ -344,8 +344,7 @@ impl Validator<'_> {
             exclude: Vec::new(),
             max_delete: DeleteLimit::Percent(max_delete_percent),
             first_sync: f.first_sync.unwrap_or_default(),
-            // Off until the simulation is clean with it on (see the README).
-            detect_moves: f.detect_moves.unwrap_or(false),
+            detect_moves: f.detect_moves.unwrap_or(true),
         })
     }
 }
