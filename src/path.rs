@@ -80,20 +80,34 @@ impl RelPath {
             .then(|| RelPath(format!("{}{}", to.0, &self.0[from.0.len()..])))
     }
 
-    /// The entries of `map` at `self` and under it, in order. A plain range from `self` would
-    /// take in siblings such as `d.txt` and `d-old`, which sort between `d` and `d/`.
-    pub fn subtree_of<'a, V>(
+    /// Where what lies under `self` sorts among paths: from `self/` (included) to `self0`
+    /// (excluded; '0' follows '/'). A plain range from `self` would take in siblings such as
+    /// `d.txt` and `d-old`, which sort between `d` and `d/`.
+    pub fn under_bounds(&self) -> (String, String) {
+        (format!("{}/", self.0), format!("{}0", self.0))
+    }
+
+    /// The entries of `map` under `self` (not `self`), in order.
+    pub fn under_in<'a, V>(
         &self,
         map: &'a std::collections::BTreeMap<RelPath, V>,
     ) -> impl Iterator<Item = (&'a RelPath, &'a V)> + 'a {
-        let (below, after) = (format!("{}/", self.0), format!("{}0", self.0));
+        let (below, after) = self.under_bounds();
         let range = (
             std::ops::Bound::Included(below.as_str()),
             std::ops::Bound::Excluded(after.as_str()),
         );
+        map.range::<str, _>(range)
+    }
+
+    /// The entries of `map` at `self` and under it, in order.
+    pub fn subtree_of<'a, V>(
+        &self,
+        map: &'a std::collections::BTreeMap<RelPath, V>,
+    ) -> impl Iterator<Item = (&'a RelPath, &'a V)> + 'a {
         map.get_key_value(self.0.as_str())
             .into_iter()
-            .chain(map.range::<str, _>(range))
+            .chain(self.under_in(map))
     }
 
     /// The same path with another last component.

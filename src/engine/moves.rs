@@ -6,7 +6,8 @@
 
 use super::report::MovedPath;
 use super::settle::Settled;
-use super::{Report, Shared, listed_entry, retrying, same_remote, transfer};
+use super::transfer::{self, changed};
+use super::{Report, Shared, listed_entry, retrying, same_remote};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Folder;
@@ -14,13 +15,9 @@ use crate::error::{Class, Error, Result};
 use crate::local::scan::{Ignore, entry_of};
 use crate::local::write::sync_dir;
 use crate::path::RelPath;
-use crate::reconcile::{BaseEntry, Entry, Kind};
+use crate::reconcile::{BaseEntry, Entry, Kind, Side};
 use crate::remote::Remote;
 use crate::state::{Intent, Op};
-
-fn changed(path: &RelPath, side: &'static str) -> Error {
-    transfer::changed(path, side)
-}
 
 /// The entry a move journals for its target: the base's, with the renamed side's signature as
 /// it was seen before the rename (a rename keeps it), which settlement looks for at the target.
@@ -48,7 +45,7 @@ fn journaled(sh: &Shared, from: &RelPath, renamed: &Entry, op: Op, to: &RelPath)
 /// before the rename or after it, and only the second is a change to carry over; without its
 /// row both sides' files are kept. The side the
 /// user moved is refreshed from its snapshot
-/// only for the files the planner proved the same (`same_as_base`); any other keeps the base's
+/// only for the files the planner proved the same (`reconcile::moves::same_file`); any other keeps the base's
 /// signature, so whatever changed it since still shows as a change.
 fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, carried: &Found) -> Result<()> {
     let (seen, renamed) = if user_moved_local {
@@ -62,7 +59,12 @@ fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, car
             if !planned.is_some_and(|was| holds(carried, new, was)) {
                 return None;
             }
-            let proven = |n: &Entry| same_as_base(&e, n, user_moved_local);
+            let moved_on = if user_moved_local {
+                Side::Local
+            } else {
+                Side::Remote
+            };
+            let proven = |n: &Entry| crate::reconcile::moves::same_file(moved_on, &e, n);
             if let Some(now) = seen
                 .get(new)
                 .filter(|n| n.kind == e.kind && n.kind == Kind::File && proven(n))
@@ -82,17 +84,6 @@ fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, car
         open.remove(to);
     }
     Ok(())
-}
-
-/// Whether `now`, on the side the user moved (locally when `local`), is the base's file: by its
-/// content, or on the server by its id, size and time (what `reconcile::moves` paired it by).
-fn same_as_base(base: &BaseEntry, now: &Entry, local: bool) -> bool {
-    let same_content = now.sha256.is_some() && now.sha256 == base.sha256;
-    if local {
-        return same_content && now.size == base.local.size;
-    }
-    let same_id = now.id.is_some() && now.id == base.remote_id;
-    now.size == base.remote.size && now.mtime.same_as(&base.remote.mtime) && (same_id || same_content)
 }
 
 fn moved(from: &RelPath, to: &RelPath, remote: bool) -> Report {
@@ -235,13 +226,8 @@ async fn fall_back_remote(sh: &Shared, from: &RelPath, to: &RelPath, expect: &En
 async fn fall_back_remote_dir(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
     let mut done = Report::default();
     let under = |snapshot: &crate::reconcile::Snapshot, dir: &RelPath| -> Vec<(RelPath, Kind)> {
-        let (below, after) = (format!("{dir}/"), format!("{dir}0"));
-        let range = (
-            std::ops::Bound::Included(below.as_str()),
-            std::ops::Bound::Excluded(after.as_str()),
-        );
         std::iter::once((dir.clone(), Kind::Dir))
-            .chain(snapshot.range::<str, _>(range).map(|(p, e)| (p.clone(), e.kind)))
+            .chain(dir.under_in(snapshot).map(|(p, e)| (p.clone(), e.kind)))
             .collect()
     };
     let new = under(&sh.local, to);

@@ -1,7 +1,6 @@
 //! The per-path three-way decision table.
 
 use std::collections::BTreeSet;
-use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
@@ -304,17 +303,9 @@ pub(super) fn decide_dir(
     let in_base = base.contains_key(path);
     let (l, r) = (local.contains_key(path), remote.contains_key(path));
     let p = || path.clone();
-    // Everything under `path` on `side` is being removed (or nothing is there). What lies
-    // under it sorts from `path/` to just before `path0` ('0' follows '/').
-    let under = (format!("{path}/"), format!("{path}0"));
-    let emptied = |snapshot: &Snapshot, side: Side| {
-        snapshot
-            .range::<str, _>((
-                Bound::Included(under.0.as_str()),
-                Bound::Excluded(under.1.as_str()),
-            ))
-            .all(|(k, _)| removed.on(side).contains(k))
-    };
+    // Everything under `path` on `side` is being removed (or nothing is there).
+    let emptied =
+        |snapshot: &Snapshot, side: Side| path.under_in(snapshot).all(|(k, _)| removed.on(side).contains(k));
     match (in_base, l, r) {
         (_, true, true) => (!in_base).then(|| Action::Adopt { path: p() }),
         (false, true, false) => uploads.then(|| Action::MkdirRemote { path: p() }),

@@ -23,7 +23,6 @@
 //! candidate: both names are kept.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
 
 use super::plan::{Action, Side};
 use super::policy::{Direction, Policy};
@@ -152,18 +151,8 @@ impl Way {
         )
     }
 
-    /// Whether `now` (a new file on the moved side) is the file `base` was.
     fn same_file(self, base: &BaseEntry, now: &Entry) -> bool {
-        match self.side {
-            Side::Local => now.size == base.local.size && now.sha256.is_some() && now.sha256 == base.sha256,
-            Side::Remote => {
-                let same_id = now.id.is_some() && now.id == base.remote_id;
-                let same_content = now.sha256.is_some() && now.sha256 == base.sha256;
-                now.size == base.remote.size
-                    && now.mtime.same_as(&base.remote.mtime)
-                    && (same_id || same_content)
-            }
-        }
+        same_file(self.side, base, now)
     }
 
     /// The size a new file must have to be a candidate for `base`.
@@ -316,6 +305,20 @@ fn pair_one_way(way: Way, base: &Base, local: &Snapshot, remote: &Snapshot, acti
     actions.extend(follow_ups);
 }
 
+/// Whether `now`, a file on the side a user moved it on (`moved_on`), is the file `base` was:
+/// locally by its content; on the server by its size and time (a rename keeps them) and its id
+/// or its content. What pairs a move, and what the engine refreshes a moved row by.
+pub fn same_file(moved_on: Side, base: &BaseEntry, now: &Entry) -> bool {
+    let same_content = now.sha256.is_some() && now.sha256 == base.sha256;
+    match moved_on {
+        Side::Local => now.size == base.local.size && same_content,
+        Side::Remote => {
+            let same_id = now.id.is_some() && now.id == base.remote_id;
+            now.size == base.remote.size && now.mtime.same_as(&base.remote.mtime) && (same_id || same_content)
+        }
+    }
+}
+
 /// Turns the file moves of a folder moved whole into one move of the folder (after the
 /// directories are decided: its removal and the new one's creation go with them).
 ///
@@ -430,11 +433,9 @@ fn moved_whole(
     deleted: &BTreeSet<&RelPath>,
     sent: &BTreeSet<RelPath>,
 ) -> Option<RelPath> {
-    let (below, after) = (format!("{d}/"), format!("{d}0"));
-    let range = (Bound::Included(below.as_str()), Bound::Excluded(after.as_str()));
     // The new name: the one most files under it went to, at the same place.
     let mut votes: BTreeMap<RelPath, usize> = BTreeMap::new();
-    for (p, b) in base.range::<str, _>(range) {
+    for (p, b) in d.under_in(base) {
         let Some(to) = file_moves.get(p).filter(|_| b.kind == Kind::File) else {
             continue;
         };
@@ -453,14 +454,9 @@ fn moved_whole(
     {
         return None;
     }
-    let (t_below, t_after) = (format!("{t}/"), format!("{t}0"));
-    let t_range = (
-        Bound::Included(t_below.as_str()),
-        Bound::Excluded(t_after.as_str()),
-    );
     // Nothing of the other side under the new name yet, nor any folder under it that the
     // rename would bring there while the user made it anew.
-    if other.range::<str, _>(t_range).next().is_some() {
+    if t.under_in(other).next().is_some() {
         return None;
     }
     // A file deleted from the folder: nothing is at its new name, or a new file sent there
@@ -469,7 +465,7 @@ fn moved_whole(
         p.rebased(d, &t)
             .is_none_or(|new| !moved.contains_key(&new) || sent.contains(&new))
     };
-    let accounted = other.range::<str, _>(range).all(|(p, e)| {
+    let accounted = d.under_in(other).all(|(p, e)| {
         base.contains_key(p)
             && match e.kind {
                 Kind::File => file_moves.contains_key(p) || (deleted.contains(p) && new_file_there(p)),
@@ -501,10 +497,8 @@ pub fn rebase(actions: &[Action], local: &mut Snapshot, remote: &mut Snapshot) {
             Side::Local => &mut *local,
             Side::Remote => &mut *remote,
         };
-        let (below, after) = (format!("{from}/"), format!("{from}0"));
-        let range = (Bound::Included(below.as_str()), Bound::Excluded(after.as_str()));
-        let mut copies: Vec<(RelPath, Entry)> = snapshot
-            .range::<str, _>(range)
+        let mut copies: Vec<(RelPath, Entry)> = from
+            .under_in(snapshot)
             .filter_map(|(p, e)| Some((p.rebased(from, a.path())?, e.clone())))
             .collect();
         if let Some(e) = snapshot.get(from) {

@@ -344,7 +344,7 @@ impl State {
                 "SELECT path, {ENTRY_COLUMNS} FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3)"
             ))
             .map_err(self.err())?;
-        let (below, after) = (format!("{path}/"), format!("{path}0"));
+        let (below, after) = path.under_bounds();
         let rows = stmt
             .query_map(params![path.as_str(), below, after], |r| {
                 Ok((r.get::<_, String>(0)?, base_entry(r, 1)?))
