@@ -33,14 +33,10 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
         let root = &sh.folder.local;
         stream::iter(local)
             .map(|path| async move {
-                let full = path.to_local(root);
-                let sha256 =
-                    crate::local::io::blocking("hash", move || crate::local::scan::sha256_file(&full))
-                        .await?
-                        .inspect_err(
-                            |e| tracing::debug!(path = %path, "not paired with a vanished file: {e}"),
-                        )
-                        .ok();
+                let sha256 = super::prepare::local_sha256(None, &path.to_local(root))
+                    .await
+                    .inspect_err(|e| tracing::debug!(path = %path, "not paired with a vanished file: {e}"))
+                    .ok();
                 Ok::<_, Error>((path, sha256))
             })
             .buffer_unordered(width)

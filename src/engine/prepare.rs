@@ -463,7 +463,7 @@ async fn local_digests(path: &std::path::Path, also: Option<HashAlgo>) -> Result
 }
 
 /// A local file's SHA-256: the one the scan found (`scanned`), else read.
-async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result<String> {
+pub(super) async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result<String> {
     match scanned {
         Some(sha256) => Ok(sha256),
         None => Ok(local_digests(path, None).await?.sha256),
