@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
+use crate::service::{eventually, spawn, terminate, wait_exit};
 use crate::support::{Harness, assert_holds, pass, put, read, transfers, tree};
 
-/// Move detection is opt-in (`detect_moves`).
+/// Move detection, said explicitly (it is the default).
 pub const MOVES: &str = "    detect_moves: true\n";
 
 fn rename(root: &Path, from: &str, to: &str) {
@@ -204,45 +205,19 @@ async fn run_sees_a_rename_through_the_watcher_and_renames_on_the_server() {
         .folder(MOVES)
         .top("poll_interval: 1h\ndebounce: 200ms\n")
         .write(&h.config_path());
-    let log = h.dir.path().join("run.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
-        .args(["run", "-c", &cfg])
-        .current_dir(h.dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start the binary");
-    let until = |what: &str, cond: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !cond() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting until {what}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
-    let remote = h.remote.clone();
-    tokio::task::spawn_blocking(move || {
-        until("the first pass", &|| read(&remote, "other/keep.txt").is_some());
+    let mut child = spawn(&["run", "-c", &cfg], h.dir.path());
+    eventually(20, "the first pass", || {
+        read(&h.remote, "other/keep.txt").is_some()
     })
-    .await
-    .expect("join");
+    .await;
     rename(&h.local, "inbox/docs", "archive/2026/docs");
-    let remote = h.remote.clone();
-    tokio::task::spawn_blocking(move || {
-        until("the rename reaches the server", &|| {
-            read(&remote, "archive/2026/docs/f1.bin").is_some() && !remote.join("inbox/docs").exists()
-        });
+    eventually(20, "the rename reaches the server", || {
+        read(&h.remote, "archive/2026/docs/f1.bin").is_some() && !h.remote.join("inbox/docs").exists()
     })
-    .await
-    .expect("join");
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "TERM", "--", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    .await;
+    terminate(&child);
+    wait_exit(&mut child, 15).await;
+    let text = std::fs::read_to_string(h.dir.path().join("run.log")).unwrap_or_default();
     assert!(text.contains("moved on the server"), "{text}");
     let sent_again = text
         .lines()

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Harness, assert_holds, put, read};
 
-fn spawn(args: &[&str], dir: &Path) -> Child {
+/// Starts the binary in `dir`, its log (stderr) in `dir/run.log`.
+pub(crate) fn spawn(args: &[&str], dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
         .args(args)
         .current_dir(dir)
@@ -34,7 +35,7 @@ async fn output(args: &[&str], dir: &Path) -> std::process::Output {
 }
 
 /// Polls `cond` every 50 ms for up to `secs`.
-async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if cond() {
@@ -45,13 +46,13 @@ async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-fn terminate(child: &Child) {
+pub(crate) fn terminate(child: &Child) {
     let _ = Command::new("kill")
         .args(["-s", "TERM", "--", &child.id().to_string()])
         .status();
 }
 
-async fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
+pub(crate) async fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
