@@ -43,10 +43,9 @@ fn journaled(sh: &Shared, from: &RelPath, renamed: &Entry, op: Op, to: &RelPath)
 /// goes along only where the renamed side held it when the plan was made and holds it as it was
 /// at the new name now (`carried`): a file not there, or changed, may have left or changed
 /// before the rename or after it, and only the second is a change to carry over; without its
-/// row both sides' files are kept. The side the
-/// user moved is refreshed from its snapshot
-/// only for the files the planner proved the same (`reconcile::moves::same_file`); any other keeps the base's
-/// signature, so whatever changed it since still shows as a change.
+/// row both sides' files are kept. The side the user moved is refreshed from its snapshot only
+/// for the files the planner proved the same (`reconcile::moves::same_file`); any other keeps
+/// the base's signature, so whatever changed it since still shows as a change.
 fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, carried: &Found) -> Result<()> {
     let (seen, renamed) = if user_moved_local {
         (&sh.local, &sh.remote)
@@ -125,9 +124,9 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         .cloned()
         .ok_or_else(|| changed(from, "remote"))?;
     let (source, target) = (sh.remote_path(from), sh.remote_path(to));
+    let expected = expected_at(&sh.remote, from, to, Entry::clone);
     let renamed = retrying!(&sh.run, &target, |c| async {
         if made_by_earlier_attempt(sh, c, to).await? == Some(true) {
-            let expected = expected_at(&sh.remote, from, to, Entry::clone);
             return Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?));
         }
         // A case-only rename: a server that ignores case finds the source itself there.
@@ -175,7 +174,6 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         if !there {
             return Err(transfer::verify_err(&target, "not there after the rename".into()));
         }
-        let expected = expected_at(&sh.remote, from, to, Entry::clone);
         Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?))
     })?;
     let Some(carried) = renamed else {

@@ -129,22 +129,22 @@ fn moved_folder(
     at_source: &Found,
     expected: &Expected,
 ) -> Settled {
-    let at_new = expected.iter().filter(|(p, e)| holds(at_target, p, e)).count();
+    let carried: std::collections::BTreeSet<RelPath> = expected
+        .iter()
+        .filter(|(p, e)| holds(at_target, p, e))
+        .map(|(p, _)| p.clone())
+        .collect();
     let at_old = expected
         .iter()
         .filter_map(|(p, e)| Some((p.rebased(to, from)?, e)))
         .filter(|(p, e)| holds(at_source, p, e))
         .count();
-    if !at_source.is_empty() && at_old >= at_new {
+    if !at_source.is_empty() && at_old >= carried.len() {
         return Settled::NotDone;
     }
     Settled::Moved {
         from: from.clone(),
-        carried: expected
-            .iter()
-            .filter(|(p, e)| holds(at_target, p, e))
-            .map(|(p, _)| p.clone())
-            .collect(),
+        carried,
     }
 }
 
