@@ -7,14 +7,13 @@
 //! remote root tries an upload, setting its time, the server's hash, and writing at an
 //! offset, then removes it. On a read-only account those say "not tested".
 
-use tokio::sync::mpsc;
-
 use crate::config::{Config, Folder};
 use crate::digest::Hashers;
 use crate::error::{Error, Result};
 use crate::reconcile::Mtime;
 use crate::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
 use crate::remote::tls::TlsContext;
+use crate::remote::write_at::{self, WriteAt, fetch, send};
 
 pub async fn check(config: &Config) -> Result<u8> {
     let s = &config.server;
@@ -284,82 +283,32 @@ async fn try_hash(conn: &mut Ftps, path: &str) -> String {
     }
 }
 
-/// REST then STOR of a few bytes inside what was uploaded: whether the server keeps the bytes
-/// before and after them (vsftpd; ProFTPD with `AllowStoreRestart`), refuses (ProFTPD), or
-/// cuts the file at the offset (Pure-FTPd, SERVERS.md), which would destroy the segments of
-/// a parallel upload.
+/// Whether the server keeps the bytes around a write at an offset (`write_at::probe`), and so
+/// whether big uploads may go in ranges over several connections.
 async fn try_offset(conn: &mut Ftps, path: &str, data: &mut Tally) -> String {
-    let (at, patch) = (5, b"XYZ");
-    match send(conn, path, patch, Some(at as u64)).await {
-        Ok(_) => data.opened += 1,
-        // An answer to REST or STOR, not a data connection that failed.
-        Err(Error::Reply { reply, .. }) => return format!("refused ({reply})"),
+    let one_stream = "uploads go in one stream";
+    match write_at::probe(conn, path).await {
+        Ok(WriteAt::Keeps) => {
+            data.opened += 4;
+            "works (writes past the end and inside the file land where sent): uploads from \
+             `segment_from` on go in ranges where the server's hash or `verify: download` \
+             checks the whole"
+                .into()
+        }
+        Ok(WriteAt::Refused(reply)) => {
+            format!("refused ({reply}): {one_stream}")
+        }
+        Ok(WriteAt::Cuts) => {
+            data.opened += 4;
+            format!("the server cuts the file at the offset: {one_stream}")
+        }
+        Ok(WriteAt::Garbled(n)) => {
+            data.opened += 4;
+            format!("the file reads back as {n} bytes, not what was written: {one_stream}")
+        }
         Err(e) => {
             data.failed.push(e.to_string());
-            return format!("failed: {e}");
+            format!("failed: {e}")
         }
     }
-    let mut whole = FIRST.to_vec();
-    whole[at..at + patch.len()].copy_from_slice(patch);
-    match data.count(fetch(conn, path).await) {
-        Ok(bytes) if bytes == whole => "works (the bytes around the ones written are kept)".into(),
-        Ok(bytes) if bytes == whole[..at + patch.len()] => {
-            "the server cuts the file at the offset: parallel segments would destroy each other".into()
-        }
-        Ok(bytes) => format!(
-            "the file reads back as {} bytes, not {}",
-            bytes.len(),
-            whole.len()
-        ),
-        Err(e) => format!("written; reading it back failed: {e}"),
-    }
-}
-
-/// Uploads `bytes` to `path` (at `offset`: REST, then STOR). Sent again once when the server
-/// refused a data connection that did not resume: the connection has learned to (as a sync's
-/// retry does; `tls session` reports it).
-async fn send(conn: &mut Ftps, path: &str, bytes: &[u8], offset: Option<u64>) -> Result<u64> {
-    match send_once(conn, path, bytes, offset).await {
-        Err(Error::NotResumed { .. }) => send_once(conn, path, bytes, offset).await,
-        other => other,
-    }
-}
-
-async fn send_once(conn: &mut Ftps, path: &str, bytes: &[u8], offset: Option<u64>) -> Result<u64> {
-    let (tx, mut rx) = mpsc::channel(1);
-    // The channel holds the one chunk: sent before the transfer reads it.
-    let _ = tx.send(bytes.to_vec()).await;
-    drop(tx);
-    match offset {
-        Some(at) => conn.upload_at(path, at, &mut rx).await,
-        None => conn.upload(path, &mut rx, false).await,
-    }
-}
-
-/// The whole of `path`; read again once, as `send` sends again.
-async fn fetch(conn: &mut Ftps, path: &str) -> Result<Vec<u8>> {
-    match fetch_once(conn, path).await {
-        Err(Error::NotResumed { .. }) => fetch_once(conn, path).await,
-        other => other,
-    }
-}
-
-async fn fetch_once(conn: &mut Ftps, path: &str) -> Result<Vec<u8>> {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-    let reading = async {
-        let mut all = Vec::new();
-        while let Some(chunk) = rx.recv().await {
-            all.extend_from_slice(&chunk);
-        }
-        all
-    };
-    let (got, all) = tokio::join!(
-        async {
-            let r = conn.download(path, 0, &tx).await;
-            drop(tx);
-            r
-        },
-        reading
-    );
-    got.map(|_| all)
 }

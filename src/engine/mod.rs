@@ -20,6 +20,7 @@ mod queue;
 mod report;
 pub mod retry;
 pub mod scope;
+mod segmented_upload;
 mod segments;
 mod settle;
 mod transfer;
@@ -82,6 +83,9 @@ pub(crate) struct Shared {
     pub read_back: Mutex<std::collections::HashMap<RelPath, crate::reconcile::Sig>>,
     /// Local folders made and found inside the sync root this pass (`transfer::local_dir_ready`).
     pub ready_dirs: Mutex<std::collections::HashSet<std::path::PathBuf>>,
+    /// Whether the server keeps the bytes around a write at an offset, probed before the
+    /// pass's first segmented upload (`segmented_upload::allowed`).
+    pub writes_at: tokio::sync::OnceCell<bool>,
     /// What the scan and the listing leave out (the folder's `ignore` and the run's `--exclude`).
     pub ignore: crate::local::scan::Ignore,
     pub meter: Option<Arc<Meter>>,

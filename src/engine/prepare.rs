@@ -193,6 +193,7 @@ pub async fn prepare(
         }),
         read_back: Mutex::new(Default::default()),
         ready_dirs: Mutex::new(Default::default()),
+        writes_at: Default::default(),
         ignore: ignore.clone(),
         meter: options.meter.clone(),
     };

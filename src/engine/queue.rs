@@ -14,8 +14,8 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{
-    Issue, Report, Shared, conflict, ensure_remote_dir, listed_entry, retrying, same_remote, segments,
-    transfer,
+    Issue, Report, Shared, conflict, ensure_remote_dir, listed_entry, retrying, same_remote,
+    segmented_upload, segments, transfer,
 };
 use crate::error::{Class, Error, Result};
 use crate::local::scan::entry_of;
@@ -244,13 +244,17 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         Action::Upload { path } => {
             let local = local_entry(sh, path)?;
             let expect = sh.remote.get(path).cloned();
-            d.absorb(retrying!(&sh.run, path.as_str(), |c| transfer::upload(
-                sh,
-                c,
-                path,
-                &local,
-                expect.as_ref()
-            ))?);
+            d.absorb(if segmented_upload::wanted(sh, &local) {
+                segmented_upload::upload(sh, path, &local, expect.as_ref()).await?
+            } else {
+                retrying!(&sh.run, path.as_str(), |c| transfer::upload(
+                    sh,
+                    c,
+                    path,
+                    &local,
+                    expect.as_ref()
+                ))?
+            });
         }
         Action::Download { path } => {
             let remote = remote_entry(sh, path)?;

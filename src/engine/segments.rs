@@ -47,7 +47,7 @@ pub(super) fn wanted(sh: &Shared, path: &RelPath, remote: &Entry) -> bool {
 /// `[from, size)` cut into one range per stream, as lftp's `pget` and rclone do: each range
 /// costs a data connection that starts slow (TCP's slow start over a long link) and, but the
 /// last, a cut and a NOOP; twice as many ranges halved the speed at a 20 ms round trip.
-fn ranges(from: u64, size: u64, streams: usize, min_range: u64) -> Vec<(u64, u64)> {
+pub(super) fn ranges(from: u64, size: u64, streams: usize, min_range: u64) -> Vec<(u64, u64)> {
     let rest = size.saturating_sub(from);
     let count = (streams as u64).max(1);
     let len = rest.div_ceil(count).max(min_range).max(1);
@@ -179,25 +179,43 @@ struct Ranges {
 /// Runs the ranges over as many pool connections as there are streams, each taking the next
 /// range when done with one; the first failure stops them all.
 async fn fetch_ranges(sh: &Arc<Shared>, ranges: Ranges) -> Result<()> {
-    let streams = sh.run.pool.size().min(ranges.work.len());
     let ranges = Arc::new(ranges);
+    let count = ranges.work.len();
+    let sh2 = sh.clone();
+    in_parallel(sh, count, move |i| {
+        let (sh, ranges) = (sh2.clone(), ranges.clone());
+        async move { retrying!(&sh.run, ranges.path.as_str(), |c| fetch_range(c, &ranges, i)) }
+    })
+    .await
+}
+
+/// Runs `range(0)` to `range(count - 1)` on at most as many tasks as the pool has
+/// connections, each task taking the next range when done with one (`range` leases its own
+/// connection); the first failure stops them all.
+pub(super) async fn in_parallel<F, Fut>(sh: &Arc<Shared>, count: usize, range: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let tasks_wanted = sh.run.pool.size().min(count);
+    let range = Arc::new(range);
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
-    for _ in 0..streams {
-        let (sh, ranges, next) = (sh.clone(), ranges.clone(), next.clone());
+    for _ in 0..tasks_wanted {
+        let (range, next) = (range.clone(), next.clone());
         tasks.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= ranges.work.len() {
+                if i >= count {
                     break;
                 }
-                retrying!(&sh.run, ranges.path.as_str(), |c| fetch_range(c, &ranges, i))?;
+                range(i).await?;
             }
             Ok::<(), Error>(())
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined.map_err(join_failed("download range"))? {
+        if let Err(e) = joined.map_err(join_failed("transfer range"))? {
             tasks.abort_all();
             return Err(e);
         }

@@ -88,27 +88,33 @@ pub(super) fn server_algo(sh: &Shared, caps: Capabilities) -> Option<HashAlgo> {
     caps.hash.filter(|a| *a != HashAlgo::Sha256)
 }
 
-/// Compares the server's digest of `remote` with what we streamed, when it offers one.
+/// Compares the server's digest of `remote` with what we streamed, when it offers one;
+/// whether it did (a digest of an algorithm we computed, and `verify` not `size`).
 pub(super) async fn check_server_hash(
     sh: &Shared,
     conn: &mut dyn Remote,
     remote: &str,
     digests: &Digests,
-) -> Result<()> {
+) -> Result<bool> {
     if sh.config.verify == Verify::Size {
-        return Ok(());
+        return Ok(false);
     }
     match conn.hash(remote).await? {
         Some((algo, theirs)) => match digests.get(algo) {
-            Some(ours) if ours == theirs => Ok(()),
+            Some(ours) if ours == theirs => Ok(true),
             Some(ours) => Err(verify_err(
                 remote,
                 format!("server {} is {theirs}, ours is {ours}", algo.name()),
             )),
-            None => Ok(()),
+            None => Ok(false),
         },
-        None => Ok(()),
+        None => Ok(false),
     }
+}
+
+/// The remote part file an upload of `path` writes.
+pub(super) fn remote_part(sh: &Shared, path: &RelPath) -> Result<String> {
+    Ok(sh.remote_path(&path.with_name(&part_name(path.name()))?))
 }
 
 /// Uploads `path` through a remote part file, resuming one this folder started from the same
@@ -124,8 +130,7 @@ pub(super) async fn upload(
 ) -> Result<Report> {
     sh.settle_open_intent(conn, path).await?;
     let local_path = path.to_local(&sh.folder.local);
-    let target = sh.remote_path(path);
-    let part = sh.remote_path(&path.with_name(&part_name(path.name()))?);
+    let part = remote_part(sh, path)?;
     let mut offset = 0;
     if resumable(local.size)
         && sh.state(|s| s.partial(path, Transfer::Upload))? == Some(local.sig())
@@ -147,13 +152,71 @@ pub(super) async fn upload(
         server_algo(sh, conn.capabilities()),
         flying.as_ref().map(|f| f.counter()),
     );
-    let sent = conn.put(&part, offset, &mut reading.chunks).await;
+    // A part file already whole (an attempt that failed after sending) needs no APPE of nothing.
+    let sent = if offset < local.size || offset == 0 {
+        conn.put(&part, offset, &mut reading.chunks).await
+    } else {
+        Ok(0)
+    };
     // The reader's verdict first: a read error means what was sent is not the file.
     let digests = reading.finish().await?;
-    let sent = sent?;
+    let sent = match sent {
+        Err(e @ Error::Reply { .. }) if offset > 0 => {
+            // The server will not append (stock ProFTPD answers 451): the next attempt starts
+            // over rather than be refused again.
+            sh.state(|s| s.end_partial(path))?;
+            return Err(e);
+        }
+        other => other?,
+    };
     drop(flying);
-    let total = offset + sent;
+    let sent = Sent {
+        part,
+        digests,
+        total: offset + sent,
+        sent,
+        in_ranges: false,
+        read_back: false,
+    };
+    publish_upload(sh, conn, path, local, expect_remote, &sent).await
+}
 
+/// An upload's bytes in the remote part file, not yet checked.
+pub(super) struct Sent {
+    pub part: String,
+    /// Of the whole local file.
+    pub digests: Digests,
+    /// The bytes the part file should hold.
+    pub total: u64,
+    /// The bytes sent now, for the report.
+    pub sent: u64,
+    /// Written in ranges over several connections: a size check would miss a range lost on a
+    /// server that writes past the end of a file, so the whole is checked by the server's
+    /// hash or, failing that, read back.
+    pub in_ranges: bool,
+    /// Read back and compared already (a segmented upload does it in ranges).
+    pub read_back: bool,
+}
+
+/// Checks an upload's part file and renames it into place (invariants 1 and 2), unless the
+/// target changed since the plan; records the path as in sync.
+pub(super) async fn publish_upload(
+    sh: &Shared,
+    conn: &mut dyn Remote,
+    path: &RelPath,
+    local: &Entry,
+    expect_remote: Option<&Entry>,
+    sent: &Sent,
+) -> Result<Report> {
+    // A no-op after an upload on this connection; after a failed attempt of this step (a
+    // segmented upload's), the rename it may have made.
+    sh.settle_open_intent(conn, path).await?;
+    let local_path = path.to_local(&sh.folder.local);
+    let target = sh.remote_path(path);
+    let Sent {
+        part, digests, total, ..
+    } = sent;
+    let total = *total;
     // From here on a failure means the part file is not what we want: start over next time.
     let result = async {
         let now = std::fs::metadata(&local_path).map_err(Error::local("stat", &local_path))?;
@@ -161,17 +224,17 @@ pub(super) async fn upload(
             return Err(changed(path, "local"));
         }
         // Never trust a 226 alone: the server must hold every byte.
-        let size = conn.size(&part).await?;
+        let size = conn.size(part).await?;
         if size != total {
             return Err(verify_err(
                 &target,
                 format!("sent {total} bytes, the server holds {size}"),
             ));
         }
-        check_server_hash(sh, conn, &part, &digests).await?;
-        if sh.config.verify == Verify::Download {
-            let back = write_file(None, 0, None, Path::new(&part), None);
-            let read = conn.get(&part, 0, &back.chunks).await;
+        let hashed = check_server_hash(sh, conn, part, digests).await?;
+        if !sent.read_back && (sh.config.verify == Verify::Download || (sent.in_ranges && !hashed)) {
+            let back = write_file(None, 0, None, Path::new(part), None);
+            let read = conn.get(part, 0, &back.chunks).await;
             let (back, _) = back.finish().await?;
             read?;
             if back.sha256 != digests.sha256 {
@@ -196,7 +259,7 @@ pub(super) async fn upload(
         Ok(exists) => exists,
         Err(e) => {
             if e.class() != Class::Transient || matches!(e, Error::Verify { .. }) {
-                let _ = conn.remove(&part).await;
+                let _ = conn.remove(part).await;
                 let _ = sh.state(|s| s.end_partial(path));
             }
             return Err(e);
@@ -220,10 +283,10 @@ pub(super) async fn upload(
         folder: None,
     })?;
     failpoint!("upload.intended");
-    let renamed = match conn.rename(&part, &target).await {
+    let renamed = match conn.rename(part, &target).await {
         // Some servers refuse to rename over an existing file.
         Err(Error::Reply { .. }) if target_exists => match conn.remove(&target).await {
-            Ok(()) => conn.rename(&part, &target).await,
+            Ok(()) => conn.rename(part, &target).await,
             Err(e) => Err(e),
         },
         other => other,
@@ -277,7 +340,7 @@ pub(super) async fn upload(
     tracing::info!(path = %path, bytes = local.size, "uploaded");
     Ok(Report {
         uploaded: 1,
-        bytes_up: sent,
+        bytes_up: sent.sent,
         ..Report::default()
     })
 }

@@ -71,6 +71,88 @@ pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>, counted: Option
     }
 }
 
+/// A range of a file being read, for one range of a segmented upload: its bytes are not
+/// hashed here (the whole file's digests come from a `read_file` of their own).
+pub struct RangeReading {
+    pub chunks: mpsc::Receiver<Vec<u8>>,
+    done: JoinHandle<Result<u64>>,
+    path: PathBuf,
+}
+
+/// Reads the `len` bytes of `path` from `from` on off the async workers (`io::spawn`), fewer
+/// where the file ends sooner; `counted` is raised by the bytes sent.
+pub fn read_range(path: &Path, from: u64, len: u64, counted: Option<Arc<AtomicU64>>) -> RangeReading {
+    let (tx, rx) = mpsc::channel(DEPTH);
+    let p = path.to_owned();
+    let done = super::io::spawn(async move {
+        let mut f = File::open(&p).map_err(Error::local("open", &p))?;
+        f.seek(SeekFrom::Start(from)).map_err(Error::local("seek", &p))?;
+        let mut left = len;
+        let mut buf = vec![0u8; (len as usize).clamp(1, CHUNK)];
+        while left > 0 {
+            let want = (left as usize).min(buf.len());
+            let n = f.read(&mut buf[..want]).map_err(Error::local("read", &p))?;
+            if n == 0 {
+                break;
+            }
+            if tx.send(buf[..n].to_vec()).await.is_err() {
+                break; // the transfer stopped
+            }
+            if let Some(c) = &counted {
+                c.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            left -= n as u64;
+        }
+        Ok(len - left)
+    });
+    RangeReading {
+        chunks: rx,
+        done,
+        path: path.to_owned(),
+    }
+}
+
+impl RangeReading {
+    /// The bytes read, once the range has been read.
+    pub async fn finish(self) -> Result<u64> {
+        drop(self.chunks);
+        joined(self.done.await, &self.path)
+    }
+}
+
+/// Compares the chunks that come in with the bytes of `path` from `from` on, off the async
+/// workers (`io::spawn`): a range read back from the server. Whether every chunk matched, and
+/// how many bytes came.
+pub fn compare_range(
+    path: &Path,
+    from: u64,
+    mut chunks: mpsc::Receiver<Vec<u8>>,
+) -> JoinHandle<Result<(bool, u64)>> {
+    let p = path.to_owned();
+    super::io::spawn(async move {
+        let mut f = File::open(&p).map_err(Error::local("open", &p))?;
+        f.seek(SeekFrom::Start(from)).map_err(Error::local("seek", &p))?;
+        let mut ours = Vec::new();
+        let (mut same, mut got) = (true, 0u64);
+        while let Some(chunk) = chunks.recv().await {
+            got += chunk.len() as u64;
+            if !same {
+                continue; // drained, so the transfer is not stopped midway
+            }
+            ours.resize(chunk.len(), 0);
+            let mut n = 0;
+            while n < ours.len() {
+                match f.read(&mut ours[n..]).map_err(Error::local("read", &p))? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            same = n == chunk.len() && ours[..n] == chunk[..];
+        }
+        Ok((same, got))
+    })
+}
+
 impl Reading {
     /// The digests of the whole file, once it has been read to the end.
     pub async fn finish(self) -> Result<Digests> {

@@ -10,6 +10,7 @@ pub mod limit;
 pub mod listing;
 pub mod pool;
 pub mod tls;
+pub mod write_at;
 
 use std::sync::Arc;
 
@@ -68,6 +69,12 @@ pub trait Remote: Send {
     /// Streams `source` to `path`; returns the bytes sent. With `offset` > 0 the bytes go on
     /// at that offset, which must be the file's current size (a resumed upload).
     async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64>;
+
+    /// Streams `source` into `path` from byte `offset` on (REST, then STOR), `offset` possibly
+    /// past the file's end; returns the bytes sent. What the server keeps of the bytes before
+    /// and after them varies: only where `write_at::probe` says it keeps both may a file be
+    /// written in ranges (a segmented upload).
+    async fn put_at(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64>;
 
     async fn rename(&mut self, from: &str, to: &str) -> Result<()>;
 

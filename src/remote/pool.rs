@@ -210,6 +210,9 @@ mod tests {
         async fn put(&mut self, _: &str, _: u64, _: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
             Ok(0)
         }
+        async fn put_at(&mut self, _: &str, _: u64, _: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
+            Ok(0)
+        }
         async fn rename(&mut self, _: &str, _: &str) -> Result<()> {
             Ok(())
         }

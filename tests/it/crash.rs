@@ -231,3 +231,51 @@ async fn a_move_killed_before_its_rename_and_moved_again_loses_nothing() {
     assert!(read(&h.remote, "f0.txt").is_none() && read(&h.remote, "first.txt").is_none());
     assert_eq!(tree(&h.local), tree(&h.remote));
 }
+
+/// A segmented upload (vsftpd keeps the bytes around writes at offsets) killed after its head
+/// and after all its ranges, before the read-back and the rename: its part file, with holes or
+/// whole, never appears under the real name, and the next pass sends the file again and
+/// publishes it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segmented_upload_killed_between_its_ranges_is_done_again_whole() {
+    let Some(server) = crate::interop::servers::vsftpd(false) else {
+        return;
+    };
+    let bytes: Vec<u8> = (0..(6u32 << 20) + 777)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    for point in ["upload.head", "upload.ranges"] {
+        let work = tempfile::tempdir().expect("tmp");
+        let name = format!("seg-{}", point.replace('.', "-"));
+        // Its own state too: the server's config names the state after the local folder.
+        let local = work.path().join(&name);
+        put(&local, "big.bin", &bytes);
+        let remote = server.mkdir(&name);
+        let cfg = server
+            .config_yaml(&local, &format!("/{name}"))
+            .server("  segment_from: 1MiB\n")
+            .top("verify: download\n")
+            .write(&work.path().join("c.yaml"));
+        let run = |failpoint: Option<&str>| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps-sync"));
+            cmd.args(["sync", "-c", &cfg]).current_dir(work.path());
+            match failpoint {
+                Some(f) => cmd.env("FTPS_SYNC_FAILPOINT", f),
+                None => cmd.env_remove("FTPS_SYNC_FAILPOINT"),
+            };
+            cmd.output().expect("run the binary")
+        };
+        killed(&run(Some(point)));
+        assert!(
+            read(&remote, "big.bin").is_none(),
+            "{point}: published before its check"
+        );
+        exit_0(&run(None));
+        assert_holds(&remote, "big.bin", &bytes);
+        assert!(crate::support::part_files(&remote).is_empty(), "{point}");
+        let again = run(None);
+        exit_0(&again);
+        let said = String::from_utf8_lossy(&again.stdout);
+        assert!(said.contains(": 0 uploaded, 0 downloaded"), "{point}: {said}");
+    }
+}

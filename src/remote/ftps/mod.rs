@@ -368,6 +368,9 @@ impl Remote for Ftps {
         // FTP resumes an upload by appending (APPE) to what the server holds.
         self.upload(path, source, offset > 0).await
     }
+    async fn put_at(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
+        self.upload_at(path, offset, source).await
+    }
     async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
         Ftps::rename(self, from, to).await
     }

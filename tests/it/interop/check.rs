@@ -44,17 +44,24 @@ fn assert_all_opened(out: &str, least: usize) {
 }
 
 /// Each server's answers, as measured (SERVERS.md): ProFTPD refuses REST before STOR without
-/// `AllowStoreRestart` and, at TLS 1.3, data connections that do not resume; Pure-FTPd cuts
-/// the file at the offset.
+/// `AllowStoreRestart`, and past the end of the file even with it, and at TLS 1.3 data
+/// connections that do not resume; Pure-FTPd cuts the file at the offset.
 #[test]
 fn check_tries_what_a_sync_needs_on_each_server() {
     type Start = fn() -> Option<Server>;
-    let cases: [(Start, &str, &str, &str); 3] = [
+    let cases: [(Start, &str, &str, &str); 4] = [
         (|| servers::vsftpd(false), "none", "works", "resumed"),
         (
             servers::proftpd,
             "HASH SHA-256 (matches",
             "refused",
+            "refuses those that do not resume",
+        ),
+        // Inside the file it writes; past the end, where a range starts, it refuses.
+        (
+            || servers::proftpd_with("AllowStoreRestart on\n"),
+            "HASH SHA-256 (matches",
+            "refused (554",
             "refuses those that do not resume",
         ),
         (

@@ -321,3 +321,54 @@ fn matrix(server: &Server) {
         started.elapsed().as_secs_f64()
     ));
 }
+
+/// Stock ProFTPD refuses APPE (`451 Append/Restart not permitted`), so an upload killed
+/// mid-file cannot be resumed there: the next pass must start it over, not be refused on
+/// every pass for as long as its part file stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_killed_mid_file_on_a_server_that_will_not_append_starts_over() {
+    let Some(server) = servers::proftpd() else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let work = tempfile::tempdir().expect("tmp");
+        let local = work.path().join("cut");
+        let big = content("big.bin", 0, 48 << 20);
+        put(&local, "big.bin", &big);
+        server.mkdir("cut");
+        let cfg = server
+            .config_yaml(&local, "/cut")
+            .top("bandwidth_limit: 16MiB/s\n")
+            .write(&work.path().join("c.yaml"));
+        let part = server
+            .data
+            .join("cut")
+            .join(ftps_sync::local::part_name("big.bin"));
+        let mut child = sync(&cfg, work.path());
+        // Killed once the part file holds more than a resumable prefix (4 MiB).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&part).map_or(0, |m| m.len()) < 8 << 20 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let held = std::fs::metadata(&part).map_or(0, |m| m.len());
+        assert!(
+            (8 << 20..48 << 20).contains(&held),
+            "the kill did not land mid-file: the part file holds {held} bytes"
+        );
+        let out = finish(&cfg, work.path());
+        assert!(
+            out.status.success(),
+            "the pass after the kill: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // One refused APPE, tried again from the start; no more.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.matches("retrying").count() <= 1, "{stderr}");
+        assert_eq!(std::fs::read(server.data.join("cut/big.bin")).ok(), Some(big));
+        assert!(!part.exists());
+    })
+    .await
+    .expect("the test");
+}

@@ -171,6 +171,7 @@ async fn scenarios(server: &Server, tls12: bool) {
     assert!(part_files(&local).is_empty() && part_files(&remote).is_empty());
 
     segmented_download(server, tls12, tag, &big).await;
+    segmented_upload(server, tls12, tag, &big).await;
 
     // One-way folders.
     let up_local = work.path().join("up");
@@ -273,6 +274,106 @@ async fn segmented_download(server: &Server, tls12: bool, tag: &str, big: &[u8])
     );
     let again = pass(&cfg).await;
     assert_eq!(transfers_of(&again), 0, "{} {tag}: {again:?}", server.name);
+}
+
+/// Whether `server` keeps the bytes around writes at offsets past the end and inside a file,
+/// as a segmented upload needs: vsftpd does. ProFTPD, even with `AllowStoreRestart`, and
+/// pyftpdlib refuse an offset past the end (`554`); Pure-FTPd cuts the file.
+fn writes_at_offsets(server: &Server) -> bool {
+    server.name.starts_with("vsftpd")
+}
+
+/// The writes of `name` the server logged: STOR in pyftpdlib's command log, PUT in
+/// Pure-FTPd's CLF log, `OK UPLOAD` in vsftpd's log, direction `i` in ProFTPD's xferlog.
+fn writes_of(log: &str, name: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(name))
+        .filter(|l| {
+            l.starts_with("STOR ")
+                || l.contains("\"PUT ")
+                || l.contains("OK UPLOAD:")
+                || l.split_whitespace().nth(11) == Some("i")
+        })
+        .count()
+}
+
+/// A file above `segment_from` goes up in ranges over several connections at once where the
+/// server keeps the bytes around writes at offsets and the whole can be checked (here by
+/// `verify: download`: vsftpd has no hash command; that path is the simulation's), in one
+/// stream where the server refuses (ProFTPD, pyftpdlib) or cuts the file (Pure-FTPd). Either
+/// way it arrives whole, without a retry but a learned one, and the probe's file is gone.
+async fn segmented_upload(server: &Server, tls12: bool, tag: &str, big: &[u8]) {
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join(format!("segup-{tag}"));
+    let name = format!("segup-{tag}");
+    let remote = server.mkdir(&name);
+    let bytes = &big[..(5 << 20) + 54_321];
+    put(&local, "up.bin", bytes);
+    let cap = if tls12 { "  tls_max_version: \"1.2\"\n" } else { "" };
+    let cfg = server.load(
+        server
+            .config_yaml(&local, &format!("/{name}"))
+            .server(&format!("{cap}  segment_from: 1MiB\n"))
+            .top("verify: download\n"),
+    );
+    let part = ftps_sync::local::part_name("up.bin");
+    let before = writes_of(&server.transfers(), &part);
+    let r = pass(&cfg).await;
+    assert_eq!(
+        (r.uploaded, r.failed.len()),
+        (1, 0),
+        "{} {tag}: {r:?}",
+        server.name
+    );
+    assert_only_learned_retries(&r, &Report::default());
+    assert_holds(&remote, "up.bin", bytes);
+    assert!(part_files(&remote).is_empty(), "{:?}", tree(&remote).keys());
+    same_trees(&local, &remote).unwrap_or_else(|e| panic!("{} {tag}: {e}", server.name));
+    let mut writes = 0;
+    for _ in 0..20 {
+        writes = writes_of(&server.transfers(), &part) - before;
+        if writes >= 5 || (writes == 1 && !writes_at_offsets(server)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if writes_at_offsets(server) {
+        // The head, then a range per connection.
+        assert!(
+            writes >= 3,
+            "{} {tag}: the server logged {writes} writes of {part}, not ranges:\n{}",
+            server.name,
+            server.transfers()
+        );
+    } else {
+        // A read-back refused for not resuming (ProFTPD at TLS 1.3) is tried again without
+        // sending the whole part file again.
+        assert_eq!(
+            writes,
+            1,
+            "{} {tag}: one stream expected:\n{}",
+            server.name,
+            server.transfers()
+        );
+    }
+    let again = pass(&cfg).await;
+    assert_eq!(transfers_of(&again), 0, "{} {tag}: {again:?}", server.name);
+}
+
+/// ProFTPD with `AllowStoreRestart on` takes a write inside a file but refuses one past its
+/// end, where a range of a segmented upload starts: the probe must see that, and the file go
+/// up in one stream, without a failed range or a retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proftpd_with_store_restart_still_uploads_in_one_stream() {
+    let Some(server) = servers::proftpd_with("AllowStoreRestart on\n") else {
+        return;
+    };
+    let big: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for (tls12, tag) in [(false, "tls13"), (true, "tls12")] {
+        segmented_upload(&server, tls12, tag, &big).await;
+    }
 }
 
 fn transfers_of(r: &Report) -> usize {

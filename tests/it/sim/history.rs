@@ -80,6 +80,20 @@ pub struct Behaviour {
     pub hash: bool,
     /// Chance per command, in thousandths, of a fault while faults are on.
     pub fault_per_mille: u64,
+    /// What REST then STOR does to the bytes around those written.
+    pub writes_at: WritesAt,
+}
+
+/// What a server does with a write at an offset (`write_at::probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WritesAt {
+    /// Keeps the bytes before and after (vsftpd).
+    #[default]
+    Keeps,
+    /// Cuts the file at the offset first (Pure-FTPd).
+    Cuts,
+    /// Answers 451 (ProFTPD without `AllowStoreRestart`).
+    Refuses,
 }
 
 pub struct History {
@@ -133,6 +147,8 @@ pub fn draw(seed: u64) -> History {
         list_only: rng.below(2) == 0,
         hash: rng.below(2) == 0,
         fault_per_mille: [0, 20, 60][rng.below(3) as usize],
+        // Drawn apart from the history (`sim::env`), whose steps stay those of the seed.
+        writes_at: WritesAt::Keeps,
     };
     let mut steps = Vec::new();
     for round in 0..4 + rng.below(6) {

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::support::Rng;
 use crate::support::{ConfigYaml, pass_on, tree};
 use history::{History, Side, Step, User, UserOp};
-use server::{Behaviour, SimConnector, SimServer, Stop};
+use server::{Behaviour, SimConnector, SimServer, Stop, WritesAt};
 
 const ROOT: &str = "/r";
 
@@ -295,6 +295,8 @@ struct Outcome {
     passes: usize,
     faults: u64,
     commands: u64,
+    /// Writes at an offset the server kept (the ranges of segmented uploads, and probes).
+    writes_at: u64,
     /// The most points (server commands, before and after each) a pass passed to finish.
     points: u64,
     /// Server writes made in the round trip between the client's last look and its rename.
@@ -320,7 +322,7 @@ fn config(local: &Path, dir: &Path, seed: u64) -> Config {
         .load(&dir.join("sim.yaml"))
 }
 
-fn env(seed: u64, behaviour: Behaviour) -> Result<Env, String> {
+fn env(seed: u64, mut behaviour: Behaviour) -> Result<Env, String> {
     let shm = Path::new("/dev/shm");
     let dir = if shm.is_dir() {
         tempfile::tempdir_in(shm)
@@ -331,14 +333,29 @@ fn env(seed: u64, behaviour: Behaviour) -> Result<Env, String> {
     std::fs::write(dir.path().join("password"), "pw").map_err(|e| e.to_string())?;
     let local = dir.path().join("local");
     std::fs::create_dir_all(&local).map_err(|e| e.to_string())?;
+    // Half the seeds move every file but the smallest in ranges over the pool's connections
+    // (a threshold of 1 MiB and more in real configs): downloads always, uploads where the
+    // server keeps the bytes around a write at an offset (half the servers; the others cut
+    // the file there, or refuse) and the whole can be checked (the server's hash, or a
+    // read-back: a quarter of the seeds read every upload back). Drawn apart from the history,
+    // whose steps stay those of the seed.
+    let mut draw = Rng((seed ^ 0x5E6_0E47) | 1);
+    let segmented = draw.below(2) == 0;
+    behaviour.writes_at = [
+        WritesAt::Keeps,
+        WritesAt::Keeps,
+        WritesAt::Cuts,
+        WritesAt::Refuses,
+    ][draw.below(4) as usize];
+    let read_back = draw.below(4) == 0;
     let sim = SimServer::new(behaviour, seed, ROOT);
     let connector: Arc<dyn Connector> = Arc::new(SimConnector(sim.clone()));
     let mut config = config(&local, dir.path(), seed);
-    // Half the seeds download every file but the smallest in ranges over the pool's
-    // connections (a threshold of 1 MiB and more in real configs). Drawn apart from the
-    // history, whose steps stay those of the seed.
-    if Rng((seed ^ 0x5E6_0E47) | 1).below(2) == 0 {
+    if segmented {
         config.server.segment_from = Some(16);
+    }
+    if read_back {
+        config.verify = ftps_sync::config::Verify::Download;
     }
     let clock = {
         let sim = sim.clone();
@@ -769,6 +786,7 @@ async fn quiesce(env: &Env, model: &mut Model, outcome: &mut Outcome) -> Result<
     env.sim.faults_on.store(false, Ordering::SeqCst);
     outcome.faults = env.sim.counts.faults.load(Ordering::Relaxed);
     outcome.commands = env.sim.counts.commands.load(Ordering::Relaxed);
+    outcome.writes_at = env.sim.counts.writes_at.load(Ordering::Relaxed);
     for _ in 0..4 {
         outcome.passes += 1;
         let r = env
@@ -960,6 +978,7 @@ fn seeded_histories_lose_nothing() {
                 total.passes += o.passes;
                 total.faults += o.faults;
                 total.commands += o.commands;
+                total.writes_at += o.writes_at;
                 total.points = total.points.max(o.points);
                 total.window_losses += o.window_losses;
                 total.moves[0] += o.moves[0];
@@ -989,7 +1008,7 @@ fn seeded_histories_lose_nothing() {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
+            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
             total.steps,
             total.passes,
@@ -999,6 +1018,7 @@ fn seeded_histories_lose_nothing() {
             total.points,
             total.moves[0],
             total.moves[1],
+            total.writes_at,
             total.window_losses,
             started.elapsed().as_secs_f64()
         )
@@ -1037,6 +1057,7 @@ async fn a_lost_rename_after_a_refused_one_never_deletes_the_edit() {
         list_only: false,
         hash: false,
         fault_per_mille: 0,
+        writes_at: Default::default(),
     };
     let env = env(1, behaviour).expect("env");
     let (local, sim) = (&env.local, &env.sim);
@@ -1073,6 +1094,7 @@ async fn a_conflict_whose_download_fails_leaves_the_local_version_in_place() {
         list_only: false,
         hash: true,
         fault_per_mille: 0,
+        writes_at: Default::default(),
     };
     let env = env(1, behaviour).expect("env");
     let (local, sim) = (&env.local, &env.sim);

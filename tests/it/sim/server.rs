@@ -16,7 +16,7 @@ use sha2::Digest;
 use tokio::sync::mpsc;
 
 use super::Rng;
-pub use super::history::Behaviour;
+pub use super::history::{Behaviour, WritesAt};
 
 #[derive(Debug, Clone)]
 pub struct SimFile {
@@ -58,6 +58,18 @@ impl Store {
         now
     }
 
+    /// The file at `path` for a write now: the one there, or a new empty one.
+    fn file_for_write(&mut self, path: &str, now: i64) -> &mut SimFile {
+        let id = self.id_at(path);
+        let file = self.files.entry(path.to_owned()).or_insert(SimFile {
+            data: Vec::new(),
+            mtime: now,
+            id,
+        });
+        file.mtime = now;
+        file
+    }
+
     /// The id of the file at `path`, or a new one.
     fn id_at(&mut self, path: &str) -> u64 {
         if let Some(f) = self.files.get(path) {
@@ -73,6 +85,8 @@ pub struct Counts {
     pub commands: AtomicU64,
     pub faults: AtomicU64,
     pub connections: AtomicU64,
+    /// Writes at an offset that kept their bytes (ranges of segmented uploads, and probes).
+    pub writes_at: AtomicU64,
     /// A running hash of every command and its path, in order: two runs of one seed must
     /// agree on it (the replay is exact).
     pub trace: AtomicU64,
@@ -176,6 +190,8 @@ pub enum Fault {
     /// RETR to the end sends one byte more than the file holds; after a REST, it ignores the
     /// offset and sends from the start (a server that lies about REST STREAM).
     ExtraByte,
+    /// STOR after REST answers 226 and keeps nothing (a server that lies about a range).
+    LostRange,
 }
 
 /// How long the client waits on a silent server (the FTPS adapter's default timeout).
@@ -288,6 +304,7 @@ impl SimServer {
             5 if op == "SIZE" => Fault::LyingSize,
             5 if op == "LIST" => Fault::EmptyListing,
             5 if op == "RETR" => Fault::ExtraByte,
+            5 if op == "STOR-AT" => Fault::LostRange,
             _ => Fault::Transient(450),
         })
     }
@@ -536,6 +553,38 @@ impl SimConn {
         }
     }
 
+    /// The bytes of an upload into a folder that exists; with a drop in the middle, what
+    /// arrived before it (the server keeps that, as FTP servers do).
+    async fn receive(
+        &mut self,
+        command: &'static str,
+        path: &str,
+        f: Option<&Fault>,
+        source: &mut mpsc::Receiver<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        if !self.server.store().dirs.contains(parent(path)) {
+            return Err(reply(command, path, 553));
+        }
+        let mut received = Vec::new();
+        while let Some(chunk) = source.recv().await {
+            received.extend_from_slice(&chunk);
+        }
+        if matches!(f, Some(Fault::DropAfter)) {
+            received.truncate(received.len() / 2);
+        }
+        Ok(received)
+    }
+
+    /// After an upload's bytes are stored: the drop, or the reply.
+    async fn stored(&mut self, command: &'static str, path: &str, f: Option<&Fault>, n: usize) -> Result<u64> {
+        if matches!(f, Some(Fault::DropAfter)) {
+            self.dead = true;
+            return Err(lost(command, path));
+        }
+        self.server.point().await;
+        Ok(n as u64)
+    }
+
     /// RETR from `offset`, to the end or `len` bytes (a range read cut short).
     async fn retr(
         &mut self,
@@ -678,40 +727,42 @@ impl Remote for SimConn {
 
     async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
         let f = self.before("STOR", path).await?;
-        if !self.server.store().dirs.contains(parent(path)) {
-            return Err(reply("STOR", path, 553));
-        }
-        let mut received = Vec::new();
-        while let Some(chunk) = source.recv().await {
-            received.extend_from_slice(&chunk);
-        }
-        // A drop in the middle: the server keeps what arrived (as FTP servers do).
-        let cut = matches!(f, Some(Fault::DropAfter));
-        if cut {
-            received.truncate(received.len() / 2);
-        }
-        let n = received.len() as u64;
+        let received = self.receive("STOR", path, f.as_ref(), source).await?;
         {
             let now = self.server.now();
             let mut s = self.server.store();
-            let id = s.id_at(path);
-            let file = s.files.entry(path.to_owned()).or_insert(SimFile {
-                data: Vec::new(),
-                mtime: now,
-                id,
-            });
+            let file = s.file_for_write(path, now);
             if offset == 0 {
                 file.data.clear();
             }
             file.data.extend_from_slice(&received);
-            file.mtime = now;
         }
-        if cut {
-            self.dead = true;
-            return Err(lost("STOR", path));
+        self.stored("STOR", path, f.as_ref(), received.len()).await
+    }
+
+    async fn put_at(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
+        let f = self.before("STOR-AT", path).await?;
+        if self.server.behaviour.writes_at == WritesAt::Refuses {
+            return Err(reply("STOR-AT", path, 451));
         }
-        self.server.point().await;
-        Ok(n)
+        let received = self.receive("STOR-AT", path, f.as_ref(), source).await?;
+        if !matches!(f, Some(Fault::LostRange)) {
+            let now = self.server.now();
+            let cuts = self.server.behaviour.writes_at == WritesAt::Cuts;
+            let mut s = self.server.store();
+            let file = s.file_for_write(path, now);
+            let at = offset as usize;
+            if cuts {
+                file.data.truncate(at);
+            }
+            // Past the end: the gap reads as zeros, as on a POSIX file.
+            if file.data.len() < at + received.len() {
+                file.data.resize(at + received.len(), 0);
+            }
+            file.data[at..at + received.len()].copy_from_slice(&received);
+            self.server.counts.writes_at.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stored("STOR-AT", path, f.as_ref(), received.len()).await
     }
 
     async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
