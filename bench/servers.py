@@ -119,6 +119,8 @@ class Vsftpd(Server):
     name = "vsftpd"
     # Its data connections for a second RETR of one file end in 426 (SERVERS.md).
     rclone_multi_thread = False
+    # Lines added to its configuration.
+    extra = ""
 
     def start(self):
         base = self.base
@@ -160,7 +162,7 @@ pasv_address={self.pasv_address}
 local_umask=022
 max_per_ip=0
 max_clients=0
-""")
+{self.extra}""")
         for p in (SERVERS / "vsftpd/usr/sbin/vsftpd", Path("/usr/sbin/vsftpd")):
             if p.exists():
                 # vsftpd 3.0.3 has no TLS version switch: OpenSSL's config caps it.

@@ -7,7 +7,7 @@
 //! remote root tries an upload, setting its time, the server's hash, and writing at an
 //! offset, then removes it. On a read-only account those say "not tested".
 
-use crate::config::{Config, Folder};
+use crate::config::{Config, Folder, Server};
 use crate::digest::Hashers;
 use crate::error::{Error, Result};
 use crate::reconcile::Mtime;
@@ -73,7 +73,7 @@ pub async fn check(config: &Config) -> Result<u8> {
         }
     }
     let tried = match config.folders.first() {
-        Some(f) => try_a_file(&mut conn, f, &mut data).await,
+        Some(f) => try_a_file(&mut conn, f, &mut data, (s, &tls)).await,
         None => Tried::untested("no folder to try it in"),
     };
     // A read-only account still gets data connections in a row: listings.
@@ -130,6 +130,9 @@ pub async fn check(config: &Config) -> Result<u8> {
     Ok(code)
 }
 
+/// How long a second write into the probe file may wait for the first (`write_at::concurrent`).
+const CONCURRENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The data connections `check` opens in a row, at least: well past ProFTPD's two TLS 1.3
 /// tickets.
 const DATA_CONNECTIONS: usize = 5;
@@ -183,7 +186,12 @@ const PROBE_TIME: i64 = 981_173_106;
 /// Uploads a small file under a reserved part-file name in the folder's remote root (the
 /// sync's own part files are named so, and a later pass removes one left behind), tries
 /// setting its time, the server's hash and writing at an offset, and removes it.
-async fn try_a_file(conn: &mut Ftps, folder: &Folder, data: &mut Tally) -> Tried {
+async fn try_a_file(
+    conn: &mut Ftps,
+    folder: &Folder,
+    data: &mut Tally,
+    server: (&Server, &TlsContext),
+) -> Tried {
     let root = folder.remote.trim_end_matches('/');
     let path = format!("{root}/{}", crate::local::part_name(PROBE_NAME));
     match data.count(send(conn, &path, FIRST, None).await) {
@@ -220,7 +228,7 @@ async fn try_a_file(conn: &mut Ftps, folder: &Folder, data: &mut Tally) -> Tried
     };
     tried.mtime = try_mtime(conn, &path).await;
     tried.hash = try_hash(conn, &path).await;
-    tried.offset = try_offset(conn, &path, data).await;
+    tried.offset = try_offset(conn, &path, data, server).await;
     if let Err(e) = conn.remove(&path).await {
         say!("             the test file {path} could not be removed: {e}");
     }
@@ -283,17 +291,34 @@ async fn try_hash(conn: &mut Ftps, path: &str) -> String {
     }
 }
 
-/// Whether the server keeps the bytes around a write at an offset (`write_at::probe`), and so
+/// Whether the server keeps the bytes around a write at an offset (`write_at::probe`) and lets
+/// two such writes run at once (`write_at::concurrent`, on a second connection), and so
 /// whether big uploads may go in ranges over several connections.
-async fn try_offset(conn: &mut Ftps, path: &str, data: &mut Tally) -> String {
+async fn try_offset(
+    conn: &mut Ftps,
+    path: &str,
+    data: &mut Tally,
+    (server, tls): (&Server, &TlsContext),
+) -> String {
     let one_stream = "uploads go in one stream";
     match write_at::probe(conn, path).await {
         Ok(WriteAt::Keeps) => {
             data.opened += 4;
-            "works (writes past the end and inside the file land where sent): uploads from \
-             `segment_from` on go in ranges where the server's hash or `verify: download` \
-             checks the whole"
-                .into()
+            let at_once = match Ftps::connect(server, tls).await {
+                Ok(mut second) => write_at::concurrent(conn, &mut second, path, CONCURRENT_WAIT).await,
+                Err(e) => Err(e),
+            };
+            match at_once {
+                Ok(true) => "works (writes past the end and inside the file land where sent, two at \
+                             once too): uploads from `segment_from` on go in ranges where the \
+                             server's hash or `verify: download` checks the whole"
+                    .into(),
+                Ok(false) => format!(
+                    "writes land where sent, but the server lets one upload into a file at a time \
+                     (vsftpd: `lock_upload_files=NO` allows more): {one_stream}"
+                ),
+                Err(e) => format!("writes land where sent; the test of two at once failed: {e}"),
+            }
         }
         Ok(WriteAt::Refused(reply)) => {
             format!("refused ({reply}): {one_stream}")

@@ -17,6 +17,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use super::segments::{in_parallel, ranges};
 use super::transfer::{Sent, changed, publish_upload, remote_part, server_algo, verify_err};
@@ -24,7 +25,7 @@ use super::{Report, Shared, retrying};
 use crate::config::Verify;
 use crate::error::{Error, Result, join_failed};
 use crate::local::part_name;
-use crate::local::stream::{compare_range, read_file, read_range};
+use crate::local::stream::{compare_range, hash_file, read_range};
 use crate::path::RelPath;
 use crate::reconcile::Entry;
 use crate::remote::Remote;
@@ -83,7 +84,8 @@ pub(super) async fn upload(
     let flying = sh.take_off(path, true, local.size);
     let counter = flying.as_ref().map(|f| f.counter());
     // The digests of the whole, read beside the ranges (from the page cache, mostly).
-    let hashing = read_file(&local_path, u64::MAX, server_algo(sh, caps), None);
+    let mut hashing = Some(hash_file(&local_path, server_algo(sh, caps)));
+    let mut digests = None;
     // With no hash to check the whole, each range is read back and compared, in parallel too.
     let read_back = sh.config.verify == Verify::Download || caps.hash.is_none();
     let ranges = Arc::new(Ranges {
@@ -95,43 +97,58 @@ pub(super) async fn upload(
         counter,
     });
     let mut attempt = 0;
-    let sent = loop {
+    loop {
         attempt += 1;
-        match send_all(sh, &ranges, read_back).await {
-            // Sent again whole, as a single stream is after a mismatch.
-            Err(e @ Error::Verify { .. }) => {
-                if let Err(e) = sh.run.pause_before_retry(path.as_str(), attempt, e).await {
-                    break Err(e);
-                }
+        if let Err(e) = send_all(sh, &ranges, read_back).await {
+            if !matches!(e, Error::Interrupted | Error::Verify { .. }) {
+                // Its holes make it useless to any later attempt.
+                let _ = retrying!(&sh.run, &part, |c| c.remove(&part));
             }
-            other => break other,
+            // On the way out the hashing, dropped, stops.
+            retry_whole(sh, path, attempt, e).await?;
+            continue;
         }
-    };
-    let digests = hashing.finish().await;
-    drop(flying);
-    if let Err(e) = sent {
-        if !matches!(e, Error::Interrupted) {
-            // Its holes make it useless to any later attempt.
-            let _ = retrying!(&sh.run, &part, |c| c.remove(&part));
+        let whole = match (digests.take(), hashing.take()) {
+            (Some(d), _) => d,
+            (None, Some(h)) => h.finish().await?,
+            (None, None) => return Err(Error::Internal("a segmented upload lost its digests".into())),
+        };
+        let sent = Sent {
+            part: part.clone(),
+            digests: whole,
+            total: local.size,
+            sent: local.size,
+            in_ranges: true,
+            read_back,
+        };
+        // A mismatch found here (the server's hash) is not published again from the same part
+        // file, which it removed: the file is sent again whole.
+        let published = retrying!(&sh.run, path.as_str(), |c| async {
+            match publish_upload(sh, c, path, local, expect_remote, &sent).await {
+                Err(e @ Error::Verify { .. }) => Ok(Err(e)),
+                other => other.map(Ok),
+            }
+        })?;
+        match published {
+            Ok(report) => {
+                drop(flying);
+                return Ok(report);
+            }
+            Err(e) => {
+                digests = Some(sent.digests);
+                retry_whole(sh, path, attempt, e).await?;
+            }
         }
-        return Err(e);
     }
-    let sent = Sent {
-        part,
-        digests: digests?,
-        total: local.size,
-        sent: local.size,
-        in_ranges: true,
-        read_back,
-    };
-    retrying!(&sh.run, path.as_str(), |c| publish_upload(
-        sh,
-        c,
-        path,
-        local,
-        expect_remote,
-        &sent
-    ))
+}
+
+/// After a failed attempt at a segmented upload: `Ok` to send it all again (a mismatch, as a
+/// single stream is sent again), else the error.
+async fn retry_whole(sh: &Shared, path: &RelPath, attempt: u32, e: Error) -> Result<()> {
+    match e {
+        Error::Verify { .. } => sh.run.pause_before_retry(path.as_str(), attempt, e).await,
+        e => Err(e),
+    }
 }
 
 /// The ranges into the part file: the head first (its STOR empties the file), then the rest
@@ -225,34 +242,77 @@ async fn check_range(
         .then(|| format!("bytes {from}..{} read back differ from what was sent", from + len)))
 }
 
-/// Whether the server keeps the bytes around a write at an offset: probed once per pass and
-/// folder, on a reserved part-file name beside `path` (the sync's part files are named so,
-/// and a later pass removes one left behind).
+/// Whether the server keeps the bytes around writes at offsets and lets two run at once into
+/// one file: probed once per pass and folder, on a reserved part-file name beside `path` (the
+/// sync's part files are named so, and a later pass removes one left behind).
 async fn allowed(sh: &Arc<Shared>, path: &RelPath) -> Result<bool> {
     let allowed = sh
         .writes_at
         .get_or_init(|| async {
-            let Ok(probe) = path.with_name(&part_name("ftps-sync-probe")) else {
+            // The part-file name of a hidden name no user file has.
+            let Ok(probe) = path.with_name(&part_name(".ftps-sync-probe")) else {
                 return false;
             };
             let probe = sh.remote_path(&probe);
-            let found = retrying!(&sh.run, &probe, |c| write_at::probe(c, &probe));
+            let found = probe_server(sh, &probe).await;
             let _ = retrying!(&sh.run, &probe, |c| c.remove(&probe));
-            let why = match found {
-                Ok(WriteAt::Keeps) => return true,
-                Ok(WriteAt::Refused(reply)) => format!("the server refuses to write at an offset ({reply})"),
-                Ok(WriteAt::Cuts) => "the server cuts a file written at an offset".into(),
-                Ok(WriteAt::Garbled(n)) => {
-                    format!("a file written at offsets read back as {n} bytes, not what was sent")
+            match found {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::info!("big files upload in one stream: {why}");
+                    false
                 }
-                Err(e) => format!("the test of writing at an offset failed: {e}"),
-            };
-            tracing::info!("big files upload in one stream: {why}");
-            false
+            }
         })
         .await;
     if sh.run.cancel.is_cancelled() {
         return Err(Error::Interrupted);
     }
     Ok(*allowed)
+}
+
+/// `write_at::probe`, then `write_at::concurrent` on two pool connections; why not, if not.
+async fn probe_server(sh: &Arc<Shared>, probe: &str) -> std::result::Result<(), String> {
+    match retrying!(&sh.run, probe, |c| write_at::probe(c, probe)) {
+        Ok(WriteAt::Keeps) => {}
+        Ok(WriteAt::Refused(reply)) => {
+            return Err(format!("the server refuses to write at an offset ({reply})"));
+        }
+        Ok(WriteAt::Cuts) => return Err("the server cuts a file written at an offset".into()),
+        Ok(WriteAt::Garbled(n)) => {
+            return Err(format!(
+                "a file written at offsets read back as {n} bytes, not what was sent"
+            ));
+        }
+        Err(e) => return Err(format!("the test of writing at an offset failed: {e}")),
+    }
+    let wait = sh.config.server.timeout.min(Duration::from_secs(5));
+    let failed = |e: Error| format!("the test of two writes at once failed: {e}");
+    let mut a = sh.run.pool.get().await.map_err(failed)?;
+    // Within a time: the pool may have shrunk to this one connection (a 421).
+    let mut b = match tokio::time::timeout(sh.config.server.timeout, sh.run.pool.get()).await {
+        Ok(b) => b.map_err(failed)?,
+        Err(_) => return Err("no second connection to test two writes at once".into()),
+    };
+    match write_at::concurrent(a.conn(), b.conn(), probe, wait).await {
+        Ok(true) => {
+            a.release();
+            b.release();
+            Ok(())
+        }
+        Ok(false) => {
+            // `b` still waits for its write: it is not reused.
+            a.release();
+            Err(format!(
+                "the server lets one upload into a file at a time (a second waited over {} s; \
+                 vsftpd: `lock_upload_files=NO` allows more)",
+                wait.as_secs()
+            ))
+        }
+        Err(e) => {
+            a.check_after(&e).await;
+            b.check_after(&e).await;
+            Err(failed(e))
+        }
+    }
 }

@@ -161,7 +161,7 @@ pub(super) async fn upload(
     // The reader's verdict first: a read error means what was sent is not the file.
     let digests = reading.finish().await?;
     let sent = match sent {
-        Err(e @ Error::Reply { .. }) if offset > 0 => {
+        Err(e @ Error::Reply { command: "APPE", .. }) => {
             // The server will not append (stock ProFTPD answers 451): the next attempt starts
             // over rather than be refused again.
             sh.state(|s| s.end_partial(path))?;

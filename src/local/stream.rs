@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -68,6 +68,57 @@ pub fn read_file(path: &Path, skip: u64, also: Option<HashAlgo>, counted: Option
         chunks: rx,
         done,
         path: path.to_owned(),
+    }
+}
+
+/// A file being hashed whole beside its transfer (a segmented upload's ranges go in any
+/// order); dropped before `finish`, it stops reading.
+pub struct Hashing {
+    done: Option<JoinHandle<Result<Digests>>>,
+    stop: Arc<AtomicBool>,
+    path: PathBuf,
+}
+
+/// Hashes `path` whole off the async workers (`io::spawn`).
+pub fn hash_file(path: &Path, also: Option<HashAlgo>) -> Hashing {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (p, stopped) = (path.to_owned(), stop.clone());
+    let done = super::io::spawn(async move {
+        let mut f = File::open(&p).map_err(Error::local("open", &p))?;
+        let mut hashers = Hashers::new(also);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if stopped.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            let n = f.read(&mut buf).map_err(Error::local("read", &p))?;
+            if n == 0 {
+                break;
+            }
+            hashers.update(&buf[..n]);
+        }
+        Ok(hashers.finish())
+    });
+    Hashing {
+        done: Some(done),
+        stop,
+        path: path.to_owned(),
+    }
+}
+
+impl Hashing {
+    /// The digests of the whole file.
+    pub async fn finish(mut self) -> Result<Digests> {
+        match self.done.take() {
+            Some(done) => joined(done.await, &self.path),
+            None => Err(Error::Interrupted),
+        }
+    }
+}
+
+impl Drop for Hashing {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

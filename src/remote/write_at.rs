@@ -1,9 +1,13 @@
-//! Whether a server keeps the bytes around a write at an offset (REST, then STOR): what a
-//! segmented upload needs, since its ranges land in one file in any order. Servers differ:
-//! vsftpd keeps them; ProFTPD refuses unless `AllowStoreRestart` is on; Pure-FTPd cuts the file
-//! at the offset, which would destroy the ranges already written (SERVERS.md). So it is
-//! probed, never assumed, on a small file (`check`, and a pass before its first segmented
-//! upload).
+//! Whether a server keeps the bytes around a write at an offset (REST, then STOR), and lets
+//! two such writes into one file run at once: what a segmented upload needs, since its ranges
+//! land in one file in any order, at the same time. Servers differ: vsftpd keeps them, but by
+//! default (`lock_upload_files=YES`) locks a file for the whole of an upload, so a second
+//! writer waits its turn; ProFTPD refuses a write past the end, even with `AllowStoreRestart`,
+//! as pyftpdlib does; Pure-FTPd cuts the file at the offset, which would destroy the ranges
+//! already written. So it is probed, never assumed, on a small file (`check`, and a pass
+//! before its first segmented upload).
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -49,6 +53,43 @@ pub async fn probe(conn: &mut dyn Remote, path: &str) -> Result<WriteAt> {
     } else {
         WriteAt::Garbled(back.len())
     })
+}
+
+/// Whether a write into `path` (the probe's file, whole) on `b` ends within `wait` while one
+/// on `a` holds the same file open: a server that locks a file for the whole of an upload
+/// (vsftpd's default) makes it wait, and would run a segmented upload's ranges one at a time,
+/// each waiting its turn past any timeout. After `Ok(false)`, `b` is out of step: drop it.
+pub async fn concurrent(a: &mut dyn Remote, b: &mut dyn Remote, path: &str, wait: Duration) -> Result<bool> {
+    let (tx, rx) = mpsc::channel(1);
+    let mid = (HEAD + TAIL) / 2;
+    let holding = async {
+        // Dropped when the write ends, so that a write refused before it took a chunk
+        // leaves no one waiting to hand it the second.
+        let mut rx = rx;
+        a.put_at(path, HEAD as u64, &mut rx).await
+    };
+    let other = async {
+        // The first chunk waits in the channel; the second goes in once the transfer on `a`
+        // took the first, which it does only with its data connection open, the file opened
+        // (and locked, where the server locks) before its 150 reply.
+        let _ = tx.send(PROBE[HEAD..mid].to_vec()).await;
+        let _ = tx.send(PROBE[mid..TAIL].to_vec()).await;
+        let (otx, mut orx) = mpsc::channel(1);
+        let _ = otx.send(PROBE[TAIL..].to_vec()).await;
+        drop(otx);
+        let done = tokio::time::timeout(wait, b.put_at(path, TAIL as u64, &mut orx)).await;
+        drop(tx);
+        done
+    };
+    let (held, other) = tokio::join!(holding, other);
+    held?;
+    match other {
+        Ok(written) => {
+            written?;
+            Ok(fetch(a, path).await? == PROBE)
+        }
+        Err(_) => Ok(false),
+    }
 }
 
 /// Uploads `bytes` to `path` (at `offset`: REST, then STOR; else a plain STOR). Sent again once

@@ -232,13 +232,13 @@ async fn a_move_killed_before_its_rename_and_moved_again_loses_nothing() {
     assert_eq!(tree(&h.local), tree(&h.remote));
 }
 
-/// A segmented upload (vsftpd keeps the bytes around writes at offsets) killed after its head
+/// A segmented upload (vsftpd, with `lock_upload_files=NO`, takes ranges at once) killed after its head
 /// and after all its ranges, before the read-back and the rename: its part file, with holes or
 /// whole, never appears under the real name, and the next pass sends the file again and
 /// publishes it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_segmented_upload_killed_between_its_ranges_is_done_again_whole() {
-    let Some(server) = crate::interop::servers::vsftpd(false) else {
+    let Some(server) = crate::interop::servers::vsftpd_with(false, "lock_upload_files=NO\n") else {
         return;
     };
     let bytes: Vec<u8> = (0..(6u32 << 20) + 777)

@@ -49,8 +49,19 @@ fn assert_all_opened(out: &str, least: usize) {
 #[test]
 fn check_tries_what_a_sync_needs_on_each_server() {
     type Start = fn() -> Option<Server>;
-    let cases: [(Start, &str, &str, &str); 4] = [
-        (|| servers::vsftpd(false), "none", "works", "resumed"),
+    let cases: [(Start, &str, &str, &str); 5] = [
+        (
+            || servers::vsftpd(false),
+            "none",
+            "one upload into a file at a time",
+            "resumed",
+        ),
+        (
+            || servers::vsftpd_with(false, "lock_upload_files=NO\n"),
+            "none",
+            "works",
+            "resumed",
+        ),
         (
             servers::proftpd,
             "HASH SHA-256 (matches",

@@ -187,6 +187,11 @@ fn daemon_prereqs(what: &str, binary: &Path) -> Option<(u32, u32)> {
 }
 
 pub fn vsftpd(implicit: bool) -> Option<Server> {
+    vsftpd_with(implicit, "")
+}
+
+/// vsftpd with `extra` lines added to its configuration.
+pub fn vsftpd_with(implicit: bool, extra: &str) -> Option<Server> {
     let what = if implicit { "vsftpd-implicit" } else { "vsftpd" };
     let bin = servers_dir().join("vsftpd/usr/sbin/vsftpd");
     let owner = daemon_prereqs(what, &bin)?;
@@ -213,7 +218,7 @@ pub fn vsftpd(implicit: bool) -> Option<Server> {
              isolate=NO\nisolate_network=NO\nssl_enable=YES\nforce_local_logins_ssl=YES\nforce_local_data_ssl=YES\n\
              require_ssl_reuse=YES\nssl_ciphers=HIGH\nrsa_cert_file={cert}\nrsa_private_key_file={key}\n\
              implicit_ssl={implicit}\npasv_enable=YES\npasv_min_port={lo}\npasv_max_port={hi}\n\
-             pasv_address=127.0.0.1\nxferlog_enable=YES\nvsftpd_log_file={b}/xfer.log\nlocal_umask=022\n",
+             pasv_address=127.0.0.1\nxferlog_enable=YES\nvsftpd_log_file={b}/xfer.log\nlocal_umask=022\n{extra}",
             data = data.display(),
             empty = b.join("empty").display(),
             cert = b.join("server.pem").display(),

@@ -277,10 +277,13 @@ async fn segmented_download(server: &Server, tls12: bool, tag: &str, big: &[u8])
 }
 
 /// Whether `server` keeps the bytes around writes at offsets past the end and inside a file,
-/// as a segmented upload needs: vsftpd does. ProFTPD, even with `AllowStoreRestart`, and
-/// pyftpdlib refuse an offset past the end (`554`); Pure-FTPd cuts the file.
+/// and lets two run at once, as a segmented upload needs: vsftpd does with
+/// `lock_upload_files=NO` (by default it locks a file for the whole of an upload). ProFTPD,
+/// even with `AllowStoreRestart`, and pyftpdlib refuse an offset past the end (`554`);
+/// Pure-FTPd cuts the file.
 fn writes_at_offsets(server: &Server) -> bool {
-    server.name.starts_with("vsftpd")
+    std::fs::read_to_string(server.base_path().join("vsftpd.conf"))
+        .is_ok_and(|c| c.contains("lock_upload_files=NO"))
 }
 
 /// The writes of `name` the server logged: STOR in pyftpdlib's command log, PUT in
@@ -298,9 +301,11 @@ fn writes_of(log: &str, name: &str) -> usize {
 }
 
 /// A file above `segment_from` goes up in ranges over several connections at once where the
-/// server keeps the bytes around writes at offsets and the whole can be checked (here by
+/// server keeps the bytes around writes at offsets, lets two run at once, and the whole can be
+/// checked (here by
 /// `verify: download`: vsftpd has no hash command; that path is the simulation's), in one
-/// stream where the server refuses (ProFTPD, pyftpdlib) or cuts the file (Pure-FTPd). Either
+/// stream where the server refuses (ProFTPD, pyftpdlib), locks the file (stock vsftpd) or cuts
+/// it (Pure-FTPd). Either
 /// way it arrives whole, without a retry but a learned one, and the probe's file is gone.
 async fn segmented_upload(server: &Server, tls12: bool, tag: &str, big: &[u8]) {
     let work = tempfile::tempdir().expect("tmp");
@@ -368,11 +373,26 @@ async fn proftpd_with_store_restart_still_uploads_in_one_stream() {
     let Some(server) = servers::proftpd_with("AllowStoreRestart on\n") else {
         return;
     };
+    segmented_upload_at_both_tls(&server).await;
+}
+
+/// vsftpd with `lock_upload_files=NO`: two uploads into one file run at once, so a big file
+/// goes up in ranges (and stock vsftpd, in `run`, takes it in one stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vsftpd_without_upload_locks_uploads_in_ranges() {
+    let Some(server) = servers::vsftpd_with(false, "lock_upload_files=NO\n") else {
+        return;
+    };
+    segmented_upload_at_both_tls(&server).await;
+}
+
+/// `segmented_upload` at TLS 1.3 and capped at 1.2.
+async fn segmented_upload_at_both_tls(server: &Server) {
     let big: Vec<u8> = (0..6u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     for (tls12, tag) in [(false, "tls13"), (true, "tls12")] {
-        segmented_upload(&server, tls12, tag, &big).await;
+        segmented_upload(server, tls12, tag, &big).await;
     }
 }
 

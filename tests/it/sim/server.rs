@@ -576,7 +576,13 @@ impl SimConn {
     }
 
     /// After an upload's bytes are stored: the drop, or the reply.
-    async fn stored(&mut self, command: &'static str, path: &str, f: Option<&Fault>, n: usize) -> Result<u64> {
+    async fn stored(
+        &mut self,
+        command: &'static str,
+        path: &str,
+        f: Option<&Fault>,
+        n: usize,
+    ) -> Result<u64> {
         if matches!(f, Some(Fault::DropAfter)) {
             self.dead = true;
             return Err(lost(command, path));
