@@ -11,7 +11,10 @@ ftps-sync's cases:
 Every run starts from an empty server folder and state, and checks the server's file is
 byte-identical to the local one after it.
 
-    sudo python3 bench/segmented_upload.py [--runs 3] [--mib 1024] [--tls12]
+    sudo python3 bench/segmented_upload.py [--runs 3] [--mib 1024] [--tls12] [--wan]
+
+`--wan` puts compare.py's delay proxy (20 ms round trip, 127.0.0.2) in front of the server's
+control port and passive range, for every tool (`cargo build --release --examples` first).
 
 Needs root (the server switches to the FTP account), `cargo build --release`, lftp and rclone.
 """
@@ -26,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from compare import PROXY, RTT_MS, Proxy  # noqa: E402
 from servers import PASSWORD, USER, Vsftpd  # noqa: E402
 
 class UnlockedVsftpd(Vsftpd):
@@ -35,10 +39,10 @@ class UnlockedVsftpd(Vsftpd):
 BIN = Path(__file__).resolve().parent.parent / "target" / "release" / "ftps-sync"
 
 
-def write_config(path, server, work, local, verify, segment_from, tls12):
+def write_config(path, server, work, local, verify, segment_from, tls12, host):
     cap = '  tls_max_version: "1.2"\n' if tls12 else ""
     path.write_text(f"""server:
-  host: 127.0.0.1
+  host: {host}
   port: {server.port}
   user: {USER}
   password_file: {work / 'pw'}
@@ -73,7 +77,7 @@ CASES = {
 }
 
 
-def run_case(case, server, work, local, tls12):
+def run_case(case, server, work, local, tls12, host):
     server.fill("big", None)
     shutil.rmtree(work / "state", ignore_errors=True)
     os.sync()
@@ -81,15 +85,15 @@ def run_case(case, server, work, local, tls12):
     if spec == "lftp":
         script = ("set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:verify-certificate no; "
                   f"put {local / 'big.bin'} -o /big/big.bin; quit")
-        cmd = ["lftp", "-u", f"{USER},{PASSWORD}", "-p", str(server.port), "-e", script, "127.0.0.1"]
+        cmd = ["lftp", "-u", f"{USER},{PASSWORD}", "-p", str(server.port), "-e", script, host]
     elif spec == "rclone":
         obscured = subprocess.run(["rclone", "obscure", PASSWORD], check=True, capture_output=True,
                                   text=True).stdout.strip()
-        remote = (f":ftp,host=127.0.0.1,port={server.port},user={USER},pass={obscured},"
+        remote = (f":ftp,host={host},port={server.port},user={USER},pass={obscured},"
                   f"explicit_tls=true,no_check_certificate=true:/big/big.bin")
         cmd = ["rclone", "copyto", str(local / "big.bin"), remote]
     else:
-        cfg = write_config(work / "c.yaml", server, work, local, spec[0], spec[1], tls12)
+        cfg = write_config(work / "c.yaml", server, work, local, spec[0], spec[1], tls12, host)
         cmd = [str(BIN), "sync", "-q", "-c", str(cfg)]
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -107,6 +111,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--tls12", action="store_true")
+    ap.add_argument("--wan", action="store_true")
     args = ap.parse_args()
     if not BIN.exists():
         sys.exit(f"{BIN} missing: cargo build --release")
@@ -128,18 +133,25 @@ def main():
     base = work / "server"
     base.mkdir()
     os.chmod(base, 0o755)
-    server = UnlockedVsftpd(base, tls12_only=args.tls12)
+    if args.wan and not PROXY.exists():
+        sys.exit(f"{PROXY} missing: cargo build --release --examples")
+    server = UnlockedVsftpd(base, args.tls12, "127.0.0.2" if args.wan else "127.0.0.1")
+    proxy = Proxy(server, RTT_MS) if args.wan else None
+    host = "127.0.0.2" if args.wan else "127.0.0.1"
     times = {c: [] for c in CASES}
     try:
         for _ in range(args.runs):
             for case in CASES:
-                t = run_case(case, server, work, local, args.tls12)
+                t = run_case(case, server, work, local, args.tls12, host)
                 times[case].append(t)
                 if t is not None and sha256(server.data / "big" / "big.bin") != want:
                     sys.exit(f"{case}: the server's file differs from the local one")
     finally:
+        if proxy:
+            proxy.stop()
         server.stop()
-    print(f"# {args.mib} MiB to vsftpd (lock_upload_files=NO) on loopback, {server.tls}, 4 connections; medians of {args.runs},"
+    link = f"through the delay proxy ({RTT_MS:g} ms round trip)" if args.wan else "on loopback"
+    print(f"# {args.mib} MiB to vsftpd (lock_upload_files=NO) {link}, {server.tls}, 4 connections; medians of {args.runs},"
           f" cases alternated; ftps-sync {BIN}")
     print(f"{'case':44} {'time s':>8} {'MiB/s':>8}  runs")
     for case, ts in times.items():
