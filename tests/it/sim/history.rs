@@ -94,6 +94,9 @@ pub enum WritesAt {
     Cuts,
     /// Answers 451 (ProFTPD without `AllowStoreRestart`).
     Refuses,
+    /// Keeps them, but lets one upload into a file at a time: a second waits for the first
+    /// to end (vsftpd's default, `lock_upload_files=YES`).
+    Serializes,
 }
 
 pub struct History {

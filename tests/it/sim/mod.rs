@@ -297,6 +297,8 @@ struct Outcome {
     commands: u64,
     /// Writes at an offset the server kept (the ranges of segmented uploads, and probes).
     writes_at: u64,
+    /// Uploads that waited for another into the same file (a server that serializes them).
+    waited: u64,
     /// The most points (server commands, before and after each) a pass passed to finish.
     points: u64,
     /// Server writes made in the round trip between the client's last look and its rename.
@@ -335,8 +337,9 @@ fn env(seed: u64, mut behaviour: Behaviour) -> Result<Env, String> {
     std::fs::create_dir_all(&local).map_err(|e| e.to_string())?;
     // Half the seeds move every file but the smallest in ranges over the pool's connections
     // (a threshold of 1 MiB and more in real configs): downloads always, uploads where the
-    // server keeps the bytes around a write at an offset (half the servers; the others cut
-    // the file there, or refuse) and the whole can be checked (the server's hash, or a
+    // server keeps the bytes around a write at an offset and takes two at once (two servers in
+    // five; the others cut the file there, refuse, or let one upload in at a time) and the
+    // whole can be checked (the server's hash, or a
     // read-back: a quarter of the seeds read every upload back). Drawn apart from the history,
     // whose steps stay those of the seed.
     let mut draw = Rng((seed ^ 0x5E6_0E47) | 1);
@@ -346,7 +349,8 @@ fn env(seed: u64, mut behaviour: Behaviour) -> Result<Env, String> {
         WritesAt::Keeps,
         WritesAt::Cuts,
         WritesAt::Refuses,
-    ][draw.below(4) as usize];
+        WritesAt::Serializes,
+    ][draw.below(5) as usize];
     let read_back = draw.below(4) == 0;
     let sim = SimServer::new(behaviour, seed, ROOT);
     let connector: Arc<dyn Connector> = Arc::new(SimConnector(sim.clone()));
@@ -787,6 +791,7 @@ async fn quiesce(env: &Env, model: &mut Model, outcome: &mut Outcome) -> Result<
     outcome.faults = env.sim.counts.faults.load(Ordering::Relaxed);
     outcome.commands = env.sim.counts.commands.load(Ordering::Relaxed);
     outcome.writes_at = env.sim.counts.writes_at.load(Ordering::Relaxed);
+    outcome.waited = env.sim.counts.waited.load(Ordering::Relaxed);
     for _ in 0..4 {
         outcome.passes += 1;
         let r = env
@@ -979,6 +984,7 @@ fn seeded_histories_lose_nothing() {
                 total.faults += o.faults;
                 total.commands += o.commands;
                 total.writes_at += o.writes_at;
+                total.waited += o.waited;
                 total.points = total.points.max(o.points);
                 total.window_losses += o.window_losses;
                 total.moves[0] += o.moves[0];
@@ -1008,7 +1014,7 @@ fn seeded_histories_lose_nothing() {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
+            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
             total.steps,
             total.passes,
@@ -1019,6 +1025,7 @@ fn seeded_histories_lose_nothing() {
             total.moves[0],
             total.moves[1],
             total.writes_at,
+            total.waited,
             total.window_losses,
             started.elapsed().as_secs_f64()
         )

@@ -87,6 +87,8 @@ pub struct Counts {
     pub connections: AtomicU64,
     /// Writes at an offset that kept their bytes (ranges of segmented uploads, and probes).
     pub writes_at: AtomicU64,
+    /// Uploads that waited for another into the same file to end (`WritesAt::Serializes`).
+    pub waited: AtomicU64,
     /// A running hash of every command and its path, in order: two runs of one seed must
     /// agree on it (the replay is exact).
     pub trace: AtomicU64,
@@ -116,6 +118,10 @@ pub struct SimServer {
     /// Paths a connection renamed a file onto and has sent no command since: a user's write
     /// there would land between the rename and the client's next look, which nothing can see.
     renaming: Mutex<BTreeSet<String>>,
+    /// Paths an upload is writing now, where uploads into one file wait their turn
+    /// (`WritesAt::Serializes`), and the signal that one ended.
+    writing: Mutex<BTreeSet<String>>,
+    written: tokio::sync::Notify,
 }
 
 /// What happens at a numbered point of a pass.
@@ -223,6 +229,8 @@ impl SimServer {
             window_losses: Mutex::new(Vec::new()),
             deliveries: Mutex::new(BTreeMap::new()),
             renaming: Mutex::new(BTreeSet::new()),
+            writing: Mutex::new(BTreeSet::new()),
+            written: tokio::sync::Notify::new(),
         })
     }
 
@@ -456,6 +464,43 @@ struct SimConn {
     recent: std::collections::VecDeque<(&'static str, String, u64)>,
     /// When this connection last listed each directory.
     listed: BTreeMap<String, u64>,
+}
+
+/// An upload's hold on its file, on a server that lets one upload into a file at a time
+/// (vsftpd's `lock_upload_files`); let go when dropped, as when the connection dies.
+struct WriteLock {
+    server: Arc<SimServer>,
+    path: String,
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        self.server.writing.lock().expect("writing").remove(&self.path);
+        self.server.written.notify_waiters();
+    }
+}
+
+/// Waits for `path` to be free of other uploads where the server serializes them.
+async fn lock_for_write(server: &Arc<SimServer>, path: &str) -> Option<WriteLock> {
+    if server.behaviour.writes_at != WritesAt::Serializes {
+        return None;
+    }
+    let mut waited = false;
+    loop {
+        // Made before the look, so that a release between the two still wakes it.
+        let released = server.written.notified();
+        if server.writing.lock().expect("writing").insert(path.to_owned()) {
+            return Some(WriteLock {
+                server: server.clone(),
+                path: path.to_owned(),
+            });
+        }
+        if !waited {
+            waited = true;
+            server.counts.waited.fetch_add(1, Ordering::Relaxed);
+        }
+        released.await;
+    }
 }
 
 fn lost(command: &'static str, path: &str) -> Error {
@@ -733,6 +778,7 @@ impl Remote for SimConn {
 
     async fn put(&mut self, path: &str, offset: u64, source: &mut mpsc::Receiver<Vec<u8>>) -> Result<u64> {
         let f = self.before("STOR", path).await?;
+        let _lock = lock_for_write(&self.server, path).await;
         let received = self.receive("STOR", path, f.as_ref(), source).await?;
         {
             let now = self.server.now();
@@ -751,6 +797,7 @@ impl Remote for SimConn {
         if self.server.behaviour.writes_at == WritesAt::Refuses {
             return Err(reply("STOR-AT", path, 451));
         }
+        let _lock = lock_for_write(&self.server, path).await;
         let received = self.receive("STOR-AT", path, f.as_ref(), source).await?;
         if !matches!(f, Some(Fault::LostRange)) {
             let now = self.server.now();
