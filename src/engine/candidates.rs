@@ -33,7 +33,7 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
         let root = &sh.folder.local;
         stream::iter(local)
             .map(|path| async move {
-                let sha256 = super::prepare::local_sha256(None, &path.to_local(root))
+                let sha256 = super::digests::local_sha256(None, &path.to_local(root))
                     .await
                     .inspect_err(|e| tracing::debug!(path = %path, "not paired with a vanished file: {e}"))
                     .ok();

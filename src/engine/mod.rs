@@ -12,6 +12,7 @@
 
 mod candidates;
 mod conflict;
+mod digests;
 mod execute;
 mod meter;
 pub(crate) mod moves;

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -13,12 +12,11 @@ use super::{
     Issue, Options, Report, Retries, Runner, Scope, Shared, Totals, listed_entry, policy_of, retrying,
 };
 use crate::config::{Config, Folder};
-use crate::digest::HashAlgo;
 use crate::error::{Error, Result, join_failed};
 use crate::local::part_target;
-use crate::local::scan::{Ignore, ScanReport, digest_file, scan, scan_subtrees};
+use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees};
 use crate::path::RelPath;
-use crate::reconcile::{self, Base, Kind, Part, Plan, Policy, Refusal, Side, Snapshot};
+use crate::reconcile::{self, Base, Kind, Part, Plan, Refusal, Side, Snapshot};
 use crate::remote::Connector;
 use crate::remote::limit::RateLimiter;
 use crate::remote::listing::{Listed, ListedKind};
@@ -198,7 +196,7 @@ pub async fn prepare(
         meter: options.meter.clone(),
     };
     let mut policy = policy_of(folder);
-    if let Err(e) = fill_digests(&mut shared, &base, &policy, options.plan_only).await {
+    if let Err(e) = super::digests::fill_digests(&mut shared, &base, &policy, options.plan_only).await {
         return abandon(&pool, e).await;
     }
     if let Err(e) = super::candidates::fill(&mut shared, &base, &mut policy).await {
@@ -455,147 +453,4 @@ async fn list_tree(
     }
     tree.snapshot = found.into_iter().collect();
     Ok(Some(tree))
-}
-
-/// A local file's digests (its SHA-256, and `also`), read off the async workers.
-async fn local_digests(path: &std::path::Path, also: Option<HashAlgo>) -> Result<crate::digest::Digests> {
-    let path = path.to_owned();
-    crate::local::io::blocking("hash", move || digest_file(&path, also)).await?
-}
-
-/// A local file's SHA-256: the one the scan found (`scanned`), else read.
-pub(super) async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result<String> {
-    match scanned {
-        Some(sha256) => Ok(sha256),
-        None => Ok(local_digests(path, None).await?.sha256),
-    }
-}
-
-/// The SHA-256 of the remote file at `path` (`size` bytes as listed), read whole: into the
-/// path's local part file when `keep` and its folder is there (`Shared::read_back`).
-async fn read_back(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result<String> {
-    let remote_path = sh.remote_path(path);
-    let target = path.to_local(&sh.folder.local);
-    let part = (keep
-        && target.parent().is_some_and(|d| d.is_dir())
-        && super::transfer::check_inside(&sh.local_real, &target).is_ok())
-    .then(|| crate::local::write::part_path(&target));
-    let digest = retrying!(&sh.run, &remote_path, |c| super::read_back(
-        c,
-        &remote_path,
-        size,
-        part.as_deref()
-    ))?;
-    if part.is_some()
-        && let Some(r) = sh.remote.get(path)
-        && let Ok(mut kept) = sh.read_back.lock()
-    {
-        kept.insert(path.clone(), r.sig());
-    }
-    Ok(digest)
-}
-
-/// Finds the digests the planner needs (DESIGN.md invariant 3, `reconcile::needs_digests`):
-/// for a file that changed on both sides since the base (to tell an edit from a touch), or
-/// that is new on both and cannot be judged by its times. The local digest is the scan's, else
-/// the file is read; the server's hash is used when it offers one (compared with the same
-/// digest of the local file), else the file is read back. Also the server's copy of an upload
-/// whose time was never confirmed (`needs_remote_digest`), and of a file deleted locally whose
-/// server time moved over the same size (`needs_touch_check`).
-/// Files are taken as many at once as the pool has connections: a first sync on a LIST server
-/// with no hash reads back every same-size file both sides hold, and one at a time that took
-/// 333 s for 200,000 files.
-/// A read-back's bytes are kept for the download that may follow (`Shared::read_back`): when
-/// contents differ, the conflict copy or the download costs no second read.
-async fn fill_digests(sh: &mut Shared, base: &Base, policy: &Policy, plan_only: bool) -> Result<()> {
-    // A read-back is a download: when the plan may download the version read, its bytes are
-    // kept in the path's part file (where the plan is carried out, and the folder is there).
-    let keep = !plan_only && policy.direction != reconcile::Direction::Upload;
-    let width = sh.config.server.connections.max(1);
-    let candidates: Vec<(RelPath, u64)> = sh
-        .local
-        .iter()
-        .filter_map(|(p, l)| {
-            let r = sh.remote.get(p)?;
-            reconcile::needs_digests(base.get(p), l, r, policy).then(|| (p.clone(), r.size))
-        })
-        .collect();
-    let found: Vec<(RelPath, String, String)> = {
-        let sh = &*sh;
-        stream::iter(candidates)
-            .map(|(path, size)| async move {
-                let (local, remote) = both_digests(sh, &path, size, keep).await?;
-                Ok::<_, Error>((path, local, remote))
-            })
-            .buffer_unordered(width)
-            .try_collect()
-            .await?
-    };
-    for (path, local, remote) in found {
-        if let Some(e) = sh.local.get_mut(&path) {
-            e.sha256 = Some(local);
-        }
-        if let Some(e) = sh.remote.get_mut(&path) {
-            e.sha256 = Some(remote);
-        }
-    }
-    let unconfirmed: Vec<(RelPath, u64)> = sh
-        .remote
-        .iter()
-        .filter(|(p, r)| {
-            reconcile::needs_remote_digest(base.get(*p), r)
-                || reconcile::needs_touch_check(base.get(*p), sh.local.get(*p), r)
-        })
-        .map(|(p, r)| (p.clone(), r.size))
-        .collect();
-    let found: Vec<(RelPath, String)> = {
-        let sh = &*sh;
-        stream::iter(unconfirmed)
-            .map(|(path, size)| async move {
-                let remote_path = sh.remote_path(&path);
-                let digest = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))? {
-                    Some((HashAlgo::Sha256, theirs)) => theirs,
-                    _ => read_back(sh, &path, size, keep).await?,
-                };
-                Ok::<_, Error>((path, digest))
-            })
-            .buffer_unordered(width)
-            .try_collect()
-            .await?
-    };
-    for (path, digest) in found {
-        if let Some(e) = sh.remote.get_mut(&path) {
-            e.sha256 = Some(digest);
-        }
-    }
-    Ok(())
-}
-
-/// The SHA-256 of the local file at `path` and what stands for the server's copy's content
-/// (see `fill_digests`).
-async fn both_digests(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result<(String, String)> {
-    let local_path = path.to_local(&sh.folder.local);
-    let remote_path = sh.remote_path(path);
-    let scanned = sh.local.get(path).and_then(|e| e.sha256.clone());
-    let server = retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))?;
-    Ok(match server {
-        Some((HashAlgo::Sha256, theirs)) => (local_sha256(scanned, &local_path).await?, theirs),
-        Some((algo, theirs)) => {
-            let ours = local_digests(&local_path, Some(algo)).await?;
-            let local = ours.sha256.clone();
-            // The server's digest is trusted: equal, the contents are; else they differ,
-            // whatever the SHA-256 of the server's copy (never read) would be.
-            let same = ours.get(algo) == Some(theirs.as_str());
-            let remote = if same {
-                local.clone()
-            } else {
-                format!("{}:{theirs}", algo.name())
-            };
-            (local, remote)
-        }
-        None => (
-            local_sha256(scanned, &local_path).await?,
-            read_back(sh, path, size, keep).await?,
-        ),
-    })
 }
