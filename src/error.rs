@@ -92,6 +92,17 @@ pub enum Error {
         reply: String,
     },
 
+    /// The server sent more than one of the bounds on what a listing may make us hold
+    /// (docs/design.md, "Bounds"). Not retried: the same server would send the same again.
+    #[error("{command} {path} on {server}: the server sent {what}; the bound is {bound}")]
+    TooLarge {
+        server: String,
+        command: &'static str,
+        path: String,
+        what: String,
+        bound: String,
+    },
+
     #[error("{command} {path} timed out after {seconds}s")]
     Timeout {
         command: &'static str,
@@ -204,6 +215,7 @@ impl Error {
             | Error::State { .. }
             | Error::StateTooNew { .. }
             | Error::Refused { .. }
+            | Error::TooLarge { .. }
             | Error::Interrupted => Class::Fatal,
         }
     }
@@ -233,6 +245,7 @@ impl Error {
             Error::Reply { .. } => "server-reply",
             Error::ConnectionLost { .. } | Error::NotResumed { .. } => "connection-lost",
             Error::Timeout { .. } => "timeout",
+            Error::TooLarge { .. } => "too-large",
             Error::Local { .. } => "local",
             Error::State { .. } | Error::StateTooNew { .. } => "state",
             Error::Verify { .. } => "verify",

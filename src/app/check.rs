@@ -35,10 +35,17 @@ pub async fn check(config: &Config) -> Result<u8> {
     if let Some(t) = &conn.tls {
         say!("tls          {} {}", t.version, t.cipher);
         say!("certificate  SHA-256 {}", t.fingerprint);
-        say!(
-            "             to pin it, add under server:  fingerprint_sha256: \"{}\"",
-            t.fingerprint
-        );
+        if s.fingerprint_sha256.is_some() {
+            say!(
+                "             pinned (fingerprint_sha256 in {})",
+                config.source.display()
+            );
+        } else {
+            say!(
+                "             to pin it, add under server:  fingerprint_sha256: \"{}\"",
+                t.fingerprint
+            );
+        }
     }
     say!("login        ok as {}", s.user);
     say!("features     {}", conn.features.lines.join(", "));
@@ -72,15 +79,36 @@ pub async fn check(config: &Config) -> Result<u8> {
             }
         }
     }
-    let tried = match config.folders.first() {
-        Some(f) => try_a_file(&mut conn, f, &mut data, (s, &tls)).await,
-        None => Tried::untested("no folder to try it in"),
+    // The write tests go in the first folder's root, and only there: never outside it, and
+    // not before the first sync has made it.
+    let (tried, listable) = match config.folders.first() {
+        Some(f) => match conn.dir_exists(&f.remote).await {
+            Ok(true) => (
+                try_a_file(&mut conn, f, &mut data, (s, &tls)).await,
+                f.remote.clone(),
+            ),
+            Ok(false) => (
+                Tried::untested(&format!(
+                    "{} does not exist yet (the first sync creates it)",
+                    f.remote
+                )),
+                nearest_existing(&mut conn, &f.remote).await,
+            ),
+            Err(e) => {
+                let mut t = Tried::untested(&format!("cannot tell whether {} exists: {e}", f.remote));
+                t.failure = Some(format!("looking at {} failed: {e}", f.remote));
+                (t, f.remote.clone())
+            }
+        },
+        None => (Tried::untested("no folder to try it in"), "/".to_owned()),
     };
-    // A read-only account still gets data connections in a row: listings.
-    while data.opened + data.failed.len() < DATA_CONNECTIONS
-        && let Some(f) = config.folders.first()
-    {
-        let _ = data.count(conn.list_dir(&f.remote).await);
+    // A read-only account, or a root not made yet, still gets data connections in a row:
+    // listings. Bounded: a listing the server refuses opens no data connection.
+    for _ in 0..2 * DATA_CONNECTIONS {
+        if data.opened + data.failed.len() >= DATA_CONNECTIONS {
+            break;
+        }
+        let _ = data.count(conn.list_dir(&listable).await);
     }
     say!("write        {}", tried.write);
     say!("mtime        {}", tried.mtime);
@@ -145,14 +173,31 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts what a data command says of its data connection. A command the server refused
+    /// (a permanent reply other than `522`, which refuses the connection's TLS) says nothing
+    /// of it: a read-only folder is no failed data connection.
     fn count<T>(&mut self, r: Result<T>) -> Result<T> {
         match &r {
             Ok(_) => self.opened += 1,
-            Err(Error::Reply { code: Some(550), .. }) => self.opened += 1,
+            Err(Error::Reply { code: Some(c), .. }) if (500..600).contains(c) && *c != 522 => {}
             Err(e) => self.failed.push(e.to_string()),
         }
         r
     }
+}
+
+/// The nearest folder above `path` that exists, to list when `path` does not exist yet.
+async fn nearest_existing(conn: &mut Ftps, path: &str) -> String {
+    let mut dir = path.trim_end_matches('/');
+    while let Some((parent, _)) = dir.rsplit_once('/') {
+        dir = parent;
+        let candidate = if dir.is_empty() { "/" } else { dir };
+        if conn.dir_exists(candidate).await.unwrap_or(false) {
+            return candidate.to_owned();
+        }
+    }
+    // A path relative to the login folder.
+    ".".to_owned()
 }
 
 /// What trying a small file found, one line each.

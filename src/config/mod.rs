@@ -37,6 +37,10 @@ pub struct Config {
     pub verify: Verify,
     /// Bytes per second across all transfers.
     pub bandwidth_limit: Option<u64>,
+    /// What one folder's listing of the server may hold in memory, estimated per entry as its
+    /// path and 160 bytes (`engine::prepare`): past it the pass fails (a server that lists
+    /// without end).
+    pub listing_memory_limit: u64,
     pub log: Log,
     /// Where the service serves its metrics (`/metrics`, `/healthz`); `None`: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,

@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) retry: Option<RawRetry>,
     pub(super) verify: Option<Verify>,
     pub(super) bandwidth_limit: Option<String>,
+    pub(super) listing_memory_limit: Option<String>,
     pub(super) log: Option<RawLog>,
     pub(super) metrics_listen: Option<String>,
 }

@@ -9,6 +9,10 @@ use super::raw::{RawConfig, RawFolder, RawLog, RawRetry, RawServer};
 use super::*;
 use crate::error::{Error, Result};
 
+/// `listing_memory_limit` unless set: about five million entries of ordinary paths.
+pub const DEFAULT_LISTING_MEMORY: u64 = 1 << 30;
+const MIN_LISTING_MEMORY: u64 = 1 << 20;
+
 /// The least `server.segment_from`: smaller files gain nothing from several streams.
 const MIN_SEGMENT_FROM: u64 = 1 << 20;
 
@@ -108,6 +112,19 @@ impl Validator<'_> {
             None | Some("null") => None,
             Some(s) => Some(parse_rate(s).map_err(|m| self.err("bandwidth_limit", m))?),
         };
+        let listing_memory_limit = match raw.listing_memory_limit.as_deref() {
+            None => DEFAULT_LISTING_MEMORY,
+            Some(s) => match parse_size(s) {
+                Ok(n) if n >= MIN_LISTING_MEMORY => n,
+                Ok(_) => {
+                    return Err(self.err(
+                        "listing_memory_limit",
+                        "must be at least 1MiB: a listing of a few folders would fail",
+                    ));
+                }
+                Err(m) => return Err(self.err("listing_memory_limit", m)),
+            },
+        };
         let metrics_listen = match raw.metrics_listen.as_deref() {
             None | Some("null") => None,
             Some(s) => Some(s.parse::<std::net::SocketAddr>().map_err(|_| {
@@ -143,6 +160,7 @@ impl Validator<'_> {
             retry,
             verify: raw.verify.unwrap_or(Verify::Auto),
             bandwidth_limit,
+            listing_memory_limit,
             log: Log {
                 level,
                 format: log.format.unwrap_or(LogFormat::Text),

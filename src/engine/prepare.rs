@@ -125,7 +125,12 @@ pub async fn prepare(
             Ok(s) => s,
             Err(e) => return abandon(&pool, e).await,
         };
-        let listing = list_confirmed(Arc::new(runner(cancel)), folder, &ignore, &base, &scope).await;
+        let run = Arc::new(runner(cancel));
+        let bound = TreeBound {
+            server: format!("{}:{}", config.server.host, config.server.port),
+            bytes: config.listing_memory_limit,
+        };
+        let listing = list_confirmed(run, folder, &ignore, &base, &scope, &bound).await;
         if matches!((&listing, &scope), (Ok(None), Scope::Paths(_))) {
             // A directory above the changes is gone on the server.
             tracing::debug!(
@@ -242,10 +247,11 @@ async fn list_confirmed(
     ignore: &Ignore,
     base: &Base,
     scope: &Scope,
+    bound: &TreeBound,
 ) -> Result<Option<RemoteTree>> {
     let mut relisted = 0;
     loop {
-        let Some(tree) = list_tree(run.clone(), folder, ignore, scope).await? else {
+        let Some(tree) = list_tree(run.clone(), folder, ignore, scope, bound).await? else {
             return Ok(None);
         };
         let Some(path) = left_out(&run, folder, base, &tree.snapshot, scope).await? else {
@@ -362,15 +368,29 @@ struct RemoteTree {
     unsafe_names: Vec<Issue>,
 }
 
+/// What an entry of a listing is taken to hold in memory beside its path, for
+/// `listing_memory_limit`: the entry, its place in the snapshot's map, its listing line's
+/// parsed form while the folder is read.
+const ENTRY_COST: u64 = 160;
+
+/// What one folder's listing may hold (`listing_memory_limit`), and the server, to name it.
+struct TreeBound {
+    server: String,
+    bytes: u64,
+}
+
 /// Lists what of the remote folder is in `scope`, directories fetched concurrently over the
 /// pool. `None` when the folder itself (or, for a scope of paths, a parent of one) does not
-/// exist. Each name is validated as a path component before it goes any further.
+/// exist. Each name is validated as a path component before it goes any further. What the
+/// tree holds is counted against `memory_limit` as it grows (a server may list without end).
 async fn list_tree(
     run: Arc<Runner>,
     folder: &Folder,
     ignore: &Ignore,
     scope: &Scope,
+    bound: &TreeBound,
 ) -> Result<Option<RemoteTree>> {
+    let mut held = 0u64;
     let mut tree = RemoteTree {
         snapshot: Snapshot::new(),
         parts: Vec::new(),
@@ -406,6 +426,22 @@ async fn list_tree(
             Err(Error::Reply { code: Some(550), .. }) if starts.contains(&dir) => return Ok(None),
             other => other?,
         };
+        held += entries
+            .iter()
+            .map(|l| (remote_dir.len() + l.name.len()) as u64 + ENTRY_COST)
+            .sum::<u64>();
+        if held > bound.bytes {
+            return Err(Error::TooLarge {
+                server: bound.server.clone(),
+                command: "listing",
+                path: folder.remote.clone(),
+                what: format!(
+                    "a tree of more than {} entries, more than listing_memory_limit allows",
+                    found.len() + entries.len()
+                ),
+                bound: format!("listing_memory_limit: {} MiB", bound.bytes >> 20),
+            });
+        }
         let dir_held = dir.as_ref().map_or(*scope == Scope::Full, |d| scope.holds(d));
         let mut seen = std::collections::HashSet::new();
         for l in entries {

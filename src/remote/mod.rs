@@ -3,6 +3,7 @@
 //! outside this module names a suppaftp type, and the engine names no FTPS type: a simulated
 //! server can stand in for a real one.
 
+pub mod bounded;
 pub mod cert;
 pub mod features;
 pub mod ftps;

@@ -17,6 +17,11 @@ Modes:
                   firewall that drops them (PASV works)
   flaky-data      refuses every second data command with 425, over all connections
   rename-in-place refuses (553) a rename into another folder, as some servers do
+  endless-listing MLSD/LIST of the root streams new short names without end
+  endless-line    MLSD/LIST of the root streams one line without end
+  long-name       MLSD/LIST of the root holds one name of 2,000 bytes
+  long-names      MLSD/LIST of the root streams names of 1,000 bytes without end
+  endless-tree    every folder lists 1,000 subfolders (d0000..d0999), however deep
 Every command received is appended to --log. Prints READY when listening.
 """
 import argparse
@@ -130,13 +135,47 @@ class Handler(base):
         if mode == "hostile-names" and self._is_root(path):
             self.push_dtp_data(self._hostile_lines(True), cmd="MLSD")
             return path
+        if self._endless(path, True, "MLSD"):
+            return path
         return super().ftp_MLSD(path)
 
     def ftp_LIST(self, path):
         if mode == "hostile-names" and self._is_root(path):
             self.push_dtp_data(self._hostile_lines(False), cmd="LIST")
             return path
+        if self._endless(path, False, "LIST"):
+            return path
         return super().ftp_LIST(path)
+
+    # ---- listings without end (each bound on what a listing may make the client hold) ----
+    def _endless(self, path, mlsd, cmd):
+        if mode not in ENDLESS or (mode != "endless-tree" and not self._is_root(path)):
+            return False
+
+        def line(name, kind="file"):
+            if mlsd:
+                return f"type={kind};size=3;modify=20260101000000; {name}\r\n"
+            t = "d" if kind == "dir" else "-"
+            return f"{t}rw-r--r--   1 owner group        3 Jan 01  2026 {name}\r\n"
+
+        def lines():
+            if mode == "endless-line":
+                yield b"type=file;size=3; "
+                while True:
+                    yield b"x" * 65536
+            elif mode == "long-name":
+                yield line("n" * 2000).encode()
+            elif mode == "endless-tree":
+                yield "".join(line(f"d{i:04}", "dir") for i in range(1000)).encode()
+            else:
+                width = 1000 if mode == "long-names" else 12
+                i = 0
+                while True:
+                    yield "".join(line(f"{i + k:0{width}}") for k in range(1000)).encode()
+                    i += 1000
+
+        self.push_dtp_data(Endless(lines()), isproducer=True, cmd=cmd)
+        return True
 
     # ---- EPSV that does not work ----
     def ftp_EPSV(self, line):
@@ -180,6 +219,19 @@ class Handler(base):
         if mode == "hostile-corrupt":
             self._extra_feats = list(getattr(self, "_extra_feats", [])) + ["XSHA256"]
         return super().ftp_FEAT(line)
+
+
+ENDLESS = ("endless-listing", "endless-line", "long-name", "long-names", "endless-tree")
+
+
+class Endless:
+    """A producer of the chunks of a generator (pyftpdlib's own needs a finite iterator)."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def more(self):
+        return next(self.chunks, b"")
 
 
 _blackhole = []

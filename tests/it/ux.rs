@@ -335,6 +335,14 @@ async fn check_trust_shows_the_certificate_and_pins_it_keeping_the_config_as_wri
     put(&h.local, "a.txt", "a");
     let out = ftps_sync(&["sync", "-c", &cfg], &dir).await;
     assert_eq!(out.status.code(), Some(0), "the pin is trusted: {}", shown(&out));
+    // Once pinned, `check` says where, and no longer asks for it.
+    let out = ftps_sync(&["check", "-c", &cfg], &dir).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("pinned (fingerprint_sha256 in {cfg})")) && !stdout.contains("to pin it"),
+        "{}",
+        shown(&out)
+    );
     let out = ftps_sync(&["check", "-c", &cfg, "--trust", "--yes"], &dir).await;
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("already pinned"),

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use suppaftp::{FtpError, FtpResult, Mode};
+use suppaftp::{FtpError, FtpResult, Mode, Status};
 use tokio::net::TcpStream;
 
 use super::Ftps;
 use super::reply::within;
 use crate::error::{Error, Result};
+use crate::remote::bounded::{BoundedLines, Bounds, ListingError};
+use crate::remote::listing::Listed;
 
 /// What a run learns about its server and keeps for every later connection to it. It lives in
 /// the run's `TlsContext`, which every connection of the run shares.
@@ -208,29 +210,81 @@ impl Ftps {
         }
     }
 
-    /// A listing command, sent again over PASV if it failed on EPSV.
-    pub(super) async fn data_lines(
+    /// A listing command, sent again over PASV if it failed on EPSV; each line parsed as it
+    /// arrives, within the bounds of `listing::Bounds` (docs/design.md, "Bounds"). `t` is the
+    /// time the whole listing may take. Past a bound the connection is dropped: the server may
+    /// still be sending, and nothing more it says is read.
+    pub(super) async fn data_listing(
         &mut self,
         t: Duration,
         command: &'static str,
         path: &str,
         what: LinesCommand<'_>,
-    ) -> Result<Vec<String>> {
+        parse: &(dyn Fn(&str) -> Option<Listed> + Sync),
+    ) -> Result<Vec<Listed>> {
+        let line = match what {
+            LinesCommand::Mlsd(dir) => format!("MLSD {dir}"),
+            LinesCommand::List(Some(arg)) => format!("LIST {arg}"),
+            LinesCommand::List(None) => "LIST".to_owned(),
+        };
+        if line.contains(['\r', '\n']) {
+            return Err(Error::UnsafeName {
+                name: path.to_owned(),
+                reason: "line break in a command",
+            });
+        }
+        let deadline = tokio::time::Instant::now() + t;
         self.ensure_resumable().await?;
         let mut renewed = false;
-        loop {
+        let data = loop {
             self.start_data_command();
-            let r = match what {
-                LinesCommand::Mlsd(dir) => within(t, command, path, self.stream.mlsd(Some(dir))).await,
-                LinesCommand::List(arg) => within(t, command, path, self.stream.list(arg)).await,
-            };
-            match r {
-                Ok(lines) => {
-                    self.data_opened();
-                    return Ok(lines);
-                }
+            let opened = self
+                .stream
+                .custom_data_command(&line, &[Status::AboutToSend, Status::AlreadyOpen]);
+            match within(t, command, path, opened).await {
+                Ok((_, data)) => break data,
                 Err(e) => self.go_again_after(e, &mut renewed).await?,
             }
+        };
+        self.data_opened();
+        let mut reader = BoundedLines::new(
+            tokio::io::BufReader::with_capacity(64 * 1024, data),
+            Bounds::default(),
+        );
+        let mut out = Vec::new();
+        let read = reader
+            .read_all(deadline, &mut out, parse)
+            .await
+            .map_err(|e| self.listing_error(e, command, path, t));
+        match read {
+            Ok(()) => {
+                let data = reader.into_inner().into_inner();
+                within(t, command, path, data.finish()).await?;
+                Ok(out)
+            }
+            Err(e) => {
+                // Dropped unread: the pool must not take this connection back.
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn listing_error(&self, e: ListingError, command: &'static str, path: &str, t: Duration) -> Error {
+        match e {
+            ListingError::Io(io) => super::reply::map_error(FtpError::ConnectionError(io), command, path),
+            ListingError::Deadline => Error::Timeout {
+                command,
+                path: path.to_owned(),
+                seconds: t.as_secs(),
+            },
+            ListingError::Bound { what, bound } => Error::TooLarge {
+                server: self.server.clone(),
+                command,
+                path: path.to_owned(),
+                what,
+                bound,
+            },
         }
     }
 

@@ -78,17 +78,6 @@ pub struct Ftps {
     broken: bool,
 }
 
-fn parse_lines(lines: &[String], dir: &str, parse: impl Fn(&str) -> Option<Listed>) -> Vec<Listed> {
-    let mut out = Vec::with_capacity(lines.len());
-    for line in lines {
-        match parse(line) {
-            Some(l) => out.push(l),
-            None => tracing::debug!(dir, line = %line, "listing line skipped"),
-        }
-    }
-    out
-}
-
 impl Ftps {
     /// Sends one command line and returns whatever the server replied: its code, and its text
     /// with one line per reply line.
@@ -134,36 +123,37 @@ impl Ftps {
     /// The entries of one directory. A 550 (no such directory) comes back as `Error::Reply`.
     pub async fn list_dir(&mut self, path: &str) -> Result<Vec<Listed>> {
         let t = self.timeout * 4;
-        let now = Utc::now();
-        let lines = match self.listing {
+        match self.listing {
             ListingMode::Mlsd => {
-                let lines = self.data_lines(t, "MLSD", path, LinesCommand::Mlsd(path)).await?;
-                return Ok(parse_lines(&lines, path, parse_mlsd));
+                self.data_listing(t, "MLSD", path, LinesCommand::Mlsd(path), &parse_mlsd)
+                    .await
             }
             ListingMode::List => {
                 // CWD first: some servers treat a LIST argument as a glob pattern.
                 within(self.timeout, "CWD", path, self.stream.cwd(path)).await?;
                 self.cwd = Some(path.to_owned());
-                self.list_here(path).await?
+                self.list_here(path).await
             }
-        };
-        Ok(parse_lines(&lines, path, |l| parse_list_line(l, now)))
+        }
     }
 
     /// `LIST -a` in the current directory (vsftpd hides dot files from a bare LIST), falling
     /// back to a bare `LIST` for servers that take `-a` as a file name.
-    async fn list_here(&mut self, path: &str) -> Result<Vec<String>> {
+    async fn list_here(&mut self, path: &str) -> Result<Vec<Listed>> {
         let t = self.timeout * 4;
+        let now = Utc::now();
+        let parse = |l: &str| parse_list_line(l, now);
         if self.list_all {
             match self
-                .data_lines(t, "LIST", path, LinesCommand::List(Some("-a")))
+                .data_listing(t, "LIST", path, LinesCommand::List(Some("-a")), &parse)
                 .await
             {
                 Err(Error::Reply { code: Some(c), .. }) if c >= 500 => self.list_all = false,
                 other => return other,
             }
         }
-        self.data_lines(t, "LIST", path, LinesCommand::List(None)).await
+        self.data_listing(t, "LIST", path, LinesCommand::List(None), &parse)
+            .await
     }
 
     /// What the listing would say about one file, from the same source as `list_dir` so the
@@ -188,17 +178,22 @@ impl Ftps {
                 // as a pattern; otherwise, or if that finds nothing, the whole directory.
                 if self.list_all && !path.contains(['*', '?', '[', ']', '{', '}', '~']) {
                     let arg = format!("-a {path}");
+                    let now = Utc::now();
+                    let parse = |l: &str| parse_list_line(l, now);
                     let listed = self
-                        .data_lines(self.timeout, "LIST", path, LinesCommand::List(Some(&arg)))
+                        .data_listing(self.timeout, "LIST", path, LinesCommand::List(Some(&arg)), &parse)
                         .await;
-                    if let Ok(lines) = listed {
-                        let now = Utc::now();
-                        let found = parse_lines(&lines, path, |l| parse_list_line(l, now))
-                            .into_iter()
-                            .find(|e| e.name == name || e.name.ends_with(&format!("/{name}")));
-                        if found.is_some() {
-                            return Ok(found);
+                    match listed {
+                        Ok(entries) => {
+                            let found = entries
+                                .into_iter()
+                                .find(|e| e.name == name || e.name.ends_with(&format!("/{name}")));
+                            if found.is_some() {
+                                return Ok(found);
+                            }
                         }
+                        Err(e @ Error::TooLarge { .. }) => return Err(e),
+                        Err(_) => {}
                     }
                 }
                 match self.list_dir(dir).await {
@@ -207,6 +202,34 @@ impl Ftps {
                     Err(e) => Err(e),
                 }
             }
+        }
+    }
+
+    /// Whether `path` is a folder that exists, with no data connection: MLST where the server
+    /// lists with MLSD, else CWD (which stays the current directory).
+    pub async fn dir_exists(&mut self, path: &str) -> Result<bool> {
+        if self.listing == ListingMode::Mlsd {
+            let (code, text) = self.raw(&format!("MLST {path}"), "MLST", path).await?;
+            return match code {
+                // Some servers call the folder itself `cdir` in MLST.
+                Some(250) => Ok(text.lines().nth(1).is_some_and(|line| {
+                    let facts = line.trim_start().split(' ').next().unwrap_or("");
+                    facts
+                        .split(';')
+                        .any(|f| f.eq_ignore_ascii_case("type=dir") || f.eq_ignore_ascii_case("type=cdir"))
+                })),
+                Some(550) => Ok(false),
+                _ => Err(Self::reply_err("MLST", path, code, text)),
+            };
+        }
+        let (code, text) = self.raw(&format!("CWD {path}"), "CWD", path).await?;
+        match code {
+            Some(250) => {
+                self.cwd = Some(path.to_owned());
+                Ok(true)
+            }
+            Some(550) => Ok(false),
+            _ => Err(Self::reply_err("CWD", path, code, text)),
         }
     }
 

@@ -43,6 +43,20 @@ fn assert_all_opened(out: &str, least: usize) {
     assert!(!out.contains("failed:"), "{out}");
 }
 
+/// `check` left nothing in `dir` on the server.
+fn assert_left_nothing(server: &Server, dir: &std::path::Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{}: check left {left:?} on the server",
+        server.name
+    );
+}
+
 /// Each server's answers, as measured (SERVERS.md): ProFTPD refuses REST before STOR without
 /// `AllowStoreRestart`, and past the end of the file even with it, and at TLS 1.3 data
 /// connections that do not resume; Pure-FTPd cuts the file at the offset.
@@ -94,16 +108,7 @@ fn check_tries_what_a_sync_needs_on_each_server() {
         assert_all_opened(&out, 5);
         assert_line(&out, "tls session", session);
         assert_line(&out, "result ", "ok");
-        let left: Vec<_> = std::fs::read_dir(&remote)
-            .expect("ls")
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(
-            left.is_empty(),
-            "{}: check left {left:?} on the server",
-            server.name
-        );
+        assert_left_nothing(&server, &remote);
     }
 }
 
@@ -131,4 +136,28 @@ fn check_fails_where_data_connections_fail() {
     assert!(line(&out, "data ").contains(" of "), "{out}");
     assert_line(&out, "             failed: ", "425");
     assert_line(&out, "result ", "data connections failed");
+}
+
+/// Before the first sync the folder's root does not exist yet: `check` says so, tries no
+/// write (it never writes outside the root, nor makes it), and passes. Before, the upload
+/// into the missing root got `553` and `check` reported failed data connections (vsftpd).
+#[test]
+fn check_before_the_first_sync_tests_no_write_and_passes() {
+    type Start = fn() -> Option<Server>;
+    // vsftpd looks with CWD (LIST only), ProFTPD with MLST.
+    let starts: [Start; 2] = [|| servers::vsftpd(false), servers::proftpd];
+    for start in starts {
+        let Some(server) = start() else { continue };
+        let (code, out) = check(&server, "/docs/reports");
+        assert_eq!(code, 0, "{}:\n{out}", server.name);
+        assert_line(
+            &out,
+            "write ",
+            "not tested: /docs/reports does not exist yet (the first sync creates it)",
+        );
+        assert_line(&out, "write at an offset", "not tested");
+        assert_all_opened(&out, 5);
+        assert_line(&out, "result ", "ok");
+        assert_left_nothing(&server, &server.data);
+    }
 }

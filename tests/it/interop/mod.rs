@@ -7,6 +7,7 @@
 //! `SKIPPED <server>: <why>` and pass; with `FTPS_SYNC_INTEROP=require` (set by `.ci/run`) it
 //! fails instead.
 
+mod bounds;
 mod check;
 mod crash_matrix;
 mod epsv;
