@@ -252,20 +252,23 @@ impl Ftps {
             Bounds::default(),
         );
         let mut out = Vec::new();
-        let read = reader
-            .read_all(deadline, &mut out, parse)
-            .await
-            .map_err(|e| self.listing_error(e, command, path, t));
-        match read {
+        match reader.read_all(deadline, &mut out, parse).await {
             Ok(()) => {
                 let data = reader.into_inner().into_inner();
                 within(t, command, path, data.finish()).await?;
                 Ok(out)
             }
+            // A data connection cut short: the reply on the control channel says why (libunftp
+            // answers a missing folder with `150`, a cut, then `550`).
+            Err(ListingError::Io(io)) => {
+                let data = reader.into_inner().into_inner();
+                within(t, command, path, data.finish()).await?;
+                Err(self.listing_error(ListingError::Io(io), command, path, t))
+            }
             Err(e) => {
                 // Dropped unread: the pool must not take this connection back.
                 self.broken = true;
-                Err(e)
+                Err(self.listing_error(e, command, path, t))
             }
         }
     }
