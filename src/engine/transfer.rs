@@ -198,6 +198,15 @@ pub(super) struct Sent {
     pub read_back: bool,
 }
 
+/// Whether the time an upload is recorded with (`stored`, to the second) proves nothing
+/// (docs/design.md, "Racy times"): a server write after the upload, in the same second, would
+/// leave size and time as they are. Safe only when the time is older than the second of
+/// `moment`, the part file's own time on the server's clock at the upload's end; never
+/// compared with the local clock.
+fn racy_upload(stored: &Entry, moment: Option<Mtime>) -> bool {
+    moment.is_none_or(|m| m.precision > Precision::Seconds || stored.mtime.secs() >= m.secs())
+}
+
 /// Checks an upload's part file and renames it into place (invariants 1 and 2), unless the
 /// target changed since the plan; records the path as in sync.
 pub(super) async fn publish_upload(
@@ -223,8 +232,19 @@ pub(super) async fn publish_upload(
         if entry_of(&now).sig() != local.sig() || total != local.size {
             return Err(changed(path, "local"));
         }
-        // Never trust a 226 alone: the server must hold every byte.
-        let size = conn.size(part).await?;
+        // Never trust a 226 alone: the server must hold every byte. Where the server lists
+        // exact times, MLST (in SIZE's place) also gives the part file's time: the server's
+        // clock at the upload's end, which decides whether the time recorded is racy
+        // (`racy_upload`).
+        let (size, moment) = if conn.capabilities().exact_listing {
+            let seen = conn
+                .stat(part)
+                .await?
+                .ok_or_else(|| verify_err(&target, "the part file is gone after its upload".into()))?;
+            (seen.size, seen.mtime)
+        } else {
+            (conn.size(part).await?, None)
+        };
         if size != total {
             return Err(verify_err(
                 &target,
@@ -252,11 +272,11 @@ pub(super) async fn publish_upload(
         if !unchanged {
             return Err(changed(path, "remote"));
         }
-        Ok(expect_remote.is_some())
+        Ok((expect_remote.is_some(), moment))
     }
     .await;
-    let target_exists = match result {
-        Ok(exists) => exists,
+    let (target_exists, moment) = match result {
+        Ok(found) => found,
         Err(e) => {
             if e.class() != Class::Transient || matches!(e, Error::Verify { .. }) {
                 let _ = conn.remove(part).await;
@@ -324,6 +344,10 @@ pub(super) async fn publish_upload(
             // we sent, and the next pass checks its bytes.
             tracing::info!(path = %path, "changed on the server right after its upload; the next pass looks again");
             unconfirmed_upload(total, set)
+        } else if racy_upload(&stored, moment) {
+            tracing::debug!(path = %path, "its time is not older than its upload: the next pass confirms it by content");
+            // The file's id stays: the same file, whatever its bytes turn out to be.
+            unconfirmed_upload(total, stored.mtime).with_id(stored.id)
         } else {
             stored
         }

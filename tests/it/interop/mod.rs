@@ -13,6 +13,7 @@ mod crash_matrix;
 mod epsv;
 mod hostile;
 mod moves;
+mod racy;
 pub mod servers;
 mod suite;
 mod tls_policy;

@@ -1139,3 +1139,39 @@ async fn a_conflict_whose_download_fails_leaves_the_local_version_in_place() {
     assert_eq!(versions, vec![&b"mine, older"[..], &b"theirs, newer"[..]]);
     assert_eq!(tree(local), server);
 }
+
+/// Three writes in one second (docs/design.md, "Racy times"): a file written locally and
+/// uploaded, then rewritten on the server with the same size, all in the second the upload
+/// recorded. The upload's time proved nothing, so the next pass looks at the bytes: the local
+/// edit made since meets the server's as a conflict, and both are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_size_server_write_in_the_uploads_own_second_is_kept() {
+    for hash in [false, true] {
+        let behaviour = Behaviour {
+            list_only: false,
+            hash,
+            fault_per_mille: 0,
+            writes_at: Default::default(),
+        };
+        let env = env(1, behaviour).expect("env");
+        let (local, sim) = (&env.local, &env.sim);
+        env.write_local("keep", b"keep", 1).expect("write");
+        env.write_local("doc.txt", b"one", 2).expect("write");
+        pass_on(&env.config, &env.connector).await.expect("first pass");
+        // The same second as the upload, on the server's clock.
+        sim.user_write(&format!("{ROOT}/doc.txt"), b"two".to_vec(), sim.now());
+        sim.clock.fetch_add(10, Ordering::SeqCst);
+        env.write_local("doc.txt", b"three, mine", 3).expect("edit");
+        let next = pass_on(&env.config, &env.connector).await.expect("the next pass");
+        assert_eq!(next.conflicts, 1, "hash {hash}: {next:?}");
+        let server = sim.tree(ROOT);
+        let mut versions: Vec<&[u8]> = server
+            .iter()
+            .filter(|(k, _)| k.starts_with("doc."))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        versions.sort();
+        assert_eq!(versions, vec![&b"three, mine"[..], &b"two"[..]], "hash {hash}");
+        assert_eq!(tree(local), server, "hash {hash}");
+    }
+}

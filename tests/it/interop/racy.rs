@@ -1,0 +1,76 @@
+//! A same-size server edit in the second an upload recorded is not lost (docs/design.md,
+//! "Racy times"): the upload's time proves nothing while it is not older than the upload
+//! itself on the server's clock, so the next pass confirms the file by content.
+
+use std::time::{Duration, SystemTime};
+
+use super::servers::{self, Server};
+use crate::support::{pass, put, read};
+
+/// Sets a file's modification time.
+fn touch(path: &std::path::Path, at: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(at))
+        .expect("set mtime");
+}
+
+async fn a_same_second_server_edit_is_brought_down(server: Server) {
+    server.mkdir("sync");
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join("local");
+    put(&local, "a.txt", "version one!");
+    // An hour in the server's future: whatever the machine's speed, the time the upload
+    // records is not older than the upload on the server's clock.
+    let at = SystemTime::now() + Duration::from_secs(3600);
+    let at = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            at.duration_since(SystemTime::UNIX_EPOCH)
+                .expect("epoch")
+                .as_secs(),
+        );
+    touch(&local.join("a.txt"), at);
+    let cfg = server.config(&local, "/sync", "", "");
+    let r = pass(&cfg).await.expect("first pass");
+    assert_eq!(r.uploaded, 1, "{}: {r:?}", server.name);
+
+    // Rewritten on the server with the same size, in the same second the upload recorded.
+    server.put("sync/a.txt", "version two!");
+    touch(&server.data.join("sync/a.txt"), at);
+    let r = pass(&cfg).await.expect("second pass");
+    assert_eq!(
+        read(&local, "a.txt").as_deref(),
+        Some(&b"version two!"[..]),
+        "{}: the server's edit was not brought down: {r:?}",
+        server.name
+    );
+    let r = pass(&cfg).await.expect("third pass");
+    assert_eq!(
+        (r.uploaded, r.downloaded, r.conflicts),
+        (0, 0, 0),
+        "{}: {r:?}",
+        server.name
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proftpd_a_same_second_server_edit_is_brought_down() {
+    if let Some(server) = servers::proftpd() {
+        a_same_second_server_edit_is_brought_down(server).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pure_ftpd_a_same_second_server_edit_is_brought_down() {
+    if let Some(server) = servers::pure_ftpd() {
+        a_same_second_server_edit_is_brought_down(server).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyftpdlib_a_same_second_server_edit_is_brought_down() {
+    if let Some(server) = servers::pyftpdlib("normal", &[]) {
+        a_same_second_server_edit_is_brought_down(server).await;
+    }
+}
