@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Prepared, Report, Shared, ensure_remote_dir, queue, retrying};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::path::RelPath;
 use crate::state::{PassCounts, PassOutcome, PassResult, State, Transfer};
 
@@ -117,7 +117,11 @@ async fn remove_stale_parts(
     for (part, target) in remote_parts {
         if sh.state(|s| s.partial(target, Transfer::Upload))?.is_none() {
             tracing::debug!(part, "removing a remote part file left by an interrupted pass");
-            retrying!(&sh.run, part, |c| c.remove(part))?;
+            match retrying!(&sh.run, part, |c| c.remove(part)) {
+                // Gone already (the server clock's file is removed by the pass that reads it).
+                Ok(()) | Err(Error::Reply { code: Some(550), .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())

@@ -18,11 +18,13 @@ mod meter;
 pub(crate) mod moves;
 mod prepare;
 mod queue;
+mod remote_tree;
 mod report;
 pub mod retry;
 pub mod scope;
 mod segmented_upload;
 mod segments;
+mod server_clock;
 mod settle;
 mod transfer;
 
@@ -90,6 +92,9 @@ pub(crate) struct Shared {
     /// What the scan and the listing leave out (the folder's `ignore` and the run's `--exclude`).
     pub ignore: crate::local::scan::Ignore,
     pub meter: Option<Arc<Meter>>,
+    /// The server's clock before this pass read any file's content (`server_clock`), when it
+    /// was read: a time recorded from the listing is racy unless it is older.
+    pub server_clock: server_clock::ServerClock,
 }
 
 impl Shared {
@@ -427,6 +432,7 @@ pub(crate) fn policy_of(folder: &Folder) -> Policy {
         detect_moves: folder.detect_moves,
         // Until a listing shows otherwise (`prepare`).
         remote_moves_recognised: true,
+        server_clock: None,
     }
 }
 
@@ -444,6 +450,20 @@ pub(crate) fn listed_entry(l: &Listed) -> Entry {
 /// MFMT): its bytes, if anything, decide at the next pass (`needs_remote_digest`).
 pub(crate) fn unconfirmed_upload(size: u64, set: Mtime) -> Entry {
     Entry::file(size, Mtime::new(set.nanos, Precision::Unconfirmed))
+}
+
+/// What the base records of a remote file as listed: unconfirmed while its time is racy
+/// (docs/design.md, "Racy times"), so that the next pass looks at its bytes, where they can be
+/// compared (a digest is known).
+pub(crate) fn recorded_remote(sh: &Shared, listed: &Entry, digest_known: bool) -> crate::reconcile::Sig {
+    let mut sig = listed.sig();
+    if digest_known
+        && listed.kind == crate::reconcile::Kind::File
+        && server_clock::racy(listed.mtime, sh.server_clock)
+    {
+        sig.mtime = Mtime::new(listed.mtime.nanos, Precision::Unconfirmed);
+    }
+    sig
 }
 
 /// Whether `seen` shows the time an upload set (`set`, to the second): another one means

@@ -5,21 +5,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Issue, Options, Report, Retries, Runner, Scope, Shared, Totals, listed_entry, policy_of, retrying,
-};
+use super::remote_tree::{TreeBound, list_confirmed};
+use super::{Issue, Options, Report, Retries, Runner, Scope, Shared, Totals, policy_of};
 use crate::config::{Config, Folder};
-use crate::error::{Error, Result, join_failed};
-use crate::local::part_target;
+use crate::error::{Error, Result};
 use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees};
 use crate::path::RelPath;
 use crate::reconcile::{self, Base, Kind, Part, Plan, Refusal, Side, Snapshot};
 use crate::remote::Connector;
 use crate::remote::limit::RateLimiter;
-use crate::remote::listing::{Listed, ListedKind};
 use crate::remote::pool::Pool;
 use crate::state::State;
 
@@ -114,6 +110,13 @@ pub async fn prepare(
         Err(e) => return abandon(&pool, e).await,
     };
     super::settle::apply(&mut base, &settlements);
+    // What a killed pass left undone: its two sides may be two writes of one size in one
+    // second, which size and time alone would take for one file (`digests::fill_digests`).
+    let undone: std::collections::BTreeSet<RelPath> = settlements
+        .iter()
+        .filter(|(_, s)| !s.done())
+        .map(|(p, _)| p.clone())
+        .collect();
     if !folder.exclude.is_empty() {
         // Left out of this pass, so never planned: their rows stay for the next one.
         base.retain(|path, _| !exclude.hides(path));
@@ -199,9 +202,20 @@ pub async fn prepare(
         writes_at: Default::default(),
         ignore: ignore.clone(),
         meter: options.meter.clone(),
+        server_clock: Default::default(),
     };
+    // Before any content is read from the server (the digests below, the downloads).
+    if !options.plan_only && super::server_clock::needed(folder, &base, &shared.remote) {
+        shared.server_clock = super::server_clock::read(&shared.run, folder).await;
+    }
+    if !options.plan_only {
+        super::server_clock::look_to_the_second(&mut shared, &base).await;
+    }
     let mut policy = policy_of(folder);
-    if let Err(e) = super::digests::fill_digests(&mut shared, &base, &policy, options.plan_only).await {
+    policy.server_clock = shared.server_clock.racy_from();
+    if let Err(e) =
+        super::digests::fill_digests(&mut shared, &base, &policy, &undone, options.plan_only).await
+    {
         return abandon(&pool, e).await;
     }
     if let Err(e) = super::candidates::fill(&mut shared, &base, &mut policy).await {
@@ -237,87 +251,6 @@ pub async fn prepare(
         remote_exists,
         settlements,
     })
-}
-
-/// The remote tree in `scope`, each synced file it leaves out confirmed gone (`left_out`): a
-/// listing that left out a file still there is taken again, twice at most.
-async fn list_confirmed(
-    run: Arc<Runner>,
-    folder: &Folder,
-    ignore: &Ignore,
-    base: &Base,
-    scope: &Scope,
-    bound: &TreeBound,
-) -> Result<Option<RemoteTree>> {
-    let mut relisted = 0;
-    loop {
-        let Some(tree) = list_tree(run.clone(), folder, ignore, scope, bound).await? else {
-            return Ok(None);
-        };
-        let Some(path) = left_out(&run, folder, base, &tree.snapshot, scope).await? else {
-            return Ok(Some(tree));
-        };
-        if relisted == 2 {
-            return Err(Error::Verify {
-                path: path.to_remote(&folder.remote),
-                detail: "the server's listings left it out three times, though it exists".into(),
-            });
-        }
-        relisted += 1;
-        tracing::warn!(folder = folder.name, %path, "the server's listing left out a file it holds; listing again");
-    }
-}
-
-/// A synced file the listing says is gone from the server but that is still there, if any.
-///
-/// Servers under load can answer a listing with nothing in it (226, no lines). Believed, that
-/// reads as the user deleting every file of the directory on the server, and a pass would
-/// delete them locally, or forget files deleted on both sides and bring them back later. So
-/// every such absence is confirmed on the control channel (MLST, or SIZE) before it is planned
-/// on; a user's real deletions on the server cost one round trip each, over the pool.
-async fn left_out(
-    run: &Arc<Runner>,
-    folder: &Folder,
-    base: &Base,
-    listed: &Snapshot,
-    scope: &Scope,
-) -> Result<Option<RelPath>> {
-    let absent: Vec<RelPath> = base
-        .iter()
-        .filter(|(p, b)| b.kind == Kind::File && scope.holds(p) && listed.get(*p).is_none())
-        .map(|(p, _)| p.clone())
-        .collect();
-    if absent.is_empty() {
-        return Ok(None);
-    }
-    let workers = run.pool.size().min(absent.len());
-    let absent = Arc::new(absent);
-    let mut tasks = JoinSet::new();
-    for w in 0..workers {
-        let (run, absent, root) = (run.clone(), absent.clone(), folder.remote.clone());
-        tasks.spawn(async move {
-            for path in absent.iter().skip(w).step_by(workers) {
-                let remote = path.to_remote(&root);
-                if retrying!(&run, &remote, |c| c.exists(&remote))? {
-                    return Ok(Some(path.clone()));
-                }
-            }
-            Ok(None)
-        });
-    }
-    let mut found = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Err(e) if e.is_cancelled() => {}
-            joined => {
-                if let Some(path) = joined.map_err(join_failed("confirm"))?? {
-                    found = Some(path);
-                    tasks.abort_all();
-                }
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// Logs out of the server and gives `e` back.
@@ -359,134 +292,4 @@ fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
         grown.add(p);
     }
     grown.take().unwrap_or(Scope::Full)
-}
-
-struct RemoteTree {
-    snapshot: Snapshot,
-    /// Our part files (remote path, the relative path they stand in for).
-    parts: Vec<(String, RelPath)>,
-    unsafe_names: Vec<Issue>,
-}
-
-/// What an entry of a listing is taken to hold in memory beside its path, for
-/// `listing_memory_limit`: the entry, its place in the snapshot's map, its listing line's
-/// parsed form while the folder is read.
-const ENTRY_COST: u64 = 160;
-
-/// What one folder's listing may hold (`listing_memory_limit`), and the server, to name it.
-struct TreeBound {
-    server: String,
-    bytes: u64,
-}
-
-/// Lists what of the remote folder is in `scope`, directories fetched concurrently over the
-/// pool. `None` when the folder itself (or, for a scope of paths, a parent of one) does not
-/// exist. Each name is validated as a path component before it goes any further. What the
-/// tree holds is counted against `memory_limit` as it grows (a server may list without end).
-async fn list_tree(
-    run: Arc<Runner>,
-    folder: &Folder,
-    ignore: &Ignore,
-    scope: &Scope,
-    bound: &TreeBound,
-) -> Result<Option<RemoteTree>> {
-    let mut held = 0u64;
-    let mut tree = RemoteTree {
-        snapshot: Snapshot::new(),
-        parts: Vec::new(),
-        unsafe_names: Vec::new(),
-    };
-    // Collected first, so that the snapshot is built packed (see `reconcile::Snapshot`).
-    let mut found = Vec::new();
-    let mut tasks: JoinSet<(Option<RelPath>, Result<Vec<Listed>>)> = JoinSet::new();
-    let spawn = |tasks: &mut JoinSet<_>, dir: Option<RelPath>| {
-        let run = run.clone();
-        let remote_dir = dir
-            .as_ref()
-            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
-        tasks.spawn(async move {
-            let r = retrying!(&run, &remote_dir, |c| c.list(&remote_dir));
-            (dir, r)
-        });
-    };
-    // The directories that hold the scope's paths; each listed alone, not what else is in it.
-    let starts: std::collections::BTreeSet<Option<RelPath>> = match scope {
-        Scope::Full => [None].into(),
-        Scope::Paths(paths) => paths.iter().map(RelPath::parent).collect(),
-    };
-    for dir in &starts {
-        spawn(&mut tasks, dir.clone());
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (dir, entries) = joined.map_err(join_failed("listing"))?;
-        let remote_dir = dir
-            .as_ref()
-            .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
-        let entries = match entries {
-            Err(Error::Reply { code: Some(550), .. }) if starts.contains(&dir) => return Ok(None),
-            other => other?,
-        };
-        held += entries
-            .iter()
-            .map(|l| (remote_dir.len() + l.name.len()) as u64 + ENTRY_COST)
-            .sum::<u64>();
-        if held > bound.bytes {
-            return Err(Error::TooLarge {
-                server: bound.server.clone(),
-                command: "listing",
-                path: folder.remote.clone(),
-                what: format!(
-                    "a tree of more than {} entries, more than listing_memory_limit allows",
-                    found.len() + entries.len()
-                ),
-                bound: format!("listing_memory_limit: {} MiB", bound.bytes >> 20),
-            });
-        }
-        let dir_held = dir.as_ref().map_or(*scope == Scope::Full, |d| scope.holds(d));
-        let mut seen = std::collections::HashSet::new();
-        for l in entries {
-            let path = match RelPath::child(dir.as_ref(), &l.name) {
-                Ok(p) => p,
-                Err(_) if !dir_held => continue,
-                Err(e) => {
-                    tracing::warn!(dir = remote_dir, name = ?l.name, "unsafe remote name skipped: {e}");
-                    tree.unsafe_names.push(Issue {
-                        path: crate::path::join_remote(&remote_dir, &format!("{:?}", l.name)),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            if let Some(target) = part_target(path.name()) {
-                if dir_held && let Ok(target) = path.with_name(target) {
-                    tree.parts.push((path.to_remote(&folder.remote), target));
-                }
-                continue;
-            }
-            if !scope.holds(&path) {
-                continue;
-            }
-            if !seen.insert(l.name.clone()) {
-                tracing::warn!(path = %path, "duplicate name in a remote listing skipped");
-                continue;
-            }
-            if ignore.skips(&path) {
-                continue;
-            }
-            match l.kind {
-                ListedKind::Dir => {
-                    spawn(&mut tasks, Some(path.clone()));
-                    found.push((path, listed_entry(&l)));
-                }
-                ListedKind::File => {
-                    found.push((path, listed_entry(&l)));
-                }
-                ListedKind::Other => {
-                    tracing::debug!(path = %path, "remote symlink or special file not synced")
-                }
-            }
-        }
-    }
-    tree.snapshot = found.into_iter().collect();
-    Ok(Some(tree))
 }

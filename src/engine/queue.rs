@@ -279,7 +279,9 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         Action::MoveLocal { from, path } => d.absorb(super::moves::move_local(sh, from, path).await?),
         Action::Adopt { path } => {
             if let (Some(l), Some(r)) = (sh.local.get(path), sh.remote.get(path)) {
-                sh.state(|s| s.put(path, &BaseEntry::of(l, r)))?;
+                let mut b = BaseEntry::of(l, r);
+                b.remote = super::recorded_remote(sh, r, b.sha256.is_some());
+                sh.state(|s| s.put(path, &b))?;
             }
         }
         Action::Forget { path } => sh.state(|s| s.remove(path))?,

@@ -204,7 +204,10 @@ pub(super) struct Sent {
 /// `moment`, the part file's own time on the server's clock at the upload's end; never
 /// compared with the local clock.
 fn racy_upload(stored: &Entry, moment: Option<Mtime>) -> bool {
-    moment.is_none_or(|m| m.precision > Precision::Seconds || stored.mtime.secs() >= m.secs())
+    moment.is_none_or(|m| {
+        m.precision > Precision::Seconds
+            || super::server_clock::racy(stored.mtime, super::server_clock::ServerClock::Read(m))
+    })
 }
 
 /// Checks an upload's part file and renames it into place (invariants 1 and 2), unless the
@@ -243,7 +246,9 @@ pub(super) async fn publish_upload(
                 .ok_or_else(|| verify_err(&target, "the part file is gone after its upload".into()))?;
             (seen.size, seen.mtime)
         } else {
-            (conn.size(part).await?, None)
+            // A LIST server: MDTM, where it has it, tells the part file's time to the second.
+            let size = conn.size(part).await?;
+            (size, conn.modified(part).await.unwrap_or(None))
         };
         if size != total {
             return Err(verify_err(
@@ -326,13 +331,23 @@ pub(super) async fn publish_upload(
     let set = Mtime::from_secs(local.mtime.secs());
     let mtime_set = conn.set_mtime(&target, set.secs()).await?;
     let remote = if !conn.capabilities().exact_listing && mtime_set {
-        // A LIST server shows a file only in a listing of its directory: rather than one
-        // listing per file, note the time we set and confirm it with one listing per
-        // directory after the transfers (see queue::confirm_uploads).
-        if let Ok(mut u) = sh.unconfirmed.lock() {
-            u.push(path.clone());
+        match moment.map(|m| (m.secs(), set.secs())) {
+            // A LIST server shows a file only in a listing of its directory: rather than one
+            // listing per file, note the time we set and confirm it with one listing per
+            // directory after the transfers (see queue::confirm_uploads), which shows the
+            // minute: only where the upload ended in a later minute than that time.
+            Some((m, t)) if t.div_euclid(60) < m.div_euclid(60) => {
+                if let Ok(mut u) = sh.unconfirmed.lock() {
+                    u.push(path.clone());
+                }
+                unconfirmed_upload(total, set)
+            }
+            // In an earlier second but the same minute: recorded to the second, and looked at
+            // to the second (MDTM) until that minute is past (`server_clock::look_to_the_second`).
+            Some((m, t)) if t < m => Entry::file(total, Mtime::new(set.nanos, Precision::Seconds)),
+            // Racy at the second too: the next pass looks at the bytes.
+            _ => unconfirmed_upload(total, set),
         }
-        unconfirmed_upload(total, set)
     } else {
         let stored = conn
             .stat(&target)
@@ -572,7 +587,7 @@ pub(super) async fn place(
     let base = BaseEntry {
         kind: Kind::File,
         local: finished.sig(),
-        remote: remote.sig(),
+        remote: super::recorded_remote(sh, remote, true),
         sha256: Some(digests.sha256),
         local_id: finished_id,
         remote_id: remote.id,

@@ -94,11 +94,14 @@ pub fn needs_touch_check(base: Option<&BaseEntry>, local: Option<&Entry>, remote
 }
 
 /// Whether the two times agree to the second, both sides giving the time to the second or
-/// better.
-fn times_agree(local: &Entry, remote: &Entry) -> bool {
+/// better, and the server's not racy (in or after the second of the server's clock).
+fn times_agree(local: &Entry, remote: &Entry, policy: &Policy) -> bool {
     local.mtime.precision <= Precision::Seconds
         && remote.mtime.precision <= Precision::Seconds
         && local.mtime.same_as(&remote.mtime)
+        && policy
+            .server_clock
+            .is_none_or(|clock| remote.mtime.secs() < clock)
 }
 
 /// Whether a file on both sides is the same on both (DESIGN.md invariant 3). After a change on
@@ -111,7 +114,11 @@ pub fn same_content(base: Option<&BaseEntry>, local: &Entry, remote: &Entry, pol
     }
     match (&local.sha256, &remote.sha256) {
         (Some(a), Some(b)) => a == b,
-        _ => base.is_none() && policy.first_sync == FirstSync::SizeAndTime && times_agree(local, remote),
+        _ => {
+            base.is_none()
+                && policy.first_sync == FirstSync::SizeAndTime
+                && times_agree(local, remote, policy)
+        }
     }
 }
 
@@ -129,7 +136,7 @@ pub fn needs_digests(base: Option<&BaseEntry>, local: &Entry, remote: &Entry, po
     match base {
         None => {
             local.size == remote.size
-                && (policy.first_sync == FirstSync::CompareContent || !times_agree(local, remote))
+                && (policy.first_sync == FirstSync::CompareContent || !times_agree(local, remote, policy))
         }
         Some(b) if b.sha256.is_none() && local.size != remote.size => false,
         Some(_) => {

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::plan::{Action, Side};
 use super::policy::{Direction, Policy};
-use super::snapshot::{Base, BaseEntry, Entry, Kind, Snapshot};
+use super::snapshot::{Base, BaseEntry, Entry, Kind, Precision, Snapshot};
 use crate::path::RelPath;
 
 /// What a move made on `side` (by the user) looks like in a plan, and what carries it out on
@@ -203,9 +203,13 @@ pub fn needs_content(
         .filter(|(_, e)| {
             sources.get(&e.size).is_some_and(|bs| match side {
                 Side::Local => true,
-                Side::Remote => bs
-                    .iter()
-                    .any(|b| e.mtime.same_as(&b.remote.mtime) && (e.id.is_none() || b.remote_id.is_none())),
+                // An id pairs only with a time that proves something (`same_file`).
+                Side::Remote => bs.iter().any(|b| {
+                    e.mtime.same_as(&b.remote.mtime)
+                        && (e.id.is_none()
+                            || b.remote_id.is_none()
+                            || b.remote.mtime.precision == Precision::Unconfirmed)
+                }),
             })
         })
         .map(|(p, _)| p.clone())
@@ -314,7 +318,12 @@ pub fn same_file(moved_on: Side, base: &BaseEntry, now: &Entry) -> bool {
         Side::Local => now.size == base.local.size && same_content,
         Side::Remote => {
             let same_id = now.id.is_some() && now.id == base.remote_id;
-            now.size == base.remote.size && now.mtime.same_as(&base.remote.mtime) && (same_id || same_content)
+            // A time never confirmed (an upload's, a racy one) proves nothing: the content must.
+            let same_time = match base.remote.mtime.precision {
+                Precision::Unconfirmed => same_content,
+                _ => now.mtime.same_as(&base.remote.mtime),
+            };
+            now.size == base.remote.size && same_time && (same_id || same_content)
         }
     }
 }

@@ -91,4 +91,8 @@ pub struct Policy {
     /// Whether the server shows what recognises a move made on it (MLSD `unique`, or a hash
     /// command): without, a folder renamed there reads as deleted, and a refusal says so.
     pub remote_moves_recognised: bool,
+    /// The server's clock (seconds since the epoch) before the pass read any file's content,
+    /// when it was read: a remote time in that second or later proves nothing about a write
+    /// after it (racy), so size and time alone never make two files the same.
+    pub server_clock: Option<i64>,
 }

@@ -330,6 +330,7 @@ fn policies() -> impl Strategy<Value = Policy> {
         case_insensitive: false,
         detect_moves: true,
         remote_moves_recognised: true,
+        server_clock: None,
     })
 }
 
@@ -418,6 +419,7 @@ fn the_generated_histories_hold_moves_both_ways() {
         case_insensitive: false,
         detect_moves: true,
         remote_moves_recognised: true,
+        server_clock: None,
     };
     let (mut on_server, mut locally) = (0, 0);
     for _ in 0..2_000 {

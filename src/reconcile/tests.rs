@@ -18,6 +18,7 @@ pub(super) fn policy(direction: Direction, conflict: ConflictPolicy) -> Policy {
         case_insensitive: false,
         detect_moves: true,
         remote_moves_recognised: true,
+        server_clock: None,
     }
 }
 
@@ -365,4 +366,28 @@ fn a_directory_with_a_kept_file_is_not_removed_whatever_sorts_beside_it() {
         "{:?}",
         actions(&plan)
     );
+}
+
+/// Size and time agree to the second on a first sync: the same file, unless the server's time
+/// is racy (in or after the second of the server's clock), which proves nothing.
+#[test]
+fn a_racy_server_time_never_makes_two_files_the_same() {
+    let pol = policy(Direction::Both, ConflictPolicy::KeepBoth);
+    let f = |secs: i64, precision| Entry::file(9, Mtime::new(secs * 1_000_000_000, precision));
+    let (l, r) = (f(5000, Precision::Nanos), f(5000, Precision::Seconds));
+    assert!(!needs_digests(None, &l, &r, &pol));
+    assert!(same_content(None, &l, &r, &pol));
+    for clock in [5000, 4000] {
+        let racy = Policy {
+            server_clock: Some(clock),
+            ..pol
+        };
+        assert!(needs_digests(None, &l, &r, &racy), "clock {clock}");
+        assert!(!same_content(None, &l, &r, &racy), "clock {clock}");
+    }
+    let older = Policy {
+        server_clock: Some(5001),
+        ..pol
+    };
+    assert!(same_content(None, &l, &r, &older));
 }

@@ -47,6 +47,16 @@ pub trait Remote: Send {
     /// What a listing would say of one path, from the same source, so the two compare.
     async fn stat(&mut self, path: &str) -> Result<Option<Listed>>;
 
+    /// A file's time to the second, where the server tells it (MLST, else MDTM): finer than a
+    /// `LIST` line's minute. `None` where it cannot.
+    async fn modified(&mut self, path: &str) -> Result<Option<crate::reconcile::Mtime>> {
+        Ok(self
+            .stat(path)
+            .await?
+            .and_then(|l| l.mtime)
+            .filter(|m| m.precision <= crate::reconcile::Precision::Seconds))
+    }
+
     /// Whether anything exists at `path`, as cheaply as the server allows.
     async fn exists(&mut self, path: &str) -> Result<bool>;
 

@@ -152,6 +152,7 @@ fn golden_scenarios() {
             case_insensitive: false,
             detect_moves: s.policy.detect_moves,
             remote_moves_recognised: s.policy.server_shows_moves,
+            server_clock: None,
         };
         let base: Base = snapshot(&s.base)
             .into_iter()

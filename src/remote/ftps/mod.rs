@@ -205,6 +205,25 @@ impl Ftps {
         }
     }
 
+    /// A file's time to the second: MLST's where the server lists with MLSD, else MDTM's
+    /// where FEAT lists it.
+    pub async fn modified(&mut self, path: &str) -> Result<Option<crate::reconcile::Mtime>> {
+        if self.listing == ListingMode::Mlsd {
+            return Ok(self.stat(path).await?.and_then(|l| l.mtime));
+        }
+        if !self.features.has("MDTM") {
+            return Ok(None);
+        }
+        let (code, text) = self.raw(&format!("MDTM {path}"), "MDTM", path).await?;
+        match code {
+            Some(213) => Ok(text
+                .get(4..)
+                .and_then(|t| super::listing::parse_mlsd_time(t.trim()))),
+            Some(550) => Ok(None),
+            _ => Err(Self::reply_err("MDTM", path, code, text)),
+        }
+    }
+
     /// Whether `path` is a folder that exists, with no data connection: MLST where the server
     /// lists with MLSD, else CWD (which stays the current directory).
     pub async fn dir_exists(&mut self, path: &str) -> Result<bool> {
@@ -371,6 +390,9 @@ impl Remote for Ftps {
     }
     async fn exists(&mut self, path: &str) -> Result<bool> {
         Ftps::exists(self, path).await
+    }
+    async fn modified(&mut self, path: &str) -> Result<Option<crate::reconcile::Mtime>> {
+        Ftps::modified(self, path).await
     }
     async fn size(&mut self, path: &str) -> Result<u64> {
         Ftps::size(self, path).await

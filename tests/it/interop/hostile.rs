@@ -162,7 +162,13 @@ async fn local_names_with_line_breaks_never_reach_the_control_channel() {
     let r = pass(&server.config(&local, "/sync", "", "")).await.expect("pass");
     assert!(r.skipped.iter().any(|i| i.path.contains("evil")), "{r:?}");
     let commands = server.commands();
-    assert!(!commands.contains("DELE"), "{commands}");
+    // The pass's own DELE (of the file it reads the server's clock from) is not the injected one.
+    assert!(
+        !commands
+            .lines()
+            .any(|l| l.starts_with("DELE") && !l.contains(".ftps-sync.part")),
+        "{commands}"
+    );
     assert!(read(&server.data.join("sync"), "victim.txt").is_some());
     assert!(read(&server.data.join("sync"), "fine.txt").is_some());
 }

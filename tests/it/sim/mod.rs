@@ -64,6 +64,9 @@ struct Model {
     /// When (in server commands) the last pass began: one that began after a put can have
     /// seen it.
     pass_began: u64,
+    /// When the last pass that was not killed began: a killed pass can have seen a put and not
+    /// recorded it (an adopt is no journaled step), so what it saw may come back.
+    whole_pass_began: u64,
     /// What each side (local, server) held when the last pass ended.
     after_pass: [BTreeMap<String, Vec<u8>>; 2],
     /// The version both sides held at a path after a pass, brought to at least one of them by
@@ -160,13 +163,25 @@ impl Model {
     /// A removal undoes a put the other side made only if the sync can have brought it over
     /// since (a pass began, or the path was transferred); otherwise the two are concurrent
     /// and the other side's put stands.
-    fn gone(&mut self, side: Side, path: &str, version: Vec<u8>, delivered_since: impl Fn(u64) -> bool) {
+    fn gone(
+        &mut self,
+        side: Side,
+        path: &str,
+        version: Vec<u8>,
+        synced: bool,
+        delivered_since: impl Fn(u64) -> bool,
+    ) {
         let pass_began = self.pass_began;
         let place = self.places.entry((path.to_owned(), version.clone())).or_default();
         place.put[side as usize] = None;
         let other = place.put[1 - side as usize];
-        if other.is_some_and(|at| !delivered_since(at) && pass_began <= at) {
+        if other.is_some_and(|at| !synced && !delivered_since(at) && pass_began <= at) {
             return;
+        }
+        if other.is_some_and(|at| !synced && self.whole_pass_began <= at) {
+            // Seen (even read) by a killed pass only, which may have recorded nothing of it
+            // there (an adopt is no journaled step): the file may come back.
+            self.may_return.insert((path.to_owned(), version.clone()));
         }
         *place = Place::default();
         // An edit that followed a move is one place at both names: gone from one, it is gone.
@@ -572,8 +587,8 @@ impl Env {
         let remote = format!("{ROOT}/{path}");
         // Brought over by a transfer, or by a rename the sync made (the base then records it).
         let synced = self.base_holds(path, &version);
-        model.gone(side, path, version, |since| {
-            synced || self.sim.delivered_since(&remote, since)
+        model.gone(side, path, version, synced, |since| {
+            self.sim.delivered_since(&remote, since)
         });
     }
 
@@ -751,6 +766,9 @@ async fn run_history(seed: u64, history: &History, model: &mut Model) -> Result<
         })
         .await?;
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
+        if out.is_some() {
+            model.whole_pass_began = model.pass_began;
+        }
         let ok = match out {
             None => {
                 outcome.crashes += 1;

@@ -748,6 +748,14 @@ impl Remote for SimConn {
         Ok(self.stat(path).await?.is_some())
     }
 
+    /// MDTM: the file's time to the second, whatever its listing shows.
+    async fn modified(&mut self, path: &str) -> Result<Option<Mtime>> {
+        let f = self.before("MDTM", path).await?;
+        let secs = self.server.store().files.get(path).map(|f| f.mtime);
+        let out = secs.map(|s| Mtime::new(s * 1_000_000_000, Precision::Seconds));
+        self.after(f, "MDTM", path, out).await
+    }
+
     async fn size(&mut self, path: &str) -> Result<u64> {
         let f = self.before("SIZE", path).await?;
         let size = self.server.store().files.get(path).map(|f| f.data.len() as u64);
