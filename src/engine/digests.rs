@@ -67,7 +67,7 @@ pub(super) async fn fill_digests(
     policy: &Policy,
     undone: &std::collections::BTreeSet<RelPath>,
     plan_only: bool,
-) -> Result<()> {
+) -> Result<super::report::Confirmed> {
     // A read-back is a download: when the plan may download the version read, its bytes are
     // kept in the path's part file (where the plan is carried out, and the folder is there).
     let keep = !plan_only && policy.direction != reconcile::Direction::Upload;
@@ -116,27 +116,33 @@ pub(super) async fn fill_digests(
         })
         .map(|(p, r)| (p.clone(), r.size))
         .collect();
-    let found: Vec<(RelPath, String)> = {
+    let found: Vec<(RelPath, String, bool)> = {
         let sh = &*sh;
         stream::iter(unconfirmed)
             .map(|(path, size)| async move {
                 let remote_path = sh.remote_path(&path);
-                let digest = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))? {
-                    Some((HashAlgo::Sha256, theirs)) => theirs,
-                    _ => read_back(sh, &path, size, keep).await?,
+                let (digest, hashed) = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))? {
+                    Some((HashAlgo::Sha256, theirs)) => (theirs, true),
+                    _ => (read_back(sh, &path, size, keep).await?, false),
                 };
-                Ok::<_, Error>((path, digest))
+                Ok::<_, Error>((path, digest, hashed))
             })
             .buffer_unordered(width)
             .try_collect()
             .await?
     };
-    for (path, digest) in found {
+    let mut confirmed = super::report::Confirmed::default();
+    for (path, digest, hashed) in found {
+        if hashed {
+            confirmed.by_hash += 1;
+        } else {
+            confirmed.by_read_back += 1;
+        }
         if let Some(e) = sh.remote.get_mut(&path) {
             e.sha256 = Some(digest);
         }
     }
-    Ok(())
+    Ok(confirmed)
 }
 
 /// The SHA-256 of the local file at `path` and what stands for the server's copy's content

@@ -95,6 +95,9 @@ pub(crate) struct Shared {
     /// The server's clock before this pass read any file's content (`server_clock`), when it
     /// was read: a time recorded from the listing is racy unless it is older.
     pub server_clock: server_clock::ServerClock,
+    /// How finely the local file system keeps times (`local::precision`): a local time within
+    /// this of the moment it is recorded is racy.
+    pub local_precision: std::time::Duration,
 }
 
 impl Shared {
@@ -462,6 +465,19 @@ pub(crate) fn recorded_remote(sh: &Shared, listed: &Entry, digest_known: bool) -
         && server_clock::racy(listed.mtime, sh.server_clock)
     {
         sig.mtime = Mtime::new(listed.mtime.nanos, Precision::Unconfirmed);
+    }
+    sig
+}
+
+/// What the base records of a local file as seen now: unconfirmed while its time is within the
+/// file system's precision of now on the local clock (docs/design.md, "Racy times"), so that
+/// the next scan reads its bytes.
+pub(crate) fn recorded_local(sh: &Shared, seen: crate::reconcile::Sig) -> crate::reconcile::Sig {
+    let now = sh.run.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let window = sh.local_precision.as_nanos().min(i64::MAX as u128) as i64;
+    let mut sig = seen;
+    if sig.mtime.nanos >= now.saturating_sub(window) {
+        sig.mtime = Mtime::new(sig.mtime.nanos, Precision::Unconfirmed);
     }
     sig
 }

@@ -203,20 +203,23 @@ pub async fn prepare(
         ignore: ignore.clone(),
         meter: options.meter.clone(),
         server_clock: Default::default(),
+        local_precision: crate::local::precision::of(&folder.local),
     };
     // Before any content is read from the server (the digests below, the downloads).
     if !options.plan_only && super::server_clock::needed(folder, &base, &shared.remote) {
         shared.server_clock = super::server_clock::read(&shared.run, folder).await;
     }
     if !options.plan_only {
-        super::server_clock::look_to_the_second(&mut shared, &base).await;
+        report.confirmed.by_mdtm = super::server_clock::look_to_the_second(&mut shared, &base).await;
     }
     let mut policy = policy_of(folder);
     policy.server_clock = shared.server_clock.racy_from();
-    if let Err(e) =
-        super::digests::fill_digests(&mut shared, &base, &policy, &undone, options.plan_only).await
-    {
-        return abandon(&pool, e).await;
+    match super::digests::fill_digests(&mut shared, &base, &policy, &undone, options.plan_only).await {
+        Ok(looked) => {
+            report.confirmed.by_hash = looked.by_hash;
+            report.confirmed.by_read_back = looked.by_read_back;
+        }
+        Err(e) => return abandon(&pool, e).await,
     }
     if let Err(e) = super::candidates::fill(&mut shared, &base, &mut policy).await {
         return abandon(&pool, e).await;

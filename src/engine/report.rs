@@ -39,8 +39,26 @@ pub struct Report {
     /// Retries by the server's reply code (`425`) or what broke (`connection-lost`).
     pub retries_by_reason: std::collections::BTreeMap<String, usize>,
     pub seconds: f64,
+    /// Files whose time proved nothing (docs/design.md, "Racy times"), looked at before
+    /// planning, by how.
+    pub confirmed: Confirmed,
     /// The paths behind the counts (for `--json`; failed and skipped ones are in those lists).
     pub paths: Paths,
+}
+
+/// Racy times looked at, by how: the time to the second (MDTM), the server's SHA-256, or the
+/// file read back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Confirmed {
+    pub by_mdtm: usize,
+    pub by_hash: usize,
+    pub by_read_back: usize,
+}
+
+impl Confirmed {
+    pub fn total(&self) -> usize {
+        self.by_mdtm + self.by_hash + self.by_read_back
+    }
 }
 
 /// Which files a pass moved, deleted or found in conflict.
@@ -141,6 +159,14 @@ impl Report {
             1 => " (1 retry)".to_owned(),
             n => format!(" ({n} retries)"),
         };
+        let c = self.confirmed;
+        let confirmed = match c.total() {
+            0 => String::new(),
+            n => format!(
+                "; {n} racy times looked at ({} by MDTM, {} by hash, {} read back)",
+                c.by_mdtm, c.by_hash, c.by_read_back
+            ),
+        };
         let moves = match self.moved_local + self.moved_remote {
             0 => String::new(),
             _ => format!(
@@ -152,7 +178,7 @@ impl Report {
         };
         format!(
             "{}: {} uploaded, {} downloaded, {moves}{} deleted ({} local, {} remote), {} conflicts, {} skipped, {} failed; \
-             {} up, {} down in {:.1}s{retries}",
+             {} up, {} down in {:.1}s{retries}{confirmed}",
             self.folder,
             self.uploaded,
             self.downloaded,

@@ -82,7 +82,8 @@ pub(super) async fn read(run: &Runner, folder: &Folder) -> ServerClock {
 /// same time means no write since the upload, and once the server's clock is past that minute
 /// the listing's minute confirms it (an adopt records it). Another time is a write: the entry
 /// takes it, and the planner sees the change. Left as recorded where MDTM does not answer.
-pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) {
+/// Returns how many it looked at.
+pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) -> usize {
     let candidates: Vec<(RelPath, Mtime)> = sh
         .remote
         .iter()
@@ -96,6 +97,7 @@ pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) {
                 .then(|| (path.clone(), b.remote.mtime))
         })
         .collect();
+    let looked = candidates.len();
     for (path, recorded) in candidates {
         let remote_path = sh.remote_path(&path);
         let seen = retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path)).unwrap_or(None);
@@ -109,6 +111,7 @@ pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) {
             None => recorded,
         };
     }
+    looked
 }
 
 /// Whether a time from a listing (`listed`) proves nothing about a write after the bytes it

@@ -294,7 +294,7 @@ pub(super) async fn publish_upload(
     // a pass killed in between checks the content (see `settle`).
     let mut base = BaseEntry {
         kind: Kind::File,
-        local: local.sig(),
+        local: super::recorded_local(sh, local.sig()),
         remote: Entry::file(total, Mtime::new(0, Precision::Unconfirmed)).sig(),
         sha256: Some(digests.sha256.clone()),
         local_id: local.id,
@@ -586,7 +586,7 @@ pub(super) async fn place(
     let finished_id = finished.id;
     let base = BaseEntry {
         kind: Kind::File,
-        local: finished.sig(),
+        local: super::recorded_local(sh, finished.sig()),
         remote: super::recorded_remote(sh, remote, true),
         sha256: Some(digests.sha256),
         local_id: finished_id,

@@ -1,6 +1,7 @@
 //! The local side: scanning a folder, watching it and writing files atomically.
 
 pub mod io;
+pub mod precision;
 pub mod scan;
 pub mod stream;
 pub mod watch;

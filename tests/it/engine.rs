@@ -543,3 +543,29 @@ async fn a_cut_segmented_download_starts_over_and_arrives_whole() {
     assert_eq!(read(&h.local, "seg.bin").as_deref(), Some(data.as_slice()));
     assert!(part_files(&h.local).is_empty());
 }
+
+/// A local edit of the same size in the tick the sync recorded the file's time (docs/design.md,
+/// "Racy times"): the recorded time proved nothing, so the next pass reads the bytes and sends
+/// the edit. Made certain here by a time ahead of the local clock, which the edit keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_size_local_edit_in_the_recorded_tick_is_sent() {
+    let h = Harness::new().await;
+    let at = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let touch = |at| {
+        std::fs::File::options()
+            .write(true)
+            .open(h.local.join("a.txt"))
+            .and_then(|f| f.set_modified(at))
+            .expect("set mtime");
+    };
+    put(&h.local, "a.txt", "version one!");
+    touch(at);
+    let config = h.config("");
+    let r = pass(&config).await.expect("first pass");
+    assert_eq!(r.uploaded, 1, "{r:?}");
+    put(&h.local, "a.txt", "version two!");
+    touch(at);
+    let r = pass(&config).await.expect("second pass");
+    assert_eq!(r.uploaded, 1, "the edit was not sent: {r:?}");
+    assert_holds(&h.remote, "a.txt", b"version two!");
+}

@@ -55,6 +55,7 @@ async fn after_a_download(server: &Server) {
         "{}: the server's edit after a download was not brought down: {r:?}",
         server.name
     );
+    assert_eq!(r.confirmed.total(), 1, "{}: looked at once: {r:?}", server.name);
     let left: Vec<String> = std::fs::read_dir(server.data.join("down"))
         .expect("ls")
         .flatten()
@@ -92,6 +93,7 @@ async fn after_an_upload(server: &Server) {
         "{}: the server's edit was not brought down: {r:?}",
         server.name
     );
+    assert_eq!(r.confirmed.total(), 1, "{}: looked at once: {r:?}", server.name);
     let r = pass(&cfg).await.expect("third pass");
     assert_eq!(
         (r.uploaded, r.downloaded, r.conflicts),
