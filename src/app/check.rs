@@ -174,12 +174,12 @@ struct Tally {
 
 impl Tally {
     /// Counts what a data command says of its data connection. A command the server refused
-    /// (a permanent reply other than `522`, which refuses the connection's TLS) says nothing
+    /// (a permanent reply other than `522` or `534`, which refuse the connection's TLS) says nothing
     /// of it: a read-only folder is no failed data connection.
     fn count<T>(&mut self, r: Result<T>) -> Result<T> {
         match &r {
             Ok(_) => self.opened += 1,
-            Err(Error::Reply { code: Some(c), .. }) if (500..600).contains(c) && *c != 522 => {}
+            Err(Error::Reply { code: Some(c), .. }) if (500..600).contains(c) && !matches!(c, 522 | 534) => {}
             Err(e) => self.failed.push(e.to_string()),
         }
         r

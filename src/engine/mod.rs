@@ -98,6 +98,9 @@ pub(crate) struct Shared {
     /// How finely the local file system keeps times (`local::precision`): a local time within
     /// this of the moment it is recorded is racy.
     pub local_precision: std::time::Duration,
+    /// When the pass began on the local clock (nanoseconds), before it read any local file: a
+    /// local time within `local_precision` of it, or later, is racy.
+    pub local_moment: i64,
 }
 
 impl Shared {
@@ -469,14 +472,13 @@ pub(crate) fn recorded_remote(sh: &Shared, listed: &Entry, digest_known: bool) -
     sig
 }
 
-/// What the base records of a local file as seen now: unconfirmed while its time is within the
-/// file system's precision of now on the local clock (docs/design.md, "Racy times"), so that
-/// the next scan reads its bytes.
+/// What the base records of a local file as seen: unconfirmed while its time is within the
+/// file system's precision of the moment the pass began reading (docs/design.md, "Racy
+/// times"), or later, so that the next scan reads its bytes.
 pub(crate) fn recorded_local(sh: &Shared, seen: crate::reconcile::Sig) -> crate::reconcile::Sig {
-    let now = sh.run.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX);
     let window = sh.local_precision.as_nanos().min(i64::MAX as u128) as i64;
     let mut sig = seen;
-    if sig.mtime.nanos >= now.saturating_sub(window) {
+    if sig.mtime.nanos >= sh.local_moment.saturating_sub(window) {
         sig.mtime = Mtime::new(sig.mtime.nanos, Precision::Unconfirmed);
     }
     sig

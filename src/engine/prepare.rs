@@ -79,6 +79,8 @@ pub async fn prepare(
     cancel: &CancellationToken,
 ) -> Result<Prepared> {
     let started = Instant::now();
+    // Before any local file is read (`recorded_local`).
+    let local_moment = options.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX);
     if !folder.local.is_dir() {
         return Err(refused(
             folder,
@@ -204,13 +206,17 @@ pub async fn prepare(
         meter: options.meter.clone(),
         server_clock: Default::default(),
         local_precision: crate::local::precision::of(&folder.local),
+        local_moment,
     };
     // Before any content is read from the server (the digests below, the downloads).
     if !options.plan_only && super::server_clock::needed(folder, &base, &shared.remote) {
         shared.server_clock = super::server_clock::read(&shared.run, folder).await;
     }
     if !options.plan_only {
-        report.confirmed.by_mdtm = super::server_clock::look_to_the_second(&mut shared, &base).await;
+        match super::server_clock::look_to_the_second(&mut shared, &base).await {
+            Ok(looked) => report.confirmed.by_mdtm = looked,
+            Err(e) => return abandon(&pool, e).await,
+        }
     }
     let mut policy = policy_of(folder);
     policy.server_clock = shared.server_clock.racy_from();

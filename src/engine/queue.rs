@@ -281,7 +281,9 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             if let (Some(l), Some(r)) = (sh.local.get(path), sh.remote.get(path)) {
                 let mut b = BaseEntry::of(l, r);
                 b.remote = super::recorded_remote(sh, r, b.sha256.is_some());
-                b.local = super::recorded_local(sh, l.sig());
+                if b.sha256.is_some() {
+                    b.local = super::recorded_local(sh, l.sig());
+                }
                 sh.state(|s| s.put(path, &b))?;
             }
         }

@@ -55,21 +55,28 @@ pub(super) async fn read(run: &Runner, folder: &Folder) -> ServerClock {
         folder.remote.trim_end_matches('/'),
         part_name(".ftps-sync-clock")
     );
-    let read = retrying!(run, &path, |c| async {
-        send(c, &path, b"", None).await?;
-        c.modified(&path).await
-    });
-    let _ = retrying!(run, &path, |c| c.remove(&path));
-    match read {
-        Ok(Some(clock)) if clock.precision <= Precision::Seconds => ServerClock::Read(clock),
-        Ok(_) => ServerClock::Unread,
+    // Refused here (a read-only account, which uploads nothing either): no clock, none needed.
+    match retrying!(run, &path, |c| send(c, &path, b"", None)) {
+        Ok(_) => {}
         Err(e) if e.class() != crate::error::Class::Transient => {
             tracing::debug!(
                 folder = folder.name,
                 "the server's clock cannot be read here: {e}"
             );
-            ServerClock::Unread
+            return ServerClock::Unread;
         }
+        Err(e) => {
+            tracing::debug!(folder = folder.name, "the server's clock could not be read: {e}");
+            return ServerClock::Failed;
+        }
+    }
+    let seen = retrying!(run, &path, |c| c.modified(&path));
+    let _ = retrying!(run, &path, |c| c.remove(&path));
+    match seen {
+        Ok(Some(clock)) if clock.precision <= Precision::Seconds => ServerClock::Read(clock),
+        // The server tells no time to the second (no MDTM, no `modify` fact).
+        Ok(_) => ServerClock::Unread,
+        // Written, and then no time for it: gone since, or refused; nothing proves a time.
         Err(e) => {
             tracing::debug!(folder = folder.name, "the server's clock could not be read: {e}");
             ServerClock::Failed
@@ -79,11 +86,12 @@ pub(super) async fn read(run: &Runner, folder: &Folder) -> ServerClock {
 
 /// On a `LIST` server, a file whose upload the base recorded to the second (its time older
 /// than the upload, but in the minute a listing shows) is looked at to the second (MDTM): the
-/// same time means no write since the upload, and once the server's clock is past that minute
-/// the listing's minute confirms it (an adopt records it). Another time is a write: the entry
-/// takes it, and the planner sees the change. Left as recorded where MDTM does not answer.
+/// same time means no write since the upload, and once this pass's clock reading is past that
+/// minute the listing's minute confirms it (an adopt records it). Another time is a write: the
+/// entry takes it, and the planner sees the change. Where MDTM gives no time, nothing can tell
+/// a write in that minute: the pass fails, as for any server error, and plans nothing.
 /// Returns how many it looked at.
-pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) -> usize {
+pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) -> crate::error::Result<usize> {
     let candidates: Vec<(RelPath, Mtime)> = sh
         .remote
         .iter()
@@ -93,25 +101,34 @@ pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) -> usize {
                 && e.mtime.precision == Precision::Minutes
                 && b.kind == Kind::File
                 && b.remote.mtime.precision == Precision::Seconds
-                && b.remote.size == e.size)
-                .then(|| (path.clone(), b.remote.mtime))
+                && b.remote.size == e.size
+                && e.mtime.same_as(&b.remote.mtime))
+            .then(|| (path.clone(), b.remote.mtime))
         })
         .collect();
     let looked = candidates.len();
     for (path, recorded) in candidates {
         let remote_path = sh.remote_path(&path);
-        let seen = retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path)).unwrap_or(None);
+        let Some(seen) = retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path))? else {
+            return Err(crate::error::Error::Verify {
+                path: remote_path,
+                detail: "the server gave no time to the second for it (MDTM), which a write in the \
+                         minute its listing shows needs"
+                    .into(),
+            });
+        };
         let minute = Mtime::new(recorded.nanos, Precision::Minutes);
+        // Only a clock read this pass tells that the minute is past.
+        let past = matches!(sh.server_clock, ServerClock::Read(_)) && !racy(minute, sh.server_clock);
         let Some(entry) = sh.remote.get_mut(&path) else {
             continue;
         };
-        entry.mtime = match seen {
-            Some(t) if t.secs() == recorded.secs() && !racy(minute, sh.server_clock) => continue,
-            Some(t) => t,
-            None => recorded,
-        };
+        if seen.secs() == recorded.secs() && past {
+            continue;
+        }
+        entry.mtime = seen;
     }
-    looked
+    Ok(looked)
 }
 
 /// Whether a time from a listing (`listed`) proves nothing about a write after the bytes it

@@ -75,7 +75,7 @@ pub fn parse_mlsd_time(value: &str) -> Option<Mtime> {
             return None;
         }
         let scale = 10i64.pow(9 - digits.len() as u32);
-        nanos += digits.parse::<i64>().ok()? * scale;
+        nanos = nanos.checked_add(digits.parse::<i64>().ok()? * scale)?;
     }
     Some(Mtime::new(nanos, Precision::Seconds))
 }

@@ -209,7 +209,10 @@ impl Ftps {
     /// where FEAT lists it.
     pub async fn modified(&mut self, path: &str) -> Result<Option<crate::reconcile::Mtime>> {
         if self.listing == ListingMode::Mlsd {
-            return Ok(self.stat(path).await?.and_then(|l| l.mtime));
+            return match self.stat(path).await? {
+                Some(l) => Ok(l.mtime),
+                None => Err(Self::reply_err("MLST", path, Some(550), "no such file".into())),
+            };
         }
         if !self.features.has("MDTM") {
             return Ok(None);
@@ -219,7 +222,6 @@ impl Ftps {
             Some(213) => Ok(text
                 .get(4..)
                 .and_then(|t| super::listing::parse_mlsd_time(t.trim()))),
-            Some(550) => Ok(None),
             _ => Err(Self::reply_err("MDTM", path, code, text)),
         }
     }

@@ -752,7 +752,10 @@ impl Remote for SimConn {
     async fn modified(&mut self, path: &str) -> Result<Option<Mtime>> {
         let f = self.before("MDTM", path).await?;
         let secs = self.server.store().files.get(path).map(|f| f.mtime);
-        let out = secs.map(|s| Mtime::new(s * 1_000_000_000, Precision::Seconds));
+        let Some(secs) = secs else {
+            return Err(reply("MDTM", path, 550));
+        };
+        let out = Some(Mtime::new(secs * 1_000_000_000, Precision::Seconds));
         self.after(f, "MDTM", path, out).await
     }
 
