@@ -9,7 +9,7 @@ use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
 use crate::local::scan::digest_file;
 use crate::path::RelPath;
-use crate::reconcile::{self, Base, Policy};
+use crate::reconcile::{self, Base, Mtime, Policy, Precision};
 
 /// A local file's digests (its SHA-256, and `also`), read off the async workers.
 async fn local_digests(path: &std::path::Path, also: Option<HashAlgo>) -> Result<crate::digest::Digests> {
@@ -107,32 +107,40 @@ pub(super) async fn fill_digests(
             e.sha256 = Some(remote);
         }
     }
-    let unconfirmed: Vec<(RelPath, u64)> = sh
+    let unconfirmed: Vec<(RelPath, u64, bool)> = sh
         .remote
         .iter()
-        .filter(|(p, r)| {
-            reconcile::needs_remote_digest(base.get(*p), r)
-                || reconcile::needs_touch_check(base.get(*p), sh.local.get(*p), r)
+        .filter_map(|(p, r)| {
+            let racy = reconcile::needs_remote_digest(base.get(p), r);
+            (racy || reconcile::needs_touch_check(base.get(p), sh.local.get(p), r))
+                .then(|| (p.clone(), r.size, racy && r.mtime.precision == Precision::Minutes))
         })
-        .map(|(p, r)| (p.clone(), r.size))
         .collect();
-    let found: Vec<(RelPath, String, bool)> = {
+    let found: Vec<(RelPath, String, bool, Option<Mtime>)> = {
         let sh = &*sh;
         stream::iter(unconfirmed)
-            .map(|(path, size)| async move {
+            .map(|(path, size, minutes)| async move {
                 let remote_path = sh.remote_path(&path);
+                // A LIST server's minute: the time to the second (MDTM), read before the
+                // bytes, so that the row the plan records is looked at by MDTM from now on,
+                // not read again (`server_clock::look_to_the_second`). Read after them, a
+                // write in between would pair a new time with the old bytes.
+                let to_the_second = match minutes {
+                    true => retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path)).unwrap_or(None),
+                    false => None,
+                };
                 let (digest, hashed) = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))? {
                     Some((HashAlgo::Sha256, theirs)) => (theirs, true),
                     _ => (read_back(sh, &path, size, keep).await?, false),
                 };
-                Ok::<_, Error>((path, digest, hashed))
+                Ok::<_, Error>((path, digest, hashed, to_the_second))
             })
             .buffer_unordered(width)
             .try_collect()
             .await?
     };
     let mut confirmed = super::report::Confirmed::default();
-    for (path, digest, hashed) in found {
+    for (path, digest, hashed, to_the_second) in found {
         if hashed {
             confirmed.by_hash += 1;
         } else {
@@ -140,6 +148,9 @@ pub(super) async fn fill_digests(
         }
         if let Some(e) = sh.remote.get_mut(&path) {
             e.sha256 = Some(digest);
+            if let Some(t) = to_the_second.filter(|t| t.precision == Precision::Seconds) {
+                e.mtime = t;
+            }
         }
     }
     Ok(confirmed)
