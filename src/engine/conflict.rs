@@ -2,7 +2,8 @@
 //! conflict copy, the winner's takes the real name, and (two-way) both sides end up with
 //! both. Nothing is overwritten.
 
-use super::transfer::{changed, discard, download, fetch, place, upload};
+use super::download::{discard, download, fetch, place};
+use super::transfer::{changed, upload};
 use super::{Report, Shared, listed_entry, same_remote};
 use crate::config::Direction;
 use crate::error::{Error, Result};

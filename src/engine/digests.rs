@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::local::scan::digest_file;
 use crate::path::RelPath;
 use crate::reconcile::{self, Base, Mtime, Policy, Precision};
+use crate::remote::Remote;
 
 /// A local file's digests (its SHA-256, and `also`), read off the async workers.
 async fn local_digests(path: &std::path::Path, also: Option<HashAlgo>) -> Result<crate::digest::Digests> {
@@ -34,7 +35,7 @@ async fn read_back(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result
         && target.parent().is_some_and(|d| d.is_dir())
         && super::transfer::check_inside(&sh.local_real, &target).is_ok())
     .then(|| crate::local::write::part_path(&target));
-    let digest = retrying!(&sh.run, &remote_path, |c| super::read_back(
+    let digest = retrying!(&sh.run, &remote_path, |c| read_back_on(
         c,
         &remote_path,
         size,
@@ -123,7 +124,7 @@ pub(super) async fn fill_digests(
                 let remote_path = sh.remote_path(&path);
                 // A LIST server's minute: the time to the second (MDTM), read before the
                 // bytes, so that the row the plan records is looked at by MDTM from now on,
-                // not read again (`server_clock::look_to_the_second`). Read after them, a
+                // not read again (`racy::look_to_the_second`). Read after them, a
                 // write in between would pair a new time with the old bytes.
                 let to_the_second = match minutes {
                     true => retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path)).unwrap_or(None),
@@ -183,4 +184,46 @@ async fn both_digests(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Res
             read_back(sh, path, size, keep).await?,
         ),
     })
+}
+
+/// The SHA-256 of a remote file of `size` bytes (as listed): the server's when it offers one,
+/// else by reading it (`read_back_on`).
+pub(super) async fn remote_sha256(conn: &mut dyn Remote, remote_path: &str, size: u64) -> Result<String> {
+    if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
+        return Ok(hex);
+    }
+    read_back_on(conn, remote_path, size, None).await
+}
+
+/// Reads a remote file of `size` bytes (as listed) for its SHA-256, keeping the bytes in the
+/// part file `keep` when given. A read of any other length is no digest of it (a transient
+/// error), and leaves no part file.
+async fn read_back_on(
+    conn: &mut dyn Remote,
+    remote_path: &str,
+    size: u64,
+    keep: Option<&std::path::Path>,
+) -> Result<String> {
+    let file = match keep {
+        Some(part) => Some(std::fs::File::create(part).map_err(Error::local("create", part))?),
+        None => None,
+    };
+    let named = keep.unwrap_or(std::path::Path::new(remote_path));
+    let hashing = crate::local::stream::write_file(file, 0, None, named, None);
+    let result = conn.get(remote_path, 0, &hashing.chunks).await;
+    let finished = hashing.finish().await;
+    let checked = match (finished, result) {
+        (Ok((digests, _)), Ok(read)) if read == size => Ok(digests.sha256),
+        (Ok(_), Ok(read)) => Err(Error::Verify {
+            path: remote_path.to_owned(),
+            detail: format!("read {read} bytes to hash it, the listing said {size}"),
+        }),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    if checked.is_err()
+        && let Some(part) = keep
+    {
+        let _ = std::fs::remove_file(part);
+    }
+    checked
 }

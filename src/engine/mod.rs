@@ -13,18 +13,19 @@
 mod candidates;
 mod conflict;
 mod digests;
+mod download;
 mod execute;
 mod meter;
 pub(crate) mod moves;
 mod prepare;
 mod queue;
+mod racy;
 mod remote_tree;
 mod report;
 pub mod retry;
 pub mod scope;
 mod segmented_upload;
 mod segments;
-mod server_clock;
 mod settle;
 mod transfer;
 
@@ -92,9 +93,9 @@ pub(crate) struct Shared {
     /// What the scan and the listing leave out (the folder's `ignore` and the run's `--exclude`).
     pub ignore: crate::local::scan::Ignore,
     pub meter: Option<Arc<Meter>>,
-    /// The server's clock before this pass read any file's content (`server_clock`), when it
+    /// The server's clock before this pass read any file's content (`racy::read`), when it
     /// was read: a time recorded from the listing is racy unless it is older.
-    pub server_clock: server_clock::ServerClock,
+    pub server_clock: racy::ServerClock,
     /// How finely the local file system keeps times (`local::precision`): a local time within
     /// this of the moment it is recorded is racy.
     pub local_precision: std::time::Duration,
@@ -452,89 +453,9 @@ pub(crate) fn listed_entry(l: &Listed) -> Entry {
     .with_id(l.unique)
 }
 
-/// An upload as the base records it until a listing shows the time the upload set (`set`, by
-/// MFMT): its bytes, if anything, decide at the next pass (`needs_remote_digest`).
-pub(crate) fn unconfirmed_upload(size: u64, set: Mtime) -> Entry {
-    Entry::file(size, Mtime::new(set.nanos, Precision::Unconfirmed))
-}
-
-/// What the base records of a remote file as listed: unconfirmed while its time is racy
-/// (docs/design.md, "Racy times"), so that the next pass looks at its bytes, where they can be
-/// compared (a digest is known).
-pub(crate) fn recorded_remote(sh: &Shared, listed: &Entry, digest_known: bool) -> crate::reconcile::Sig {
-    let mut sig = listed.sig();
-    if digest_known
-        && listed.kind == crate::reconcile::Kind::File
-        && server_clock::racy(listed.mtime, sh.server_clock)
-    {
-        sig.mtime = Mtime::new(listed.mtime.nanos, Precision::Unconfirmed);
-    }
-    sig
-}
-
-/// What the base records of a local file as seen: unconfirmed while its time is within the
-/// file system's precision of the moment the pass began reading (docs/design.md, "Racy
-/// times"), or later, so that the next scan reads its bytes.
-pub(crate) fn recorded_local(sh: &Shared, seen: crate::reconcile::Sig) -> crate::reconcile::Sig {
-    let window = sh.local_precision.as_nanos().min(i64::MAX as u128) as i64;
-    let mut sig = seen;
-    if sig.mtime.nanos >= sh.local_moment.saturating_sub(window) {
-        sig.mtime = Mtime::new(sig.mtime.nanos, Precision::Unconfirmed);
-    }
-    sig
-}
-
-/// Whether `seen` shows the time an upload set (`set`, to the second): another one means
-/// someone wrote the file after it.
-pub(crate) fn shows_time_set(seen: &Entry, set: Mtime) -> bool {
-    seen.mtime.same_as(&Mtime::new(set.nanos, Precision::Seconds))
-}
-
 /// Whether a remote file still looks the way the snapshot saw it.
 pub(crate) fn same_remote(now: &Entry, then: &Entry) -> bool {
     now.kind == then.kind && now.size == then.size && now.mtime.same_as(&then.mtime)
-}
-
-/// The SHA-256 of a remote file of `size` bytes (as listed): the server's when it offers one,
-/// else by reading it (`read_back`).
-async fn remote_sha256(conn: &mut dyn Remote, remote_path: &str, size: u64) -> Result<String> {
-    if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
-        return Ok(hex);
-    }
-    read_back(conn, remote_path, size, None).await
-}
-
-/// Reads a remote file of `size` bytes (as listed) for its SHA-256, keeping the bytes in the
-/// part file `keep` when given. A read of any other length is no digest of it (a transient
-/// error), and leaves no part file.
-async fn read_back(
-    conn: &mut dyn Remote,
-    remote_path: &str,
-    size: u64,
-    keep: Option<&std::path::Path>,
-) -> Result<String> {
-    let file = match keep {
-        Some(part) => Some(std::fs::File::create(part).map_err(Error::local("create", part))?),
-        None => None,
-    };
-    let named = keep.unwrap_or(std::path::Path::new(remote_path));
-    let hashing = crate::local::stream::write_file(file, 0, None, named, None);
-    let result = conn.get(remote_path, 0, &hashing.chunks).await;
-    let finished = hashing.finish().await;
-    let checked = match (finished, result) {
-        (Ok((digests, _)), Ok(read)) if read == size => Ok(digests.sha256),
-        (Ok(_), Ok(read)) => Err(Error::Verify {
-            path: remote_path.to_owned(),
-            detail: format!("read {read} bytes to hash it, the listing said {size}"),
-        }),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    if checked.is_err()
-        && let Some(part) = keep
-    {
-        let _ = std::fs::remove_file(part);
-    }
-    checked
 }
 
 pub(crate) async fn ensure_remote_dir(conn: &mut dyn Remote, remote: &str) -> Result<()> {

@@ -209,11 +209,11 @@ pub async fn prepare(
         local_moment,
     };
     // Before any content is read from the server (the digests below, the downloads).
-    if !options.plan_only && super::server_clock::needed(folder, &base, &shared.remote) {
-        shared.server_clock = super::server_clock::read(&shared.run, folder).await;
+    if !options.plan_only && super::racy::needed(folder, &base, &shared.remote) {
+        shared.server_clock = super::racy::read(&shared.run, folder).await;
     }
     if !options.plan_only {
-        match super::server_clock::look_to_the_second(&mut shared, &base).await {
+        match super::racy::look_to_the_second(&mut shared, &base).await {
             Ok(looked) => report.confirmed.by_mdtm = looked,
             Err(e) => return abandon(&pool, e).await,
         }
@@ -242,7 +242,7 @@ pub async fn prepare(
         Err(refusal) => return abandon(&pool, refused(folder, refusal)).await,
     };
     // The transfers that follow a move find the moved file at its new name.
-    reconcile::moves::rebase(&plan.actions, &mut shared.local, &mut shared.remote);
+    reconcile::plan::rebase(&plan.actions, &mut shared.local, &mut shared.remote);
     let totals = Totals::of(&plan, &shared.local, &shared.remote);
     if let Some(meter) = &shared.meter {
         meter.planned(&folder.name, &totals);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{
-    Issue, Report, Shared, conflict, ensure_remote_dir, listed_entry, retrying, same_remote,
+    Issue, Report, Shared, conflict, download, ensure_remote_dir, listed_entry, retrying, same_remote,
     segmented_upload, segments, transfer,
 };
 use crate::error::{Class, Error, Result};
@@ -118,7 +118,7 @@ async fn confirm_uploads(sh: &Arc<Shared>) {
                 // the file since, and it stays unconfirmed for the next pass to check by content.
                 if let Some(mut b) = s.get(&path)?
                     && b.remote.size == seen.size
-                    && super::shows_time_set(&seen, b.remote.mtime)
+                    && super::racy::shows_time_set(&seen, b.remote.mtime)
                 {
                     b.remote = seen.sig();
                     s.put(&path, &b)?;
@@ -264,9 +264,9 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             let fetched = if segments::wanted(sh, path, &remote) {
                 segments::fetch(sh, path, &remote).await?
             } else {
-                retrying!(&sh.run, path.as_str(), |c| transfer::fetch(sh, c, path, &remote))?
+                retrying!(&sh.run, path.as_str(), |c| download::fetch(sh, c, path, &remote))?
             };
-            d.absorb(transfer::place(sh, path, &remote, fetched, expect.as_ref()).await?);
+            d.absorb(download::place(sh, path, &remote, fetched, expect.as_ref()).await?);
         }
         Action::KeepBoth { path, loser, copy } => {
             let delta = retrying!(&sh.run, path.as_str(), |c| conflict::keep_both(
@@ -280,9 +280,9 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         Action::Adopt { path } => {
             if let (Some(l), Some(r)) = (sh.local.get(path), sh.remote.get(path)) {
                 let mut b = BaseEntry::of(l, r);
-                b.remote = super::recorded_remote(sh, r, b.sha256.is_some());
+                b.remote = super::racy::recorded_remote(sh, r, b.sha256.is_some());
                 if b.sha256.is_some() {
-                    b.local = super::recorded_local(sh, l.sig());
+                    b.local = super::racy::recorded_local(sh, l.sig());
                 }
                 sh.state(|s| s.put(path, &b))?;
             }

@@ -2,7 +2,7 @@
 //! one part file, as rclone's multi-thread downloads and lftp's `pget` do: one TLS stream
 //! rarely fills a fast link, and on a long one each stream is held back by its own window.
 //!
-//! The whole is checked before `transfer::place` may make it visible:
+//! The whole is checked before `download::place` may make it visible:
 //! - every range brought exactly its bytes;
 //! - the server still lists the file with the size and time the plan saw: a file rewritten
 //!   during the download could otherwise be published as a mix of two versions;
@@ -20,10 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::transfer::{
-    Fetched, changed, check_server_hash, create_part, discard, local_dir_ready, open_part, resumable_prefix,
-    server_algo,
-};
+use super::download::{Fetched, create_part, discard, open_part, resumable_prefix};
+use super::transfer::{changed, check_server_hash, local_dir_ready, server_algo};
 use super::{Shared, listed_entry, retrying, same_remote};
 use crate::error::{Error, Result, join_failed};
 use crate::local::io;
@@ -61,7 +59,7 @@ pub(super) fn ranges(from: u64, size: u64, streams: usize, min_range: u64) -> Ve
     out
 }
 
-/// The first half of a segmented download (`transfer::fetch`'s counterpart): the remote file
+/// The first half of a segmented download (`download::fetch`'s counterpart): the remote file
 /// in its local part file, whole and checked.
 pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> Result<Fetched> {
     let source = sh.remote_path(path);
@@ -71,7 +69,7 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
     })?;
     if !caps.resume_get {
         // No REST: one stream from the start is all the server allows.
-        return retrying!(&sh.run, path.as_str(), |c| super::transfer::fetch(
+        return retrying!(&sh.run, path.as_str(), |c| super::download::fetch(
             sh, c, path, remote
         ));
     }

@@ -253,7 +253,7 @@ async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) ->
     };
     let same = match conn.hash(&target).await? {
         Some((algo, theirs)) if ours(algo).is_some() => ours(algo) == Some(theirs),
-        _ => Some(super::remote_sha256(conn, &target, now.size).await?) == expect.sha256,
+        _ => Some(super::digests::remote_sha256(conn, &target, now.size).await?) == expect.sha256,
     };
     Ok(same.then(|| BaseEntry {
         remote: now.sig(),

@@ -1,20 +1,21 @@
-//! One transfer: part file -> verify -> rename into place -> the base entry to record.
+//! One transfer: part file -> verify -> rename into place -> the base entry to record. Here
+//! uploads, and the checks both ways share; downloads are in `download`.
 //!
 //! A file appears under its real name only complete and verified, on either side
 //! (DESIGN.md invariant 1). A part file left by an interrupted transfer is resumed only while
 //! its source still looks the way it did when the part was started (the state store records
 //! that); otherwise it is started again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{Report, Shared, listed_entry, same_remote, shows_time_set, unconfirmed_upload};
+use super::racy::{racy_upload, recorded_local, shows_time_set, unconfirmed_upload};
+use super::{Report, Shared, listed_entry, same_remote};
 use crate::config::Verify;
 use crate::digest::{Digests, HashAlgo};
 use crate::error::{Class, Error, Result};
+use crate::local::part_name;
 use crate::local::scan::entry_of;
 use crate::local::stream::{read_file, write_file};
-use crate::local::write::{commit, folder_identity, part_path, set_mtime};
-use crate::local::{io, part_name};
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision};
 use crate::remote::{Capabilities, Remote};
@@ -198,18 +199,6 @@ pub(super) struct Sent {
     pub read_back: bool,
 }
 
-/// Whether the time an upload is recorded with (`stored`, to the second) proves nothing
-/// (docs/design.md, "Racy times"): a server write after the upload, in the same second, would
-/// leave size and time as they are. Safe only when the time is older than the second of
-/// `moment`, the part file's own time on the server's clock at the upload's end; never
-/// compared with the local clock.
-fn racy_upload(stored: &Entry, moment: Option<Mtime>) -> bool {
-    moment.is_none_or(|m| {
-        m.precision > Precision::Seconds
-            || super::server_clock::racy(stored.mtime, super::server_clock::ServerClock::Read(m))
-    })
-}
-
 /// Checks an upload's part file and renames it into place (invariants 1 and 2), unless the
 /// target changed since the plan; records the path as in sync.
 pub(super) async fn publish_upload(
@@ -294,7 +283,7 @@ pub(super) async fn publish_upload(
     // a pass killed in between checks the content (see `settle`).
     let mut base = BaseEntry {
         kind: Kind::File,
-        local: super::recorded_local(sh, local.sig()),
+        local: recorded_local(sh, local.sig()),
         remote: Entry::file(total, Mtime::new(0, Precision::Unconfirmed)).sig(),
         sha256: Some(digests.sha256.clone()),
         local_id: local.id,
@@ -343,7 +332,7 @@ pub(super) async fn publish_upload(
                 unconfirmed_upload(total, set)
             }
             // In an earlier second but the same minute: recorded to the second, and looked at
-            // to the second (MDTM) until that minute is past (`server_clock::look_to_the_second`).
+            // to the second (MDTM) until that minute is past (`racy::look_to_the_second`).
             Some((m, t)) if t < m => Entry::file(total, Mtime::new(set.nanos, Precision::Seconds)),
             // Racy at the second too: the next pass looks at the bytes.
             _ => unconfirmed_upload(total, set),
@@ -380,260 +369,6 @@ pub(super) async fn publish_upload(
     Ok(Report {
         uploaded: 1,
         bytes_up: sent.sent,
-        ..Report::default()
-    })
-}
-
-/// Downloads `path` through a local part file, resuming one this folder started from the same
-/// remote file, and records it as in sync. `expect_local` is what the plan believed is at `path`:
-/// if it changed meanwhile, nothing is overwritten. Returns its share of the report (the bytes
-/// received now).
-pub(super) async fn download(
-    sh: &Shared,
-    conn: &mut dyn Remote,
-    path: &RelPath,
-    remote: &Entry,
-    expect_local: Option<&Entry>,
-) -> Result<Report> {
-    let fetched = fetch(sh, conn, path, remote).await?;
-    place(sh, path, remote, fetched, expect_local).await
-}
-
-/// A remote file's bytes in its local part file, their size and the server's hash checked:
-/// what `place` makes visible. The connection is free again once it exists.
-pub(super) struct Fetched {
-    pub(super) part: PathBuf,
-    pub(super) target: PathBuf,
-    pub(super) file: std::fs::File,
-    pub(super) digests: Digests,
-    /// Bytes received now (the rest was a resumed part or a read-back).
-    pub(super) got: u64,
-}
-
-/// The first half of a download, the one that needs the connection: the remote file into its
-/// local part file, checked.
-pub(super) async fn fetch(
-    sh: &Shared,
-    conn: &mut dyn Remote,
-    path: &RelPath,
-    remote: &Entry,
-) -> Result<Fetched> {
-    sh.settle_open_intent(conn, path).await?;
-    let source = sh.remote_path(path);
-    let target = path.to_local(&sh.folder.local);
-    local_dir_ready(sh, &target)?;
-    let part = part_path(&target);
-    let existing = std::fs::metadata(&part).map(|m| m.len()).ok();
-    // The read-back that compared contents kept this very version: nothing left to read.
-    let read_back = existing == Some(remote.size) && sh.take_read_back(path) == Some(remote.sig());
-    let offset = if read_back {
-        remote.size
-    } else {
-        resumable_prefix(sh, path, remote, conn.capabilities(), existing)?
-    };
-    let file = if offset > 0 {
-        if !read_back {
-            tracing::info!(path = %path, offset, "resuming download");
-        }
-        open_part(&part)?
-    } else {
-        if resumable(remote.size) {
-            sh.state(|s| s.start_partial(path, Transfer::Download, &remote.sig()))?;
-        }
-        create_part(sh, &target, &part)?
-    };
-    let flying = (!read_back)
-        .then(|| sh.take_off(path, false, remote.size.saturating_sub(offset)))
-        .flatten();
-    let writing = write_file(
-        Some(file),
-        offset,
-        server_algo(sh, conn.capabilities()),
-        &part,
-        flying.as_ref().map(|f| f.counter()),
-    );
-    let got = if read_back {
-        Ok(0)
-    } else {
-        conn.get(&source, offset, &writing.chunks).await
-    };
-    // A local write error leaves a part file of unknown content: start over next time.
-    let (digests, file) = writing.finish().await.map_err(|e| discard(sh, path, &part, e))?;
-    drop(flying);
-    // A transient network failure keeps the part file and its record: the next attempt resumes.
-    let got = got?;
-    let file = file.ok_or_else(|| Error::Interrupted)?;
-    let total = offset + got;
-    if total != remote.size {
-        return Err(discard(
-            sh,
-            path,
-            &part,
-            verify_err(
-                &source,
-                format!("received {total} bytes, the listing said {}", remote.size),
-            ),
-        ));
-    }
-    check_server_hash(sh, conn, &source, &digests)
-        .await
-        .map_err(|e| discard(sh, path, &part, e))?;
-    Ok(Fetched {
-        part,
-        target,
-        file,
-        digests,
-        got,
-    })
-}
-
-/// How much of a download's part file (`existing` bytes long) a download may keep: all of it
-/// when this folder started it from this very version of the remote file, else none.
-pub(super) fn resumable_prefix(
-    sh: &Shared,
-    path: &RelPath,
-    remote: &Entry,
-    caps: Capabilities,
-    existing: Option<u64>,
-) -> Result<u64> {
-    match existing {
-        Some(len)
-            if resumable(remote.size)
-                && len <= remote.size
-                && caps.resume_get
-                && sh.state(|s| s.partial(path, Transfer::Download))? == Some(remote.sig()) =>
-        {
-            Ok(len)
-        }
-        _ => Ok(0),
-    }
-}
-
-/// Opens an existing part file to go on writing it.
-pub(super) fn open_part(part: &Path) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(part)
-        .map_err(Error::local("open", part))
-}
-
-/// Creates (or empties) `target`'s local part file `part`, to write and read back.
-pub(super) fn create_part(sh: &Shared, target: &Path, part: &Path) -> Result<std::fs::File> {
-    let create = || {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(part)
-    };
-    match create() {
-        // The folder went since this pass made it: made again, and checked again.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let (Ok(mut d), Some(parent)) = (sh.ready_dirs.lock(), target.parent()) {
-                d.remove(parent);
-            }
-            local_dir_ready(sh, target)?;
-            create()
-        }
-        other => other,
-    }
-    .map_err(Error::local("create", part))
-}
-
-/// Removes a part file whose content is not known good, and its resume record.
-pub(super) fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Error {
-    let _ = std::fs::remove_file(part);
-    let _ = sh.state(|s| s.end_partial(path));
-    e
-}
-
-/// The second half of a download, with no connection: the part file made durable, journaled,
-/// renamed to its real name (unless the local file changed since the plan) and recorded.
-pub(super) async fn place(
-    sh: &Shared,
-    path: &RelPath,
-    remote: &Entry,
-    fetched: Fetched,
-    expect_local: Option<&Entry>,
-) -> Result<Report> {
-    let Fetched {
-        part,
-        target,
-        file,
-        digests,
-        got,
-    } = fetched;
-    // fsync and mtime block: keep them off the async workers.
-    let (part2, mtime) = (part.clone(), remote.mtime);
-    let started = std::time::Instant::now();
-    let finished = io::blocking("file", move || -> Result<std::fs::Metadata> {
-        file.sync_all().map_err(Error::local("sync", &part2))?;
-        if mtime.precision <= Precision::Minutes && mtime.nanos != 0 {
-            let _ = set_mtime(&file, mtime);
-        }
-        file.metadata().map_err(Error::local("stat", &part2))
-    })
-    .await?
-    .map_err(|e| discard(sh, path, &part, e))?;
-    if remote.size >= 1 << 20 {
-        tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "made durable");
-    }
-    // What the real name will hold, journaled before it does (invariant 2): a pass killed
-    // after the rename finds it done, not a local edit.
-    let finished = entry_of(&finished);
-    let finished_id = finished.id;
-    let base = BaseEntry {
-        kind: Kind::File,
-        local: super::recorded_local(sh, finished.sig()),
-        remote: super::recorded_remote(sh, remote, true),
-        sha256: Some(digests.sha256),
-        local_id: finished_id,
-        remote_id: remote.id,
-    };
-    sh.intend(&Intent {
-        path: path.clone(),
-        op: Op::Transfer(Transfer::Download),
-        entry: base.clone(),
-        server_digest: None,
-        folder: target.parent().and_then(folder_identity),
-    })?;
-    failpoint!("download.intended");
-    let (part2, target2, expect) = (part.clone(), target.clone(), expect_local.cloned());
-    let placed = io::blocking("file", move || -> Result<()> {
-        let current = std::fs::symlink_metadata(&target2).ok().map(|m| entry_of(&m));
-        let unchanged = match (&expect, &current) {
-            (None, None) => true,
-            (Some(e), Some(c)) => c.kind == Kind::File && c.sig() == e.sig(),
-            _ => false,
-        };
-        if !unchanged {
-            return Err(Error::Changed {
-                path: target2.display().to_string(),
-                side: "local",
-            });
-        }
-        commit(&part2, &target2)
-    })
-    .await?;
-    if let Err(e) = placed {
-        // Not renamed: the intent is closed before its part file goes (see `settle`).
-        sh.settle(path, None)?;
-        return Err(match e {
-            Error::Changed { .. } => discard(sh, path, &part, changed(path, "local")),
-            other => discard(sh, path, &part, other),
-        });
-    }
-    failpoint!("download.renamed");
-    if resumable(remote.size) {
-        sh.state(|s| s.end_partial(path))?;
-    }
-    sh.settle(path, Some(&base))?;
-    tracing::info!(path = %path, bytes = remote.size, "downloaded");
-    Ok(Report {
-        downloaded: 1,
-        bytes_down: got,
         ..Report::default()
     })
 }

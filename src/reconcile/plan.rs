@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::snapshot::{Entry, Snapshot};
 use crate::path::RelPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -203,5 +204,38 @@ impl fmt::Display for Plan {
             }
         }
         Ok(())
+    }
+}
+
+/// The snapshots as they will be once the plan's moves are done: the renamed side's entries
+/// copied to their new names, for the transfers that follow a move to find what they expect.
+pub fn rebase(actions: &[Action], local: &mut Snapshot, remote: &mut Snapshot) {
+    // In the order they run: a move out of a moved folder starts from its new name.
+    let targets: Vec<&RelPath> = actions
+        .iter()
+        .filter(|a| a.moved_from().is_some())
+        .map(Action::path)
+        .collect();
+    let waits = |a: &&Action| {
+        a.moved_from()
+            .is_some_and(|(from, _)| targets.iter().any(|t| from.is_inside(t)))
+    };
+    let (later, first): (Vec<&Action>, Vec<&Action>) = actions.iter().partition(waits);
+    for a in first.into_iter().chain(later) {
+        let Some((from, renamed_on)) = a.moved_from() else {
+            continue;
+        };
+        let snapshot = match renamed_on {
+            Side::Local => &mut *local,
+            Side::Remote => &mut *remote,
+        };
+        let mut copies: Vec<(RelPath, Entry)> = from
+            .under_in(snapshot)
+            .filter_map(|(p, e)| Some((p.rebased(from, a.path())?, e.clone())))
+            .collect();
+        if let Some(e) = snapshot.get(from) {
+            copies.push((a.path().clone(), e.clone()));
+        }
+        snapshot.extend(copies);
     }
 }

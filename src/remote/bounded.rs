@@ -106,14 +106,18 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
                 self.line.len() > max - 1
             };
             if over {
-                return Err(ListingError::Bound {
-                    what: format!("a listing line longer than {} bytes", self.bounds.line),
-                    bound: format!("{} bytes a line", self.bounds.line),
-                });
+                return Err(self.line_too_long());
             }
             if ended {
                 self.end_line(out, parse)?;
             }
+        }
+    }
+
+    fn line_too_long(&self) -> ListingError {
+        ListingError::Bound {
+            what: format!("a listing line longer than {} bytes", self.bounds.line),
+            bound: format!("{} bytes a line", self.bounds.line),
         }
     }
 
@@ -131,10 +135,7 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
         }
         let b = self.bounds;
         if bytes.len() > b.line {
-            return Err(ListingError::Bound {
-                what: format!("a listing line longer than {} bytes", b.line),
-                bound: format!("{} bytes a line", b.line),
-            });
+            return Err(self.line_too_long());
         }
         self.lines += 1;
         if self.lines > b.entries {

@@ -1,12 +1,13 @@
-//! The server's clock, read once in a pass before anything of a file's content is read from
-//! the server, for the racy-time rule (docs/design.md, "Racy times"): a time recorded from a
-//! listing proves nothing unless it is in an earlier second than the server's clock when the
-//! bytes it stands for were read.
+//! The racy-time rule (docs/design.md, "Racy times"): a time recorded no earlier than the
+//! moment it was recorded, less its precision, proves nothing about a same-size write after
+//! it, so the row is recorded unconfirmed and looked at later. Here: the server's clock, read
+//! once in a pass before any file's content is read from the server; what the base records of
+//! each side; and the look to the second at rows of a `LIST` server.
 
 use crate::config::{Direction, Folder};
 use crate::local::part_name;
 use crate::path::RelPath;
-use crate::reconcile::{Base, Kind, Mtime, Precision, Snapshot};
+use crate::reconcile::{Base, Entry, Kind, Mtime, Precision, Sig, Snapshot};
 use crate::remote::write_at::send;
 
 use super::{Runner, Shared, retrying};
@@ -129,6 +130,50 @@ pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) -> crate::e
         entry.mtime = seen;
     }
     Ok(looked)
+}
+
+/// An upload as the base records it until a listing shows the time the upload set (`set`, by
+/// MFMT): its bytes, if anything, decide at the next pass (`needs_remote_digest`).
+pub(crate) fn unconfirmed_upload(size: u64, set: Mtime) -> Entry {
+    Entry::file(size, Mtime::new(set.nanos, Precision::Unconfirmed))
+}
+
+/// What the base records of a remote file as listed: unconfirmed while its time is racy
+/// (docs/design.md, "Racy times"), so that the next pass looks at its bytes, where they can be
+/// compared (a digest is known).
+pub(crate) fn recorded_remote(sh: &Shared, listed: &Entry, digest_known: bool) -> Sig {
+    let mut sig = listed.sig();
+    if digest_known && listed.kind == Kind::File && racy(listed.mtime, sh.server_clock) {
+        sig.mtime = Mtime::new(listed.mtime.nanos, Precision::Unconfirmed);
+    }
+    sig
+}
+
+/// What the base records of a local file as seen: unconfirmed while its time is within the
+/// file system's precision of the moment the pass began reading (docs/design.md, "Racy
+/// times"), or later, so that the next scan reads its bytes.
+pub(crate) fn recorded_local(sh: &Shared, seen: Sig) -> Sig {
+    let window = sh.local_precision.as_nanos().min(i64::MAX as u128) as i64;
+    let mut sig = seen;
+    if sig.mtime.nanos >= sh.local_moment.saturating_sub(window) {
+        sig.mtime = Mtime::new(sig.mtime.nanos, Precision::Unconfirmed);
+    }
+    sig
+}
+
+/// Whether `seen` shows the time an upload set (`set`, to the second): another one means
+/// someone wrote the file after it.
+pub(crate) fn shows_time_set(seen: &Entry, set: Mtime) -> bool {
+    seen.mtime.same_as(&Mtime::new(set.nanos, Precision::Seconds))
+}
+
+/// Whether the time an upload is recorded with (`stored`, to the second) proves nothing
+/// (docs/design.md, "Racy times"): a server write after the upload, in the same second, would
+/// leave size and time as they are. Safe only when the time is older than the second of
+/// `moment`, the part file's own time on the server's clock at the upload's end; never
+/// compared with the local clock.
+pub(super) fn racy_upload(stored: &Entry, moment: Option<Mtime>) -> bool {
+    moment.is_none_or(|m| m.precision > Precision::Seconds || racy(stored.mtime, ServerClock::Read(m)))
 }
 
 /// Whether a time from a listing (`listed`) proves nothing about a write after the bytes it
