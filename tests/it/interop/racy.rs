@@ -33,6 +33,28 @@ fn ahead() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
 }
 
+/// `dir/name` rewritten on the server with the same size, in the second `at` the sync recorded
+/// after `what`: the next pass brings the server's bytes down to `local`, looking at them once.
+async fn rewritten_in_its_second(
+    server: &Server,
+    cfg: &ftps_sync::config::Config,
+    (dir, name): (&str, &str),
+    local: &std::path::Path,
+    at: SystemTime,
+    what: &str,
+) {
+    server.put(&format!("{dir}/{name}"), "version two!");
+    touch(&server.data.join(dir).join(name), at);
+    let r = pass(cfg).await.expect("second pass");
+    assert_eq!(
+        read(local, name).as_deref(),
+        Some(&b"version two!"[..]),
+        "{}: the server's edit after {what} was not brought down: {r:?}",
+        server.name
+    );
+    assert_eq!(r.confirmed.total(), 1, "{}: looked at once: {r:?}", server.name);
+}
+
 /// Downloaded, then rewritten on the server with the same size in the same second: the pass
 /// read the server's clock before the download, so the next pass looks at the bytes.
 async fn after_a_download(server: &Server) {
@@ -46,16 +68,7 @@ async fn after_a_download(server: &Server) {
     let cfg = server.config(&local, "/down", "", "");
     let r = pass(&cfg).await.expect("first pass");
     assert_eq!(r.downloaded, 1, "{}: {r:?}", server.name);
-    server.put("down/b.txt", "version two!");
-    touch(&server.data.join("down/b.txt"), at);
-    let r = pass(&cfg).await.expect("second pass");
-    assert_eq!(
-        read(&local, "b.txt").as_deref(),
-        Some(&b"version two!"[..]),
-        "{}: the server's edit after a download was not brought down: {r:?}",
-        server.name
-    );
-    assert_eq!(r.confirmed.total(), 1, "{}: looked at once: {r:?}", server.name);
+    rewritten_in_its_second(server, &cfg, ("down", "b.txt"), &local, at, "a download").await;
     let left: Vec<String> = std::fs::read_dir(server.data.join("down"))
         .expect("ls")
         .flatten()
@@ -69,31 +82,13 @@ async fn after_an_upload(server: &Server) {
     let work = tempfile::tempdir().expect("tmp");
     let local = work.path().join("local");
     put(&local, "a.txt", "version one!");
-    // An hour in the server's future: whatever the machine's speed, the time the upload
-    // records is not older than the upload on the server's clock.
-    let at = SystemTime::now() + Duration::from_secs(3600);
-    let at = SystemTime::UNIX_EPOCH
-        + Duration::from_secs(
-            at.duration_since(SystemTime::UNIX_EPOCH)
-                .expect("epoch")
-                .as_secs(),
-        );
+    let at = ahead();
     touch(&local.join("a.txt"), at);
     let cfg = server.config(&local, "/sync", "", "");
     let r = pass(&cfg).await.expect("first pass");
     assert_eq!(r.uploaded, 1, "{}: {r:?}", server.name);
 
-    // Rewritten on the server with the same size, in the same second the upload recorded.
-    server.put("sync/a.txt", "version two!");
-    touch(&server.data.join("sync/a.txt"), at);
-    let r = pass(&cfg).await.expect("second pass");
-    assert_eq!(
-        read(&local, "a.txt").as_deref(),
-        Some(&b"version two!"[..]),
-        "{}: the server's edit was not brought down: {r:?}",
-        server.name
-    );
-    assert_eq!(r.confirmed.total(), 1, "{}: looked at once: {r:?}", server.name);
+    rewritten_in_its_second(server, &cfg, ("sync", "a.txt"), &local, at, "an upload").await;
     let r = pass(&cfg).await.expect("third pass");
     assert_eq!(
         (r.uploaded, r.downloaded, r.conflicts),

@@ -1078,13 +1078,7 @@ fn a_seed_replays_exactly() {
 /// attempt must not read as renamed later: the next pass uploads the edit, it does not delete it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_rename_after_a_refused_one_never_deletes_the_edit() {
-    let behaviour = Behaviour {
-        list_only: false,
-        hash: false,
-        fault_per_mille: 0,
-        writes_at: Default::default(),
-    };
-    let env = env(1, behaviour).expect("env");
+    let env = env(1, faultless(false)).expect("env");
     let (local, sim) = (&env.local, &env.sim);
     std::fs::write(local.join("keep"), "keep").expect("write");
     std::fs::write(local.join("doc.txt"), "v1").expect("write");
@@ -1115,13 +1109,7 @@ async fn a_lost_rename_after_a_refused_one_never_deletes_the_edit() {
 /// path as it was, and the conflict is settled by a later pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_whose_download_fails_leaves_the_local_version_in_place() {
-    let behaviour = Behaviour {
-        list_only: false,
-        hash: true,
-        fault_per_mille: 0,
-        writes_at: Default::default(),
-    };
-    let env = env(1, behaviour).expect("env");
+    let env = env(1, faultless(true)).expect("env");
     let (local, sim) = (&env.local, &env.sim);
     env.write_local("keep", b"keep", 1).expect("write");
     env.write_local("doc.txt", b"v1", 2).expect("write");
@@ -1148,13 +1136,10 @@ async fn a_conflict_whose_download_fails_leaves_the_local_version_in_place() {
         "{next:?}"
     );
     let server = sim.tree(ROOT);
-    let mut versions: Vec<&[u8]> = server
-        .iter()
-        .filter(|(k, _)| k.starts_with("doc."))
-        .map(|(_, v)| v.as_slice())
-        .collect();
-    versions.sort();
-    assert_eq!(versions, vec![&b"mine, older"[..], &b"theirs, newer"[..]]);
+    assert_eq!(
+        doc_versions(&server),
+        vec![&b"mine, older"[..], &b"theirs, newer"[..]]
+    );
     assert_eq!(tree(local), server);
 }
 
@@ -1165,13 +1150,7 @@ async fn a_conflict_whose_download_fails_leaves_the_local_version_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_same_size_server_write_in_the_uploads_own_second_is_kept() {
     for hash in [false, true] {
-        let behaviour = Behaviour {
-            list_only: false,
-            hash,
-            fault_per_mille: 0,
-            writes_at: Default::default(),
-        };
-        let env = env(1, behaviour).expect("env");
+        let env = env(1, faultless(hash)).expect("env");
         let (local, sim) = (&env.local, &env.sim);
         env.write_local("keep", b"keep", 1).expect("write");
         env.write_local("doc.txt", b"one", 2).expect("write");
@@ -1183,13 +1162,32 @@ async fn a_same_size_server_write_in_the_uploads_own_second_is_kept() {
         let next = pass_on(&env.config, &env.connector).await.expect("the next pass");
         assert_eq!(next.conflicts, 1, "hash {hash}: {next:?}");
         let server = sim.tree(ROOT);
-        let mut versions: Vec<&[u8]> = server
-            .iter()
-            .filter(|(k, _)| k.starts_with("doc."))
-            .map(|(_, v)| v.as_slice())
-            .collect();
-        versions.sort();
-        assert_eq!(versions, vec![&b"three, mine"[..], &b"two"[..]], "hash {hash}");
+        assert_eq!(
+            doc_versions(&server),
+            vec![&b"three, mine"[..], &b"two"[..]],
+            "hash {hash}"
+        );
         assert_eq!(tree(local), server, "hash {hash}");
     }
+}
+
+/// A simulated server without faults that lists exact times, with a hash command or not.
+fn faultless(hash: bool) -> Behaviour {
+    Behaviour {
+        list_only: false,
+        hash,
+        fault_per_mille: 0,
+        writes_at: Default::default(),
+    }
+}
+
+/// The versions of `doc.txt` in `tree`, at its name and as conflict copies, in order.
+fn doc_versions(tree: &BTreeMap<String, Vec<u8>>) -> Vec<&[u8]> {
+    let mut versions: Vec<&[u8]> = tree
+        .iter()
+        .filter(|(k, _)| k.starts_with("doc."))
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    versions.sort();
+    versions
 }
