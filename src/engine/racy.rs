@@ -4,6 +4,8 @@
 //! once in a pass before any file's content is read from the server; what the base records of
 //! each side; and the look to the second at rows of a `LIST` server.
 
+use futures_util::{StreamExt, TryStreamExt, stream};
+
 use crate::config::{Direction, Folder};
 use crate::local::part_name;
 use crate::path::RelPath;
@@ -108,19 +110,32 @@ pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) -> crate::e
         })
         .collect();
     let looked = candidates.len();
-    for (path, recorded) in candidates {
-        let remote_path = sh.remote_path(&path);
-        let Some(seen) = retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path))? else {
-            return Err(crate::error::Error::Verify {
-                path: remote_path,
-                detail: "the server gave no time to the second for it (MDTM), which a write in the \
-                         minute its listing shows needs"
-                    .into(),
-            });
-        };
+    // As many at once as the pool has connections: one round trip each.
+    let width = sh.config.server.connections.max(1);
+    let seen: Vec<(RelPath, Mtime, Mtime)> = {
+        let sh = &*sh;
+        stream::iter(candidates)
+            .map(|(path, recorded)| async move {
+                let remote_path = sh.remote_path(&path);
+                let Some(seen) = retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path))? else {
+                    return Err(crate::error::Error::Verify {
+                        path: remote_path,
+                        detail: "the server gave no time to the second for it (MDTM), which a write \
+                                 in the minute its listing shows needs"
+                            .into(),
+                    });
+                };
+                Ok((path, recorded, seen))
+            })
+            .buffer_unordered(width)
+            .try_collect()
+            .await?
+    };
+    // Only a clock read this pass tells that a minute is past.
+    let clock = sh.server_clock;
+    for (path, recorded, seen) in seen {
         let minute = Mtime::new(recorded.nanos, Precision::Minutes);
-        // Only a clock read this pass tells that the minute is past.
-        let past = matches!(sh.server_clock, ServerClock::Read(_)) && !racy(minute, sh.server_clock);
+        let past = matches!(clock, ServerClock::Read(_)) && !racy(minute, clock);
         let Some(entry) = sh.remote.get_mut(&path) else {
             continue;
         };
