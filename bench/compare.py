@@ -2,6 +2,7 @@
 """The benchmark behind bench/compare.sh: ftps-sync against rclone and lftp, one table per
 server, TLS version and link. See compare.sh for how to run it."""
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -95,27 +96,36 @@ class Tools:
         (work / "pw").write_text(PASSWORD)
         os.chmod(work / "pw", 0o600)
 
-    def timed(self, cmd, cwd=None):
+    def timed(self, cmd, cwd=None, capture=False):
         # Write back what earlier runs left dirty, so no tool pays for another's writes.
         os.sync()
         out = self.work / "time.txt"
         t0 = time.monotonic()
         try:
             r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out)] + cmd, cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=TOOL_TIMEOUT)
+                               stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, timeout=TOOL_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise Failed(f"hung (no end after {TOOL_TIMEOUT} s)")
         elapsed = time.monotonic() - t0
         if r.returncode != 0:
             raise Failed(f"exit {r.returncode}: {r.stderr.strip().splitlines()[-1:] or ''}")
         rss_kib = int(out.read_text().strip().splitlines()[-1])
+        self.stdout = r.stdout if capture else None
         return elapsed, rss_kib / 1024
 
     def ftps_sync(self, local, remote, direction, state, big=False):
         tls = '  tls_max_version: "1.2"' if self.s.tls12_only else ""
         cfg = write_config(self.work / "ftps-sync.yaml", self.s, self.work / "pw", local, remote, direction, state,
                            tls, host=self.host)
-        return self.timed([str(BIN), "sync", "-q", "-c", str(cfg)])
+        return self.timed([str(BIN), "sync", "-q", "--json", "-c", str(cfg)], capture=True)
+
+    def confirmed(self):
+        """What the last ftps-sync pass did about racy times (docs/design.md, "Racy times"):
+        files looked at by MDTM, by the server's hash, by a read-back."""
+        passes = json.loads(self.stdout or "[]")
+        return tuple(sum(p.get("confirmed", {}).get(k, 0) for p in passes)
+                     for k in ("by_mdtm", "by_hash", "by_read_back"))
 
     def rclone(self, src, dst, extra=(), big=False):
         """`ftp:/path` names a path on the server; anything else is local."""
@@ -300,6 +310,7 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
         runs = {"ftps-sync": lambda: tools.ftps_sync(local, "many", "both", state),
                 "rclone": lambda: tools.rclone(str(local), "ftp:/many", ["--size-only"]),
                 "lftp": lambda: tools.lftp(f"mirror -R --parallel=4 {local} /many")}
+        confirmed = []
         for tool, go in runs.items():
             attempt(f"{case} (warm-up)", tool, go)
         for run in range(RUNS):
@@ -310,10 +321,14 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
                 def timed(go=runs[tool], tool=tool):
                     t, rss = go()
                     check_same(tool, case, local, server.data / "many")
+                    if tool == "ftps-sync":
+                        confirmed.append(tools.confirmed())
                     return t, rss
 
                 attempt(case, tool, timed)
         results.pop(f"{case} (warm-up)", None)
+        looks = "; ".join(f"{m} by MDTM, {h} by hash, {b} read back" for m, h, b in confirmed)
+        notes.append(f"racy times ftps-sync looked at in each timed no-change pass: {looks or 'none timed'}")
     except Skip:
         pass
     finally:

@@ -25,7 +25,6 @@ use crate::local::scan::Ignore;
 use crate::local::watch::{Change, Watch};
 use crate::metrics::{Metrics, PassEnd};
 use crate::remote::Connector;
-use crate::remote::ftps::FtpsConnector;
 
 /// A pass that takes longer than this logs how far it got, and again after each such period.
 const STATS_EVERY: Duration = Duration::from_secs(60);
@@ -54,7 +53,7 @@ pub async fn serve(config: &Config, shutdown: CancellationToken, running: impl F
 
 /// One loop per folder until `shutdown` (and the grace period after it).
 pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
-    let connector = FtpsConnector::for_server(&config.server)?;
+    let connector = crate::engine::learned::connector(config)?;
     // Work is cut only when the grace period after the shutdown request is over.
     let cut = CancellationToken::new();
     {

@@ -292,7 +292,7 @@ async fn sync_all(config: &crate::config::Config) -> Result<()> {
     let folders: Vec<_> = config.folders.iter().collect();
     let cancel = tokio_util::sync::CancellationToken::new();
     crate::signals::cancel_on_signal(cancel.clone());
-    let connector = crate::remote::ftps::FtpsConnector::for_server(&config.server)?;
+    let connector = crate::engine::learned::connector(config)?;
     crate::engine::sync_all(
         config,
         &folders,

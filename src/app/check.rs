@@ -12,12 +12,13 @@ use crate::digest::Hashers;
 use crate::error::{Error, Result};
 use crate::reconcile::Mtime;
 use crate::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
+use crate::remote::learned::TlsLearned;
 use crate::remote::tls::TlsContext;
 use crate::remote::write_at::{self, WriteAt, fetch, send};
 
 pub async fn check(config: &Config) -> Result<u8> {
     let s = &config.server;
-    let tls = TlsContext::new(s)?;
+    let tls = crate::engine::learned::tls_context(config)?;
     say!("server       {}:{} ({:?} TLS)", s.host, s.port, s.tls);
     let mut conn = match Ftps::connect(s, &tls).await {
         Ok(c) => c,
@@ -129,12 +130,17 @@ pub async fn check(config: &Config) -> Result<u8> {
     for e in &data.failed {
         say!("             failed: {e}");
     }
+    let memory = tls.memory().learned();
+    let learned = memory.as_ref().map(|l| l.tls);
     let resumption = match (tls13, quirks.resumption_required(), quirks.went_unresumed()) {
         (false, _, _) => "each data connection resumes the control connection's TLS session",
+        (true, true, _) if learned == Some(TlsLearned::Tls12) => {
+            "the server gives TLS 1.3 data connections no session tickets and refuses those \
+             that do not resume: ftps-sync uses TLS 1.2 with it (learned, below)"
+        }
         (true, true, _) => {
             "the server gives TLS 1.3 data connections no session tickets and refuses those \
-             that do not resume: ftps-sync logs in again after every two transfers, which is \
-             slow; set `tls_max_version: \"1.2\"` under server"
+             that do not resume: ftps-sync logs in again after every two transfers, which is slow"
         }
         (true, false, true) => {
             "the server gives TLS 1.3 data connections no session tickets, and takes the ones \
@@ -143,6 +149,7 @@ pub async fn check(config: &Config) -> Result<u8> {
         (true, false, false) => "each data connection resumed the control connection's TLS session",
     };
     say!("tls session  {resumption}");
+    say!("learned      {}", shown(memory.as_ref(), s));
     if !data.failed.is_empty() {
         say!("result       data connections failed: a sync would retry them, slowly, or fail");
         code = 1;
@@ -156,6 +163,30 @@ pub async fn check(config: &Config) -> Result<u8> {
     }
     conn.quit().await;
     Ok(code)
+}
+
+/// What is known of the server across runs, in a line.
+pub fn shown(learned: Option<&crate::remote::learned::Learned>, s: &Server) -> String {
+    let since = |at: i64| {
+        chrono::DateTime::from_timestamp(at, 0).map_or(String::new(), |t| t.format("%Y-%m-%d").to_string())
+    };
+    match learned {
+        None if s.tls_min_version.is_some() || s.tls_max_version.is_some() => {
+            "nothing; the TLS versions are the config's".to_owned()
+        }
+        None => "nothing".to_owned(),
+        Some(l) => format!(
+            "TLS {} since {}: {}{}",
+            l.tls.as_str(),
+            since(l.at),
+            l.why,
+            if l.tls == TlsLearned::Tls12 {
+                "; `tls_min_version: \"1.3\"` under server keeps TLS 1.3"
+            } else {
+                ""
+            }
+        ),
+    }
 }
 
 /// How long a second write into the probe file may wait for the first (`write_at::concurrent`).
@@ -253,8 +284,16 @@ async fn try_a_file(
         }
     }
     // Uploads read nothing back, so they collect no session ticket a server may send on a data
-    // connection: three in a row spend ProFTPD's two TLS 1.3 tickets.
+    // connection: three in a row spend ProFTPD's two TLS 1.3 tickets. Where that shows the
+    // server may not resume TLS 1.3 data connections, a few more, as a sync would send, prove
+    // it or not (`remote::learned`): a login renewed, and uploads that bring no ticket.
     for _ in 0..2 {
+        let _ = data.count(send(conn, &path, FIRST, None).await);
+    }
+    for _ in 0..6 {
+        if !server.1.memory().suspected() {
+            break;
+        }
         let _ = data.count(send(conn, &path, FIRST, None).await);
     }
     let mut tried = Tried::untested("");

@@ -14,7 +14,6 @@ use crate::engine::{self, ActionCounts, Options};
 use crate::error::Result;
 use crate::reconcile::{Base, Change, Kind, is_conflict_copy, local_change, parse_conflict_copy};
 use crate::remote::Connector;
-use crate::remote::ftps::FtpsConnector;
 use crate::state::{PassCounts, State};
 
 /// One folder's status: its `--json` form and its text.
@@ -22,6 +21,9 @@ use crate::state::{PassCounts, State};
 pub struct FolderStatus {
     pub folder: String,
     pub synced: bool,
+    /// What the agent learned about the folder's server (`check` says the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_learned: Option<String>,
     #[serde(flatten)]
     pub known: Option<Known>,
 }
@@ -230,6 +232,7 @@ async fn folder_status(
         let status = FolderStatus {
             folder: f.name.clone(),
             synced: false,
+            server_learned: None,
             known: None,
         };
         return Ok((status, 0));
@@ -289,6 +292,7 @@ async fn folder_status(
     let status = FolderStatus {
         folder: f.name.clone(),
         synced: true,
+        server_learned: None,
         known: Some(known),
     };
     Ok((status, code))
@@ -296,14 +300,19 @@ async fn folder_status(
 
 pub async fn status(config: &Config, json: bool, remote: bool, conflicts: bool) -> Result<u8> {
     let connector = if remote {
-        Some(FtpsConnector::for_server(&config.server)?)
+        Some(engine::learned::connector(config)?)
     } else {
         None
     };
+    let now_secs = Utc::now().timestamp();
+    let learned = engine::learned::remembered(config)?
+        .filter(|l| now_secs - l.at < crate::remote::learned::RELEARN_AFTER_SECS)
+        .map(|l| super::check::shown(Some(&l), &config.server));
     let mut all = Vec::new();
     let mut code = 0u8;
     for f in &config.folders {
-        let (status, c) = folder_status(config, f, connector.as_ref(), conflicts).await?;
+        let (mut status, c) = folder_status(config, f, connector.as_ref(), conflicts).await?;
+        status.server_learned = learned.clone();
         code = code.max(c);
         all.push(status);
     }
@@ -311,6 +320,9 @@ pub async fn status(config: &Config, json: bool, remote: bool, conflicts: bool) 
         say!("{}", to_json(&all)?);
     } else {
         let now = Utc::now();
+        if let Some(learned) = &learned {
+            say!("server {}:{}: {learned}", config.server.host, config.server.port);
+        }
         for s in &all {
             say!("{}", s.text(now));
         }

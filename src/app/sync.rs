@@ -9,7 +9,6 @@ use crate::config::Config;
 use crate::engine::{self, Issue, Meter, Options, Report, Totals};
 use crate::error::{Error, Result};
 use crate::reconcile::{Plan, Refusal};
-use crate::remote::ftps::FtpsConnector;
 use crate::signals::cancel_on_signal;
 
 /// Exit 0 when everything is in sync, 1 when something is left for the user (conflicts,
@@ -18,7 +17,7 @@ pub async fn sync(config: &Config, only: &[String], json: bool, progress: bool) 
     let folders = engine::select_folders(config, only)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
-    let connector = FtpsConnector::for_server(&config.server)?;
+    let connector = engine::learned::connector(config)?;
     let meter = progress.then(Meter::new);
     let display = meter.clone().map(Progress::start);
     let options = Options {
@@ -189,7 +188,7 @@ struct Pass<'a> {
 /// service works.
 pub async fn dry_run(config: &Config, only: &[String], json: bool) -> Result<u8> {
     let folders = engine::select_folders(config, only)?;
-    let connector = FtpsConnector::for_server(&config.server)?;
+    let connector = engine::learned::connector(config)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let mut plans = Vec::new();

@@ -54,6 +54,9 @@ pub struct Server {
     pub port: u16,
     pub tls: TlsMode,
     pub tls_max_version: Option<TlsVersion>,
+    /// `"1.3"` keeps TLS 1.3 with a server that cannot resume its data connections (see
+    /// `remote::learned`), at the cost of a login every two transfers.
+    pub tls_min_version: Option<TlsVersion>,
     pub user: String,
     pub password: Secret,
     /// Where the password came from, if from a file (a service must be able to read it).

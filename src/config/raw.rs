@@ -32,6 +32,7 @@ pub(super) struct RawServer {
     #[serde(default)]
     pub(super) insecure_plaintext: bool,
     pub(super) tls_max_version: Option<String>,
+    pub(super) tls_min_version: Option<String>,
     pub(super) user: String,
     pub(super) password_env: Option<String>,
     pub(super) password_file: Option<PathBuf>,

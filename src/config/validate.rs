@@ -45,6 +45,18 @@ impl Validator<'_> {
         }
     }
 
+    fn tls_version(&self, key: &str, value: Option<&str>) -> Result<Option<TlsVersion>> {
+        match value {
+            None => Ok(None),
+            Some("1.2") => Ok(Some(TlsVersion::V1_2)),
+            Some("1.3") => Ok(Some(TlsVersion::V1_3)),
+            Some(other) => Err(self.err(
+                key,
+                format!("unknown TLS version {other:?}; write \"1.2\" or \"1.3\""),
+            )),
+        }
+    }
+
     fn duration(&self, key: &str, value: Option<&str>, default: Duration) -> Result<Duration> {
         match value {
             None => Ok(default),
@@ -249,17 +261,14 @@ impl Validator<'_> {
         if s.client_cert.is_some() != s.client_key.is_some() {
             return Err(self.err("server.client_cert", "client_cert and client_key go together"));
         }
-        let tls_max_version = match s.tls_max_version.as_deref() {
-            None => None,
-            Some("1.2") => Some(TlsVersion::V1_2),
-            Some("1.3") => Some(TlsVersion::V1_3),
-            Some(other) => {
-                return Err(self.err(
-                    "server.tls_max_version",
-                    format!("unknown TLS version {other:?}; write \"1.2\" or \"1.3\""),
-                ));
-            }
-        };
+        let tls_max_version = self.tls_version("server.tls_max_version", s.tls_max_version.as_deref())?;
+        let tls_min_version = self.tls_version("server.tls_min_version", s.tls_min_version.as_deref())?;
+        if tls_min_version == Some(TlsVersion::V1_3) && tls_max_version == Some(TlsVersion::V1_2) {
+            return Err(self.err(
+                "server.tls_min_version",
+                "tls_min_version \"1.3\" and tls_max_version \"1.2\" leave no TLS version",
+            ));
+        }
         let connections = s.connections.unwrap_or(4);
         if !(1..=64).contains(&connections) {
             return Err(self.err("server.connections", "must be between 1 and 64"));
@@ -293,6 +302,7 @@ impl Validator<'_> {
             port,
             tls,
             tls_max_version,
+            tls_min_version,
             user: s.user,
             password,
             password_file: s.password_file.as_ref().map(|p| self.resolve(p)),

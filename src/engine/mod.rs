@@ -15,6 +15,7 @@ mod conflict;
 mod digests;
 mod download;
 mod execute;
+pub mod learned;
 mod meter;
 pub(crate) mod moves;
 mod prepare;

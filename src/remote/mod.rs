@@ -7,6 +7,7 @@ pub mod bounded;
 pub mod cert;
 pub mod features;
 pub mod ftps;
+pub mod learned;
 pub mod limit;
 pub mod listing;
 pub mod pool;

@@ -15,7 +15,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, Sig
 use sha2::{Digest, Sha256};
 
 use super::ftps::Quirks;
-use crate::config::{Server, TlsVersion, format_fingerprint};
+use super::learned::{Keep, Learned, ServerMemory, Versions};
+use crate::config::{Server, format_fingerprint};
 use crate::error::{Error, Result, TlsFailure};
 
 /// What we learned about the server's TLS while connecting.
@@ -33,13 +34,25 @@ pub struct TlsContext {
     provider: Arc<CryptoProvider>,
     verifier: Arc<Verifier>,
     client_auth: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
-    max_version: Option<TlsVersion>,
     /// Not TLS, but of the same lifetime: what the run learned about the server.
     quirks: Arc<Quirks>,
+    /// What is known of the server across runs, the TLS version to offer among it.
+    memory: Arc<ServerMemory>,
 }
 
 impl TlsContext {
+    /// A context that knows nothing of the server from earlier runs, and keeps nothing.
     pub fn new(server: &Server) -> Result<TlsContext> {
+        Self::remembering(server, None, None)
+    }
+
+    /// A context that starts from what earlier runs learned of the server, and hands what
+    /// this one learns to `keep`.
+    pub fn remembering(
+        server: &Server,
+        remembered: Option<Learned>,
+        keep: Option<Keep>,
+    ) -> Result<TlsContext> {
         let provider = Arc::new(provider());
         let tls_err = |message: String| Error::Tls {
             server: server.host.clone(),
@@ -84,8 +97,8 @@ impl TlsContext {
             }),
             provider,
             client_auth,
-            max_version: server.tls_max_version,
             quirks: Arc::default(),
+            memory: Arc::new(ServerMemory::new(server, remembered, keep)),
         })
     }
 
@@ -94,17 +107,27 @@ impl TlsContext {
         self.quirks.clone()
     }
 
-    /// A client config for one control connection and its data connections, resuming from
-    /// `sessions`, which no other control connection shares: the data connections of one
-    /// control connection resume its session, never another's (ProFTPD refuses that; rclone
-    /// #7234).
-    pub fn client_config(&self, sessions: Arc<SessionStore>) -> Result<Arc<ClientConfig>> {
-        let versions: &[&rustls::SupportedProtocolVersion] = match self.max_version {
-            Some(TlsVersion::V1_2) => &[&rustls::version::TLS12],
-            _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    /// What is known of the server across runs.
+    pub fn memory(&self) -> &Arc<ServerMemory> {
+        &self.memory
+    }
+
+    /// A client config for one control connection and its data connections, offering
+    /// `versions` and resuming from `sessions`, which no other control connection shares: the
+    /// data connections of one control connection resume its session, never another's
+    /// (ProFTPD refuses that; rclone #7234).
+    pub fn client_config(
+        &self,
+        sessions: Arc<SessionStore>,
+        versions: Versions,
+    ) -> Result<Arc<ClientConfig>> {
+        let offered: &[&rustls::SupportedProtocolVersion] = match versions {
+            Versions::Only12 | Versions::Fallback12 => &[&rustls::version::TLS12],
+            Versions::Only13 => &[&rustls::version::TLS13],
+            Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
         };
         let builder = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(versions)
+            .with_protocol_versions(offered)
             .map_err(|e| Error::Tls {
                 server: String::new(),
                 kind: TlsFailure::Other,
@@ -124,6 +147,11 @@ impl TlsContext {
         };
         let mut config = config;
         config.resumption = Resumption::store(sessions);
+        // A TLS 1.2 session resumed without extended master secret is open to the
+        // triple-handshake attack, which would break the binding of data connections to their
+        // control connection that resumption gives. A user's own cap (`tls_max_version`) leaves
+        // it to the server, as it always did.
+        config.require_ems = versions == Versions::Fallback12;
         Ok(Arc::new(config))
     }
 
@@ -197,6 +225,9 @@ pub struct SessionStore {
 
 #[derive(Debug, Default)]
 struct Sessions {
+    /// Every TLS 1.3 ticket the server ever sent on this control connection or its data
+    /// connections.
+    received: usize,
     kx_hint: Option<NamedGroup>,
     tls12: Option<Tls12ClientSessionValue>,
     /// Oldest first; the newest is offered first.
@@ -210,6 +241,11 @@ impl SessionStore {
     /// TLS 1.3 tickets left to resume with.
     pub fn tls13_tickets(&self) -> usize {
         self.inner.lock().map_or(0, |s| s.tls13.len())
+    }
+
+    /// TLS 1.3 tickets received so far, spent or not.
+    pub fn tickets_received(&self) -> usize {
+        self.inner.lock().map_or(0, |s| s.received)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Sessions) -> T) -> Option<T> {
@@ -245,6 +281,7 @@ impl ClientSessionStore for SessionStore {
                 s.tls13.pop_front();
             }
             s.tls13.push_back(value);
+            s.received += 1;
         });
     }
 
@@ -396,5 +433,25 @@ impl ServerCertVerifier for Verifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_learned_fallback_requires_extended_master_secret() {
+        let yaml = "server:\n  host: h\n  user: u\n  password_env: PATH\n  fingerprint_sha256: \
+                    \"00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\"\n\
+                    folders:\n  - name: d\n    local: /tmp\n    remote: /d\n";
+        let config = crate::config::Config::parse(yaml, std::path::Path::new("/tmp/c.yaml")).expect("config");
+        let tls = TlsContext::new(&config.server).expect("tls");
+        let made = |v| tls.client_config(Arc::default(), v).expect("client config");
+        // TLS 1.2 alone there: the interop test on ProFTPD sees no TLS 1.3 session.
+        assert!(made(Versions::Fallback12).require_ems);
+        for v in [Versions::Both, Versions::Only12, Versions::Only13] {
+            assert!(!made(v).require_ems, "{v:?}");
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::reconcile::{Base, BaseEntry, FileId, Kind, Mtime, Precision, Sig};
 
 mod journal;
 mod schema;
+pub mod servers;
 
 pub use journal::{Intent, Op};
 use schema::MIGRATIONS;

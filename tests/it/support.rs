@@ -8,7 +8,6 @@ use ftps_sync::config::Config;
 use ftps_sync::demo::{EmbeddedServer, ServerTls, TestPki, serve};
 use ftps_sync::engine::{self, Options, Report};
 use ftps_sync::remote::Connector;
-use ftps_sync::remote::ftps::FtpsConnector;
 use tokio_util::sync::CancellationToken;
 
 pub const USER: &str = "tester";
@@ -232,7 +231,8 @@ pub async fn pass_with(
     options: Options,
     cancel: &CancellationToken,
 ) -> ftps_sync::Result<Report> {
-    let connector = FtpsConnector::for_server(&config.server)?;
+    // As `sync` makes it: with what earlier passes learned of the server.
+    let connector = engine::learned::connector(config)?;
     engine::sync_folder(config, &config.folders[0], &connector, options, cancel).await
 }
 

@@ -1,6 +1,6 @@
 //! Connecting: TCP, TLS (explicit or implicit), login, and what FEAT offers.
 
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,11 +9,12 @@ use suppaftp::types::FileType;
 use suppaftp::{FtpError, FtpResult, Mode, Status};
 use tokio::net::TcpStream;
 
-use super::data::{DIAL_NONE, dialler};
+use super::data::{DIAL_NONE, HANDSHAKE_FULL, HANDSHAKE_NONE, HANDSHAKE_RESUMED, dialler};
 use super::reply::{reply_code, reply_text, within};
 use super::{Features, Ftps, HashCommand, ListingMode, MtimeSupport, Stream};
 use crate::config::{Server, TlsMode};
 use crate::error::{Error, Result, TlsFailure};
+use crate::remote::learned::Versions;
 use crate::remote::tls::{SessionStore, TlsContext, TlsInfo};
 
 /// TLS connector that records what was negotiated on the control connection.
@@ -22,6 +23,8 @@ struct Connector {
     info: Arc<Mutex<Option<TlsInfo>>>,
     /// Why the handshake failed: suppaftp passes only a message on.
     failure: Arc<Mutex<Option<TlsFailure>>>,
+    /// How the last handshake went (`HANDSHAKE_*`): data connections use this connector too.
+    handshake: Arc<AtomicU8>,
     context: TlsContext,
 }
 
@@ -70,6 +73,15 @@ impl AsyncTlsConnector for Connector {
             }
             FtpError::SecureError(self.context.explain(&e, domain))
         })?;
+        let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        self.handshake.store(
+            if resumed {
+                HANDSHAKE_RESUMED
+            } else {
+                HANDSHAKE_FULL
+            },
+            Ordering::SeqCst,
+        );
         if let Ok(mut info) = self.info.lock()
             && info.is_none()
         {
@@ -99,11 +111,16 @@ impl Ftps {
     /// ClientHello as a command when it arrives before its own switch to TLS, and answers in
     /// clear text. On a loaded machine that happened three times in a row (one engine-suite run
     /// in 40 here). Nothing is ever sent unprotected, so trying again is safe.
+    ///
+    /// TLS 1.2 learned for the server (`learned`) is given up, never the other way round, when
+    /// the handshake at TLS 1.2 fails (the server refuses it, or extended master secret), or
+    /// when the server is no longer the one it was learned of: then it connects again at once.
     pub async fn connect(server: &Server, tls: &TlsContext) -> Result<Ftps> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match Self::connect_once(server, tls).await {
+            let versions = tls.memory().versions();
+            match Self::connect_once(server, tls, versions).await {
                 Err(
                     e @ Error::Tls {
                         kind: TlsFailure::Garbled,
@@ -113,12 +130,24 @@ impl Ftps {
                     tracing::debug!("TLS handshake broke ({e}); connecting again");
                     tokio::time::sleep(Duration::from_millis(20 << (attempt - 1))).await;
                 }
-                other => return other,
+                Err(Error::Tls {
+                    kind: TlsFailure::Other,
+                    message,
+                    ..
+                }) if versions == Versions::Fallback12 => tls.memory().fallback_refused(&message),
+                Ok(mut ftps) => {
+                    let holds = tls.memory().still_holds(&ftps.identity());
+                    if holds || versions != Versions::Fallback12 {
+                        return Ok(ftps);
+                    }
+                    ftps.quit().await;
+                }
+                Err(e) => return Err(e),
             }
         }
     }
 
-    async fn connect_once(server: &Server, tls: &TlsContext) -> Result<Ftps> {
+    async fn connect_once(server: &Server, tls: &TlsContext, versions: Versions) -> Result<Ftps> {
         let addr = format!("{}:{}", server.host, server.port);
         let t = server.timeout;
         let connect_err = |message: String| Error::Connect {
@@ -134,11 +163,13 @@ impl Ftps {
         let failure = Arc::new(Mutex::new(None));
         let failed = || failure.lock().ok().and_then(|f| *f).unwrap_or(TlsFailure::Other);
         let sessions = Arc::new(SessionStore::default());
+        let handshake = Arc::new(AtomicU8::new(HANDSHAKE_NONE));
         let connector = || -> Result<Connector> {
             Ok(Connector {
-                inner: tokio_rustls::TlsConnector::from(tls.client_config(sessions.clone())?),
+                inner: tokio_rustls::TlsConnector::from(tls.client_config(sessions.clone(), versions)?),
                 info: info.clone(),
                 failure: failure.clone(),
+                handshake: handshake.clone(),
                 context: tls.clone(),
             })
         };
@@ -290,6 +321,11 @@ impl Ftps {
             peer_v6,
             dial,
             quirks: tls.quirks(),
+            memory: tls.memory().clone(),
+            after_suspicion: tls.memory().suspected(),
+            handshake,
+            tickets_before: 0,
+            probe: false,
             sessions,
             tls13,
             resuming: true,

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::Ftps;
 use super::reply::within;
+use super::resume::Resumption;
 use crate::error::{Error, Result};
 use crate::remote::bounded::{BoundedLines, Bounds, ListingError};
 use crate::remote::listing::Listed;
@@ -24,15 +25,8 @@ pub struct Quirks {
     epsv_broken: AtomicBool,
     /// EPSV commands that got no answer at all within the timeout.
     epsv_stalls: AtomicUsize,
-    /// The server gives TLS 1.3 data connections no session tickets (ProFTPD), so control
-    /// connections are renewed as their tickets run out: said once, as it is slow.
-    tickets_run_out: AtomicBool,
-    /// A data connection that did not resume the control session was refused (`425`).
-    resumption_required: AtomicBool,
-    /// A fresh TLS 1.3 login brought no session ticket: data connections cannot resume.
-    no_tickets: AtomicBool,
-    /// A TLS 1.3 data connection went out without a ticket (see `went_unresumed`).
-    went_unresumed: AtomicBool,
+    /// Whether data connections must resume their control connection's TLS session.
+    pub(super) resumption: Resumption,
 }
 
 impl Quirks {
@@ -42,13 +36,13 @@ impl Quirks {
 
     /// A data connection that did not resume was refused: the run renews its logins.
     pub fn resumption_required(&self) -> bool {
-        self.resumption_required.load(Ordering::SeqCst)
+        self.resumption.required()
     }
 
-    /// A TLS 1.3 data connection went out with no ticket left to resume with: the server
-    /// gives none on data connections.
+    /// A TLS 1.3 data connection went out with no ticket left to resume with, and the server
+    /// took it.
     pub fn went_unresumed(&self) -> bool {
-        self.went_unresumed.load(Ordering::SeqCst)
+        self.resumption.not_required()
     }
 
     /// Records that EPSV does not work here; true only the first time, so it is logged once.
@@ -63,7 +57,12 @@ impl Quirks {
 pub(super) const DIAL_NONE: u8 = 0;
 const DIAL_STARTED: u8 = 1;
 const DIAL_FAILED: u8 = 2;
-const DIAL_DONE: u8 = 3;
+pub(super) const DIAL_DONE: u8 = 3;
+
+/// How the TLS handshake of the current data connection went.
+pub(super) const HANDSHAKE_NONE: u8 = 0;
+pub(super) const HANDSHAKE_FULL: u8 = 1;
+pub(super) const HANDSHAKE_RESUMED: u8 = 2;
 
 /// A data command that returns lines (listings).
 pub(super) enum LinesCommand<'a> {
@@ -110,104 +109,10 @@ pub(super) fn dialler(dial: Arc<AtomicU8>, timeout: Duration) -> Dialler {
 }
 
 impl Ftps {
-    /// Before each try of a data command: nothing dialled yet.
+    /// Before each try of a data command: nothing dialled yet, no handshake.
     pub(super) fn start_data_command(&self) {
         self.dial.store(DIAL_NONE, Ordering::SeqCst);
-    }
-
-    /// Before a data command: when a TLS 1.3 control connection has no ticket left for its data
-    /// connection to resume with, it is replaced by a fresh one (logged in, in the same mode),
-    /// so that no data connection goes out without resuming its own control session; servers
-    /// that give no tickets on data connections (ProFTPD) would refuse it.
-    pub(super) async fn ensure_resumable(&mut self) -> Result<()> {
-        self.resuming = !self.tls13 || self.sessions.tls13_tickets() > 0;
-        let hopeless = self.quirks.no_tickets.load(Ordering::SeqCst);
-        if self.resuming || hopeless || !self.data_needs_resumption() {
-            if !self.resuming {
-                self.quirks.went_unresumed.store(true, Ordering::SeqCst);
-            }
-            return Ok(());
-        }
-        if !self.quirks.tickets_run_out.swap(true, Ordering::SeqCst) {
-            // rustls offers a TLS 1.3 ticket once and cannot copy it (0.23), and such a
-            // server sends two per login and none on data connections.
-            tracing::warn!(
-                server = %self.server,
-                "the server gives TLS 1.3 data connections no new session tickets, so ftps-sync \
-                 logs in again after every two transfers, which is slow; with \
-                 `tls_max_version: \"1.2\"` the session resumes without that limit"
-            );
-        }
-        tracing::debug!(server = %self.server, "TLS 1.3 tickets spent; a fresh control connection");
-        // Logged out first, so the pool never holds more logins than `connections` (servers
-        // cap them per address). If the new login fails, the error (transient) makes the pool
-        // drop this connection, which no longer answers.
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
-        let mut fresh =
-            Self::connect(&self.config, &self.context)
-                .await
-                .map_err(|e| Error::ConnectionLost {
-                    command: "connect",
-                    path: self.server.clone(),
-                    message: e.to_string(),
-                })?;
-        fresh.limiter = self.limiter.clone();
-        fresh.list_all = self.list_all;
-        if let Some(dir) = self.cwd.take() {
-            within(fresh.timeout, "CWD", &dir, fresh.stream.cwd(&dir)).await?;
-            fresh.cwd = Some(dir);
-        }
-        if fresh.sessions.tls13_tickets() == 0 {
-            // A login that brings no ticket at all: renewing cannot help.
-            self.quirks.no_tickets.store(true, Ordering::SeqCst);
-        }
-        fresh.resuming = fresh.sessions.tls13_tickets() > 0;
-        *self = fresh;
-        Ok(())
-    }
-
-    /// Whether the server refuses a data connection that does not resume the control session.
-    /// Not assumed: once a TLS 1.3 connection's tickets are spent, its data connections go
-    /// out with a full handshake until one is refused (`refused_unresumed`). ProFTPD with
-    /// `NoSessionReuseRequired`, and Pure-FTPd unless built to check, take them; renewing the
-    /// control connection after every two transfers instead costs a login each time.
-    fn data_needs_resumption(&self) -> bool {
-        self.quirks.resumption_required.load(Ordering::SeqCst)
-    }
-
-    /// After a data command failed to open: whether its connection, a full handshake (no
-    /// ticket was left), was refused for not resuming: ProFTPD answers `425`, vsftpd `522`,
-    /// Pure-FTPd built to check drops it. Then every data connection of the run resumes from
-    /// now on (`ensure_resumable` renews this control connection first), and the command can
-    /// go again at once: it moved no byte.
-    pub(super) fn refused_unresumed(&self, e: &Error) -> bool {
-        let refused = matches!(
-            e,
-            Error::Reply {
-                code: Some(425 | 522),
-                ..
-            } | Error::ConnectionLost { .. }
-        );
-        if self.resuming || !refused || self.dial.load(Ordering::SeqCst) != DIAL_DONE {
-            return false;
-        }
-        if !self.quirks.resumption_required.swap(true, Ordering::SeqCst) {
-            tracing::debug!(server = %self.server, "a data connection that did not resume was refused: {e}");
-        }
-        true
-    }
-
-    /// A transfer's error, as `Error::NotResumed` when it is a refused data connection that
-    /// did not resume (`refused_unresumed`): the engine sends the transfer again at once.
-    pub(super) fn not_resumed(&self, e: Error, command: &'static str, path: &str) -> Error {
-        if !self.refused_unresumed(&e) {
-            return e;
-        }
-        Error::NotResumed {
-            command,
-            path: path.to_owned(),
-            reply: e.to_string(),
-        }
+        self.handshake.store(HANDSHAKE_NONE, Ordering::SeqCst);
     }
 
     /// A listing command, sent again over PASV if it failed on EPSV; each line parsed as it
@@ -215,6 +120,19 @@ impl Ftps {
     /// time the whole listing may take. Past a bound the connection is dropped: the server may
     /// still be sending, and nothing more it says is read.
     pub(super) async fn data_listing(
+        &mut self,
+        t: Duration,
+        command: &'static str,
+        path: &str,
+        what: LinesCommand<'_>,
+        parse: &(dyn Fn(&str) -> Option<Listed> + Sync),
+    ) -> Result<Vec<Listed>> {
+        let r = self.listing(t, command, path, what, parse).await;
+        self.data_done(r.is_ok(), false);
+        r
+    }
+
+    async fn listing(
         &mut self,
         t: Duration,
         command: &'static str,

@@ -11,6 +11,7 @@
 mod connect;
 mod data;
 mod reply;
+mod resume;
 mod transfer;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use suppaftp::{FtpError, Status};
 use tokio::sync::mpsc;
 
 pub use super::features::{Features, HashCommand, ListingMode, MtimeSupport};
+use super::learned::{Identity, ServerMemory};
 use super::limit::RateLimiter;
 use super::listing::{Listed, parse_list_line, parse_mlsd};
 use super::tls::{SessionStore, TlsContext, TlsInfo};
@@ -59,6 +61,18 @@ pub struct Ftps {
     peer_v6: bool,
     dial: Arc<AtomicU8>,
     quirks: Arc<Quirks>,
+    /// What is known of the server across runs (`learned`).
+    memory: Arc<ServerMemory>,
+    /// Whether this connection logged in after a refused data connection made the run
+    /// suspect that the server cannot resume TLS 1.3 data connections (`ServerMemory::suspect`).
+    after_suspicion: bool,
+    /// How the current data connection's handshake went (`data::HANDSHAKE_*`).
+    handshake: Arc<AtomicU8>,
+    /// Tickets received before the current data command (`SessionStore::tickets_received`).
+    tickets_before: usize,
+    /// Whether the current data connection is the run's one try of a full handshake where no
+    /// ticket is left (`Quirks`, resumption).
+    probe: bool,
     /// The control connection's TLS sessions, which its data connections resume.
     sessions: Arc<SessionStore>,
     /// Whether the control connection runs TLS 1.3, whose tickets are spent one per data
@@ -367,6 +381,12 @@ impl Ftps {
     /// What the run learned of the server's data connections so far.
     pub fn quirks(&self) -> &Quirks {
         &self.quirks
+    }
+
+    /// Who the server is, for what is learned of it.
+    pub fn identity(&self) -> Identity {
+        let fingerprint = self.tls.as_ref().map_or("", |t| t.fingerprint.as_str());
+        Identity::new(fingerprint, &self.welcome)
     }
 
     /// What the engine may count on (see `Remote`).

@@ -13,7 +13,9 @@ impl Ftps {
     /// Streams `path` from byte `offset` into `sink`, a chunk at a time. Returns the bytes read.
     pub async fn download(&mut self, path: &str, offset: u64, sink: &mpsc::Sender<Vec<u8>>) -> Result<u64> {
         let r = self.retrieve(path, offset, None, sink).await;
-        r.map_err(|e| self.not_resumed(e, "RETR", path))
+        let r = r.map_err(|e| self.not_resumed(e, "RETR", path));
+        self.data_done(r.is_ok(), false);
+        r
     }
 
     /// Streams `len` bytes of `path` from `offset` into `sink` and cuts the transfer there (one
@@ -26,7 +28,9 @@ impl Ftps {
         sink: &mpsc::Sender<Vec<u8>>,
     ) -> Result<u64> {
         let r = self.retrieve(path, offset, Some(len), sink).await;
-        r.map_err(|e| self.not_resumed(e, "RETR", path))
+        let r = r.map_err(|e| self.not_resumed(e, "RETR", path));
+        self.data_done(r.is_ok(), false);
+        r
     }
 
     /// RETR from `offset`, to the end or for `len` bytes.
@@ -144,7 +148,9 @@ impl Ftps {
     ) -> Result<u64> {
         let how = if append { Store::Append } else { Store::Replace };
         let r = self.store(path, source, how).await;
-        r.map_err(|e| self.not_resumed(e, "STOR", path))
+        let r = r.map_err(|e| self.not_resumed(e, "STOR", path));
+        self.data_done(r.is_ok(), true);
+        r
     }
 
     /// Streams the chunks of `source` into `path` from byte `offset` on (REST, then STOR):
@@ -156,7 +162,9 @@ impl Ftps {
         source: &mut mpsc::Receiver<Vec<u8>>,
     ) -> Result<u64> {
         let r = self.store(path, source, Store::At(offset)).await;
-        r.map_err(|e| self.not_resumed(e, "STOR", path))
+        let r = r.map_err(|e| self.not_resumed(e, "STOR", path));
+        self.data_done(r.is_ok(), true);
+        r
     }
 
     async fn store(&mut self, path: &str, source: &mut mpsc::Receiver<Vec<u8>>, how: Store) -> Result<u64> {

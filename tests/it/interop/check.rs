@@ -161,3 +161,42 @@ fn check_before_the_first_sync_tests_no_write_and_passes() {
         assert_left_nothing(&server, &server.data);
     }
 }
+
+/// Stock ProFTPD at TLS 1.3: `check` finds that it cannot resume TLS 1.3 data connections,
+/// says TLS 1.2 was learned, and keeps it: the next `check` logs in at TLS 1.2, and `status`
+/// shows it too.
+#[test]
+fn check_shows_and_keeps_the_tls_version_learned() {
+    let Some(server) = servers::proftpd() else { return };
+    server.mkdir("f");
+    let work = tempfile::tempdir().expect("tmp");
+    let local = work.path().join("local");
+    std::fs::create_dir_all(&local).expect("mkdir");
+    let cfg = work.path().join("ftps-sync.yaml");
+    server.config_yaml(&local, "/f").write(&cfg);
+    let run = |what: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ftps-sync"))
+            .args([what, "-c"])
+            .arg(&cfg)
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (code, first) = run("check");
+    assert_eq!(code, 0, "{first}");
+    assert_line(&first, "tls ", "TLSv1_3");
+    assert_line(&first, "learned ", "TLS 1.2 since");
+    assert!(
+        first.contains("tls_min_version"),
+        "says how to keep TLS 1.3:\n{first}"
+    );
+    let (code, second) = run("check");
+    assert_eq!(code, 0, "{second}");
+    assert_line(&second, "tls ", "TLSv1_2");
+    assert_line(&second, "tls session", "each data connection resumes");
+    assert_line(&second, "learned ", "TLS 1.2 since");
+    let (code, status) = run("status");
+    assert_eq!(code, 0, "{status}");
+    assert_line(&status, "server ", "TLS 1.2 since");
+}

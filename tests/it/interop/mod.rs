@@ -16,6 +16,7 @@ mod moves;
 mod racy;
 pub mod servers;
 mod suite;
+mod tls_fallback;
 mod tls_policy;
 
 use std::io::Write as _;

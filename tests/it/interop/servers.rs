@@ -282,10 +282,16 @@ pub fn proftpd_with(extra: &str) -> Option<Server> {
              LoadModule mod_digest.c\nAuthOrder mod_auth_file.c\nAuthUserFile {b}/ftpd.passwd\n\
              AuthGroupFile {b}/ftpd.group\nRequireValidShell off\nUseFtpUsers off\nDefaultRoot ~\nUmask 022\n\
              AllowOverwrite on\nPassivePorts {lo} {hi}\nMaxInstances 50\nTLSEngine on\nTLSRequired on\n\
-             TLSProtocol TLSv1.2 TLSv1.3\nTLSECCertificateFile {b}/server.pem\nTLSECCertificateKeyFile {b}/server.key\n\
+             {protocols}TLSECCertificateFile {b}/server.pem\nTLSECCertificateKeyFile {b}/server.key\n\
              TLSVerifyClient off\nTLSLog {b}/tls.log\nDigestEngine on\n{extra}",
             b = b.display(),
             modules = root.join("usr/lib/proftpd").display(),
+            // ProFTPD takes the first `TLSProtocol`: one in `extra` replaces this one.
+            protocols = if extra.contains("TLSProtocol") {
+                ""
+            } else {
+                "TLSProtocol TLSv1.2 TLSv1.3\n"
+            },
         ),
     )
     .expect("proftpd.conf");

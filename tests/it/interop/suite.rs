@@ -452,11 +452,12 @@ async fn pyftpdlib_dos_list() {
 /// Stock ProFTPD at TLS 1.3 requires every data connection to resume its own control
 /// connection's session, and issues only two tickets per control connection (none on data
 /// connections). Once a connection's tickets are spent, ftps-sync tries one data connection
-/// with a full handshake (servers that do not check take it); ProFTPD refuses it (`425`, a
-/// "did not reuse" line in its TLS log) and from then on the run renews control connections
-/// instead. So each run may see at most one refusal per connection, each sent again at once
-/// as one retry; any other refusal or retry is a bug that retries would hide from an
-/// end-state check: this counts them all.
+/// of the run with a full handshake (servers that do not check take it); ProFTPD refuses it
+/// (`425`, a "did not reuse" line in its TLS log), and from then on the run renews control
+/// connections, at TLS 1.2 once it has proven that the server cannot resume TLS 1.3 data
+/// connections (`tls_fallback.rs`). The two passes here have state dirs of their own, so each
+/// sees one refusal, sent again at once as one retry; any other refusal or retry is a bug
+/// that retries would hide from an end-state check: this counts them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proftpd_tls13_data_connections_resume_their_control_session() {
     let Some(server) = servers::proftpd() else { return };
@@ -475,13 +476,13 @@ async fn proftpd_tls13_data_connections_resume_their_control_session() {
             .count()
     };
     assert!(
-        (1..=2 * CONNECTIONS).contains(&refused),
-        "{refused} data connections refused for not resuming ({resumed} resumed); at most one per \
-         connection of each run: {:?} {:?}",
+        (1..=2).contains(&refused),
+        "{refused} data connections refused for not resuming ({resumed} resumed); at most one \
+         per run: {:?} {:?}",
         up.retried,
         down.retried
     );
-    assert!(learned(&up) <= CONNECTIONS && learned(&down) <= CONNECTIONS);
+    assert!(learned(&up) <= 1 && learned(&down) <= 1);
     assert_only_learned_retries(&up, &down);
 }
 

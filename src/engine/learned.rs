@@ -1,0 +1,73 @@
+//! What the agent learned about the server (`remote::learned`), between the state dir and the
+//! connections: read before the first login, kept when something new is learned.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Config, Server};
+use crate::error::Result;
+use crate::remote::Connector;
+use crate::remote::ftps::FtpsConnector;
+use crate::remote::learned::{Identity, Keep, Learned, TlsLearned};
+use crate::remote::tls::TlsContext;
+use crate::state::servers::{LearnedRow, ServerStore};
+
+const TLS: &str = "tls";
+
+/// The TLS context of a run: what earlier runs learned of the server, and a way to keep what
+/// this one learns.
+pub fn tls_context(config: &Config) -> Result<TlsContext> {
+    let server = &config.server;
+    TlsContext::remembering(
+        server,
+        remembered(config)?,
+        Some(keeper(&config.state_dir, server)),
+    )
+}
+
+/// The connector of a run (see `tls_context`).
+pub fn connector(config: &Config) -> Result<Arc<dyn Connector>> {
+    Ok(FtpsConnector::shared(&config.server, &tls_context(config)?))
+}
+
+/// What earlier runs learned of the server, whether it still holds or not (it is checked
+/// against the server when it answers); nothing if nothing was learned.
+pub fn remembered(config: &Config) -> Result<Option<Learned>> {
+    let server = &config.server;
+    let Some(store) = ServerStore::open(&config.state_dir, false)? else {
+        return Ok(None);
+    };
+    let row = store.get(&server.host, server.port, TLS)?;
+    Ok(row.and_then(|r| {
+        Some(Learned {
+            tls: TlsLearned::parse(&r.value)?,
+            identity: Identity {
+                fingerprint: r.fingerprint,
+                greeting: r.greeting,
+            },
+            why: r.why,
+            at: r.learned_at,
+        })
+    }))
+}
+
+/// Keeps what is learned in the state dir. A store that cannot be written costs only the
+/// learning of the next run, so it is a warning, not an error.
+fn keeper(state_dir: &Path, server: &Server) -> Keep {
+    let (state_dir, host, port) = (state_dir.to_owned(), server.host.clone(), server.port);
+    Arc::new(move |l: &Learned| {
+        let row = LearnedRow {
+            fact: TLS.into(),
+            value: l.tls.as_str().into(),
+            why: l.why.clone(),
+            fingerprint: l.identity.fingerprint.clone(),
+            greeting: l.identity.greeting.clone(),
+            learned_at: l.at,
+        };
+        let kept = ServerStore::open(&state_dir, true)
+            .and_then(|store| store.map_or(Ok(()), |s| s.put(&host, port, &row)));
+        if let Err(e) = kept {
+            tracing::warn!("what was learned about {host}:{port} could not be kept: {e}");
+        }
+    })
+}

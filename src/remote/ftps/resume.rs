@@ -1,0 +1,195 @@
+//! TLS session resumption for data connections (see `tls::SessionStore`): renewing a TLS 1.3
+//! login whose tickets are spent where the server requires resumption, finding out whether
+//! it does, and the proof that makes a server that cannot resume TLS 1.3 data connections
+//! get TLS 1.2 (`learned::ServerMemory`).
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+
+use super::Ftps;
+use super::data::{DIAL_DONE, HANDSHAKE_FULL, HANDSHAKE_RESUMED};
+use super::reply::within;
+use crate::error::{Error, Result};
+
+/// Whether the server refuses a data connection that does not resume its control session.
+/// Not assumed: once a TLS 1.3 connection's tickets are spent, one data connection of the run
+/// at a time goes out with a full handshake, until one is taken or refused. ProFTPD with
+/// `NoSessionReuseRequired`, and Pure-FTPd unless built to check, take them; renewing the
+/// control connection after every two transfers instead costs a login each time.
+#[derive(Debug, Default)]
+pub(crate) struct Resumption {
+    state: AtomicU8,
+    /// The server gives TLS 1.3 data connections no session tickets (ProFTPD), so control
+    /// connections are renewed as their tickets run out: said once, as it is slow.
+    tickets_run_out: AtomicBool,
+    /// A fresh TLS 1.3 login brought no session ticket: data connections cannot resume.
+    no_tickets: AtomicBool,
+}
+
+const UNKNOWN: u8 = 0;
+/// A data connection is out with a full handshake, to find out.
+const PROBING: u8 = 1;
+const NOT_REQUIRED: u8 = 2;
+const REQUIRED: u8 = 3;
+
+impl Resumption {
+    pub(crate) fn required(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == REQUIRED
+    }
+
+    pub(crate) fn not_required(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == NOT_REQUIRED
+    }
+
+    /// Whether a data connection may go out without resuming; true for at most one at a time
+    /// while it is not known whether the server takes it (the probe), so that a run's
+    /// connections, spending their tickets together, risk one refusal, not one each.
+    fn may_go_unresumed(&self) -> Option<bool> {
+        match self
+            .state
+            .compare_exchange(UNKNOWN, PROBING, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => Some(true),
+            Err(NOT_REQUIRED) => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// The probe ended: taken (`ok`), or failed for another reason than a refusal (which
+    /// `Ftps::refused_unresumed` records), so that another may try.
+    fn probe_ended(&self, ok: bool) {
+        let to = if ok { NOT_REQUIRED } else { UNKNOWN };
+        let _ = self
+            .state
+            .compare_exchange(PROBING, to, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// True the first time only.
+    fn refused(&self) -> bool {
+        self.state.swap(REQUIRED, Ordering::SeqCst) != REQUIRED
+    }
+}
+
+impl Ftps {
+    /// Before a data command: when a TLS 1.3 control connection has no ticket left for its data
+    /// connection to resume with, it is replaced by a fresh one (logged in, in the same mode),
+    /// so that no data connection goes out without resuming its own control session where the
+    /// server refuses that; servers that give no tickets on data connections (ProFTPD) would.
+    pub(super) async fn ensure_resumable(&mut self) -> Result<()> {
+        self.tickets_before = self.sessions.tickets_received();
+        self.resuming = !self.tls13 || self.sessions.tls13_tickets() > 0;
+        let q = &self.quirks.resumption;
+        if self.resuming {
+            return Ok(());
+        }
+        if q.no_tickets.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(probe) = q.may_go_unresumed() {
+            self.probe = probe;
+            return Ok(());
+        }
+        if !self.memory.may_fall_back() && !q.tickets_run_out.swap(true, Ordering::SeqCst) {
+            // rustls offers a TLS 1.3 ticket once and cannot copy it (0.23), and such a
+            // server sends two per login and none on data connections.
+            tracing::warn!(
+                server = %self.server,
+                "the server gives TLS 1.3 data connections no new session tickets, so ftps-sync \
+                 logs in again after every two transfers, which is slow"
+            );
+        }
+        tracing::debug!(server = %self.server, "TLS 1.3 tickets spent; a fresh control connection");
+        // Logged out first, so the pool never holds more logins than `connections` (servers
+        // cap them per address). If the new login fails, the error (transient) makes the pool
+        // drop this connection, which no longer answers.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.quit()).await;
+        let mut fresh =
+            Self::connect(&self.config, &self.context)
+                .await
+                .map_err(|e| Error::ConnectionLost {
+                    command: "connect",
+                    path: self.server.clone(),
+                    message: e.to_string(),
+                })?;
+        fresh.limiter = self.limiter.clone();
+        fresh.list_all = self.list_all;
+        if let Some(dir) = self.cwd.take() {
+            within(fresh.timeout, "CWD", &dir, fresh.stream.cwd(&dir)).await?;
+            fresh.cwd = Some(dir);
+        }
+        if fresh.tls13 && fresh.sessions.tls13_tickets() == 0 {
+            // A login that brings no ticket at all: renewing cannot help.
+            self.quirks.resumption.no_tickets.store(true, Ordering::SeqCst);
+        }
+        fresh.resuming = !fresh.tls13 || fresh.sessions.tls13_tickets() > 0;
+        fresh.tickets_before = fresh.sessions.tickets_received();
+        *self = fresh;
+        Ok(())
+    }
+
+    /// After a data command failed: whether its connection, a full handshake (no ticket was
+    /// left), was refused for not resuming: ProFTPD answers `425`, vsftpd `522`, Pure-FTPd
+    /// built to check drops it. Then every data connection of the run resumes from now on
+    /// (`ensure_resumable` renews this control connection first), and the command can go again
+    /// at once: it moved no byte.
+    ///
+    /// A `425` after a completed full TLS 1.3 handshake is also the first half of the proof
+    /// that the server cannot resume TLS 1.3 data connections (`ServerMemory::suspect`).
+    pub(super) fn refused_unresumed(&self, e: &Error) -> bool {
+        let refused = matches!(
+            e,
+            Error::Reply {
+                code: Some(425 | 522),
+                ..
+            } | Error::ConnectionLost { .. }
+        );
+        if self.resuming || !refused || self.dial.load(Ordering::SeqCst) != DIAL_DONE {
+            return false;
+        }
+        if self.quirks.resumption.refused() {
+            tracing::debug!(server = %self.server, "a data connection that did not resume was refused: {e}");
+        }
+        let full_handshake = self.handshake.load(Ordering::SeqCst) == HANDSHAKE_FULL;
+        if self.tls13 && full_handshake && matches!(e, Error::Reply { code: Some(425), .. }) {
+            self.memory.suspect();
+        }
+        true
+    }
+
+    /// A transfer's error, as `Error::NotResumed` when it is a refused data connection that
+    /// did not resume (`refused_unresumed`): the engine sends the transfer again at once.
+    pub(super) fn not_resumed(&self, e: Error, command: &'static str, path: &str) -> Error {
+        if !self.refused_unresumed(&e) {
+            return e;
+        }
+        Error::NotResumed {
+            command,
+            path: path.to_owned(),
+            reply: e.to_string(),
+        }
+    }
+
+    /// After a data command, read to its end (`ok`) or failed; an `upload` or not.
+    ///
+    /// The second half of the proof (`ServerMemory::confirm`): after the suspicion, on a
+    /// control connection logged in since, a data connection resumed and completed an upload,
+    /// and the server sent no new ticket during it. Only an upload tells: ProFTPD sends a
+    /// ticket on a data connection it writes to (a listing, a download), none on one it only
+    /// reads, so a run of uploads spends the login's tickets. A ticket after an upload means
+    /// the server can resume TLS 1.3 data connections after all.
+    pub(super) fn data_done(&mut self, ok: bool, upload: bool) {
+        if std::mem::take(&mut self.probe) {
+            self.quirks.resumption.probe_ended(ok);
+        }
+        let resumed = self.handshake.load(Ordering::SeqCst) == HANDSHAKE_RESUMED;
+        let proves = ok && upload && self.tls13 && resumed && self.after_suspicion;
+        if !proves || !self.memory.suspected() {
+            return;
+        }
+        if self.sessions.tickets_received() == self.tickets_before {
+            self.memory.confirm(self.identity());
+        } else {
+            self.memory.clear_suspicion();
+        }
+    }
+}

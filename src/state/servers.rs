@@ -1,0 +1,179 @@
+//! What the agent learned about each server, kept between runs and shared by every folder on
+//! it: one store per state dir, `<state_dir>/servers/learned.sqlite3` (a folder's store is
+//! `<state_dir>/<name>.sqlite3`, so no folder name can meet it).
+//!
+//! One row per server and fact, with who the server was when it was learned (its
+//! certificate's fingerprint and its greeting): what the rows mean is the engine's business.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+/// One fact about a server, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedRow {
+    /// What it is about (`tls`).
+    pub fact: String,
+    pub value: String,
+    pub why: String,
+    pub fingerprint: String,
+    pub greeting: String,
+    /// Unix seconds.
+    pub learned_at: i64,
+}
+
+pub struct ServerStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// The store's schema version (SQLite's `user_version`): a store from a newer binary is
+/// refused, never rewritten.
+const VERSION: i64 = 1;
+
+impl ServerStore {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("servers").join("learned.sqlite3")
+    }
+
+    /// Opens the store, making it if `create`; `None` if it does not exist and `create` is
+    /// false (`status` and `check` create nothing).
+    pub fn open(state_dir: &Path, create: bool) -> Result<Option<ServerStore>> {
+        let path = Self::path(state_dir);
+        if !create && !path.exists() {
+            return Ok(None);
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::local("create state dir", dir))?;
+        }
+        let conn = Connection::open(&path).map_err(|source| Error::State {
+            path: path.clone(),
+            source,
+        })?;
+        let store = ServerStore { conn, path };
+        store.migrate()?;
+        Ok(Some(store))
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        |source| Error::State {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&self) -> Result<()> {
+        // Several processes (a service, a dry run) may share it.
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(self.err())?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if version > VERSION {
+            return Err(Error::StateTooNew {
+                path: self.path.clone(),
+                found: usize::try_from(version).unwrap_or(usize::MAX),
+                known: VERSION as usize,
+            });
+        }
+        if version < 1 {
+            self.conn
+                .execute_batch(
+                    "BEGIN IMMEDIATE;
+                     CREATE TABLE IF NOT EXISTS learned (
+                         host TEXT NOT NULL,
+                         port INTEGER NOT NULL,
+                         fact TEXT NOT NULL,
+                         value TEXT NOT NULL,
+                         why TEXT NOT NULL,
+                         fingerprint TEXT NOT NULL,
+                         greeting TEXT NOT NULL,
+                         learned_at INTEGER NOT NULL,
+                         PRIMARY KEY (host, port, fact)
+                     );
+                     PRAGMA user_version = 1;
+                     COMMIT;",
+                )
+                .map_err(self.err())?;
+        }
+        Ok(())
+    }
+
+    /// The fact `fact` about the server at `host:port`, if one was learned.
+    pub fn get(&self, host: &str, port: u16, fact: &str) -> Result<Option<LearnedRow>> {
+        self.conn
+            .query_row(
+                "SELECT value, why, fingerprint, greeting, learned_at FROM learned
+                 WHERE host = ?1 AND port = ?2 AND fact = ?3",
+                params![host, port, fact],
+                |r| {
+                    Ok(LearnedRow {
+                        fact: fact.to_owned(),
+                        value: r.get(0)?,
+                        why: r.get(1)?,
+                        fingerprint: r.get(2)?,
+                        greeting: r.get(3)?,
+                        learned_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// Keeps `row` for the server at `host:port`, in place of what was known of its fact.
+    pub fn put(&self, host: &str, port: u16, row: &LearnedRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO learned
+                 (host, port, fact, value, why, fingerprint, greeting, learned_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    host,
+                    port,
+                    row.fact,
+                    row.value,
+                    row.why,
+                    row.fingerprint,
+                    row.greeting,
+                    row.learned_at
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fact_is_kept_per_server_and_replaced() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(ServerStore::open(dir.path(), false).expect("open").is_none());
+        let store = ServerStore::open(dir.path(), true).expect("open").expect("made");
+        let row = |value: &str| LearnedRow {
+            fact: "tls".into(),
+            value: value.into(),
+            why: "because".into(),
+            fingerprint: "AB".into(),
+            greeting: "220 hello".into(),
+            learned_at: 7,
+        };
+        store.put("h", 21, &row("1.2")).expect("put");
+        store.put("h", 2121, &row("1.3")).expect("put");
+        drop(store);
+        let store = ServerStore::open(dir.path(), false)
+            .expect("open")
+            .expect("there");
+        assert_eq!(store.get("h", 21, "tls").expect("get"), Some(row("1.2")));
+        store.put("h", 21, &row("1.3")).expect("put");
+        assert_eq!(store.get("h", 21, "tls").expect("get"), Some(row("1.3")));
+        assert_eq!(store.get("h", 22, "tls").expect("get"), None);
+    }
+}
