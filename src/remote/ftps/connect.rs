@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use super::data::{DIAL_NONE, HANDSHAKE_FULL, HANDSHAKE_NONE, HANDSHAKE_RESUMED, dialler};
 use super::reply::{reply_code, reply_text, within};
+use super::resume::DataSession;
 use super::{Features, Ftps, HashCommand, ListingMode, MtimeSupport, Stream};
 use crate::config::{Server, TlsMode};
 use crate::error::{Error, Result, TlsFailure};
@@ -322,13 +323,9 @@ impl Ftps {
             dial,
             quirks: tls.quirks(),
             memory: tls.memory().clone(),
-            after_suspicion: tls.memory().suspected(),
-            handshake,
-            tickets_before: 0,
-            probe: false,
+            resume: DataSession::new(handshake, tls.memory().suspected()),
             sessions,
             tls13,
-            resuming: true,
             cwd: None,
             config: server.clone(),
             context: tls.clone(),

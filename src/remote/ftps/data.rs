@@ -112,7 +112,7 @@ impl Ftps {
     /// Before each try of a data command: nothing dialled yet, no handshake.
     pub(super) fn start_data_command(&self) {
         self.dial.store(DIAL_NONE, Ordering::SeqCst);
-        self.handshake.store(HANDSHAKE_NONE, Ordering::SeqCst);
+        self.resume.handshake.store(HANDSHAKE_NONE, Ordering::SeqCst);
     }
 
     /// A listing command, sent again over PASV if it failed on EPSV; each line parsed as it

@@ -63,23 +63,13 @@ pub struct Ftps {
     quirks: Arc<Quirks>,
     /// What is known of the server across runs (`learned`).
     memory: Arc<ServerMemory>,
-    /// Whether this connection logged in after a refused data connection made the run
-    /// suspect that the server cannot resume TLS 1.3 data connections (`ServerMemory::suspect`).
-    after_suspicion: bool,
-    /// How the current data connection's handshake went (`data::HANDSHAKE_*`).
-    handshake: Arc<AtomicU8>,
-    /// Tickets received before the current data command (`SessionStore::tickets_received`).
-    tickets_before: usize,
-    /// Whether the current data connection is the run's one try of a full handshake where no
-    /// ticket is left (`Quirks`, resumption).
-    probe: bool,
+    /// Where the current data connection stands on resuming the control session.
+    resume: resume::DataSession,
     /// The control connection's TLS sessions, which its data connections resume.
     sessions: Arc<SessionStore>,
     /// Whether the control connection runs TLS 1.3, whose tickets are spent one per data
     /// connection (see `SessionStore`).
     tls13: bool,
-    /// Whether the current data connection resumes the control session (offers a ticket).
-    resuming: bool,
     /// The directory of the last CWD, for a renewed connection to go back to.
     cwd: Option<String>,
     /// What this connection was made from, to make a fresh one when its tickets are spent.

@@ -3,6 +3,7 @@
 //! it does, and the proof that makes a server that cannot resume TLS 1.3 data connections
 //! get TLS 1.2 (`learned::ServerMemory`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -24,7 +25,14 @@ pub(crate) struct Resumption {
     tickets_run_out: AtomicBool,
     /// A fresh TLS 1.3 login brought no session ticket: data connections cannot resume.
     no_tickets: AtomicBool,
+    /// A wait for another connection's proof ran out (`Ftps::wait_for_the_proof`): no
+    /// connection of the run waits again.
+    waited_in_vain: AtomicBool,
 }
+
+/// The longest a connection waits for another's proof (`wait_for_the_proof`): a login and an
+/// upload, on a slow server.
+const PROOF_WAIT: Duration = Duration::from_secs(5);
 
 const UNKNOWN: u8 = 0;
 /// A data connection is out with a full handshake, to find out.
@@ -39,6 +47,10 @@ impl Resumption {
 
     pub(crate) fn not_required(&self) -> bool {
         self.state.load(Ordering::SeqCst) == NOT_REQUIRED
+    }
+
+    fn probing(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == PROBING
     }
 
     /// Whether a data connection may go out without resuming; true for at most one at a time
@@ -70,23 +82,54 @@ impl Resumption {
     }
 }
 
+/// Where a connection's current data connection stands on resuming its control session.
+#[derive(Debug)]
+pub(super) struct DataSession {
+    /// Whether it resumes the control session (offers a ticket).
+    resuming: bool,
+    /// How its handshake went (`data::HANDSHAKE_*`), set by the TLS connector.
+    pub(super) handshake: Arc<AtomicU8>,
+    /// Tickets received before it (`SessionStore::tickets_received`).
+    tickets_before: usize,
+    /// Whether it is the run's one try of a full handshake where no ticket is left
+    /// (`Resumption`).
+    probe: bool,
+    /// Whether this connection's own refused data connection made the run suspect that the
+    /// server cannot resume TLS 1.3 data connections: it goes on to prove it, and waits for
+    /// no one.
+    proving: bool,
+    /// Whether the connection logged in after that suspicion (`ServerMemory::suspect`).
+    after_suspicion: bool,
+}
+
+impl DataSession {
+    pub(super) fn new(handshake: Arc<AtomicU8>, after_suspicion: bool) -> DataSession {
+        DataSession {
+            resuming: true,
+            handshake,
+            tickets_before: 0,
+            probe: false,
+            proving: false,
+            after_suspicion,
+        }
+    }
+}
+
 impl Ftps {
     /// Before a data command: when a TLS 1.3 control connection has no ticket left for its data
     /// connection to resume with, it is replaced by a fresh one (logged in, in the same mode),
     /// so that no data connection goes out without resuming its own control session where the
     /// server refuses that; servers that give no tickets on data connections (ProFTPD) would.
     pub(super) async fn ensure_resumable(&mut self) -> Result<()> {
-        self.tickets_before = self.sessions.tickets_received();
-        self.resuming = !self.tls13 || self.sessions.tls13_tickets() > 0;
+        self.resume.tickets_before = self.sessions.tickets_received();
+        self.resume.resuming = !self.tls13 || self.sessions.tls13_tickets() > 0;
+        if self.resume.resuming || self.quirks.resumption.no_tickets.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.wait_for_the_proof().await;
         let q = &self.quirks.resumption;
-        if self.resuming {
-            return Ok(());
-        }
-        if q.no_tickets.load(Ordering::SeqCst) {
-            return Ok(());
-        }
         if let Some(probe) = q.may_go_unresumed() {
-            self.probe = probe;
+            self.resume.probe = probe;
             return Ok(());
         }
         if !self.memory.may_fall_back() && !q.tickets_run_out.swap(true, Ordering::SeqCst) {
@@ -121,10 +164,27 @@ impl Ftps {
             // A login that brings no ticket at all: renewing cannot help.
             self.quirks.resumption.no_tickets.store(true, Ordering::SeqCst);
         }
-        fresh.resuming = !fresh.tls13 || fresh.sessions.tls13_tickets() > 0;
-        fresh.tickets_before = fresh.sessions.tickets_received();
+        fresh.resume.resuming = !fresh.tls13 || fresh.sessions.tls13_tickets() > 0;
+        fresh.resume.tickets_before = fresh.sessions.tickets_received();
         *self = fresh;
         Ok(())
+    }
+
+    /// While another connection of the run finds out whether the server takes a data
+    /// connection that does not resume, or proves that it cannot resume TLS 1.3 ones: waits
+    /// for the outcome (bounded), so that this login is renewed once, at the TLS version the
+    /// run goes on with, rather than at TLS 1.3 first and at TLS 1.2 again soon after.
+    async fn wait_for_the_proof(&self) {
+        let q = &self.quirks.resumption;
+        let pending = || !self.resume.proving && (q.probing() || (q.required() && self.memory.suspected()));
+        let deadline = tokio::time::Instant::now() + self.timeout.min(PROOF_WAIT);
+        while pending() && !q.waited_in_vain.load(Ordering::SeqCst) {
+            if tokio::time::Instant::now() >= deadline {
+                q.waited_in_vain.store(true, Ordering::SeqCst);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// After a data command failed: whether its connection, a full handshake (no ticket was
@@ -135,7 +195,7 @@ impl Ftps {
     ///
     /// A `425` after a completed full TLS 1.3 handshake is also the first half of the proof
     /// that the server cannot resume TLS 1.3 data connections (`ServerMemory::suspect`).
-    pub(super) fn refused_unresumed(&self, e: &Error) -> bool {
+    pub(super) fn refused_unresumed(&mut self, e: &Error) -> bool {
         let refused = matches!(
             e,
             Error::Reply {
@@ -143,22 +203,23 @@ impl Ftps {
                 ..
             } | Error::ConnectionLost { .. }
         );
-        if self.resuming || !refused || self.dial.load(Ordering::SeqCst) != DIAL_DONE {
+        if self.resume.resuming || !refused || self.dial.load(Ordering::SeqCst) != DIAL_DONE {
             return false;
         }
         if self.quirks.resumption.refused() {
             tracing::debug!(server = %self.server, "a data connection that did not resume was refused: {e}");
         }
-        let full_handshake = self.handshake.load(Ordering::SeqCst) == HANDSHAKE_FULL;
+        let full_handshake = self.resume.handshake.load(Ordering::SeqCst) == HANDSHAKE_FULL;
         if self.tls13 && full_handshake && matches!(e, Error::Reply { code: Some(425), .. }) {
             self.memory.suspect();
+            self.resume.proving = true;
         }
         true
     }
 
     /// A transfer's error, as `Error::NotResumed` when it is a refused data connection that
     /// did not resume (`refused_unresumed`): the engine sends the transfer again at once.
-    pub(super) fn not_resumed(&self, e: Error, command: &'static str, path: &str) -> Error {
+    pub(super) fn not_resumed(&mut self, e: Error, command: &'static str, path: &str) -> Error {
         if !self.refused_unresumed(&e) {
             return e;
         }
@@ -178,15 +239,15 @@ impl Ftps {
     /// reads, so a run of uploads spends the login's tickets. A ticket after an upload means
     /// the server can resume TLS 1.3 data connections after all.
     pub(super) fn data_done(&mut self, ok: bool, upload: bool) {
-        if std::mem::take(&mut self.probe) {
+        if std::mem::take(&mut self.resume.probe) {
             self.quirks.resumption.probe_ended(ok);
         }
-        let resumed = self.handshake.load(Ordering::SeqCst) == HANDSHAKE_RESUMED;
-        let proves = ok && upload && self.tls13 && resumed && self.after_suspicion;
+        let resumed = self.resume.handshake.load(Ordering::SeqCst) == HANDSHAKE_RESUMED;
+        let proves = ok && upload && self.tls13 && resumed && self.resume.after_suspicion;
         if !proves || !self.memory.suspected() {
             return;
         }
-        if self.sessions.tickets_received() == self.tickets_before {
+        if self.sessions.tickets_received() == self.resume.tickets_before {
             self.memory.confirm(self.identity());
         } else {
             self.memory.clear_suspicion();
