@@ -70,7 +70,11 @@ pub(super) async fn fetch(
         open_part(&part)?
     } else {
         if resumable(remote.size) {
-            sh.state(|s| s.start_partial(path, Transfer::Download, &remote.sig()))?;
+            // A racy time is recorded unconfirmed, which no later listing matches: a part file
+            // begun in the second of a write is never resumed, as its bytes may be of an
+            // earlier write of the same size and second (docs/design.md, "Racy times").
+            let sig = super::racy::recorded_remote(sh, remote, true);
+            sh.state(|s| s.start_partial(path, Transfer::Download, &sig))?;
         }
         create_part(sh, &target, &part)?
     };

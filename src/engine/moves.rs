@@ -68,11 +68,12 @@ fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, car
                 .get(new)
                 .filter(|n| n.kind == e.kind && n.kind == Kind::File && proven(n))
             {
+                // As listed or scanned now: racy like any row this pass records.
                 if user_moved_local {
-                    e.local = now.sig();
+                    e.local = super::racy::recorded_local(sh, now.sig());
                     e.local_id = now.id;
                 } else {
-                    e.remote = now.sig();
+                    e.remote = super::racy::recorded_remote(sh, now, e.sha256.is_some());
                     e.remote_id = now.id;
                 }
             }

@@ -13,7 +13,7 @@ use crate::local::part_name;
 use crate::local::scan::entry_of;
 use crate::local::write::{folder_identity, part_path};
 use crate::path::RelPath;
-use crate::reconcile::{Base, BaseEntry, Entry, Kind, Sig};
+use crate::reconcile::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig};
 use crate::remote::Remote;
 use crate::state::{Intent, Op, State, Transfer};
 
@@ -255,8 +255,15 @@ async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) ->
         Some((algo, theirs)) if ours(algo).is_some() => ours(algo) == Some(theirs),
         _ => Some(super::digests::remote_sha256(conn, &target, now.size).await?) == expect.sha256,
     };
+    // Found after a kill, with no clock of the server read: the listed time may be in the
+    // second of a write since, so it is confirmed by content on the next pass (docs/design.md,
+    // "Racy times").
+    let mut remote = now.sig();
+    if expect.sha256.is_some() {
+        remote.mtime = Mtime::new(remote.mtime.nanos, Precision::Unconfirmed);
+    }
     Ok(same.then(|| BaseEntry {
-        remote: now.sig(),
+        remote,
         ..expect.clone()
     }))
 }

@@ -196,7 +196,7 @@ async fn cancel_when_part_appears(root: std::path::PathBuf, cancel: Cancellation
     }
 }
 
-fn big(n: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn big(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
@@ -269,61 +269,6 @@ async fn a_wrong_password_is_a_login_error() {
     let err = pass(&config).await.expect_err("refused");
     assert!(matches!(err, Error::Login { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 3);
-}
-
-/// Cancels `cancel` once the part file under `root` holds at least `bytes`.
-async fn cancel_when_part_reaches(root: std::path::PathBuf, bytes: u64, cancel: CancellationToken) {
-    for _ in 0..20_000 {
-        let big_enough = part_files(&root)
-            .iter()
-            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= bytes));
-        if big_enough {
-            cancel.cancel();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupted_transfers_resume_from_their_part_files() {
-    let h = Harness::new().await;
-    // One stream each way: a segmented download starts over (see below).
-    let config = h
-        .config_yaml()
-        .server("  segment_from: off\n")
-        .ca_file("pki/ca.pem")
-        .load(&h.config_path());
-    let size = 100u64 << 20;
-    for (src, dst, name, seed) in [
-        (&h.remote, &h.local, "down.bin", 3u8),
-        (&h.local, &h.remote, "up.bin", 5u8),
-    ] {
-        let data = big(size as usize, seed);
-        put(src, name, &data);
-        let cancel = CancellationToken::new();
-        let watcher = tokio::spawn(cancel_when_part_reaches(dst.clone(), size / 2, cancel.clone()));
-        let err = pass_with(&config, Options::default(), &cancel)
-            .await
-            .expect_err("interrupted");
-        watcher.await.expect("watcher");
-        assert!(matches!(err, Error::Interrupted), "{err:?}");
-        assert!(read(dst, name).is_none());
-
-        let r = pass(&config).await.expect("the next pass");
-        let moved = r.bytes_down + r.bytes_up;
-        assert!(
-            moved < size * 6 / 10,
-            "{name}: resumed, but moved {moved} of {size} bytes again"
-        );
-        assert!(moved > 0);
-        assert_eq!(
-            read(dst, name).as_deref(),
-            Some(data.as_slice()),
-            "{name} is whole and right"
-        );
-        assert!(part_files(&h.local).is_empty() && part_files(&h.remote).is_empty());
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,49 +444,6 @@ async fn a_cut_pass_does_not_wait_for_a_connect_to_time_out() {
         started.elapsed()
     );
     drop(silent);
-}
-
-/// A download in ranges that is cut leaves a part file with holes, which is never taken for a
-/// resumable prefix: the next pass fetches it whole again, and it arrives right.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_segmented_download_starts_over_and_arrives_whole() {
-    let h = Harness::new().await;
-    let config = h
-        .config_yaml()
-        .server("  segment_from: 4MiB\n")
-        .ca_file("pki/ca.pem")
-        .load(&h.config_path());
-    let size = 48usize << 20;
-    let data = big(size, 9);
-    put(&h.remote, "seg.bin", &data);
-    let cancel = CancellationToken::new();
-    // The part file is as long as the file from its start: cut once a few ranges are under way.
-    let cutter = {
-        let cancel = cancel.clone();
-        let local = h.local.clone();
-        tokio::spawn(async move {
-            for _ in 0..20_000 {
-                if !part_files(&local).is_empty() {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    cancel.cancel();
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-    };
-    let cut = pass_with(&config, Options::default(), &cancel).await;
-    cutter.await.expect("cutter");
-    assert!(matches!(cut, Err(Error::Interrupted)), "{cut:?}");
-    assert!(read(&h.local, "seg.bin").is_none(), "nothing under the real name");
-    let r = pass(&config).await.expect("the next pass");
-    assert_eq!(
-        (r.downloaded, r.bytes_down, r.retries),
-        (1, size as u64, 0),
-        "{r:?}"
-    );
-    assert_eq!(read(&h.local, "seg.bin").as_deref(), Some(data.as_slice()));
-    assert!(part_files(&h.local).is_empty());
 }
 
 /// A local edit of the same size in the tick the sync recorded the file's time (docs/design.md,

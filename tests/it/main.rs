@@ -9,6 +9,7 @@ mod faults;
 mod interop;
 mod moves;
 mod packaging;
+mod resume;
 mod scenarios;
 mod service;
 mod sim;
