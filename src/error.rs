@@ -168,7 +168,10 @@ pub enum TlsFailure {
     Refused,
     /// The handshake did not finish in time.
     Timeout,
-    /// Anything else: no shared version or cipher, a bad client certificate, ...
+    /// The server shares no TLS version, or requires or refuses what we require (extended
+    /// master secret): an alert saying so, or rustls's "peer incompatible".
+    Incompatible,
+    /// Anything else: no shared cipher, a bad client certificate, ...
     Other,
 }
 

@@ -180,7 +180,9 @@ pub fn shown(learned: Option<&crate::remote::learned::Learned>, s: &Server) -> S
             l.tls.as_str(),
             since(l.at),
             l.why,
-            if l.tls == TlsLearned::Tls12 {
+            if s.tls_min_version.is_some() || s.tls_max_version.is_some() {
+                " (not used: the config sets the TLS versions)"
+            } else if l.tls == TlsLearned::Tls12 {
                 "; `tls_min_version: \"1.3\"` under server keeps TLS 1.3"
             } else {
                 ""

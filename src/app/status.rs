@@ -305,7 +305,7 @@ pub async fn status(config: &Config, json: bool, remote: bool, conflicts: bool) 
         None
     };
     let now_secs = Utc::now().timestamp();
-    let learned = engine::learned::remembered(config)?
+    let learned = engine::learned::remembered(config)
         .filter(|l| now_secs - l.at < crate::remote::learned::RELEARN_AFTER_SECS)
         .map(|l| super::check::shown(Some(&l), &config.server));
     let mut all = Vec::new();

@@ -20,7 +20,7 @@ pub fn tls_context(config: &Config) -> Result<TlsContext> {
     let server = &config.server;
     TlsContext::remembering(
         server,
-        remembered(config)?,
+        remembered(config),
         Some(keeper(&config.state_dir, server)),
     )
 }
@@ -31,8 +31,19 @@ pub fn connector(config: &Config) -> Result<Arc<dyn Connector>> {
 }
 
 /// What earlier runs learned of the server, whether it still holds or not (it is checked
-/// against the server when it answers); nothing if nothing was learned.
-pub fn remembered(config: &Config) -> Result<Option<Learned>> {
+/// against the server when it answers); nothing if nothing was learned. A store that cannot be
+/// read costs only what it held: a warning, not an error.
+pub fn remembered(config: &Config) -> Option<Learned> {
+    match read(config) {
+        Ok(learned) => learned,
+        Err(e) => {
+            tracing::warn!("what was learned about the server cannot be read, so it is learned again: {e}");
+            None
+        }
+    }
+}
+
+fn read(config: &Config) -> Result<Option<Learned>> {
     let server = &config.server;
     let Some(store) = ServerStore::open(&config.state_dir, false)? else {
         return Ok(None);
@@ -55,17 +66,20 @@ pub fn remembered(config: &Config) -> Result<Option<Learned>> {
 /// learning of the next run, so it is a warning, not an error.
 fn keeper(state_dir: &Path, server: &Server) -> Keep {
     let (state_dir, host, port) = (state_dir.to_owned(), server.host.clone(), server.port);
-    Arc::new(move |l: &Learned| {
-        let row = LearnedRow {
+    Arc::new(move |l: Option<&Learned>| {
+        let row = l.map(|l| LearnedRow {
             fact: TLS.into(),
             value: l.tls.as_str().into(),
             why: l.why.clone(),
             fingerprint: l.identity.fingerprint.clone(),
             greeting: l.identity.greeting.clone(),
             learned_at: l.at,
-        };
-        let kept = ServerStore::open(&state_dir, true)
-            .and_then(|store| store.map_or(Ok(()), |s| s.put(&host, port, &row)));
+        });
+        let kept = ServerStore::open(&state_dir, true).and_then(|store| match (store, &row) {
+            (Some(s), Some(row)) => s.put(&host, port, row),
+            (Some(s), None) => s.delete(&host, port, TLS),
+            (None, _) => Ok(()),
+        });
         if let Err(e) = kept {
             tracing::warn!("what was learned about {host}:{port} could not be kept: {e}");
         }

@@ -96,8 +96,8 @@ pub enum Versions {
     Fallback12,
 }
 
-/// Called with what was learned, to keep it.
-pub type Keep = Arc<dyn Fn(&Learned) + Send + Sync>;
+/// Called with what was learned, to keep it; with `None` to forget what was kept.
+pub type Keep = Arc<dyn Fn(Option<&Learned>) + Send + Sync>;
 
 /// What a run knows of its server, shared by every connection of the run.
 pub struct ServerMemory {
@@ -105,6 +105,13 @@ pub struct ServerMemory {
     max12: bool,
     min13: bool,
     learned: Mutex<Option<Learned>>,
+    /// Whether what `learned` holds is in the store.
+    kept: AtomicBool,
+    /// A TLS 1.2 login failed this run for a reason that may pass (a reset, a timeout): TLS 1.3
+    /// for the rest of the run, nothing kept.
+    failed12: AtomicBool,
+    /// Something learned was forgotten (`take_forgotten`).
+    forgotten: AtomicBool,
     /// A TLS 1.3 data connection that could not resume was refused (`suspect`); waiting for
     /// `confirm`.
     suspected: AtomicBool,
@@ -134,33 +141,48 @@ impl ServerMemory {
             server: format!("{}:{}", server.host, server.port),
             max12: server.tls_max_version == Some(TlsVersion::V1_2),
             min13: server.tls_min_version == Some(TlsVersion::V1_3),
-            learned: Mutex::new(remembered.filter(|l| !l.expired(now()))),
+            kept: AtomicBool::new(remembered.is_some()),
+            learned: Mutex::new(remembered),
+            failed12: AtomicBool::new(false),
+            forgotten: AtomicBool::new(false),
             suspected: AtomicBool::new(false),
             keep,
         }
     }
 
-    /// What is known now, if anything (for `check` and `status`).
+    /// What is known now, if anything (for `check` and `status`). Past 30 days it is
+    /// forgotten.
     pub fn learned(&self) -> Option<Learned> {
         let mut learned = self.learned.lock().ok()?;
         if learned.as_ref().is_some_and(|l| l.expired(now())) {
-            *learned = None;
+            self.forget(&mut learned);
         }
         learned.clone()
     }
 
+    /// The versions the config sets, whatever was learned.
+    pub fn configured(&self) -> Versions {
+        match (self.max12, self.min13) {
+            (true, _) => Versions::Only12,
+            (false, true) => Versions::Only13,
+            (false, false) => Versions::Both,
+        }
+    }
+
     /// The versions the next control connection offers.
     pub fn versions(&self) -> Versions {
-        if self.max12 {
-            return Versions::Only12;
+        let configured = self.configured();
+        let tls12 = self.learned().is_some_and(|l| l.tls == TlsLearned::Tls12);
+        if configured == Versions::Both && tls12 && !self.failed12.load(Ordering::SeqCst) {
+            Versions::Fallback12
+        } else {
+            configured
         }
-        if self.min13 {
-            return Versions::Only13;
-        }
-        match self.learned().map(|l| l.tls) {
-            Some(TlsLearned::Tls12) => Versions::Fallback12,
-            _ => Versions::Both,
-        }
+    }
+
+    /// Whether the config decides the TLS versions, so that nothing learned is used.
+    pub fn configured_only(&self) -> bool {
+        self.max12 || self.min13
     }
 
     /// Whether the server may still be given TLS 1.2 if it proves it cannot resume TLS 1.3
@@ -205,34 +227,72 @@ impl ServerMemory {
         tracing::warn!(
             server = %self.server,
             "the server cannot resume TLS 1.3 data connections ({}; ProFTPD before 1.3.10 does \
-             this), so every third transfer of a connection would cost a new login. ftps-sync \
+             this), so every third upload of a connection would cost a new login. ftps-sync \
              uses TLS 1.2 with it from now on, with extended master secret, whose sessions \
              resume without that limit; it learns again in 30 days, or when the server's \
              certificate or greeting changes. To keep TLS 1.3, set `tls_min_version: \"1.3\"` \
              under server",
             learned.why
         );
-        self.set(learned);
+        if let Some(keep) = &self.keep {
+            keep(Some(&learned));
+        }
+        if let Ok(mut held) = self.learned.lock() {
+            self.kept.store(true, Ordering::SeqCst);
+            *held = Some(learned);
+        }
     }
 
-    /// A login at `Versions::Fallback12` failed its handshake (`why`): the server refuses TLS
-    /// 1.2 or extended master secret. It keeps TLS 1.3, renewing logins as now.
-    pub fn fallback_refused(&self, why: &str) {
-        let Some(identity) = self.learned().map(|l| l.identity) else {
+    /// A login at `Versions::Fallback12` failed its handshake (`why`). Where the server said
+    /// it takes no TLS 1.2 or no extended master secret (`incompatible`), it keeps TLS 1.3,
+    /// renewing logins as before, and that is kept. Any other failure (a reset, a timeout)
+    /// proves nothing: TLS 1.3 for the rest of this run, and nothing kept.
+    pub fn fallback_refused(&self, why: &str, incompatible: bool) {
+        let Ok(mut held) = self.learned.lock() else {
             return;
         };
+        let Some(identity) = held
+            .as_ref()
+            .filter(|l| l.tls == TlsLearned::Tls12)
+            .map(|l| l.identity.clone())
+        else {
+            return;
+        };
+        if !incompatible {
+            if !self.failed12.swap(true, Ordering::SeqCst) {
+                tracing::warn!(
+                    server = %self.server,
+                    "a login at TLS 1.2 failed ({why}): TLS 1.3 for the rest of this run"
+                );
+            }
+            return;
+        }
         tracing::warn!(
             server = %self.server,
             "the server cannot resume TLS 1.3 data connections, and refused TLS 1.2 with extended \
              master secret ({why}): ftps-sync keeps TLS 1.3 with it and logs in again after \
-             every two transfers, which is slow"
+             every two uploads, which is slow"
         );
-        self.set(Learned {
+        let learned = Learned {
             identity,
             tls: TlsLearned::Tls13,
-            why: format!("it cannot resume TLS 1.3 data connections, and refused TLS 1.2 with extended master secret: {why}"),
+            why: format!(
+                "it cannot resume TLS 1.3 data connections, and refused TLS 1.2 with extended master \
+                 secret: {why}"
+            ),
             at: now(),
-        });
+        };
+        if let Some(keep) = &self.keep {
+            keep(Some(&learned));
+        }
+        self.kept.store(true, Ordering::SeqCst);
+        *held = Some(learned);
+    }
+
+    /// Whether something was forgotten since the last call: what the run found out about
+    /// resuming data connections is to be found out again.
+    pub fn take_forgotten(&self) -> bool {
+        self.forgotten.swap(false, Ordering::SeqCst)
     }
 
     /// Whether what is known still holds for the server as it answered now (`identity`). If it
@@ -253,19 +313,21 @@ impl ServerMemory {
                     "{what} changed since TLS {} was learned for it: learning again",
                     l.tls.as_str()
                 );
-                *learned = None;
+                self.forget(&mut learned);
                 false
             }
             _ => true,
         }
     }
 
-    fn set(&self, learned: Learned) {
-        if let Some(keep) = &self.keep {
-            keep(&learned);
-        }
-        if let Ok(mut held) = self.learned.lock() {
-            *held = Some(learned);
+    fn forget(&self, held: &mut Option<Learned>) {
+        *held = None;
+        self.failed12.store(false, Ordering::SeqCst);
+        self.forgotten.store(true, Ordering::SeqCst);
+        if self.kept.swap(false, Ordering::SeqCst)
+            && let Some(keep) = &self.keep
+        {
+            keep(None);
         }
     }
 }
@@ -292,7 +354,7 @@ mod tests {
     fn only_a_suspicion_then_a_confirmation_lowers_the_version() {
         let kept = Arc::new(Mutex::new(Vec::new()));
         let k = kept.clone();
-        let keep: Keep = Arc::new(move |l: &Learned| k.lock().expect("lock").push(l.clone()));
+        let keep: Keep = Arc::new(move |l: Option<&Learned>| k.lock().expect("lock").push(l.cloned()));
         let m = ServerMemory::new(&server(""), None, Some(keep));
         assert_eq!(m.versions(), Versions::Both);
         // A confirmation alone (no refusal seen) changes nothing.
@@ -307,11 +369,18 @@ mod tests {
         m.suspect();
         m.confirm(id("A"));
         assert_eq!(m.versions(), Versions::Fallback12);
-        assert_eq!(kept.lock().expect("lock")[0].tls, TlsLearned::Tls12);
-        // The greeting's later lines do not count; a new certificate does.
+        let tls = |k: &Option<Learned>| k.as_ref().map(|l| l.tls);
+        assert_eq!(
+            kept.lock().expect("lock").iter().map(tls).collect::<Vec<_>>(),
+            [Some(TlsLearned::Tls12)]
+        );
+        // The greeting's later lines do not count; a new certificate does, and is forgotten
+        // in the store too.
         assert!(m.still_holds(&Identity::new("A", "220 ProFTPD Server\n220 other")));
         assert!(!m.still_holds(&id("B")));
         assert_eq!(m.versions(), Versions::Both);
+        assert!(m.take_forgotten() && !m.take_forgotten());
+        assert_eq!(kept.lock().expect("lock").last(), Some(&None));
     }
 
     #[test]
@@ -319,7 +388,11 @@ mod tests {
         let m = ServerMemory::new(&server(""), None, None);
         m.suspect();
         m.confirm(id("A"));
-        m.fallback_refused("no extended master secret");
+        // A reset proves nothing: TLS 1.3 for the run, TLS 1.2 still learned.
+        m.fallback_refused("connection reset", false);
+        assert_eq!(m.versions(), Versions::Both);
+        assert_eq!(m.learned().map(|l| l.tls), Some(TlsLearned::Tls12));
+        m.fallback_refused("no extended master secret", true);
         assert_eq!(m.versions(), Versions::Both);
         assert_eq!(m.learned().map(|l| l.tls), Some(TlsLearned::Tls13));
         // Nothing brings the fallback back for this server.

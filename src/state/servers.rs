@@ -39,7 +39,7 @@ impl ServerStore {
     }
 
     /// Opens the store, making it if `create`; `None` if it does not exist and `create` is
-    /// false (`status` and `check` create nothing).
+    /// false (reading makes nothing; only something learned makes the store).
     pub fn open(state_dir: &Path, create: bool) -> Result<Option<ServerStore>> {
         let path = Self::path(state_dir);
         if !create && !path.exists() {
@@ -125,6 +125,17 @@ impl ServerStore {
             .map_err(self.err())
     }
 
+    /// Forgets what was known of `fact` about the server at `host:port`.
+    pub fn delete(&self, host: &str, port: u16, fact: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM learned WHERE host = ?1 AND port = ?2 AND fact = ?3",
+                params![host, port, fact],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Keeps `row` for the server at `host:port`, in place of what was known of its fact.
     pub fn put(&self, host: &str, port: u16, row: &LearnedRow) -> Result<()> {
         self.conn
@@ -175,5 +186,8 @@ mod tests {
         store.put("h", 21, &row("1.3")).expect("put");
         assert_eq!(store.get("h", 21, "tls").expect("get"), Some(row("1.3")));
         assert_eq!(store.get("h", 22, "tls").expect("get"), None);
+        store.delete("h", 21, "tls").expect("delete");
+        assert_eq!(store.get("h", 21, "tls").expect("get"), None);
+        assert_eq!(store.get("h", 2121, "tls").expect("get"), Some(row("1.3")));
     }
 }

@@ -40,6 +40,14 @@ fn classify(e: &std::io::Error) -> TlsFailure {
         // `General` is how our verifier refuses a pin with its own words (see `tls`).
         Some(rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)) => TlsFailure::Certificate,
         Some(
+            rustls::Error::PeerIncompatible(_)
+            | rustls::Error::AlertReceived(
+                rustls::AlertDescription::ProtocolVersion
+                | rustls::AlertDescription::HandshakeFailure
+                | rustls::AlertDescription::InsufficientSecurity,
+            ),
+        ) => TlsFailure::Incompatible,
+        Some(
             rustls::Error::InvalidMessage(_)
             | rustls::Error::InappropriateMessage { .. }
             | rustls::Error::InappropriateHandshakeMessage { .. },
@@ -96,7 +104,12 @@ impl AsyncTlsConnector for Connector {
                     .negotiated_cipher_suite()
                     .map(|c| format!("{:?}", c.suite()))
                     .unwrap_or_default(),
-                fingerprint: self.context.seen_fingerprint().unwrap_or_default(),
+                // This connection's own: the context's last seen may be another's.
+                fingerprint: conn
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| crate::remote::cert::fingerprint(c.as_ref()))
+                    .unwrap_or_default(),
             });
         }
         Ok(AsyncRustlsStream::from(tls))
@@ -117,11 +130,24 @@ impl Ftps {
     /// the handshake at TLS 1.2 fails (the server refuses it, or extended master secret), or
     /// when the server is no longer the one it was learned of: then it connects again at once.
     pub async fn connect(server: &Server, tls: &TlsContext) -> Result<Ftps> {
+        let memory = tls.memory();
         let mut attempt = 0u32;
+        // Once TLS 1.2 was given up in this call, the config's versions for the rest of it.
+        let mut configured = false;
         loop {
             attempt += 1;
-            let versions = tls.memory().versions();
+            let versions = if configured {
+                memory.configured()
+            } else {
+                memory.versions()
+            };
             match Self::connect_once(server, tls, versions).await {
+                Err(Error::Tls { kind, message, .. })
+                    if versions == Versions::Fallback12 && kind != TlsFailure::Certificate =>
+                {
+                    memory.fallback_refused(&message, kind == TlsFailure::Incompatible);
+                    configured = true;
+                }
                 Err(
                     e @ Error::Tls {
                         kind: TlsFailure::Garbled,
@@ -131,17 +157,17 @@ impl Ftps {
                     tracing::debug!("TLS handshake broke ({e}); connecting again");
                     tokio::time::sleep(Duration::from_millis(20 << (attempt - 1))).await;
                 }
-                Err(Error::Tls {
-                    kind: TlsFailure::Other,
-                    message,
-                    ..
-                }) if versions == Versions::Fallback12 => tls.memory().fallback_refused(&message),
                 Ok(mut ftps) => {
-                    let holds = tls.memory().still_holds(&ftps.identity());
+                    let holds = memory.still_holds(&ftps.identity());
+                    if memory.take_forgotten() {
+                        // What the run found out about resuming is to be found out again.
+                        tls.quirks().resumption.reset();
+                    }
                     if holds || versions != Versions::Fallback12 {
                         return Ok(ftps);
                     }
                     ftps.quit().await;
+                    configured = true;
                 }
                 Err(e) => return Err(e),
             }

@@ -76,9 +76,17 @@ impl Resumption {
             .compare_exchange(PROBING, to, Ordering::SeqCst, Ordering::SeqCst);
     }
 
-    /// True the first time only.
-    fn refused(&self) -> bool {
-        self.state.swap(REQUIRED, Ordering::SeqCst) != REQUIRED
+    /// Records a refusal; the state before it.
+    fn refused(&self) -> u8 {
+        self.state.swap(REQUIRED, Ordering::SeqCst)
+    }
+
+    /// Everything found out again, as after a new certificate (`learned::ServerMemory`).
+    pub(crate) fn reset(&self) {
+        self.state.store(UNKNOWN, Ordering::SeqCst);
+        for flag in [&self.tickets_run_out, &self.no_tickets, &self.waited_in_vain] {
+            flag.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -166,6 +174,8 @@ impl Ftps {
         }
         fresh.resume.resuming = !fresh.tls13 || fresh.sessions.tls13_tickets() > 0;
         fresh.resume.tickets_before = fresh.sessions.tickets_received();
+        // Still the connection that proves it, if it was.
+        fresh.resume.proving = self.resume.proving;
         *self = fresh;
         Ok(())
     }
@@ -206,11 +216,14 @@ impl Ftps {
         if self.resume.resuming || !refused || self.dial.load(Ordering::SeqCst) != DIAL_DONE {
             return false;
         }
-        if self.quirks.resumption.refused() {
+        let before = self.quirks.resumption.refused();
+        if before != REQUIRED {
             tracing::debug!(server = %self.server, "a data connection that did not resume was refused: {e}");
         }
+        // Where the server took one that did not resume before, a refusal is something else.
         let full_handshake = self.resume.handshake.load(Ordering::SeqCst) == HANDSHAKE_FULL;
-        if self.tls13 && full_handshake && matches!(e, Error::Reply { code: Some(425), .. }) {
+        let a_425 = matches!(e, Error::Reply { code: Some(425), .. }) && before != NOT_REQUIRED;
+        if self.tls13 && full_handshake && a_425 {
             self.memory.suspect();
             self.resume.proving = true;
         }

@@ -77,7 +77,7 @@ fn files(local: &Path, from: usize, to: usize) {
 async fn stock_proftpd_at_tls13_is_given_tls12_once_proven_and_the_next_run_pays_nothing() {
     let Some(server) = servers::proftpd() else { return };
     let (_work, local, cfg) = folder(&server, "many", 120, "");
-    assert!(learned::remembered(&cfg).expect("store").is_none());
+    assert!(learned::remembered(&cfg).is_none());
 
     let first = pass(&cfg).await;
     assert_eq!((first.uploaded, first.failed.len()), (120, 0), "{first:?}");
@@ -89,7 +89,7 @@ async fn stock_proftpd_at_tls13_is_given_tls12_once_proven_and_the_next_run_pays
         "at most one refused data connection to learn from: {in_log} in the log, {retried} retried"
     );
     let races_first = other_retries(&first);
-    let kept = learned::remembered(&cfg).expect("store").expect("learned");
+    let kept = learned::remembered(&cfg).expect("learned");
     assert_eq!(kept.tls, TlsLearned::Tls12, "{kept:?}");
 
     // A second run: a new connector reads what the first one learned.
@@ -129,7 +129,7 @@ async fn stock_proftpd_at_tls13_is_given_tls12_once_proven_and_the_next_run_pays
     assert!(log.contains("TLSv1.3"), "TLS 1.3 again:\n{log}");
     assert!(refusals(&log, &third).0 <= 1);
     let races_third = other_retries(&third);
-    let kept = learned::remembered(&cfg).expect("store").expect("learned again");
+    let kept = learned::remembered(&cfg).expect("learned again");
     assert_eq!((kept.tls, kept.identity.fingerprint), (TlsLearned::Tls12, real));
 
     let races = races_first + races_second + races_third;
@@ -149,7 +149,7 @@ async fn tls_min_version_13_keeps_tls13_and_learns_nothing() {
     assert_eq!((first.uploaded, first.failed.len()), (30, 0), "{first:?}");
     let log = tls_log(&server, 0);
     assert!(!log.contains("TLSv1.2"), "only TLS 1.3:\n{log}");
-    assert!(learned::remembered(&cfg).expect("store").is_none());
+    assert!(learned::remembered(&cfg).is_none());
 }
 
 /// A server that proves it cannot resume TLS 1.3 data connections but has no TLS 1.2 keeps
@@ -167,7 +167,7 @@ async fn a_server_without_tls12_keeps_tls13() {
     files(&local, 60, 90);
     let second = pass(&cfg).await;
     assert_eq!((second.uploaded, second.failed.len()), (30, 0), "{second:?}");
-    let kept = learned::remembered(&cfg).expect("store").expect("learned");
+    let kept = learned::remembered(&cfg).expect("learned");
     assert_eq!(kept.tls, TlsLearned::Tls13, "{kept:?}");
     let mark = tls_log(&server, 0).len();
     files(&local, 90, 120);
@@ -178,4 +178,19 @@ async fn a_server_without_tls12_keeps_tls13() {
         !log.contains("unsupported protocol") && !log.contains("wrong version"),
         "no TLS 1.2 tried again:\n{log}"
     );
+}
+
+/// ProFTPD that takes data connections that do not resume (`NoSessionReuseRequired`, as
+/// admins set it for rclone) proves nothing: TLS 1.3 stays, nothing is learned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_takes_unresumed_data_connections_keeps_tls13() {
+    let Some(server) = servers::proftpd_with("TLSOptions NoSessionReuseRequired\n") else {
+        return;
+    };
+    let (_work, _, cfg) = folder(&server, "taken", 60, "");
+    let first = pass(&cfg).await;
+    assert_eq!((first.uploaded, first.failed.len()), (60, 0), "{first:?}");
+    assert_eq!(refusals(&tls_log(&server, 0), &first), (0, 0));
+    assert!(learned::remembered(&cfg).is_none());
+    assert!(!tls_log(&server, 0).contains("TLSv1.2"), "only TLS 1.3");
 }
