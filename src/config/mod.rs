@@ -234,3 +234,15 @@ fn strip_serde_location(msg: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A config for unit tests elsewhere: one folder in the temp dir (an absolute folder on every
+/// system), `extra_server` lines under server, the password from `PATH` (set everywhere).
+#[cfg(test)]
+pub(crate) fn for_tests(extra_server: &str) -> Config {
+    let yaml = format!(
+        "server:\n  host: h\n  user: u\n  password_env: PATH\n{extra_server}folders:\n  - name: d\n    \
+         local: {}\n    remote: /d\n",
+        std::env::temp_dir().display()
+    );
+    Config::parse(&yaml, Path::new("/etc/ftps-sync/test.yaml")).expect("config")
+}

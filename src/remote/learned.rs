@@ -337,13 +337,7 @@ mod tests {
     use super::*;
 
     fn server(extra: &str) -> Server {
-        let yaml = format!(
-            "server:\n  host: h\n  user: u\n  password_env: PATH\n{extra}folders:\n  - name: d\n    \
-             local: /tmp\n    remote: /d\n"
-        );
-        crate::config::Config::parse(&yaml, std::path::Path::new("/tmp/c.yaml"))
-            .expect("config")
-            .server
+        crate::config::for_tests(extra).server
     }
 
     fn id(fp: &str) -> Identity {

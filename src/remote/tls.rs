@@ -442,10 +442,8 @@ mod tests {
 
     #[test]
     fn only_the_learned_fallback_requires_extended_master_secret() {
-        let yaml = "server:\n  host: h\n  user: u\n  password_env: PATH\n  fingerprint_sha256: \
-                    \"00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\"\n\
-                    folders:\n  - name: d\n    local: /tmp\n    remote: /d\n";
-        let config = crate::config::Config::parse(yaml, std::path::Path::new("/tmp/c.yaml")).expect("config");
+        let pin = "  fingerprint_sha256: \"00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\"\n";
+        let config = crate::config::for_tests(pin);
         let tls = TlsContext::new(&config.server).expect("tls");
         let made = |v| tls.client_config(Arc::default(), v).expect("client config");
         // TLS 1.2 alone there: the interop test on ProFTPD sees no TLS 1.3 session.
