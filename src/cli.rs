@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §3).
+//! The command line; its exit codes are in docs/design.md, "Exit codes".
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! The wall clock the engine reads, injectable: the simulation (DESIGN.md §6) runs passes on a
+//! The wall clock the engine reads, injectable: the simulation (docs/design.md, "The simulation") runs passes on a
 //! clock it moves itself, so conflict-copy names, pass records and retry waits replay exactly.
 
 use std::fmt;

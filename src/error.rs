@@ -223,15 +223,30 @@ impl Error {
         }
     }
 
-    /// Exit codes of the CLI contract (DESIGN.md §3).
+    /// Exit codes of the CLI contract (docs/design.md, "Exit codes").
+    /// Every variant is named: a new one gets its code by a decision, not by default.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config { .. } | Error::Usage(_) => 2,
-            Error::Connect { .. } | Error::Tls { .. } | Error::Login { .. } => 3,
+            Error::Connect { .. }
+            | Error::TooManyConnections { .. }
+            | Error::Tls { .. }
+            | Error::Login { .. } => 3,
             Error::Interrupted => 4,
             Error::Internal(_) => 70,
             Error::System { .. } => 71,
-            _ => 1,
+            Error::Reply { .. }
+            | Error::ConnectionLost { .. }
+            | Error::NotResumed { .. }
+            | Error::Timeout { .. }
+            | Error::TooLarge { .. }
+            | Error::Verify { .. }
+            | Error::Local { .. }
+            | Error::UnsafeName { .. }
+            | Error::Changed { .. }
+            | Error::State { .. }
+            | Error::StateTooNew { .. }
+            | Error::Refused { .. } => 1,
         }
     }
 
@@ -296,6 +311,12 @@ mod tests {
             message: "no bus".into(),
         };
         assert_eq!(e.exit_code(), 71);
+        // A server with no room for another connection is a connection failure.
+        let full = Error::TooManyConnections {
+            server: "h:21".into(),
+            reply: "421 too many".into(),
+        };
+        assert_eq!(full.exit_code(), 3);
         assert_eq!(e.to_string(), "`systemctl daemon-reload` failed: no bus");
         assert!(
             Error::Internal("x".into())

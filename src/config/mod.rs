@@ -1,4 +1,5 @@
-//! The YAML configuration contract (DESIGN.md §3): parsing, defaults, validation, secrets.
+//! The YAML configuration (config/example.yaml shows every key): parsing, defaults, validation,
+//! secrets.
 //!
 //! Config rejects, never clamps: an unknown key, a bad duration or a contradiction is an error
 //! naming the key with line and column, and saying what to write instead.

@@ -50,7 +50,7 @@ async fn read_back(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result
     Ok(digest)
 }
 
-/// Finds the digests the planner needs (DESIGN.md invariant 3, `reconcile::needs_digests`):
+/// Finds the digests the planner needs (docs/design.md, invariant 3, `reconcile::needs_digests`):
 /// for a file that changed on both sides since the base (to tell an edit from a touch), or
 /// that is new on both and cannot be judged by its times. The local digest is the scan's, else
 /// the file is read; the server's hash is used when it offers one (compared with the same

@@ -1,5 +1,5 @@
 //! Carrying out a move (`reconcile::moves`): the rename the user made on one side, made on the
-//! other. Journaled like every visible change (DESIGN.md invariant 2): the intent names the
+//! other. Journaled like every visible change (docs/design.md, invariant 2): the intent names the
 //! source, and a pass killed around the rename finds it done by the target holding what was
 //! renamed (`settle`). A server that refuses the rename (an existing name, a rename
 //! across folders) gets the transfer the plan would have had without move detection.
@@ -167,7 +167,7 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
             other => other?,
         }
         failpoint!("move.renamed");
-        // Confirmed by what the server now shows at the new name (DESIGN.md §5: never a
+        // Confirmed by what the server now shows at the new name (docs/design.md, "The server": never a
         // reply alone).
         let now = c.stat(&target).await?.map(|l| listed_entry(&l));
         let there =

@@ -1,4 +1,4 @@
-//! Settling the intents a killed pass left open (DESIGN.md invariant 2), before the next pass
+//! Settling the intents a killed pass left open (docs/design.md, invariant 2), before the next pass
 //! plans: a change found made is recorded with the entry its transfer would have recorded, so
 //! whatever the user did to it since is seen as the user's; one not made is forgotten. Whether
 //! it was made is told by its part file: written and flushed before the intent, gone only by

@@ -2,7 +2,7 @@
 //! uploads, and the checks both ways share; downloads are in `download`.
 //!
 //! A file appears under its real name only complete and verified, on either side
-//! (DESIGN.md invariant 1). A part file left by an interrupted transfer is resumed only while
+//! (docs/design.md, invariant 1). A part file left by an interrupted transfer is resumed only while
 //! its source still looks the way it did when the part was started (the state store records
 //! that); otherwise it is started again.
 

@@ -4,7 +4,7 @@
 //! so the disk and the network overlap. On a current-thread runtime (the simulation's, and a
 //! plain `#[tokio::test]`) it runs on that one thread, in the order the engine reaches it: with
 //! a paused clock and a simulated server, nothing else decides the order, so a seed replays
-//! exactly (DESIGN.md §6).
+//! exactly (docs/design.md, "The simulation").
 
 use std::future::Future;
 

@@ -49,7 +49,7 @@ pub fn local_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
 }
 
 /// Remote change detection compares the server's own (size, modify) with what it said last
-/// time, at the coarser precision of the two (DESIGN.md invariant 7).
+/// time, at the coarser precision of the two (docs/design.md, invariant 7).
 pub fn remote_change(base: Option<&BaseEntry>, now: Option<&Entry>) -> Change {
     change(base, now, |b, e| {
         if e.size != b.remote.size {
@@ -104,7 +104,7 @@ fn times_agree(local: &Entry, remote: &Entry, policy: &Policy) -> bool {
             .is_none_or(|clock| remote.mtime.secs() < clock)
 }
 
-/// Whether a file on both sides is the same on both (DESIGN.md invariant 3). After a change on
+/// Whether a file on both sides is the same on both (docs/design.md, invariant 3). After a change on
 /// both sides since the base, only equal digests say so: size and time come from two clocks. On
 /// a first sync (no base), `first_sync: size-and-time` also takes equal size and times that
 /// agree to the second.

@@ -1,4 +1,4 @@
-//! Deletion needs evidence (DESIGN.md invariant 4): refuse passes that look like a mistake.
+//! Deletion needs evidence (docs/design.md, invariant 4): refuse passes that look like a mistake.
 
 use std::fmt;
 

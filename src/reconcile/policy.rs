@@ -34,7 +34,7 @@ pub enum FirstSync {
     CompareContent,
 }
 
-/// The most deletions a pass may make (DESIGN.md invariant 4): a share of the files in sync
+/// The most deletions a pass may make (docs/design.md, invariant 4): a share of the files in sync
 /// (`max_delete_percent`), or a number of files (`--max-delete N`, for one run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -277,7 +277,7 @@ fn world() -> impl Strategy<Value = World> {
 }
 
 /// A change the server does not show at all (same size, same time as listed): nobody can see
-/// it (DESIGN.md invariant 7), so it is out of these properties.
+/// it (docs/design.md, invariant 7), so it is out of these properties.
 fn invisible_remote_change(w: &World) -> bool {
     w.remote.iter().any(|(p, c)| {
         w.base.get(p).is_some_and(|b| {

@@ -1,4 +1,4 @@
-//! The intent journal (DESIGN.md invariant 2): a row per change about to become visible under
+//! The intent journal (docs/design.md, invariant 2): a row per change about to become visible under
 //! a real name, written before it does, closed in the transaction that records its result.
 
 use rusqlite::params;

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS partials (
     precision TEXT NOT NULL
 );
 ",
-    // 1 -> 2: the intent journal (DESIGN.md invariant 2). A row is written, durably, before a
+    // 1 -> 2: the intent journal (docs/design.md, invariant 2). A row is written, durably, before a
     // transfer's result becomes visible under its real name, and removed in the transaction
     // that records the result; the next pass settles what is left.
     "

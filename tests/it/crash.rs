@@ -1,6 +1,6 @@
 //! A pass killed (SIGABRT, as `kill -9`: no cleanup, no state write) at a named point of a
 //! transfer, then the next pass: the sync's own writes are never taken for the user's
-//! (DESIGN.md invariant 2). Needs a binary built with `--features failpoints`.
+//! (docs/design.md, invariant 2). Needs a binary built with `--features failpoints`.
 
 use std::path::Path;
 use std::process::{Command, Output};

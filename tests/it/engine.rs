@@ -373,7 +373,7 @@ async fn a_narrow_pass_under_a_directory_gone_on_the_server_becomes_a_full_pass(
 }
 
 /// Edited on both sides since the last sync to the same size within the same second: not the
-/// same change unless the bytes are (DESIGN.md invariant 3). Both versions are kept.
+/// same change unless the bytes are (docs/design.md, invariant 3). Both versions are kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_edited_to_the_same_size_in_the_same_second_keep_both_versions() {
     let h = Harness::new().await;

@@ -572,7 +572,7 @@ fn passive_port_races(r: &Report) -> usize {
 }
 
 /// A server with no hash command: a file changed on both sides to the same size is read back
-/// whole to compare contents (DESIGN.md invariant 3). When the contents differ, that read is
+/// whole to compare contents (docs/design.md, invariant 3). When the contents differ, that read is
 /// the conflict copy's download: the file crosses the network once. When they are equal,
 /// nothing is transferred and the read leaves no part file behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

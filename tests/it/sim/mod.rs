@@ -1,4 +1,4 @@
-//! The simulation (DESIGN.md §6): the real engine against a simulated server with seeded
+//! The simulation (docs/design.md, "The simulation"): the real engine against a simulated server with seeded
 //! faults and a real temp folder (on tmpfs where there is one), through seeded histories of
 //! user writes (same-size ones too), deletions and renames of files and folders on both sides,
 //! between passes and during them; whole passes and passes scoped to what a watcher would
@@ -452,7 +452,7 @@ impl Env {
                     }
                     Side::Server => {
                         // A same-size edit within the minute a LIST server shows cannot be
-                        // seen by anyone (DESIGN.md invariant 7): out of the histories.
+                        // seen by anyone (docs/design.md, invariant 7): out of the histories.
                         if size.is_some() && self.sim.behaviour.list_only {
                             self.sim.clock.fetch_add(61, Ordering::SeqCst);
                         }
