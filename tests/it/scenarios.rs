@@ -125,6 +125,9 @@ fn snapshot(specs: &BTreeMap<String, String>) -> Snapshot {
     s
 }
 
+/// The scenario files in `tests/scenarios`.
+const SCENARIOS: usize = 38;
+
 #[test]
 fn golden_scenarios() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios");
@@ -186,6 +189,7 @@ fn golden_scenarios() {
         }
         count += 1;
     }
-    assert!(count >= 10, "only {count} scenarios found");
+    // Exactly: a scenario file lost (or added without a word here) is seen.
+    assert_eq!(count, SCENARIOS, "scenario files in tests/scenarios");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -32,13 +32,61 @@ pub fn servers_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/opt/ftps-sync-servers"))
 }
 
-/// Reports a server that cannot run here: loudly, or as a failure when required.
+/// Reports a server that cannot run here (`support::skip`), counted for the summary line.
 pub fn skip(what: &str, why: &str) {
-    if std::env::var("FTPS_SYNC_INTEROP").as_deref() == Ok("require") {
-        panic!("{what} is required (FTPS_SYNC_INTEROP=require) but cannot run: {why}");
+    summary::skipped(what, why);
+    crate::support::skip(what, why);
+}
+
+/// `interop: N run, M SKIPPED (why)`, printed once when the test binary ends: how many real
+/// servers the run started, and which ones it could not.
+mod summary {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, Once};
+
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+    static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static AT_EXIT: Once = Once::new();
+
+    pub fn ran() {
+        RAN.fetch_add(1, Ordering::SeqCst);
+        print_at_exit();
     }
-    // Written to the real stderr, past the test harness's capture, so it is seen.
-    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+
+    pub fn skipped(what: &str, why: &str) {
+        if let Ok(mut s) = SKIPPED.lock() {
+            s.push(format!("{what}: {why}"));
+        }
+        print_at_exit();
+    }
+
+    fn print_at_exit() {
+        // SAFETY: `print` is an `extern "C" fn()` that touches only statics.
+        AT_EXIT.call_once(|| unsafe {
+            libc::atexit(print);
+        });
+    }
+
+    extern "C" fn print() {
+        use std::io::Write as _;
+        let ran = RAN.load(Ordering::SeqCst);
+        let skipped = SKIPPED.lock().map(|s| s.clone()).unwrap_or_default();
+        let why = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", skipped.join("; "))
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "interop: {ran} run, {} SKIPPED{why}",
+            skipped.len()
+        );
+    }
+}
+
+/// Counts a real server started (for the summary line).
+pub fn ran() {
+    summary::ran();
 }
 
 /// Prints a result line past the capture (for the compatibility table).

@@ -356,6 +356,7 @@ fn launch(
 ) -> Server {
     let mut proc = Proc::spawn(what, cmd, &base.path().join("server.log"));
     proc.wait_listening(port);
+    super::ran();
     Server {
         name: what.to_owned(),
         port,
