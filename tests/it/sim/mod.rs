@@ -20,6 +20,8 @@
 //! to the steps that still make it fail.
 
 mod checks;
+mod conn;
+mod conn_remote;
 mod driver;
 mod env;
 mod history;
@@ -43,11 +45,12 @@ use tokio_util::sync::CancellationToken;
 pub use crate::support::Rng;
 use crate::support::{ConfigYaml, pass_on, tree};
 use checks::*;
+use conn::SimConnector;
 use driver::*;
 use env::*;
 use history::{History, Side, Step, User, UserOp};
 use model::*;
-use server::{Behaviour, SimConnector, SimServer, Stop, WritesAt};
+use server::{Behaviour, SimServer, Stop, WritesAt};
 use shrink::*;
 
 const ROOT: &str = "/r";
