@@ -14,6 +14,8 @@ mod epsv;
 mod hostile;
 mod moves;
 mod racy;
+mod resumption;
+mod segments;
 pub mod servers;
 mod suite;
 mod tls_fallback;
