@@ -53,7 +53,10 @@ pub async fn serve(config: &Config, shutdown: CancellationToken, running: impl F
 
 /// One loop per folder until `shutdown` (and the grace period after it).
 pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
-    let connector = crate::engine::learned::connector(config)?;
+    let connector = crate::remote::ftps::FtpsConnector::remembering(
+        &config.server,
+        crate::engine::learned::memory(config),
+    )?;
     // Work is cut only when the grace period after the shutdown request is over.
     let cut = CancellationToken::new();
     {

@@ -292,7 +292,10 @@ async fn sync_all(config: &crate::config::Config) -> Result<()> {
     let folders: Vec<_> = config.folders.iter().collect();
     let cancel = tokio_util::sync::CancellationToken::new();
     crate::signals::cancel_on_signal(cancel.clone());
-    let connector = crate::engine::learned::connector(config)?;
+    let connector = crate::remote::ftps::FtpsConnector::remembering(
+        &config.server,
+        crate::engine::learned::memory(config),
+    )?;
     crate::engine::sync_all(
         config,
         &folders,

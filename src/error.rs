@@ -156,6 +156,15 @@ pub enum Error {
     Interrupted,
 }
 
+impl From<crate::path::UnsafeName> for Error {
+    fn from(e: crate::path::UnsafeName) -> Error {
+        Error::UnsafeName {
+            name: e.name,
+            reason: e.reason,
+        }
+    }
+}
+
 /// Why a TLS handshake failed, as far as the user can act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsFailure {

@@ -3,7 +3,32 @@
 //! # Layout
 //! Dependencies point one way: `main` -> `app` -> (`daemon`, `service`, `demo`) -> `engine` ->
 //! (`reconcile`, `remote`, `local`, `state`) -> (`path`, `config`, `error`). Nothing imports
-//! `app`; `reconcile` imports only `path`.
+//! `app`; `reconcile` imports only `path`; the engine names no FTPS type (`remote::ftps` is
+//! named by `app`, `daemon` and `demo`, which make the connector).
+//!
+//! The map: each module, and the modules it may use (`tests/it/layout.rs` holds every
+//! `crate::` and `super::` path of the code to it; `remote::ftps` is apart from the seam in
+//! `remote`).
+//! ```text
+//! lib          -> failpoints logging
+//! app          -> cli config daemon demo digest engine error local logging path reconcile remote remote::ftps service signals state
+//! service      -> config daemon error local logging
+//! daemon       -> clock config engine error local lock metrics remote remote::ftps
+//! demo         -> config engine error remote::ftps signals
+//! metrics      -> engine error
+//! engine       -> clock config digest error local lock path reconcile remote state
+//! remote::ftps -> config digest error reconcile remote
+//! remote       -> config digest error reconcile
+//! state        -> digest error path reconcile
+//! local        -> digest error path reconcile
+//! cli          -> config reconcile
+//! logging      -> config error
+//! lock         -> error
+//! config       -> error path reconcile
+//! error        -> path reconcile
+//! reconcile    -> path
+//! path, digest, clock, signals, failpoints -> nothing
+//! ```
 //! - `app`: one file per command (`sync`, `run`, `check`, `status`, `service`); prints.
 //! - `logging`: where log lines go (stderr, JSON, a daily file) and their colour.
 //! - `daemon`: `serve` (lock, run, drain, stop: `run` and both services) and the per-folder

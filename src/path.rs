@@ -4,7 +4,15 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+/// A name that cannot be a `RelPath`: the name, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsafe name {name:?}: {reason}")]
+pub struct UnsafeName {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+type Error = UnsafeName;
 
 /// A normalised, relative, `/`-separated path with at least one component.
 ///
@@ -152,7 +160,7 @@ pub fn join_remote(root: &str, rel: &str) -> String {
 }
 
 fn unsafe_name(name: &str, reason: &'static str) -> Error {
-    Error::UnsafeName {
+    UnsafeName {
         name: name.to_owned(),
         reason,
     }

@@ -11,14 +11,15 @@ use crate::config::{Config, Folder, Server};
 use crate::digest::Hashers;
 use crate::error::{Error, Result};
 use crate::reconcile::Mtime;
+use crate::remote::ftps::tls::TlsContext;
 use crate::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
 use crate::remote::learned::TlsLearned;
-use crate::remote::tls::TlsContext;
 use crate::remote::write_at::{self, WriteAt, fetch, send};
 
 pub async fn check(config: &Config) -> Result<u8> {
     let s = &config.server;
-    let tls = crate::engine::learned::tls_context(config)?;
+    let (remembered, keep) = crate::engine::learned::memory(config);
+    let tls = TlsContext::remembering(s, remembered, keep)?;
     say!("server       {}:{} ({:?} TLS)", s.host, s.port, s.tls);
     let mut conn = match Ftps::connect(s, &tls).await {
         Ok(c) => c,

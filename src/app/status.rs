@@ -300,7 +300,10 @@ async fn folder_status(
 
 pub async fn status(config: &Config, json: bool, remote: bool, conflicts: bool) -> Result<u8> {
     let connector = if remote {
-        Some(engine::learned::connector(config)?)
+        Some(crate::remote::ftps::FtpsConnector::remembering(
+            &config.server,
+            engine::learned::memory(config),
+        )?)
     } else {
         None
     };

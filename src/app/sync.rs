@@ -17,7 +17,8 @@ pub async fn sync(config: &Config, only: &[String], json: bool, progress: bool) 
     let folders = engine::select_folders(config, only)?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
-    let connector = engine::learned::connector(config)?;
+    let connector =
+        crate::remote::ftps::FtpsConnector::remembering(&config.server, engine::learned::memory(config))?;
     let meter = progress.then(Meter::new);
     let display = meter.clone().map(Progress::start);
     let options = Options {
@@ -188,7 +189,8 @@ struct Pass<'a> {
 /// service works.
 pub async fn dry_run(config: &Config, only: &[String], json: bool) -> Result<u8> {
     let folders = engine::select_folders(config, only)?;
-    let connector = engine::learned::connector(config)?;
+    let connector =
+        crate::remote::ftps::FtpsConnector::remembering(&config.server, engine::learned::memory(config))?;
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let mut plans = Vec::new();

@@ -6,9 +6,9 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::config::{Config, parse_fingerprint, pin_in_file};
 use crate::error::{Error, Result, TlsFailure};
-use crate::remote::cert::CertInfo;
 use crate::remote::ftps::Ftps;
-use crate::remote::tls::TlsContext;
+use crate::remote::ftps::cert::CertInfo;
+use crate::remote::ftps::tls::TlsContext;
 
 pub async fn trust(config: &Config, yes: bool, force: bool) -> Result<u8> {
     // What the server presents, and whether it verifies without any pin.

@@ -1,33 +1,24 @@
 //! What the agent learned about the server (`remote::learned`), between the state dir and the
-//! connections: read before the first login, kept when something new is learned.
+//! connector: read before the first login, kept when something new is learned. The connector
+//! is made above the engine (`app`, `daemon`), which names FTPS; the engine does not.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, Server};
 use crate::error::Result;
-use crate::remote::Connector;
-use crate::remote::ftps::FtpsConnector;
 use crate::remote::learned::{Identity, Keep, Learned, TlsLearned};
-use crate::remote::tls::TlsContext;
 use crate::state::servers::{LearnedRow, ServerStore};
 
 const TLS: &str = "tls";
 
-/// The TLS context of a run: what earlier runs learned of the server, and a way to keep what
-/// this one learns.
-pub fn tls_context(config: &Config) -> Result<TlsContext> {
-    let server = &config.server;
-    TlsContext::remembering(
-        server,
+/// What earlier runs learned of the server, and a way to keep what this run learns: what a
+/// connector is made with (`FtpsConnector::remembering`).
+pub fn memory(config: &Config) -> (Option<Learned>, Option<Keep>) {
+    (
         remembered(config),
-        Some(keeper(&config.state_dir, server)),
+        Some(keeper(&config.state_dir, &config.server)),
     )
-}
-
-/// The connector of a run (see `tls_context`).
-pub fn connector(config: &Config) -> Result<Arc<dyn Connector>> {
-    Ok(FtpsConnector::shared(&config.server, &tls_context(config)?))
 }
 
 /// What earlier runs learned of the server, whether it still holds or not (it is checked

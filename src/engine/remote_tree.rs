@@ -68,7 +68,7 @@ async fn left_out(
     }
     let workers = run.pool.size().min(absent.len());
     let absent = Arc::new(absent);
-    let mut tasks = JoinSet::new();
+    let mut tasks: JoinSet<Result<Option<RelPath>>> = JoinSet::new();
     for w in 0..workers {
         let (run, absent, root) = (run.clone(), absent.clone(), folder.remote.clone());
         tasks.spawn(async move {

@@ -4,14 +4,11 @@
 //! server can stand in for a real one.
 
 pub mod bounded;
-pub mod cert;
-pub mod features;
 pub mod ftps;
 pub mod learned;
 pub mod limit;
 pub mod listing;
 pub mod pool;
-pub mod tls;
 pub mod write_at;
 
 use std::sync::Arc;

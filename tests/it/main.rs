@@ -7,6 +7,7 @@ mod crash;
 mod engine;
 mod faults;
 mod interop;
+mod layout;
 mod moves;
 mod packaging;
 mod resume;

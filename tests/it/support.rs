@@ -233,7 +233,8 @@ pub async fn pass_with(
     cancel: &CancellationToken,
 ) -> ftps_sync::Result<Report> {
     // As `sync` makes it: with what earlier passes learned of the server.
-    let connector = engine::learned::connector(config)?;
+    let connector =
+        ftps_sync::remote::ftps::FtpsConnector::remembering(&config.server, engine::learned::memory(config))?;
     engine::sync_folder(config, &config.folders[0], &connector, options, cancel).await
 }
 

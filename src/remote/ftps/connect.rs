@@ -15,8 +15,8 @@ use super::resume::DataSession;
 use super::{Features, Ftps, HashCommand, ListingMode, MtimeSupport, Stream};
 use crate::config::{Server, TlsMode};
 use crate::error::{Error, Result, TlsFailure};
+use crate::remote::ftps::tls::{SessionStore, TlsContext, TlsInfo};
 use crate::remote::learned::Versions;
-use crate::remote::tls::{SessionStore, TlsContext, TlsInfo};
 
 /// TLS connector that records what was negotiated on the control connection.
 struct Connector {
@@ -108,7 +108,7 @@ impl AsyncTlsConnector for Connector {
                 fingerprint: conn
                     .peer_certificates()
                     .and_then(|c| c.first())
-                    .map(|c| crate::remote::cert::fingerprint(c.as_ref()))
+                    .map(|c| crate::remote::ftps::cert::fingerprint(c.as_ref()))
                     .unwrap_or_default(),
             });
         }

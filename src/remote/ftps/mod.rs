@@ -8,10 +8,13 @@
 //! TLS session resumption), `transfer` (RETR and STOR over them), `reply` (timeouts and
 //! errors); FEAT itself is read in `features`.
 
+pub mod cert;
 mod connect;
 mod data;
+pub mod features;
 mod reply;
 mod resume;
+pub mod tls;
 mod transfer;
 
 use std::sync::Arc;
@@ -23,18 +26,18 @@ use suppaftp::tokio::{AsyncRustlsStream, ImplAsyncFtpStream};
 use suppaftp::{FtpError, Status};
 use tokio::sync::mpsc;
 
-pub use super::features::{Features, HashCommand, ListingMode, MtimeSupport};
-use super::learned::{Identity, ServerMemory};
+use super::learned::{Identity, Keep, Learned, ServerMemory};
 use super::limit::RateLimiter;
 use super::listing::{Listed, parse_list_line, parse_mlsd};
-use super::tls::{SessionStore, TlsContext, TlsInfo};
 use super::{Capabilities, Connector, Remote};
 use crate::config::Server;
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
 use data::LinesCommand;
 pub use data::Quirks;
+pub use features::{Features, HashCommand, ListingMode, MtimeSupport};
 use reply::{map_error, reply_code, reply_lines, within};
+use tls::{SessionStore, TlsContext, TlsInfo};
 
 type Stream = ImplAsyncFtpStream<AsyncRustlsStream>;
 
@@ -476,6 +479,18 @@ impl FtpsConnector {
     /// A connector with its own TLS context, built from the config.
     pub fn for_server(server: &Server) -> Result<Arc<dyn Connector>> {
         Ok(Self::shared(server, &TlsContext::new(server)?))
+    }
+
+    /// A connector that starts from what earlier runs learned of the server (`remembered`)
+    /// and hands what this one learns to `keep` (`engine::learned::memory` gives both).
+    pub fn remembering(
+        server: &Server,
+        (remembered, keep): (Option<Learned>, Option<Keep>),
+    ) -> Result<Arc<dyn Connector>> {
+        Ok(Self::shared(
+            server,
+            &TlsContext::remembering(server, remembered, keep)?,
+        ))
     }
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use ftps_sync::config::Config;
 use ftps_sync::engine::Report;
+use ftps_sync::remote::ftps::tls::TlsContext;
 use ftps_sync::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
-use ftps_sync::remote::tls::TlsContext;
 
 use super::report;
 use super::segments::{segmented_download, segmented_upload};

@@ -4,7 +4,7 @@
 use ftps_sync::Error;
 use ftps_sync::config::Config;
 use ftps_sync::remote::ftps::Ftps;
-use ftps_sync::remote::tls::TlsContext;
+use ftps_sync::remote::ftps::tls::TlsContext;
 
 use super::servers::{self, Server};
 

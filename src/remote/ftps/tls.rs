@@ -14,10 +14,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use super::ftps::Quirks;
-use super::learned::{Keep, Learned, ServerMemory, Versions};
+use super::Quirks;
 use crate::config::{Server, format_fingerprint};
 use crate::error::{Error, Result, TlsFailure};
+use crate::remote::learned::{Keep, Learned, ServerMemory, Versions};
 
 /// What we learned about the server's TLS while connecting.
 #[derive(Debug, Clone, Default)]
