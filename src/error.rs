@@ -141,7 +141,10 @@ pub enum Error {
 
     /// A file moved under us between the scan and the action: left alone for the next pass.
     #[error("{path} changed on the {side} side during the pass; the next pass looks again")]
-    Changed { path: String, side: &'static str },
+    Changed {
+        path: String,
+        side: crate::reconcile::Side,
+    },
 
     #[error("folder {folder}: pass refused: {refusal}")]
     Refused {

@@ -25,12 +25,12 @@ pub(super) async fn keep_both(
         .local
         .get(path)
         .cloned()
-        .ok_or_else(|| changed(path, "local"))?;
+        .ok_or_else(|| changed(path, Side::Local))?;
     let remote = sh
         .remote
         .get(path)
         .cloned()
-        .ok_or_else(|| changed(path, "remote"))?;
+        .ok_or_else(|| changed(path, Side::Remote))?;
     let uploads = sh.folder.direction != Direction::Download;
     let downloads = sh.folder.direction != Direction::Upload;
     let mut d = Report::default();
@@ -42,10 +42,10 @@ pub(super) async fn keep_both(
                 .await?
                 .is_some_and(|n| same_remote(&listed_entry(&n), &remote))
             {
-                return Err(changed(path, "remote"));
+                return Err(changed(path, Side::Remote));
             }
             if conn.stat(&to).await?.is_some() {
-                return Err(changed(copy, "remote"));
+                return Err(changed(copy, Side::Remote));
             }
             // The path's base goes first: once its version is the copy's, a missing file at
             // the path (the transfer back failed) must not read as a deletion to pass on.
@@ -67,10 +67,10 @@ pub(super) async fn keep_both(
             let (from, to) = (path.to_local(&sh.folder.local), copy.to_local(&sh.folder.local));
             let now = std::fs::symlink_metadata(&from).map_err(Error::local("stat", &from))?;
             if entry_of(&now).sig() != local.sig() {
-                return Err(changed(path, "local"));
+                return Err(changed(path, Side::Local));
             }
             if to.exists() {
-                return Err(changed(copy, "local"));
+                return Err(changed(copy, Side::Local));
             }
             // The server's version comes down first, so that a failed download leaves the path
             // as it was rather than empty: an empty path reads as a deletion to pass on

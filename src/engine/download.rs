@@ -12,7 +12,7 @@ use crate::local::scan::entry_of;
 use crate::local::stream::write_file;
 use crate::local::write::{commit, folder_identity, part_path, set_mtime};
 use crate::path::RelPath;
-use crate::reconcile::{BaseEntry, Entry, Kind, Precision};
+use crate::reconcile::{BaseEntry, Entry, Kind, Precision, Side};
 use crate::remote::{Capabilities, Remote};
 use crate::state::{Intent, Op, Transfer};
 
@@ -247,7 +247,7 @@ pub(super) async fn place(
         if !unchanged {
             return Err(Error::Changed {
                 path: target2.display().to_string(),
-                side: "local",
+                side: Side::Local,
             });
         }
         commit(&part2, &target2)
@@ -257,7 +257,7 @@ pub(super) async fn place(
         // Not renamed: the intent is closed before its part file goes (see `settle`).
         sh.settle(path, None)?;
         return Err(match e {
-            Error::Changed { .. } => discard(sh, path, &part, changed(path, "local")),
+            Error::Changed { .. } => discard(sh, path, &part, changed(path, Side::Local)),
             other => discard(sh, path, &part, other),
         });
     }

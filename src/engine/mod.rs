@@ -182,8 +182,8 @@ impl Shared {
                     path: path.to_string(),
                     side: match intent.op {
                         crate::state::Op::Transfer(crate::state::Transfer::Download)
-                        | crate::state::Op::MoveLocal { .. } => "local",
-                        _ => "remote",
+                        | crate::state::Op::MoveLocal { .. } => crate::reconcile::Side::Local,
+                        _ => crate::reconcile::Side::Remote,
                     },
                 });
             }

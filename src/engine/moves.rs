@@ -123,7 +123,7 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         .remote
         .get(from)
         .cloned()
-        .ok_or_else(|| changed(from, "remote"))?;
+        .ok_or_else(|| changed(from, Side::Remote))?;
     let (source, target) = (sh.remote_path(from), sh.remote_path(to));
     let expected = expected_at(&sh.remote, from, to, Entry::clone);
     let renamed = retrying!(&sh.run, &target, |c| async {
@@ -133,13 +133,13 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         // A case-only rename: a server that ignores case finds the source itself there.
         let case_only = to.as_str().eq_ignore_ascii_case(from.as_str());
         if !case_only && c.exists(&target).await? {
-            return Err(changed(to, "remote"));
+            return Err(changed(to, Side::Remote));
         }
         let now = c.stat(&source).await?.map(|l| listed_entry(&l));
         let same =
             now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || same_remote(&n, &expect)));
         if !same {
-            return Err(changed(from, "remote"));
+            return Err(changed(from, Side::Remote));
         }
         if expect.kind == Kind::Dir
             && !holds_only_planned(
@@ -148,7 +148,7 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
                 &remote_subtree(c, &sh.folder, from, &Expected::new()).await?,
             )
         {
-            return Err(changed(from, "remote"));
+            return Err(changed(from, Side::Remote));
         }
         sh.intend(&journaled(
             sh,
@@ -262,7 +262,7 @@ async fn upload_new(sh: &Shared, path: &RelPath) -> Result<Report> {
         .local
         .get(path)
         .cloned()
-        .ok_or_else(|| changed(path, "local"))?;
+        .ok_or_else(|| changed(path, Side::Local))?;
     retrying!(&sh.run, path.as_str(), |c| transfer::upload(
         sh, c, path, &local, None
     ))
@@ -275,17 +275,17 @@ pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
         .local
         .get(from)
         .cloned()
-        .ok_or_else(|| changed(from, "local"))?;
+        .ok_or_else(|| changed(from, Side::Local))?;
     let (source, target) = (from.to_local(&sh.folder.local), to.to_local(&sh.folder.local));
     transfer::check_inside(&sh.local_real, &source)?;
     transfer::local_dir_ready(sh, &target)?;
     let now = std::fs::symlink_metadata(&source).ok().map(|m| entry_of(&m));
     let same = now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || n.sig() == expect.sig()));
     if !same {
-        return Err(changed(from, "local"));
+        return Err(changed(from, Side::Local));
     }
     if std::fs::symlink_metadata(&target).is_ok() {
-        return Err(changed(to, "local"));
+        return Err(changed(to, Side::Local));
     }
     sh.intend(&journaled(
         sh,
@@ -306,7 +306,7 @@ pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
             if std::fs::symlink_metadata(&target).is_ok() {
                 return Err(Error::Changed {
                     path: target.display().to_string(),
-                    side: "local",
+                    side: Side::Local,
                 });
             }
             if let Some((planned, ignore)) = &planned
@@ -314,7 +314,7 @@ pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
             {
                 return Err(Error::Changed {
                     path: source.display().to_string(),
-                    side: "local",
+                    side: Side::Local,
                 });
             }
             std::fs::rename(&source, &target).map_err(Error::local("rename", &target))?;

@@ -20,7 +20,7 @@ use super::{
 use crate::error::{Class, Error, Result};
 use crate::local::scan::entry_of;
 use crate::path::RelPath;
-use crate::reconcile::{Action, BaseEntry, Entry, Mtime, Plan, Precision};
+use crate::reconcile::{Action, BaseEntry, Entry, Mtime, Plan, Precision, Side};
 
 pub(super) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -> Result<()> {
     let mut phases: [Vec<Action>; 5] = Default::default();
@@ -189,7 +189,7 @@ fn absorb(report: &mut Report, action: &Action, result: Result<Report>) -> Resul
     }
 }
 
-fn changed(path: &RelPath, side: &'static str) -> Error {
+fn changed(path: &RelPath, side: Side) -> Error {
     Error::Changed {
         path: path.to_string(),
         side,
@@ -197,14 +197,17 @@ fn changed(path: &RelPath, side: &'static str) -> Error {
 }
 
 fn local_entry(sh: &Shared, path: &RelPath) -> Result<Entry> {
-    sh.local.get(path).cloned().ok_or_else(|| changed(path, "local"))
+    sh.local
+        .get(path)
+        .cloned()
+        .ok_or_else(|| changed(path, Side::Local))
 }
 
 fn remote_entry(sh: &Shared, path: &RelPath) -> Result<Entry> {
     sh.remote
         .get(path)
         .cloned()
-        .ok_or_else(|| changed(path, "remote"))
+        .ok_or_else(|| changed(path, Side::Remote))
 }
 
 /// Whether the local file was modified too recently to be taken as finished.
@@ -293,7 +296,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             let expect = local_entry(sh, path)?;
             match std::fs::symlink_metadata(&full) {
                 Ok(m) if entry_of(&m).sig() == expect.sig() => {}
-                _ => return Err(changed(path, "local")),
+                _ => return Err(changed(path, Side::Local)),
             }
             std::fs::remove_file(&full).map_err(Error::local("delete", &full))?;
             sh.state(|s| s.remove(path))?;
@@ -306,7 +309,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             retrying!(&sh.run, &remote, |c| async {
                 let now = c.stat(&remote).await?;
                 if !now.is_some_and(|n| same_remote(&listed_entry(&n), &expect)) {
-                    return Err(changed(path, "remote"));
+                    return Err(changed(path, Side::Remote));
                 }
                 c.remove(&remote).await
             })?;

@@ -27,7 +27,7 @@ use crate::error::{Error, Result, join_failed};
 use crate::local::part_name;
 use crate::local::stream::{compare_range, hash_file, read_range};
 use crate::path::RelPath;
-use crate::reconcile::Entry;
+use crate::reconcile::{Entry, Side};
 use crate::remote::Remote;
 use crate::remote::write_at::{self, WriteAt};
 use crate::state::Transfer;
@@ -215,7 +215,7 @@ async fn send_range(conn: &mut dyn Remote, ranges: &Ranges, (from, len): (u64, u
     let read = reading.finish().await?;
     if sent? != len || read != len {
         // The file is shorter than the plan saw: it changed.
-        return Err(changed(&ranges.path, "local"));
+        return Err(changed(&ranges.path, Side::Local));
     }
     Ok(())
 }

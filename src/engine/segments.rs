@@ -28,7 +28,7 @@ use crate::local::io;
 use crate::local::stream::write_range;
 use crate::local::write::part_path;
 use crate::path::RelPath;
-use crate::reconcile::Entry;
+use crate::reconcile::{Entry, Side};
 use crate::remote::Remote;
 
 /// Whether `remote` downloads in ranges: big enough, with connections to share the work, and
@@ -133,7 +133,7 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
         // The server must still hold the version the ranges were cut from.
         let now = retrying!(&sh.run, path.as_str(), |c| c.stat(&source))?;
         if !now.is_some_and(|n| same_remote(&listed_entry(&n), remote)) {
-            return Err(changed(path, "remote"));
+            return Err(changed(path, Side::Remote));
         }
         if wrong_length {
             // From a file that did not change: the server does not start where REST told it
@@ -240,7 +240,7 @@ async fn fetch_range(conn: &mut dyn Remote, ranges: &Ranges, i: usize) -> Result
     writing.finish().await?;
     if got? != len {
         // Shorter or longer than the listing said: the file changed on the server.
-        return Err(changed(&ranges.path, "remote"));
+        return Err(changed(&ranges.path, Side::Remote));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::local::part_name;
 use crate::local::scan::entry_of;
 use crate::local::stream::{read_file, write_file};
 use crate::path::RelPath;
-use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision};
+use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
 use crate::remote::{Capabilities, Remote};
 use crate::state::{Intent, Op, Transfer};
 
@@ -36,7 +36,7 @@ pub(super) fn verify_err(path: &str, detail: String) -> Error {
     }
 }
 
-pub(super) fn changed(path: &RelPath, side: &'static str) -> Error {
+pub(super) fn changed(path: &RelPath, side: Side) -> Error {
     Error::Changed {
         path: path.to_string(),
         side,
@@ -162,9 +162,9 @@ pub(super) async fn upload(
     // The reader's verdict first: a read error means what was sent is not the file.
     let digests = reading.finish().await?;
     let sent = match sent {
-        Err(e @ Error::Reply { command: "APPE", .. }) => {
-            // The server will not append (stock ProFTPD answers 451): the next attempt starts
-            // over rather than be refused again.
+        Err(e @ Error::Reply { .. }) if offset > 0 => {
+            // The server refused to go on with the file (stock ProFTPD will not append: 451):
+            // the next attempt starts over rather than be refused again.
             sh.state(|s| s.end_partial(path))?;
             return Err(e);
         }
@@ -222,7 +222,7 @@ pub(super) async fn publish_upload(
     let result = async {
         let now = std::fs::metadata(&local_path).map_err(Error::local("stat", &local_path))?;
         if entry_of(&now).sig() != local.sig() || total != local.size {
-            return Err(changed(path, "local"));
+            return Err(changed(path, Side::Local));
         }
         // Never trust a 226 alone: the server must hold every byte. Where the server lists
         // exact times, MLST (in SIZE's place) also gives the part file's time: the server's
@@ -264,7 +264,7 @@ pub(super) async fn publish_upload(
                 .is_some_and(|c| same_remote(&listed_entry(&c), e)),
         };
         if !unchanged {
-            return Err(changed(path, "remote"));
+            return Err(changed(path, Side::Remote));
         }
         Ok((expect_remote.is_some(), moment))
     }
