@@ -167,7 +167,7 @@ async fn folder_loop(
         let meter = Meter::new();
         let options = Options {
             scope: scope.clone(),
-            settle: Some(config.debounce),
+            quiet_period: Some(config.debounce),
             meter: Some(meter.clone()),
             ..Options::default()
         };

@@ -255,7 +255,7 @@ pub(super) async fn place(
     .await?;
     if let Err(e) = placed {
         // Not renamed: the intent is closed before its part file goes (see `settle`).
-        sh.settle(path, None)?;
+        sh.finish(path, None)?;
         return Err(match e {
             Error::Changed { .. } => discard(sh, path, &part, changed(path, Side::Local)),
             other => discard(sh, path, &part, other),
@@ -265,7 +265,7 @@ pub(super) async fn place(
     if resumable(remote.size) {
         sh.state(|s| s.end_partial(path))?;
     }
-    sh.settle(path, Some(&base))?;
+    sh.finish(path, Some(&base))?;
     tracing::info!(path = %path, bytes = remote.size, "downloaded");
     Ok(Report {
         downloaded: 1,

@@ -53,9 +53,9 @@ use crate::state::State;
 pub struct Options {
     /// What the pass looks at (the service narrows it to what the watcher saw change).
     pub scope: Scope,
-    /// Leave local files modified less than this long ago for a later pass: they may still
-    /// be being written (the service sets it; a one-shot sync does not).
-    pub settle: Option<std::time::Duration>,
+    /// The quiet period: local files modified less than this long ago are left for a later
+    /// pass, as they may still be being written (the service sets it; a one-shot sync does not).
+    pub quiet_period: Option<std::time::Duration>,
     /// The wall clock: the system's, or the simulation's.
     pub clock: crate::clock::Clock,
     /// The plan is only shown (a dry run, `status --remote`): preparing it writes nothing,
@@ -81,7 +81,7 @@ pub(crate) struct Shared {
     /// The local root with its symlinks resolved, to check writes stay inside it.
     pub local_real: std::path::PathBuf,
     /// Local files with an mtime after this (nanoseconds) are left for a later pass.
-    pub settled_before: Option<i64>,
+    pub quiet_before: Option<i64>,
     /// Remote files read back whole to compare their content (no server hash), the bytes kept
     /// in the local part file of the path, with the remote signature they were read at: a
     /// download of that version uses them rather than reading the file again.
@@ -157,9 +157,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Closes the intent for `path`: `done` recorded, or only forgotten.
-    pub fn settle(&self, path: &RelPath, done: Option<&crate::reconcile::BaseEntry>) -> Result<()> {
-        self.state(|s| s.settle(path, done))?;
+    /// Finishes the action at `path`: `done` recorded and its intent closed, or the intent
+    /// only forgotten.
+    pub fn finish(&self, path: &RelPath, done: Option<&crate::reconcile::BaseEntry>) -> Result<()> {
+        self.state(|s| s.close_intent(path, done))?;
         if let Ok(mut open) = self.open_intents.lock() {
             open.remove(path);
         }

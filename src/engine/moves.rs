@@ -53,7 +53,7 @@ fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, car
         (&sh.remote, &sh.local)
     };
     sh.state(|s| {
-        s.settle_move(from, to, |new, mut e: BaseEntry| {
+        s.close_move_intent(from, to, |new, mut e: BaseEntry| {
             let planned = new.rebased(to, from).and_then(|old| renamed.get(&old));
             if !planned.is_some_and(|was| holds(carried, new, was)) {
                 return None;

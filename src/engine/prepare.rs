@@ -195,7 +195,7 @@ pub async fn prepare(
         unconfirmed: Mutex::new(Vec::new()),
         open_intents: Mutex::new(Default::default()),
         local_real,
-        settled_before: options.settle.map(|d| {
+        quiet_before: options.quiet_period.map(|d| {
             options.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX)
                 - d.as_nanos().min(i64::MAX as u128) as i64
         }),

@@ -212,7 +212,7 @@ fn remote_entry(sh: &Shared, path: &RelPath) -> Result<Entry> {
 
 /// Whether the local file was modified too recently to be taken as finished.
 fn still_changing(sh: &Shared, path: &RelPath) -> bool {
-    match (sh.settled_before, sh.local.get(path)) {
+    match (sh.quiet_before, sh.local.get(path)) {
         (Some(limit), Some(e)) => e.mtime.nanos > limit,
         _ => false,
     }

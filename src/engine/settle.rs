@@ -43,11 +43,11 @@ impl Settled {
     /// Closes the intent for `path` in the store, as found.
     pub(crate) fn close(&self, state: &State, path: &RelPath) -> Result<()> {
         match self {
-            Settled::Record(entry) => state.settle(path, Some(entry)),
+            Settled::Record(entry) => state.close_intent(path, Some(entry)),
             Settled::Moved { from, carried } => {
-                state.settle_move(from, path, |new, e| carried.contains(new).then_some(e))
+                state.close_move_intent(from, path, |new, e| carried.contains(new).then_some(e))
             }
-            Settled::NotDone => state.settle(path, None),
+            Settled::NotDone => state.close_intent(path, None),
         }
     }
 }

@@ -309,7 +309,7 @@ pub(super) async fn publish_upload(
         // A refusal leaves the part file in place: not renamed, the intent is closed. A lost
         // connection may have renamed it: the next pass settles that.
         if matches!(e, Error::Reply { .. }) {
-            sh.settle(path, None)?;
+            sh.finish(path, None)?;
         }
         return Err(e);
     }
@@ -364,7 +364,7 @@ pub(super) async fn publish_upload(
     }
     base.remote = remote.sig();
     base.remote_id = remote.id;
-    sh.settle(path, Some(&base))?;
+    sh.finish(path, Some(&base))?;
     tracing::info!(path = %path, bytes = local.size, "uploaded");
     Ok(Report {
         uploaded: 1,

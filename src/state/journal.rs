@@ -144,7 +144,7 @@ impl State {
     /// Closes the move intent for `to` in one transaction: what the base held at `from`, and
     /// under it, is now at `to`. `moved(new path, old entry)` gives each its new entry, or
     /// `None` for one the rename did not carry (gone from that side): its row goes.
-    pub fn settle_move(
+    pub fn close_move_intent(
         &self,
         from: &RelPath,
         to: &RelPath,
@@ -168,7 +168,7 @@ impl State {
 
     /// Closes the intent for `path` in one transaction: records `done` as in sync if the change
     /// was found made, or only forgets the intent.
-    pub fn settle(&self, path: &RelPath, done: Option<&BaseEntry>) -> Result<()> {
+    pub fn close_intent(&self, path: &RelPath, done: Option<&BaseEntry>) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;
         if let Some(entry) = done {
             self.put(path, entry)?;

@@ -68,8 +68,8 @@ fn an_intent_is_journaled_read_back_and_settled_with_its_entry_in_one_go() {
     let mut open = s.intents().unwrap();
     open.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(open, vec![up.clone(), down.clone()]);
-    s.settle(&up.path, Some(&entry)).unwrap();
-    s.settle(&down.path, None).unwrap();
+    s.close_intent(&up.path, Some(&entry)).unwrap();
+    s.close_intent(&down.path, None).unwrap();
     assert!(s.intents().unwrap().is_empty());
     let base = s.load().unwrap();
     assert_eq!(base.get(&up.path), Some(&entry), "done: recorded");

@@ -277,7 +277,7 @@ async fn files_still_being_written_are_left_for_a_later_pass() {
     put(&h.local, "fresh.txt", "just written");
     let config = h.config("");
     let settle = Options {
-        settle: Some(Duration::from_secs(3600)),
+        quiet_period: Some(Duration::from_secs(3600)),
         ..Options::default()
     };
     let r = pass_with(&config, settle, &CancellationToken::new())
