@@ -10,6 +10,7 @@
 
 pub mod cert;
 mod connect;
+mod connector;
 mod data;
 pub mod features;
 mod reply;
@@ -26,13 +27,14 @@ use suppaftp::tokio::{AsyncRustlsStream, ImplAsyncFtpStream};
 use suppaftp::{FtpError, Status};
 use tokio::sync::mpsc;
 
-use super::learned::{Identity, Keep, Learned, ServerMemory};
+use super::learned::{Identity, ServerMemory};
 use super::limit::RateLimiter;
 use super::listing::{Listed, parse_list_line, parse_mlsd};
-use super::{Capabilities, Connector, Remote};
+use super::{Capabilities, Remote};
 use crate::config::Server;
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
+pub use connector::FtpsConnector;
 use data::LinesCommand;
 pub use data::Quirks;
 pub use features::{Features, HashCommand, ListingMode, MtimeSupport};
@@ -457,48 +459,5 @@ impl Remote for Ftps {
     }
     fn reusable(&self) -> bool {
         !self.broken
-    }
-}
-
-/// Makes FTPS connections to the configured server: the production `Connector`.
-pub struct FtpsConnector {
-    server: Server,
-    tls: TlsContext,
-}
-
-impl FtpsConnector {
-    /// A connector for `server`, sharing `tls` (and what it learns of the server) with every
-    /// connection it makes.
-    pub fn shared(server: &Server, tls: &TlsContext) -> Arc<dyn Connector> {
-        Arc::new(FtpsConnector {
-            server: server.clone(),
-            tls: tls.clone(),
-        })
-    }
-
-    /// A connector with its own TLS context, built from the config.
-    pub fn for_server(server: &Server) -> Result<Arc<dyn Connector>> {
-        Ok(Self::shared(server, &TlsContext::new(server)?))
-    }
-
-    /// A connector that starts from what earlier runs learned of the server (`remembered`)
-    /// and hands what this one learns to `keep` (`engine::learned::memory` gives both).
-    pub fn remembering(
-        server: &Server,
-        (remembered, keep): (Option<Learned>, Option<Keep>),
-    ) -> Result<Arc<dyn Connector>> {
-        Ok(Self::shared(
-            server,
-            &TlsContext::remembering(server, remembered, keep)?,
-        ))
-    }
-}
-
-#[async_trait::async_trait]
-impl Connector for FtpsConnector {
-    async fn connect(&self, limiter: Option<Arc<RateLimiter>>) -> Result<Box<dyn Remote>> {
-        let mut conn = Ftps::connect(&self.server, &self.tls).await?;
-        conn.set_limiter(limiter);
-        Ok(Box::new(conn))
     }
 }
