@@ -309,7 +309,7 @@ pub async fn status(config: &Config, json: bool, remote: bool, conflicts: bool) 
     };
     let now_secs = Utc::now().timestamp();
     let learned = engine::learned::remembered(config)
-        .filter(|l| now_secs - l.at < crate::remote::learned::RELEARN_AFTER_SECS)
+        .filter(|l| !l.expired(now_secs))
         .map(|l| super::check::shown(Some(&l), &config.server));
     let mut all = Vec::new();
     let mut code = 0u8;

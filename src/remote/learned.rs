@@ -78,7 +78,8 @@ pub struct Learned {
 }
 
 impl Learned {
-    fn expired(&self, now: i64) -> bool {
+    /// Whether it is past `RELEARN_AFTER_SECS` at `now` (Unix seconds).
+    pub fn expired(&self, now: i64) -> bool {
         now - self.at >= RELEARN_AFTER_SECS
     }
 }

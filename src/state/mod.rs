@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -194,43 +194,7 @@ impl State {
     /// Brings the schema up to `SCHEMA_VERSION`, one transaction per step; refuses a store
     /// from a newer binary without touching it.
     fn migrate(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let err = |source| Error::State {
-            path: path.clone(),
-            source,
-        };
-        let version = |conn: &Connection| -> Result<usize> {
-            let v: i64 = conn
-                .pragma_query_value(None, "user_version", |r| r.get(0))
-                .map_err(err)?;
-            Ok(usize::try_from(v).unwrap_or(usize::MAX))
-        };
-        let found = version(&self.conn)?;
-        if found > SCHEMA_VERSION {
-            return Err(Error::StateTooNew {
-                path: self.path.clone(),
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
-        while version(&self.conn)? < SCHEMA_VERSION {
-            // IMMEDIATE: the write lock first, then the version read again, so two processes
-            // opening an old store (a `status` beside a service) never run a step twice.
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err)?;
-            let from = version(&tx)?;
-            if from >= SCHEMA_VERSION {
-                break;
-            }
-            tx.execute_batch(MIGRATIONS[from]).map_err(err)?;
-            tx.pragma_update(None, "user_version", (from + 1) as i64)
-                .map_err(err)?;
-            tx.commit().map_err(err)?;
-            tracing::debug!(store = %self.path.display(), version = from + 1, "state store schema updated");
-        }
-        Ok(())
+        schema::migrate(&mut self.conn, &self.path, MIGRATIONS)
     }
 
     fn err(&self) -> impl FnOnce(rusqlite::Error) -> Error + '_ {

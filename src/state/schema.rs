@@ -1,4 +1,11 @@
-//! The store's schema, as the migrations that make it: see `State::migrate`.
+//! The store's schema, as the migrations that make it, and how a store moves forward by them
+//! (`migrate`, for the folder's store and for what is learned of servers).
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
 
 /// Migration `i` takes a store from version `i` to `i + 1`; the last one reached is the version
 /// this binary writes. Append only: never edit one that has shipped.
@@ -60,3 +67,44 @@ ALTER TABLE intents ADD COLUMN source TEXT;
 
 /// The schema version this binary reads and writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Brings the store at `path` up to `migrations.len()` (SQLite's `user_version`), one
+/// transaction per step; refuses a store from a newer binary without touching it.
+pub(super) fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()> {
+    let known = migrations.len();
+    let err = |source| Error::State {
+        path: path.to_owned(),
+        source,
+    };
+    let version = |conn: &Connection| -> Result<usize> {
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        Ok(usize::try_from(v).unwrap_or(usize::MAX))
+    };
+    let found = version(conn)?;
+    if found > known {
+        return Err(Error::StateTooNew {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    while version(conn)? < known {
+        // IMMEDIATE: the write lock first, then the version read again, so two processes
+        // opening an old store (a `status` beside a service) never run a step twice.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let from = version(&tx)?;
+        if from >= known {
+            break;
+        }
+        tx.execute_batch(migrations[from]).map_err(err)?;
+        tx.pragma_update(None, "user_version", (from + 1) as i64)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        tracing::debug!(store = %path.display(), version = from + 1, "store schema updated");
+    }
+    Ok(())
+}

@@ -29,9 +29,21 @@ pub struct ServerStore {
     path: PathBuf,
 }
 
-/// The store's schema version (SQLite's `user_version`): a store from a newer binary is
-/// refused, never rewritten.
-const VERSION: i64 = 1;
+/// The store's migrations (`schema::migrate`): a store from a newer binary is refused, never
+/// rewritten.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE learned (
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    fact TEXT NOT NULL,
+    value TEXT NOT NULL,
+    why TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    greeting TEXT NOT NULL,
+    learned_at INTEGER NOT NULL,
+    PRIMARY KEY (host, port, fact)
+);
+"];
 
 impl ServerStore {
     pub fn path(state_dir: &Path) -> PathBuf {
@@ -48,13 +60,16 @@ impl ServerStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(Error::local("create state dir", dir))?;
         }
-        let conn = Connection::open(&path).map_err(|source| Error::State {
+        let err = |source| Error::State {
             path: path.clone(),
             source,
-        })?;
-        let store = ServerStore { conn, path };
-        store.migrate()?;
-        Ok(Some(store))
+        };
+        let mut conn = Connection::open(&path).map_err(err)?;
+        // Several processes (a service, a dry run) may share it.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        super::schema::migrate(&mut conn, &path, MIGRATIONS)?;
+        Ok(Some(ServerStore { conn, path }))
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -62,45 +77,6 @@ impl ServerStore {
             path: self.path.clone(),
             source,
         }
-    }
-
-    fn migrate(&self) -> Result<()> {
-        // Several processes (a service, a dry run) may share it.
-        self.conn
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(self.err())?;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(self.err())?;
-        if version > VERSION {
-            return Err(Error::StateTooNew {
-                path: self.path.clone(),
-                found: usize::try_from(version).unwrap_or(usize::MAX),
-                known: VERSION as usize,
-            });
-        }
-        if version < 1 {
-            self.conn
-                .execute_batch(
-                    "BEGIN IMMEDIATE;
-                     CREATE TABLE IF NOT EXISTS learned (
-                         host TEXT NOT NULL,
-                         port INTEGER NOT NULL,
-                         fact TEXT NOT NULL,
-                         value TEXT NOT NULL,
-                         why TEXT NOT NULL,
-                         fingerprint TEXT NOT NULL,
-                         greeting TEXT NOT NULL,
-                         learned_at INTEGER NOT NULL,
-                         PRIMARY KEY (host, port, fact)
-                     );
-                     PRAGMA user_version = 1;
-                     COMMIT;",
-                )
-                .map_err(self.err())?;
-        }
-        Ok(())
     }
 
     /// The fact `fact` about the server at `host:port`, if one was learned.

@@ -127,68 +127,61 @@ impl Ftps {
         what: LinesCommand<'_>,
         parse: &(dyn Fn(&str) -> Option<Listed> + Sync),
     ) -> Result<Vec<Listed>> {
-        let r = self.listing(t, command, path, what, parse).await;
+        // Whatever way it ends, the data command is done (`data_done`).
+        let r = async {
+            let line = match what {
+                LinesCommand::Mlsd(dir) => format!("MLSD {dir}"),
+                LinesCommand::List(Some(arg)) => format!("LIST {arg}"),
+                LinesCommand::List(None) => "LIST".to_owned(),
+            };
+            if line.contains(['\r', '\n']) {
+                return Err(Error::UnsafeName {
+                    name: path.to_owned(),
+                    reason: "line break in a command",
+                });
+            }
+            let deadline = tokio::time::Instant::now() + t;
+            self.ensure_resumable().await?;
+            let mut renewed = false;
+            let data = loop {
+                self.start_data_command();
+                let opened = self
+                    .stream
+                    .custom_data_command(&line, &[Status::AboutToSend, Status::AlreadyOpen]);
+                match within(t, command, path, opened).await {
+                    Ok((_, data)) => break data,
+                    Err(e) => self.go_again_after(e, &mut renewed).await?,
+                }
+            };
+            self.data_opened();
+            let mut reader = BoundedLines::new(
+                tokio::io::BufReader::with_capacity(64 * 1024, data),
+                Bounds::default(),
+            );
+            let mut out = Vec::new();
+            match reader.read_all(deadline, &mut out, parse).await {
+                Ok(()) => {
+                    let data = reader.into_inner().into_inner();
+                    within(t, command, path, data.finish()).await?;
+                    Ok(out)
+                }
+                // A data connection cut short: the reply on the control channel says why (libunftp
+                // answers a missing folder with `150`, a cut, then `550`).
+                Err(ListingError::Io(io)) => {
+                    let data = reader.into_inner().into_inner();
+                    within(t, command, path, data.finish()).await?;
+                    Err(self.listing_error(ListingError::Io(io), command, path, t))
+                }
+                Err(e) => {
+                    // Dropped unread: the pool must not take this connection back.
+                    self.broken = true;
+                    Err(self.listing_error(e, command, path, t))
+                }
+            }
+        }
+        .await;
         self.data_done(r.is_ok(), false);
         r
-    }
-
-    async fn listing(
-        &mut self,
-        t: Duration,
-        command: &'static str,
-        path: &str,
-        what: LinesCommand<'_>,
-        parse: &(dyn Fn(&str) -> Option<Listed> + Sync),
-    ) -> Result<Vec<Listed>> {
-        let line = match what {
-            LinesCommand::Mlsd(dir) => format!("MLSD {dir}"),
-            LinesCommand::List(Some(arg)) => format!("LIST {arg}"),
-            LinesCommand::List(None) => "LIST".to_owned(),
-        };
-        if line.contains(['\r', '\n']) {
-            return Err(Error::UnsafeName {
-                name: path.to_owned(),
-                reason: "line break in a command",
-            });
-        }
-        let deadline = tokio::time::Instant::now() + t;
-        self.ensure_resumable().await?;
-        let mut renewed = false;
-        let data = loop {
-            self.start_data_command();
-            let opened = self
-                .stream
-                .custom_data_command(&line, &[Status::AboutToSend, Status::AlreadyOpen]);
-            match within(t, command, path, opened).await {
-                Ok((_, data)) => break data,
-                Err(e) => self.go_again_after(e, &mut renewed).await?,
-            }
-        };
-        self.data_opened();
-        let mut reader = BoundedLines::new(
-            tokio::io::BufReader::with_capacity(64 * 1024, data),
-            Bounds::default(),
-        );
-        let mut out = Vec::new();
-        match reader.read_all(deadline, &mut out, parse).await {
-            Ok(()) => {
-                let data = reader.into_inner().into_inner();
-                within(t, command, path, data.finish()).await?;
-                Ok(out)
-            }
-            // A data connection cut short: the reply on the control channel says why (libunftp
-            // answers a missing folder with `150`, a cut, then `550`).
-            Err(ListingError::Io(io)) => {
-                let data = reader.into_inner().into_inner();
-                within(t, command, path, data.finish()).await?;
-                Err(self.listing_error(ListingError::Io(io), command, path, t))
-            }
-            Err(e) => {
-                // Dropped unread: the pool must not take this connection back.
-                self.broken = true;
-                Err(self.listing_error(e, command, path, t))
-            }
-        }
     }
 
     fn listing_error(&self, e: ListingError, command: &'static str, path: &str, t: Duration) -> Error {

@@ -12,6 +12,7 @@ use ftps_sync::state::servers::ServerStore;
 
 use super::report;
 use super::servers::{self, Server};
+use super::suite::passive_port_races;
 use crate::support::put;
 
 async fn pass(config: &Config) -> Report {
@@ -42,11 +43,7 @@ fn refusals(log: &str, report: &Report) -> (usize, usize) {
 /// sessions binding the same port (`425 … Address already in use`), and nothing else.
 fn other_retries(report: &Report) -> usize {
     let learned = refusals("", report).1;
-    let races = report
-        .retried
-        .iter()
-        .filter(|i| i.reason.contains("425") && i.reason.contains("Address already in use"))
-        .count();
+    let races = passive_port_races(report);
     assert_eq!(
         report.retries,
         learned + races,
