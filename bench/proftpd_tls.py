@@ -14,6 +14,7 @@ the server the same, and prints files/s (medians of RUNS), the ratios to TLS 1.2
 each case needed (from `--json`) and the "did not reuse" lines in ProFTPD's TLS log per case.
 
     sudo python3 bench/proftpd_tls.py          # RUNS=3 SMALL_FILES=2000 by default
+    sudo WAN=1 SMALL_FILES=300 python3 bench/proftpd_tls.py   # through the 20 ms delay proxy
 
 Needs root (ProFTPD switches to its FTP account) and ProFTPD unpacked by .ci/install-servers.
 """
@@ -26,10 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from compare import BIN, PASSWORD, RUNS, SERVERS, check_same, make_tree, median, write_config
+from compare import BIN, PASSWORD, RTT_MS, RUNS, SERVERS, Proxy, check_same, make_tree, median, write_config
 from servers import StockProftpd
 
 SMALL_FILES = int(os.environ.get("SMALL_FILES", "2000"))
+# WAN=1: through the delay proxy (RTT_MS, 20 by default), as users' servers are far away.
+WAN = os.environ.get("WAN") == "1"
+HOST = "127.0.0.2" if WAN else "127.0.0.1"
 
 
 CASES = ["first run", "second run", "TLS 1.2"]
@@ -43,7 +47,8 @@ def upload(server, work, src, case):
     if case == "second run":
         shutil.copytree(learned, state / "servers")
     cap_line = '  tls_max_version: "1.2"' if case == "TLS 1.2" else ''
-    cfg = write_config(work / "ftps-sync.yaml", server, work / "pw", src, "bench", "upload", state, cap_line)
+    cfg = write_config(work / "ftps-sync.yaml", server, work / "pw", src, "bench", "upload", state, cap_line,
+                       host=HOST)
     os.sync()
     t0 = time.monotonic()
     r = subprocess.run([str(BIN), "sync", "-q", "--json", "-c", str(cfg)], capture_output=True, text=True)
@@ -68,7 +73,8 @@ def main():
     os.chmod(work, 0o755)
     (work / "pw").write_text(PASSWORD)
     os.chmod(work / "pw", 0o600)
-    server = StockProftpd(work / "proftpd", tls12_only=False)
+    server = StockProftpd(work / "proftpd", tls12_only=False, pasv_address=HOST)
+    proxy = Proxy(server, RTT_MS) if WAN else None
     src = work / "small"
     make_tree(src, SMALL_FILES, 20, 4096)
     rates = {c: [] for c in CASES}
@@ -89,10 +95,13 @@ def main():
                 retries[case] += n
                 refused[case] += server.refused() - before
     finally:
+        if proxy:
+            proxy.stop()
         server.stop()
     print()
     print(f"ftps-sync to ProFTPD 1.3.8 (stock mod_tls: session reuse required, TLS 1.2 and 1.3), "
-          f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, loopback, 4 connections, "
+          f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+          f"{f'{RTT_MS:g} ms round trip (delay proxy)' if WAN else 'loopback'}, 4 connections, "
           f"upload {SMALL_FILES:,} x 4 KiB, medians of {RUNS}")
     print()
     print("| case | files/s (runs) | median | / TLS 1.2 | retries (all runs) | 'did not reuse' (all runs) |")
