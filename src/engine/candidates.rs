@@ -13,9 +13,10 @@ use crate::reconcile::{Base, Policy, Side, moves};
 /// Fills the contents `moves::pair` needs into the snapshots, and tells the policy whether the
 /// server can show a move made on it at all.
 pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> Result<()> {
-    let hash = retrying!(&sh.run, "capabilities", |c| std::future::ready(Ok(c
-        .capabilities()
-        .hash)))?;
+    let hash = retrying(&sh.run, "capabilities", |c| {
+        Box::pin(std::future::ready(Ok(c.capabilities().hash)))
+    })
+    .await?;
     // Only a SHA-256 compares with the base's digest.
     policy.remote_moves_recognised =
         hash == Some(HashAlgo::Sha256) || sh.remote.values().any(|e| e.id.is_some());
@@ -58,7 +59,7 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
             .map(|path| async move {
                 let remote_path = sh.remote_path(&path);
                 // A refused hash (550: gone since the listing) leaves the file unpaired.
-                let theirs = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path)) {
+                let theirs = match retrying(&sh.run, &remote_path, |c| Box::pin(c.hash(&remote_path))).await {
                     Ok(theirs) => theirs,
                     Err(e @ Error::Reply { .. }) => {
                         tracing::debug!(path = %path, "not paired with a vanished file: {e}");

@@ -35,12 +35,10 @@ async fn read_back(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result
         && target.parent().is_some_and(|d| d.is_dir())
         && super::transfer::check_inside(&sh.local_real, &target).is_ok())
     .then(|| crate::local::write::part_path(&target));
-    let digest = retrying!(&sh.run, &remote_path, |c| read_back_on(
-        c,
-        &remote_path,
-        size,
-        part.as_deref()
-    ))?;
+    let digest = retrying(&sh.run, &remote_path, |c| {
+        Box::pin(read_back_on(c, &remote_path, size, part.as_deref()))
+    })
+    .await?;
     if part.is_some()
         && let Some(r) = sh.remote.get(path)
         && let Ok(mut kept) = sh.read_back.lock()
@@ -127,13 +125,16 @@ pub(super) async fn fill_digests(
                 // not read again (`racy::look_to_the_second`). Read after them, a
                 // write in between would pair a new time with the old bytes.
                 let to_the_second = match minutes {
-                    true => retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path)).unwrap_or(None),
+                    true => retrying(&sh.run, &remote_path, |c| Box::pin(c.modified(&remote_path)))
+                        .await
+                        .unwrap_or(None),
                     false => None,
                 };
-                let (digest, hashed) = match retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))? {
-                    Some((HashAlgo::Sha256, theirs)) => (theirs, true),
-                    _ => (read_back(sh, &path, size, keep).await?, false),
-                };
+                let (digest, hashed) =
+                    match retrying(&sh.run, &remote_path, |c| Box::pin(c.hash(&remote_path))).await? {
+                        Some((HashAlgo::Sha256, theirs)) => (theirs, true),
+                        _ => (read_back(sh, &path, size, keep).await?, false),
+                    };
                 Ok::<_, Error>((path, digest, hashed, to_the_second))
             })
             .buffer_unordered(width)
@@ -163,7 +164,7 @@ async fn both_digests(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Res
     let local_path = path.to_local(&sh.folder.local);
     let remote_path = sh.remote_path(path);
     let scanned = sh.local.get(path).and_then(|e| e.sha256.clone());
-    let server = retrying!(&sh.run, &remote_path, |c| c.hash(&remote_path))?;
+    let server = retrying(&sh.run, &remote_path, |c| Box::pin(c.hash(&remote_path))).await?;
     Ok(match server {
         Some((HashAlgo::Sha256, theirs)) => (local_sha256(scanned, &local_path).await?, theirs),
         Some((algo, theirs)) => {

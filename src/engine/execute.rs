@@ -117,7 +117,7 @@ async fn remove_stale_parts(
     for (part, target) in remote_parts {
         if sh.state(|s| s.partial(target, Transfer::Upload))?.is_none() {
             tracing::debug!(part, "removing a remote part file left by an interrupted pass");
-            match retrying!(&sh.run, part, |c| c.remove(part)) {
+            match retrying(&sh.run, part, |c| Box::pin(c.remove(part))).await {
                 // Gone already (the server clock's file is removed by the pass that reads it).
                 Ok(()) | Err(Error::Reply { code: Some(550), .. }) => {}
                 Err(e) => return Err(e),
@@ -140,7 +140,7 @@ async fn mkdir_remote_root(sh: &Shared) -> Result<()> {
         }
         prefix.push_str(part);
         let dir = prefix.clone();
-        retrying!(&sh.run, &dir, |c| ensure_remote_dir(c, &dir))?;
+        retrying(&sh.run, &dir, |c| Box::pin(ensure_remote_dir(c, &dir))).await?;
     }
     Ok(())
 }

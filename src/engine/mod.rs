@@ -294,52 +294,49 @@ impl Runner {
     }
 }
 
-/// Runs `$body` (a future using the connection `$c`) on a pooled connection, retrying
-/// transient errors on a fresh connection with backoff. A connection goes back to the pool
-/// only if it is known to be in step. (A macro, not a closure taking `&mut dyn Remote`: futures
-/// borrowing their argument do not yet prove `Send` for spawned tasks.)
-macro_rules! retrying {
-    ($run:expr, $what:expr, |$c:ident| $body:expr) => {{
-        let run: &$crate::engine::Runner = $run;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            // A connect can take the whole timeout: a stop request does not wait for it.
-            let leased = tokio::select! {
-                biased;
-                _ = run.cancel.cancelled() => Err($crate::error::Error::Interrupted),
-                l = run.pool.get() => l,
-            };
-            let result = match leased {
-                Ok(mut lease) => {
-                    let r = {
-                        let $c: &mut dyn $crate::remote::Remote = lease.conn();
-                        tokio::select! {
-                            biased;
-                            _ = run.cancel.cancelled() => Err($crate::error::Error::Interrupted),
-                            r = $body => r,
-                        }
-                    };
-                    match &r {
-                        Ok(_) => lease.release(),
-                        Err(e) => lease.check_after(e).await,
-                    }
-                    r
+/// One attempt of remote work on a leased connection. Boxed, so that `retrying` can take the
+/// work as a closure: the future borrows the connection for `'c`, which a closure returning an
+/// unboxed future cannot say.
+pub(crate) type Attempt<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'c>>;
+
+/// Runs `attempt` on a pooled connection, retrying transient errors on a fresh connection with
+/// backoff. A connection goes back to the pool only if it is known to be in step.
+/// (`'env` is what the work borrows besides the connection: the connection's type names it, so
+/// every `'c` the closure is called with is within it.)
+pub(crate) async fn retrying<'env, T, F>(run: &Runner, what: &str, mut attempt: F) -> Result<T>
+where
+    F: for<'c> FnMut(&'c mut (dyn Remote + 'env)) -> Attempt<'c, T>,
+{
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        // A connect can take the whole timeout: a stop request does not wait for it.
+        let leased = tokio::select! {
+            biased;
+            _ = run.cancel.cancelled() => Err(Error::Interrupted),
+            l = run.pool.get() => l,
+        };
+        let result = match leased {
+            Ok(mut lease) => {
+                let r = tokio::select! {
+                    biased;
+                    _ = run.cancel.cancelled() => Err(Error::Interrupted),
+                    r = attempt(lease.conn()) => r,
+                };
+                match &r {
+                    Ok(_) => lease.release(),
+                    Err(e) => lease.check_after(e).await,
                 }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(v) => break Ok(v),
-                Err(e) => {
-                    if let Err(e) = run.pause_before_retry($what, attempt, e).await {
-                        break Err(e);
-                    }
-                }
+                r
             }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(v) => return Ok(v),
+            Err(e) => run.pause_before_retry(what, tries, e).await?,
         }
-    }};
+    }
 }
-pub(crate) use retrying;
 
 /// Runs one pass for `folder`: prepare, then execute. A pass that fails or is refused before
 /// it starts is recorded for `status` too (once the folder has a state store).

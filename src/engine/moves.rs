@@ -126,18 +126,19 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         .ok_or_else(|| changed(from, Side::Remote))?;
     let (source, target) = (sh.remote_path(from), sh.remote_path(to));
     let expected = expected_at(&sh.remote, from, to, Entry::clone);
-    let renamed = retrying!(&sh.run, &target, |c| async {
+    let (source, target, expected, expect) = (&source, &target, &expected, &expect);
+    let renamed = retrying(&sh.run, target, move |c| Box::pin(async move {
         if made_by_earlier_attempt(sh, c, to).await? == Some(true) {
-            return Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?));
+            return Ok(Some(remote_subtree(c, &sh.folder, to, expected).await?));
         }
         // A case-only rename: a server that ignores case finds the source itself there.
         let case_only = to.as_str().eq_ignore_ascii_case(from.as_str());
-        if !case_only && c.exists(&target).await? {
+        if !case_only && c.exists(target).await? {
             return Err(changed(to, Side::Remote));
         }
-        let now = c.stat(&source).await?.map(|l| listed_entry(&l));
+        let now = c.stat(source).await?.map(|l| listed_entry(&l));
         let same =
-            now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || same_remote(&n, &expect)));
+            now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || same_remote(&n, expect)));
         if !same {
             return Err(changed(from, Side::Remote));
         }
@@ -153,12 +154,12 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         sh.intend(&journaled(
             sh,
             from,
-            &expect,
+            expect,
             Op::MoveRemote { from: from.clone() },
             to,
         )?)?;
         failpoint!("move.intended");
-        match c.rename(&source, &target).await {
+        match c.rename(source, target).await {
             Err(e @ Error::Reply { .. }) if e.class() == Class::Permanent => {
                 sh.close_intent(to, &Settled::NotDone)?;
                 tracing::info!(from = %from, to = %to, "the server refused the rename ({e}); sending the file instead");
@@ -169,16 +170,16 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         failpoint!("move.renamed");
         // Confirmed by what the server now shows at the new name (docs/design.md, "The server": never a
         // reply alone).
-        let now = c.stat(&target).await?.map(|l| listed_entry(&l));
+        let now = c.stat(target).await?.map(|l| listed_entry(&l));
         let there =
             now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || n.size == expect.size));
         if !there {
-            return Err(transfer::verify_err(&target, "not there after the rename".into()));
+            return Err(transfer::verify_err(target, "not there after the rename".into()));
         }
-        Ok(Some(remote_subtree(c, &sh.folder, to, &expected).await?))
-    })?;
+        Ok(Some(remote_subtree(c, &sh.folder, to, expected).await?))
+    })).await?;
     let Some(carried) = renamed else {
-        return Box::pin(fall_back_remote(sh, from, to, &expect)).await;
+        return Box::pin(fall_back_remote(sh, from, to, expect)).await;
     };
     record(sh, from, to, true, &carried)?;
     tracing::info!(from = %from, to = %to, "moved on the server");
@@ -204,14 +205,18 @@ async fn fall_back_remote(sh: &Shared, from: &RelPath, to: &RelPath, expect: &En
         return Ok(done);
     }
     let source = sh.remote_path(from);
-    let deleted = retrying!(&sh.run, &source, |c| async {
-        let now = c.stat(&source).await?.map(|l| listed_entry(&l));
-        if !now.is_some_and(|n| same_remote(&n, expect)) {
-            // Changed since the plan: kept, for the next pass to bring back.
-            return Ok(false);
-        }
-        c.remove(&source).await.map(|()| true)
-    })?;
+    let source = &source;
+    let deleted = retrying(&sh.run, source, move |c| {
+        Box::pin(async move {
+            let now = c.stat(source).await?.map(|l| listed_entry(&l));
+            if !now.is_some_and(|n| same_remote(&n, expect)) {
+                // Changed since the plan: kept, for the next pass to bring back.
+                return Ok(false);
+            }
+            c.remove(source).await.map(|()| true)
+        })
+    })
+    .await?;
     if deleted {
         sh.state(|s| s.remove(from))?;
         done.deleted_remote += 1;
@@ -232,7 +237,10 @@ async fn fall_back_remote_dir(sh: &Shared, from: &RelPath, to: &RelPath) -> Resu
     let new = under(&sh.local, to);
     for (dir, _) in new.iter().filter(|(_, k)| *k == Kind::Dir) {
         let remote = sh.remote_path(dir);
-        retrying!(&sh.run, &remote, |c| super::ensure_remote_dir(c, &remote))?;
+        retrying(&sh.run, &remote, |c| {
+            Box::pin(super::ensure_remote_dir(c, &remote))
+        })
+        .await?;
         super::queue::record_dir(sh, dir)?;
     }
     for (file, _) in new.iter().filter(|(_, k)| *k == Kind::File) {
@@ -250,7 +258,10 @@ async fn fall_back_remote_dir(sh: &Shared, from: &RelPath, to: &RelPath) -> Resu
         .filter(|(_, k)| *k == Kind::Dir)
     {
         let remote = sh.remote_path(dir);
-        if retrying!(&sh.run, &remote, |c| c.rmdir(&remote)).is_ok() {
+        if retrying(&sh.run, &remote, |c| Box::pin(c.rmdir(&remote)))
+            .await
+            .is_ok()
+        {
             sh.state(|s| s.remove(dir))?;
         }
     }
@@ -263,9 +274,10 @@ async fn upload_new(sh: &Shared, path: &RelPath) -> Result<Report> {
         .get(path)
         .cloned()
         .ok_or_else(|| changed(path, Side::Local))?;
-    retrying!(&sh.run, path.as_str(), |c| transfer::upload(
-        sh, c, path, &local, None
-    ))
+    retrying(&sh.run, path.as_str(), |c| {
+        Box::pin(transfer::upload(sh, c, path, &local, None))
+    })
+    .await
 }
 
 /// The user moved `from` to `to` on the server: the same rename locally, never over a name

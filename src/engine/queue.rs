@@ -101,7 +101,7 @@ async fn confirm_uploads(sh: &Arc<Shared>) {
         let remote_dir = dir
             .as_ref()
             .map_or(sh.folder.remote.clone(), |d| sh.remote_path(d));
-        let listed = match retrying!(&sh.run, &remote_dir, |c| c.list(&remote_dir)) {
+        let listed = match retrying(&sh.run, &remote_dir, |c| Box::pin(c.list(&remote_dir))).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(dir = remote_dir, "uploads not confirmed by a listing: {e}");
@@ -236,7 +236,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         }
         Action::MkdirRemote { path } => {
             let remote = sh.remote_path(path);
-            retrying!(&sh.run, &remote, |c| ensure_remote_dir(c, &remote))?;
+            retrying(&sh.run, &remote, |c| Box::pin(ensure_remote_dir(c, &remote))).await?;
             record_dir(sh, path)?;
             d.dirs_created += 1;
         }
@@ -250,13 +250,10 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             d.absorb(if segmented_upload::wanted(sh, &local) {
                 segmented_upload::upload(sh, path, &local, expect.as_ref()).await?
             } else {
-                retrying!(&sh.run, path.as_str(), |c| transfer::upload(
-                    sh,
-                    c,
-                    path,
-                    &local,
-                    expect.as_ref()
-                ))?
+                retrying(&sh.run, path.as_str(), |c| {
+                    Box::pin(transfer::upload(sh, c, path, &local, expect.as_ref()))
+                })
+                .await?
             });
         }
         Action::Download { path } => {
@@ -267,14 +264,18 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             let fetched = if segments::wanted(sh, path, &remote) {
                 segments::fetch(sh, path, &remote).await?
             } else {
-                retrying!(&sh.run, path.as_str(), |c| download::fetch(sh, c, path, &remote))?
+                retrying(&sh.run, path.as_str(), |c| {
+                    Box::pin(download::fetch(sh, c, path, &remote))
+                })
+                .await?
             };
             d.absorb(download::place(sh, path, &remote, fetched, expect.as_ref()).await?);
         }
         Action::KeepBoth { path, loser, copy } => {
-            let delta = retrying!(&sh.run, path.as_str(), |c| conflict::keep_both(
-                sh, c, path, *loser, copy
-            ))?;
+            let delta = retrying(&sh.run, path.as_str(), |c| {
+                Box::pin(conflict::keep_both(sh, c, path, *loser, copy))
+            })
+            .await?;
             d.absorb(delta);
             d.conflicts += 1;
         }
@@ -306,13 +307,17 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         Action::DeleteRemote { path } => {
             let remote = sh.remote_path(path);
             let expect = remote_entry(sh, path)?;
-            retrying!(&sh.run, &remote, |c| async {
-                let now = c.stat(&remote).await?;
-                if !now.is_some_and(|n| same_remote(&listed_entry(&n), &expect)) {
-                    return Err(changed(path, Side::Remote));
-                }
-                c.remove(&remote).await
-            })?;
+            let (remote, expect) = (&remote, &expect);
+            retrying(&sh.run, remote, move |c| {
+                Box::pin(async move {
+                    let now = c.stat(remote).await?;
+                    if !now.is_some_and(|n| same_remote(&listed_entry(&n), expect)) {
+                        return Err(changed(path, Side::Remote));
+                    }
+                    c.remove(remote).await
+                })
+            })
+            .await?;
             sh.state(|s| s.remove(path))?;
             tracing::info!(path = %path, "deleted on the server");
             d.deleted_remote += 1;
@@ -327,7 +332,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         }
         Action::RmdirRemote { path } => {
             let remote = sh.remote_path(path);
-            match retrying!(&sh.run, &remote, |c| c.rmdir(&remote)) {
+            match retrying(&sh.run, &remote, |c| Box::pin(c.rmdir(&remote))).await {
                 Ok(()) => d.dirs_removed += 1,
                 Err(Error::Reply { reply, .. }) => {
                     d.skip(path.to_string(), format!("remote directory not removed: {reply}"))

@@ -59,7 +59,7 @@ pub(super) async fn read(run: &Runner, folder: &Folder) -> ServerClock {
         part_name(".ftps-sync-clock")
     );
     // Refused here (a read-only account, which uploads nothing either): no clock, none needed.
-    match retrying!(run, &path, |c| send(c, &path, b"", None)) {
+    match retrying(run, &path, |c| Box::pin(send(c, &path, b"", None))).await {
         Ok(_) => {}
         Err(e) if e.class() != crate::error::Class::Transient => {
             tracing::debug!(
@@ -73,8 +73,8 @@ pub(super) async fn read(run: &Runner, folder: &Folder) -> ServerClock {
             return ServerClock::Failed;
         }
     }
-    let seen = retrying!(run, &path, |c| c.modified(&path));
-    let _ = retrying!(run, &path, |c| c.remove(&path));
+    let seen = retrying(run, &path, |c| Box::pin(c.modified(&path))).await;
+    let _ = retrying(run, &path, |c| Box::pin(c.remove(&path))).await;
     match seen {
         Ok(Some(clock)) if clock.precision <= Precision::Seconds => ServerClock::Read(clock),
         // The server tells no time to the second (no MDTM, no `modify` fact).
@@ -117,7 +117,9 @@ pub(super) async fn look_to_the_second(sh: &mut Shared, base: &Base) -> crate::e
         stream::iter(candidates)
             .map(|(path, recorded)| async move {
                 let remote_path = sh.remote_path(&path);
-                let Some(seen) = retrying!(&sh.run, &remote_path, |c| c.modified(&remote_path))? else {
+                let Some(seen) =
+                    retrying(&sh.run, &remote_path, |c| Box::pin(c.modified(&remote_path))).await?
+                else {
                     return Err(crate::error::Error::Verify {
                         path: remote_path,
                         detail: "the server gave no time to the second for it (MDTM), which a write \

@@ -74,7 +74,7 @@ async fn left_out(
         tasks.spawn(async move {
             for path in absent.iter().skip(w).step_by(workers) {
                 let remote = path.to_remote(&root);
-                if retrying!(&run, &remote, |c| c.exists(&remote))? {
+                if retrying(&run, &remote, |c| Box::pin(c.exists(&remote))).await? {
                     return Ok(Some(path.clone()));
                 }
             }
@@ -140,7 +140,7 @@ async fn list_tree(
             .as_ref()
             .map_or(folder.remote.clone(), |d| d.to_remote(&folder.remote));
         tasks.spawn(async move {
-            let r = retrying!(&run, &remote_dir, |c| c.list(&remote_dir));
+            let r = retrying(&run, &remote_dir, |c| Box::pin(c.list(&remote_dir))).await;
             (dir, r)
         });
     };

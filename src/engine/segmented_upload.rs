@@ -54,21 +54,21 @@ pub(super) async fn upload(
     local: &Entry,
     expect_remote: Option<&Entry>,
 ) -> Result<Report> {
-    let caps = retrying!(&sh.run, path.as_str(), |c| async {
-        sh.settle_open_intent(c, path).await?;
-        Ok(c.capabilities())
-    })?;
+    let caps = retrying(&sh.run, path.as_str(), move |c| {
+        Box::pin(async move {
+            sh.settle_open_intent(c, path).await?;
+            Ok(c.capabilities())
+        })
+    })
+    .await?;
     let checkable = caps.hash.is_some() || sh.config.verify == Verify::Download;
     // A part file a single stream left of this version resumes where it stopped.
     let resumable = sh.state(|s| s.partial(path, Transfer::Upload))? == Some(local.sig());
     if !checkable || resumable || !allowed(sh, path).await? {
-        return retrying!(&sh.run, path.as_str(), |c| super::transfer::upload(
-            sh,
-            c,
-            path,
-            local,
-            expect_remote
-        ));
+        return retrying(&sh.run, path.as_str(), |c| {
+            Box::pin(super::transfer::upload(sh, c, path, local, expect_remote))
+        })
+        .await;
     }
     // The part file is emptied by the head: no earlier part file of another version is kept.
     sh.state(|s| s.end_partial(path))?;
@@ -102,7 +102,7 @@ pub(super) async fn upload(
         if let Err(e) = send_all(sh, &ranges, read_back).await {
             if !matches!(e, Error::Interrupted | Error::Verify { .. }) {
                 // Its holes make it useless to any later attempt.
-                let _ = retrying!(&sh.run, &part, |c| c.remove(&part));
+                let _ = retrying(&sh.run, &part, |c| Box::pin(c.remove(&part))).await;
             }
             // On the way out the hashing, dropped, stops.
             retry_whole(sh, path, attempt, e).await?;
@@ -123,12 +123,16 @@ pub(super) async fn upload(
         };
         // A mismatch found here (the server's hash) is not published again from the same part
         // file, which it removed: the file is sent again whole.
-        let published = retrying!(&sh.run, path.as_str(), |c| async {
-            match publish_upload(sh, c, path, local, expect_remote, &sent).await {
-                Err(e @ Error::Verify { .. }) => Ok(Err(e)),
-                other => other.map(Ok),
-            }
-        })?;
+        let sent_ref = &sent;
+        let published = retrying(&sh.run, path.as_str(), move |c| {
+            Box::pin(async move {
+                match publish_upload(sh, c, path, local, expect_remote, sent_ref).await {
+                    Err(e @ Error::Verify { .. }) => Ok(Err(e)),
+                    other => other.map(Ok),
+                }
+            })
+        })
+        .await?;
         match published {
             Ok(report) => {
                 drop(flying);
@@ -157,7 +161,10 @@ async fn send_all(sh: &Arc<Shared>, ranges: &Arc<Ranges>, read_back: bool) -> Re
     let Some(&head) = ranges.work.first() else {
         return Ok(());
     };
-    retrying!(&sh.run, ranges.path.as_str(), |c| send_range(c, ranges, head))?;
+    retrying(&sh.run, ranges.path.as_str(), |c| {
+        Box::pin(send_range(c, ranges, head))
+    })
+    .await?;
     failpoint!("upload.head");
     let (sh2, all) = (sh.clone(), ranges.clone());
     in_parallel(sh, ranges.work.len() - 1, move |i| {
@@ -166,7 +173,10 @@ async fn send_all(sh: &Arc<Shared>, ranges: &Arc<Ranges>, read_back: bool) -> Re
             let Some(&range) = ranges.work.get(i + 1) else {
                 return Ok(());
             };
-            retrying!(&sh.run, ranges.path.as_str(), |c| send_range(c, &ranges, range))
+            retrying(&sh.run, ranges.path.as_str(), |c| {
+                Box::pin(send_range(c, &ranges, range))
+            })
+            .await
         }
     })
     .await?;
@@ -182,7 +192,10 @@ async fn send_all(sh: &Arc<Shared>, ranges: &Arc<Ranges>, read_back: bool) -> Re
                 return Ok(());
             };
             // A mismatch is not read again: the caller sends the file again.
-            let differs = retrying!(&sh.run, ranges.path.as_str(), |c| check_range(c, &ranges, range))?;
+            let differs = retrying(&sh.run, ranges.path.as_str(), |c| {
+                Box::pin(check_range(c, &ranges, range))
+            })
+            .await?;
             match differs {
                 Some(detail) => Err(verify_err(&ranges.part, detail)),
                 None => Ok(()),
@@ -255,7 +268,7 @@ async fn allowed(sh: &Arc<Shared>, path: &RelPath) -> Result<bool> {
             };
             let probe = sh.remote_path(&probe);
             let found = probe_server(sh, &probe).await;
-            let _ = retrying!(&sh.run, &probe, |c| c.remove(&probe));
+            let _ = retrying(&sh.run, &probe, |c| Box::pin(c.remove(&probe))).await;
             match found {
                 Ok(()) => true,
                 Err(why) => {
@@ -273,7 +286,7 @@ async fn allowed(sh: &Arc<Shared>, path: &RelPath) -> Result<bool> {
 
 /// `write_at::probe`, then `write_at::concurrent` on two pool connections; why not, if not.
 async fn probe_server(sh: &Arc<Shared>, probe: &str) -> std::result::Result<(), String> {
-    match retrying!(&sh.run, probe, |c| write_at::probe(c, probe)) {
+    match retrying(&sh.run, probe, |c| Box::pin(write_at::probe(c, probe))).await {
         Ok(WriteAt::Keeps) => {}
         Ok(WriteAt::Refused(reply)) => {
             return Err(format!("the server refuses to write at an offset ({reply})"));

@@ -63,15 +63,19 @@ pub(super) fn ranges(from: u64, size: u64, streams: usize, min_range: u64) -> Ve
 /// in its local part file, whole and checked.
 pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> Result<Fetched> {
     let source = sh.remote_path(path);
-    let caps = retrying!(&sh.run, path.as_str(), |c| async {
-        sh.settle_open_intent(c, path).await?;
-        Ok(c.capabilities())
-    })?;
+    let caps = retrying(&sh.run, path.as_str(), move |c| {
+        Box::pin(async move {
+            sh.settle_open_intent(c, path).await?;
+            Ok(c.capabilities())
+        })
+    })
+    .await?;
     if !caps.resume_get {
         // No REST: one stream from the start is all the server allows.
-        return retrying!(&sh.run, path.as_str(), |c| super::download::fetch(
-            sh, c, path, remote
-        ));
+        return retrying(&sh.run, path.as_str(), |c| {
+            Box::pin(super::download::fetch(sh, c, path, remote))
+        })
+        .await;
     }
     let target = path.to_local(&sh.folder.local);
     local_dir_ready(sh, &target)?;
@@ -131,7 +135,7 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
             Err(e) => return Err(e),
         };
         // The server must still hold the version the ranges were cut from.
-        let now = retrying!(&sh.run, path.as_str(), |c| c.stat(&source))?;
+        let now = retrying(&sh.run, path.as_str(), |c| Box::pin(c.stat(&source))).await?;
         if !now.is_some_and(|n| same_remote(&listed_entry(&n), remote)) {
             return Err(changed(path, Side::Remote));
         }
@@ -147,9 +151,10 @@ pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
         }
         let digests = hashing.await.map_err(join_failed("hash a download"))??;
         tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "hashed");
-        retrying!(&sh.run, path.as_str(), |c| check_server_hash(
-            sh, c, &source, &digests
-        ))?;
+        retrying(&sh.run, path.as_str(), |c| {
+            Box::pin(check_server_hash(sh, c, &source, &digests))
+        })
+        .await?;
         Ok(digests)
     }
     .await;
@@ -182,7 +187,12 @@ async fn fetch_ranges(sh: &Arc<Shared>, ranges: Ranges) -> Result<()> {
     let sh2 = sh.clone();
     in_parallel(sh, count, move |i| {
         let (sh, ranges) = (sh2.clone(), ranges.clone());
-        async move { retrying!(&sh.run, ranges.path.as_str(), |c| fetch_range(c, &ranges, i)) }
+        async move {
+            retrying(&sh.run, ranges.path.as_str(), |c| {
+                Box::pin(fetch_range(c, &ranges, i))
+            })
+            .await
+        }
     })
     .await
 }

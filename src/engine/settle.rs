@@ -70,7 +70,10 @@ pub(super) async fn settle(
             Op::MoveLocal { from } => expected_at(base, from, &intent.path, |b| as_seen(b.kind, &b.local)),
             Op::Transfer(_) => Expected::new(),
         };
-        let done = retrying!(run, &target, |c| settle_one(c, folder, &intent, &expected))?;
+        let done = retrying(run, &target, |c| {
+            Box::pin(settle_one(c, folder, &intent, &expected))
+        })
+        .await?;
         tracing::debug!(path = %intent.path, done = done.done(), "settled an intent a killed pass left open");
         out.push((intent.path, done));
     }

@@ -129,7 +129,7 @@ impl Pool {
 }
 
 impl Lease {
-    pub fn conn(&mut self) -> &mut dyn Remote {
+    pub fn conn(&mut self) -> &mut (dyn Remote + 'static) {
         // Present until `discard` consumes the lease.
         self.conn
             .as_deref_mut()
