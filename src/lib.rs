@@ -8,7 +8,8 @@
 //!
 //! The map: each module, and the modules it may use (`tests/it/layout.rs` holds every
 //! `crate::` and `super::` path of the code to it; `remote::ftps` is apart from the seam in
-//! `remote`).
+//! `remote`). The engine's rooms (indented) may also use what the engine may outside itself;
+//! outside the engine, a room is the engine.
 //! ```text
 //! lib          -> failpoints logging
 //! app          -> cli config daemon demo digest engine error local logging path reconcile remote remote::ftps service signals state
@@ -17,6 +18,13 @@
 //! demo         -> config engine error remote::ftps signals
 //! metrics      -> engine error
 //! engine       -> clock config digest error local lock path reconcile remote state
+//!   engine::execute  -> engine::plan engine::transfer engine::pass engine::settle engine::run engine::racy engine::report
+//!   engine::transfer -> engine::pass engine::run engine::racy engine::report
+//!   engine::plan     -> engine::pass engine::settle engine::content engine::run engine::racy engine::report engine::scope
+//!   engine::pass     -> engine::settle engine::run engine::racy engine::report
+//!   engine::settle   -> engine::content engine::run
+//!   engine::run      -> engine::report engine::retry
+//!   engine::content, engine::racy, engine::report, engine::retry, engine::scope, engine::learned -> nothing
 //! remote::ftps -> config digest error reconcile remote
 //! remote       -> config digest error reconcile
 //! state        -> digest error path reconcile

@@ -71,7 +71,7 @@ pub struct Server {
     pub connections: usize,
     /// Files at least this big download in segments over several connections at once (as
     /// rclone's multi-thread and lftp's `pget` do), and upload so where the server allows it
-    /// (`engine::segmented_upload`); `None` (`off`, the default): never.
+    /// (`engine::transfer::ranged_upload`); `None` (`off`, the default): never.
     pub segment_from: Option<u64>,
     pub timeout: Duration,
 }

@@ -68,3 +68,24 @@ pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(Error::local("write", &part))?;
     commit(&part, target)
 }
+
+/// Refuses a local path whose directory resolves outside the sync root (a symlinked
+/// directory inside the folder), so nothing is ever written through it. `real_root` is the
+/// root with its symlinks resolved (once per pass: `Shared::local_real`).
+pub fn check_inside(real_root: &Path, target: &Path) -> Result<()> {
+    let mut dir = target.parent().map(Path::to_path_buf);
+    // The nearest existing ancestor decides.
+    while let Some(d) = dir {
+        if d.exists() {
+            return match d.canonicalize() {
+                Ok(d) if d.starts_with(real_root) => Ok(()),
+                _ => Err(Error::UnsafeName {
+                    name: target.display().to_string(),
+                    reason: "its directory resolves outside the sync folder (a symlink?)",
+                }),
+            };
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    Ok(())
+}

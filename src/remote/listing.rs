@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
-use crate::reconcile::{FileId, Mtime, Precision};
+use crate::reconcile::{Entry, FileId, Mtime, Precision};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListedKind {
@@ -226,6 +226,21 @@ pub fn parse_list_line(line: &str, now: DateTime<Utc>) -> Option<Listed> {
     } else {
         parse_unix(line, now)
     }
+}
+
+/// A listed entry as a snapshot entry. A listing without a time compares by size alone.
+pub fn listed_entry(l: &Listed) -> Entry {
+    let mtime = l.mtime.unwrap_or(Mtime::new(0, Precision::Days));
+    match l.kind {
+        ListedKind::Dir => Entry::dir(mtime),
+        _ => Entry::file(l.size, mtime),
+    }
+    .with_id(l.unique)
+}
+
+/// Whether a remote file still looks the way the snapshot saw it.
+pub fn same_remote(now: &Entry, then: &Entry) -> bool {
+    now.kind == then.kind && now.size == then.size && now.mtime.same_as(&then.mtime)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::digest::HashAlgo;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use limit::RateLimiter;
 use listing::Listed;
 
@@ -117,4 +117,16 @@ pub trait Remote: Send {
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
     async fn connect(&self, limiter: Option<Arc<RateLimiter>>) -> Result<Box<dyn Remote>>;
+}
+
+/// Makes the directory `remote` unless it is there already.
+pub async fn ensure_dir(conn: &mut dyn Remote, remote: &str) -> Result<()> {
+    match conn.mkdir(remote).await {
+        Ok(()) => Ok(()),
+        Err(e @ Error::Reply { .. }) => match conn.list(remote).await {
+            Ok(_) => Ok(()), // it was already there
+            Err(_) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }

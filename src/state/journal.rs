@@ -100,12 +100,12 @@ impl State {
         let rows = stmt
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    base_entry(r, 2)?,
-                    r.get::<_, Option<String>>(12)?,
-                    r.get::<_, Option<String>>(13)?,
-                    r.get::<_, Option<String>>(14)?,
+                    r.get::<_, String>("path")?,
+                    r.get::<_, String>("op")?,
+                    base_entry(r)?,
+                    r.get::<_, Option<String>>("server_digest")?,
+                    r.get::<_, Option<String>>("folder")?,
+                    r.get::<_, Option<String>>("source")?,
                 ))
             })
             .map_err(self.err())?;

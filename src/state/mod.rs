@@ -31,7 +31,7 @@ pub struct State {
     path: PathBuf,
 }
 
-/// The columns of an entry after its path, in the order `base_entry` reads them. Always named
+/// The columns of an entry after its path (`base_entry` reads them by name). Always named
 /// in statements: columns added by a migration come last in a table, after the intents' own.
 const ENTRY_COLUMNS: &str = "kind, local_size, local_mtime, local_precision, remote_size, remote_mtime, \
                              remote_precision, sha256, local_id, remote_id";
@@ -54,29 +54,31 @@ fn entry_values(e: &BaseEntry) -> [Value; 10] {
     ]
 }
 
-/// Reads `ENTRY_COLUMNS` starting at column `at`; `None` for a precision we do not know.
-fn base_entry(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<BaseEntry>> {
-    let sig = |at: usize| -> rusqlite::Result<Option<Sig>> {
-        let (size, nanos, precision): (i64, i64, String) = (r.get(at)?, r.get(at + 1)?, r.get(at + 2)?);
+/// Reads the `ENTRY_COLUMNS` of a row, by name; `None` for a precision we do not know.
+fn base_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BaseEntry>> {
+    let sig = |side: &str| -> rusqlite::Result<Option<Sig>> {
+        let size: i64 = r.get(format!("{side}_size").as_str())?;
+        let nanos: i64 = r.get(format!("{side}_mtime").as_str())?;
+        let precision: String = r.get(format!("{side}_precision").as_str())?;
         Ok(Precision::parse(&precision).map(|p| Sig {
             size: size as u64,
             mtime: Mtime::new(nanos, p),
         }))
     };
-    let (Some(local), Some(remote)) = (sig(at + 1)?, sig(at + 4)?) else {
+    let (Some(local), Some(remote)) = (sig("local")?, sig("remote")?) else {
         return Ok(None);
     };
     Ok(Some(BaseEntry {
-        kind: if r.get::<_, String>(at)? == "dir" {
+        kind: if r.get::<_, String>("kind")? == "dir" {
             Kind::Dir
         } else {
             Kind::File
         },
         local,
         remote,
-        sha256: r.get(at + 7)?,
-        local_id: r.get::<_, Option<i64>>(at + 8)?.and_then(FileId::from_sql),
-        remote_id: r.get::<_, Option<i64>>(at + 9)?.and_then(FileId::from_sql),
+        sha256: r.get("sha256")?,
+        local_id: r.get::<_, Option<i64>>("local_id")?.and_then(FileId::from_sql),
+        remote_id: r.get::<_, Option<i64>>("remote_id")?.and_then(FileId::from_sql),
     }))
 }
 
@@ -210,7 +212,7 @@ impl State {
             .prepare(&format!("SELECT path, {ENTRY_COLUMNS} FROM entries"))
             .map_err(self.err())?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, base_entry(r, 1)?)))
+            .query_map([], |r| Ok((r.get::<_, String>("path")?, base_entry(r)?)))
             .map_err(self.err())?;
         // Collected first, so that the tree is built packed (see `reconcile::Snapshot`).
         let mut base = Vec::new();
@@ -235,7 +237,7 @@ impl State {
             .query_row(
                 &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE path = ?1"),
                 params![path.as_str()],
-                |r| base_entry(r, 0),
+                base_entry,
             )
             .optional()
             .map_err(self.err())?;
@@ -254,7 +256,7 @@ impl State {
         let (below, after) = path.under_bounds();
         let rows = stmt
             .query_map(params![path.as_str(), below, after], |r| {
-                Ok((r.get::<_, String>(0)?, base_entry(r, 1)?))
+                Ok((r.get::<_, String>("path")?, base_entry(r)?))
             })
             .map_err(self.err())?;
         let mut out = Vec::new();
@@ -313,7 +315,13 @@ impl State {
             .query_row(
                 "SELECT size, mtime, precision FROM partials WHERE path = ?1 AND direction = ?2",
                 params![path.as_str(), way.as_str()],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>("size")?,
+                        r.get::<_, i64>("mtime")?,
+                        r.get::<_, String>("precision")?,
+                    ))
+                },
             )
             .optional()
             .map_err(self.err())?;
@@ -398,7 +406,7 @@ impl State {
     fn meta(&self, key: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
-                r.get(0)
+                r.get("value")
             })
             .optional()
             .map_err(self.err())

@@ -89,11 +89,11 @@ impl ServerStore {
                 |r| {
                     Ok(LearnedRow {
                         fact: fact.to_owned(),
-                        value: r.get(0)?,
-                        why: r.get(1)?,
-                        fingerprint: r.get(2)?,
-                        greeting: r.get(3)?,
-                        learned_at: r.get(4)?,
+                        value: r.get("value")?,
+                        why: r.get("why")?,
+                        fingerprint: r.get("fingerprint")?,
+                        greeting: r.get("greeting")?,
+                        learned_at: r.get("learned_at")?,
                     })
                 },
             )

@@ -15,7 +15,7 @@ mod hostile;
 mod moves;
 mod racy;
 mod resumption;
-mod segments;
+mod ranges;
 pub mod servers;
 mod suite;
 mod tls_fallback;

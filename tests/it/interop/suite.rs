@@ -9,7 +9,7 @@ use ftps_sync::remote::ftps::tls::TlsContext;
 use ftps_sync::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
 
 use super::report;
-use super::segments::{segmented_download, segmented_upload};
+use super::ranges::{segmented_download, segmented_upload};
 use super::servers::{self, Server};
 use crate::support::{assert_holds, part_files, put, read, tree};
 

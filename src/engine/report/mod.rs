@@ -1,5 +1,7 @@
 //! What one pass did, for the summary line, `--json` and the exit code.
 
+pub(crate) mod meter;
+
 use std::fmt;
 
 use serde::Serialize;

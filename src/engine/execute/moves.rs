@@ -4,13 +4,17 @@
 //! renamed (`settle`). A server that refuses the rename (an existing name, a rename
 //! across folders) gets the transfer the plan would have had without move detection.
 
-use super::report::MovedPath;
-use super::settle::Settled;
-use super::transfer::{self, changed};
-use super::{Report, Shared, listed_entry, retrying, same_remote};
+use crate::engine::pass::Shared;
+use crate::engine::report::{MovedPath, Report};
+use crate::engine::run::retrying;
+use crate::engine::settle::{Expected, Found, Settled, expected_at, holds, local_subtree, remote_subtree};
+use crate::engine::transfer::upload::upload;
+use crate::engine::transfer::{changed, local_dir_ready, verify_err};
+use crate::local::write::check_inside;
+use crate::remote::ensure_dir;
+use crate::remote::listing::{listed_entry, same_remote};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::Folder;
 use crate::error::{Class, Error, Result};
 use crate::local::scan::{Ignore, entry_of};
 use crate::local::write::sync_dir;
@@ -53,7 +57,7 @@ fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, car
         (&sh.remote, &sh.local)
     };
     sh.state(|s| {
-        s.close_move_intent(from, to, |new, mut e: BaseEntry| {
+        sh.intents.close_moved(s, from, to, |new, mut e: BaseEntry| {
             let planned = new.rebased(to, from).and_then(|old| renamed.get(&old));
             if !planned.is_some_and(|was| holds(carried, new, was)) {
                 return None;
@@ -70,20 +74,16 @@ fn record(sh: &Shared, from: &RelPath, to: &RelPath, user_moved_local: bool, car
             {
                 // As listed or scanned now: racy like any row this pass records.
                 if user_moved_local {
-                    e.local = super::racy::recorded_local(sh, now.sig());
+                    e.local = sh.recorded_local(now.sig());
                     e.local_id = now.id;
                 } else {
-                    e.remote = super::racy::recorded_remote(sh, now, e.sha256.is_some());
+                    e.remote = sh.recorded_remote(now, e.sha256.is_some());
                     e.remote_id = now.id;
                 }
             }
             Some(e)
         })
-    })?;
-    if let Ok(mut open) = sh.open_intents.lock() {
-        open.remove(to);
-    }
-    Ok(())
+    })
 }
 
 fn moved(from: &RelPath, to: &RelPath, remote: bool) -> Report {
@@ -107,10 +107,9 @@ fn moved(from: &RelPath, to: &RelPath, remote: bool) -> Report {
 /// Whether an earlier attempt of this pass already made the move (its connection lost around
 /// the rename): its intent is open. Settled here as the next pass would.
 async fn made_by_earlier_attempt(sh: &Shared, conn: &mut dyn Remote, to: &RelPath) -> Result<Option<bool>> {
-    let open = sh.open_intents.lock().ok().and_then(|o| o.get(to).cloned());
-    let Some(intent) = open else { return Ok(None) };
-    let settled =
-        super::settle::settle_one(conn, &sh.folder, &intent, &expected_by_plan(sh, &intent)).await?;
+    let Some((_, settled)) = sh.settle_left_open(conn, to).await? else {
+        return Ok(None);
+    };
     if !settled.done() {
         sh.close_intent(to, &Settled::NotDone)?;
     }
@@ -118,7 +117,7 @@ async fn made_by_earlier_attempt(sh: &Shared, conn: &mut dyn Remote, to: &RelPat
 }
 
 /// The user moved `from` to `to` locally: the same rename on the server.
-pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
+pub(crate) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
     let expect = sh
         .remote
         .get(from)
@@ -174,7 +173,7 @@ pub(super) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
         let there =
             now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || n.size == expect.size));
         if !there {
-            return Err(transfer::verify_err(target, "not there after the rename".into()));
+            return Err(verify_err(target, "not there after the rename".into()));
         }
         Ok(Some(remote_subtree(c, &sh.folder, to, expected).await?))
     })).await?;
@@ -237,11 +236,8 @@ async fn fall_back_remote_dir(sh: &Shared, from: &RelPath, to: &RelPath) -> Resu
     let new = under(&sh.local, to);
     for (dir, _) in new.iter().filter(|(_, k)| *k == Kind::Dir) {
         let remote = sh.remote_path(dir);
-        retrying(&sh.run, &remote, |c| {
-            Box::pin(super::ensure_remote_dir(c, &remote))
-        })
-        .await?;
-        super::queue::record_dir(sh, dir)?;
+        retrying(&sh.run, &remote, |c| Box::pin(ensure_dir(c, &remote))).await?;
+        sh.record_dir(dir)?;
     }
     for (file, _) in new.iter().filter(|(_, k)| *k == Kind::File) {
         let old = file.rebased(to, from);
@@ -275,22 +271,22 @@ async fn upload_new(sh: &Shared, path: &RelPath) -> Result<Report> {
         .cloned()
         .ok_or_else(|| changed(path, Side::Local))?;
     retrying(&sh.run, path.as_str(), |c| {
-        Box::pin(transfer::upload(sh, c, path, &local, None))
+        Box::pin(upload(sh, c, path, &local, None))
     })
     .await
 }
 
 /// The user moved `from` to `to` on the server: the same rename locally, never over a name
 /// that is there.
-pub(super) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
+pub(crate) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Result<Report> {
     let expect = sh
         .local
         .get(from)
         .cloned()
         .ok_or_else(|| changed(from, Side::Local))?;
     let (source, target) = (from.to_local(&sh.folder.local), to.to_local(&sh.folder.local));
-    transfer::check_inside(&sh.local_real, &source)?;
-    transfer::local_dir_ready(sh, &target)?;
+    check_inside(&sh.local_real, &source)?;
+    local_dir_ready(sh, &target)?;
     let now = std::fs::symlink_metadata(&source).ok().map(|m| entry_of(&m));
     let same = now.is_some_and(|n| n.kind == expect.kind && (n.kind == Kind::Dir || n.sig() == expect.sig()));
     if !same {
@@ -357,124 +353,9 @@ fn holds_only_planned(ignore: &Ignore, planned: &BTreeSet<RelPath>, now: &Found)
         .all(|p| planned.contains(p))
 }
 
-/// What a move's target should hold at each path, as the renamed side showed it before the
-/// rename (a rename keeps a file's size and time): settlement tells the files a rename carried
-/// from ones a user made since, under either name, by these.
-pub(super) type Expected = BTreeMap<RelPath, Entry>;
-
-/// What one side holds at a path and under it now.
-pub(super) type Found = BTreeMap<RelPath, Entry>;
-
-/// Whether `found` holds at `path` what `expected` says: the same kind, and for a file the same
-/// size and time.
-pub(super) fn holds(found: &Found, path: &RelPath, expected: &Entry) -> bool {
-    found
-        .get(path)
-        .is_some_and(|n| n.kind == expected.kind && (n.kind == Kind::Dir || same_remote(n, expected)))
-}
-
-/// What an open move's target should hold, by the snapshots this pass planned from.
-pub(super) fn expected_by_plan(sh: &Shared, intent: &Intent) -> Expected {
-    match &intent.op {
-        Op::MoveRemote { from } => expected_at(&sh.remote, from, &intent.path, Entry::clone),
-        Op::MoveLocal { from } => expected_at(&sh.local, from, &intent.path, Entry::clone),
-        Op::Transfer(_) => Expected::new(),
-    }
-}
-
-/// What `map` (a snapshot, a base) holds at `from` and under it, at its new name under `to`,
-/// each as `as_seen` gives it.
-pub(super) fn expected_at<V>(
-    map: &BTreeMap<RelPath, V>,
-    from: &RelPath,
-    to: &RelPath,
-    as_seen: impl Fn(&V) -> Entry,
-) -> Expected {
-    from.subtree_of(map)
-        .filter_map(|(p, v)| Some((p.rebased(from, to)?, as_seen(v))))
-        .collect()
-}
-
 /// What `map` holds at `dir` and under it (`dir` itself always).
 fn planned_under<V>(snapshot: &BTreeMap<RelPath, V>, dir: &RelPath) -> BTreeSet<RelPath> {
     std::iter::once(dir.clone())
         .chain(dir.subtree_of(snapshot).map(|(p, _)| p.clone()))
         .collect()
-}
-
-/// What the server holds at `to` and under it, by path relative to the folder, as listed: what
-/// a rename there carried (each folder listed; names that cannot be paths, and part files, left
-/// out).
-/// A path of `expected` a listing left out is asked about on its own (servers under load
-/// answer a listing with nothing in it): a row dropped for a file that is there would read as
-/// new at the next pass, and a deletion of it would be undone.
-pub(super) async fn remote_subtree(
-    conn: &mut dyn Remote,
-    folder: &Folder,
-    to: &RelPath,
-    expected: &Expected,
-) -> Result<Found> {
-    let mut found = Found::new();
-    let Some(top) = conn.stat(&to.to_remote(&folder.remote)).await? else {
-        return Ok(found);
-    };
-    found.insert(to.clone(), listed_entry(&top));
-    let mut dirs = Vec::new();
-    if top.kind == crate::remote::listing::ListedKind::Dir {
-        dirs.push(to.clone());
-    }
-    while let Some(dir) = dirs.pop() {
-        for l in conn.list(&dir.to_remote(&folder.remote)).await? {
-            let Ok(path) = dir.join(&l.name) else { continue };
-            // Our part files and symlinks are no one's rows (the listing leaves them out too).
-            if crate::local::is_part_name(&l.name) || l.kind == crate::remote::listing::ListedKind::Other {
-                continue;
-            }
-            if l.kind == crate::remote::listing::ListedKind::Dir {
-                dirs.push(path.clone());
-            }
-            found.insert(path, listed_entry(&l));
-        }
-    }
-    let left_out: Vec<&RelPath> = expected.keys().filter(|p| !found.contains_key(*p)).collect();
-    for path in left_out {
-        if let Some(l) = conn.stat(&path.to_remote(&folder.remote)).await? {
-            found.insert(path.clone(), listed_entry(&l));
-        }
-    }
-    Ok(found)
-}
-
-/// What the local folder holds at `to` and under it, by path (symlinks not followed).
-pub(super) fn local_subtree(folder: &Folder, to: &RelPath) -> Found {
-    let mut found = Found::new();
-    let Ok(top) = std::fs::symlink_metadata(to.to_local(&folder.local)) else {
-        return found;
-    };
-    found.insert(to.clone(), entry_of(&top));
-    let mut dirs = Vec::new();
-    if top.is_dir() {
-        dirs.push(to.clone());
-    }
-    while let Some(dir) = dirs.pop() {
-        let Ok(read) = std::fs::read_dir(dir.to_local(&folder.local)) else {
-            continue;
-        };
-        for item in read.flatten() {
-            let Some(name) = item.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let Ok(path) = dir.join(&name) else { continue };
-            // Our part files and symlinks are no one's rows (the scan leaves them out too).
-            let Ok(meta) = item.metadata() else { continue };
-            if crate::local::is_part_name(&name) || meta.file_type().is_symlink() {
-                continue;
-            }
-            if meta.is_dir() {
-                dirs.push(path.clone());
-            }
-            found.insert(path, entry_of(&meta));
-        }
-    }
-    found
 }

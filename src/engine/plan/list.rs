@@ -6,18 +6,20 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Issue, Runner, Scope, listed_entry, retrying};
 use crate::config::Folder;
+use crate::engine::report::Issue;
+use crate::engine::run::{Runner, retrying};
+use crate::engine::scope::Scope;
 use crate::error::{Error, Result, join_failed};
 use crate::local::part_target;
 use crate::local::scan::Ignore;
 use crate::path::RelPath;
 use crate::reconcile::{Base, Kind, Snapshot};
-use crate::remote::listing::{Listed, ListedKind};
+use crate::remote::listing::{Listed, ListedKind, listed_entry};
 
 /// The remote tree in `scope`, each synced file it leaves out confirmed gone (`left_out`): a
 /// listing that left out a file still there is taken again, twice at most.
-pub(super) async fn list_confirmed(
+pub(crate) async fn list_confirmed(
     run: Arc<Runner>,
     folder: &Folder,
     ignore: &Ignore,
@@ -96,7 +98,7 @@ async fn left_out(
     Ok(found)
 }
 
-pub(super) struct RemoteTree {
+pub(crate) struct RemoteTree {
     pub snapshot: Snapshot,
     /// Our part files (remote path, the relative path they stand in for).
     pub parts: Vec<(String, RelPath)>,
@@ -109,7 +111,7 @@ pub(super) struct RemoteTree {
 const ENTRY_COST: u64 = 160;
 
 /// What one folder's listing may hold (`listing_memory_limit`), and the server, to name it.
-pub(super) struct TreeBound {
+pub(crate) struct TreeBound {
     pub server: String,
     pub bytes: u64,
 }

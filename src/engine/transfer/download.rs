@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::transfer::{changed, check_server_hash, local_dir_ready, resumable, server_algo, verify_err};
-use super::{Report, Shared};
+use super::{changed, check_server_hash, local_dir_ready, resumable, server_algo, verify_err};
 use crate::digest::Digests;
+use crate::engine::pass::Shared;
+use crate::engine::report::Report;
 use crate::error::{Error, Result};
 use crate::local::io;
 use crate::local::scan::entry_of;
@@ -20,7 +21,7 @@ use crate::state::{Intent, Op, Transfer};
 /// remote file, and records it as in sync. `expect_local` is what the plan believed is at `path`:
 /// if it changed meanwhile, nothing is overwritten. Returns its share of the report (the bytes
 /// received now).
-pub(super) async fn download(
+pub(crate) async fn download(
     sh: &Shared,
     conn: &mut dyn Remote,
     path: &RelPath,
@@ -33,18 +34,18 @@ pub(super) async fn download(
 
 /// A remote file's bytes in its local part file, their size and the server's hash checked:
 /// what `place` makes visible. The connection is free again once it exists.
-pub(super) struct Fetched {
-    pub(super) part: PathBuf,
-    pub(super) target: PathBuf,
-    pub(super) file: std::fs::File,
-    pub(super) digests: Digests,
+pub(crate) struct Fetched {
+    pub(crate) part: PathBuf,
+    pub(crate) target: PathBuf,
+    pub(crate) file: std::fs::File,
+    pub(crate) digests: Digests,
     /// Bytes received now (the rest was a resumed part or a read-back).
-    pub(super) got: u64,
+    pub(crate) got: u64,
 }
 
 /// The first half of a download, the one that needs the connection: the remote file into its
 /// local part file, checked.
-pub(super) async fn fetch(
+pub(crate) async fn fetch(
     sh: &Shared,
     conn: &mut dyn Remote,
     path: &RelPath,
@@ -57,14 +58,14 @@ pub(super) async fn fetch(
     let part = part_path(&target);
     let existing = std::fs::metadata(&part).map(|m| m.len()).ok();
     // The read-back that compared contents kept this very version: nothing left to read.
-    let read_back = existing == Some(remote.size) && sh.take_read_back(path) == Some(remote.sig());
-    let offset = if read_back {
+    let kept = existing == Some(remote.size) && sh.take_kept_read(path) == Some(remote.sig());
+    let offset = if kept {
         remote.size
     } else {
         resumable_prefix(sh, path, remote, conn.capabilities(), existing)?
     };
     let file = if offset > 0 {
-        if !read_back {
+        if !kept {
             tracing::info!(path = %path, offset, "resuming download");
         }
         open_part(&part)?
@@ -73,12 +74,12 @@ pub(super) async fn fetch(
             // A racy time is recorded unconfirmed, which no later listing matches: a part file
             // begun in the second of a write is never resumed, as its bytes may be of an
             // earlier write of the same size and second (docs/design.md, "Racy times").
-            let sig = super::racy::recorded_remote(sh, remote, true);
+            let sig = sh.recorded_remote(remote, true);
             sh.state(|s| s.start_partial(path, Transfer::Download, &sig))?;
         }
         create_part(sh, &target, &part)?
     };
-    let flying = (!read_back)
+    let flying = (!kept)
         .then(|| sh.take_off(path, false, remote.size.saturating_sub(offset)))
         .flatten();
     let writing = write_file(
@@ -88,7 +89,7 @@ pub(super) async fn fetch(
         &part,
         flying.as_ref().map(|f| f.counter()),
     );
-    let got = if read_back {
+    let got = if kept {
         Ok(0)
     } else {
         conn.get(&source, offset, &writing.chunks).await
@@ -125,7 +126,7 @@ pub(super) async fn fetch(
 
 /// How much of a download's part file (`existing` bytes long) a download may keep: all of it
 /// when this folder started it from this very version of the remote file, else none.
-pub(super) fn resumable_prefix(
+pub(crate) fn resumable_prefix(
     sh: &Shared,
     path: &RelPath,
     remote: &Entry,
@@ -146,7 +147,7 @@ pub(super) fn resumable_prefix(
 }
 
 /// Opens an existing part file to go on writing it.
-pub(super) fn open_part(part: &Path) -> Result<std::fs::File> {
+pub(crate) fn open_part(part: &Path) -> Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -155,7 +156,7 @@ pub(super) fn open_part(part: &Path) -> Result<std::fs::File> {
 }
 
 /// Creates (or empties) `target`'s local part file `part`, to write and read back.
-pub(super) fn create_part(sh: &Shared, target: &Path, part: &Path) -> Result<std::fs::File> {
+pub(crate) fn create_part(sh: &Shared, target: &Path, part: &Path) -> Result<std::fs::File> {
     let create = || {
         std::fs::OpenOptions::new()
             .read(true)
@@ -179,7 +180,7 @@ pub(super) fn create_part(sh: &Shared, target: &Path, part: &Path) -> Result<std
 }
 
 /// Removes a part file whose content is not known good, and its resume record.
-pub(super) fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Error {
+pub(crate) fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Error {
     let _ = std::fs::remove_file(part);
     let _ = sh.state(|s| s.end_partial(path));
     e
@@ -187,7 +188,7 @@ pub(super) fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Err
 
 /// The second half of a download, with no connection: the part file made durable, journaled,
 /// renamed to its real name (unless the local file changed since the plan) and recorded.
-pub(super) async fn place(
+pub(crate) async fn place(
     sh: &Shared,
     path: &RelPath,
     remote: &Entry,
@@ -222,8 +223,8 @@ pub(super) async fn place(
     let finished_id = finished.id;
     let base = BaseEntry {
         kind: Kind::File,
-        local: super::racy::recorded_local(sh, finished.sig()),
-        remote: super::racy::recorded_remote(sh, remote, true),
+        local: sh.recorded_local(finished.sig()),
+        remote: sh.recorded_remote(remote, true),
         sha256: Some(digests.sha256),
         local_id: finished_id,
         remote_id: remote.id,

@@ -2,19 +2,22 @@
 //! conflict copy, the winner's takes the real name, and (two-way) both sides end up with
 //! both. Nothing is overwritten.
 
-use super::download::{discard, download, fetch, place};
-use super::transfer::{changed, upload};
-use super::{Report, Shared, listed_entry, same_remote};
 use crate::config::Direction;
+use crate::engine::pass::Shared;
+use crate::engine::report::Report;
+use crate::engine::transfer::changed;
+use crate::engine::transfer::download::{discard, download, fetch, place};
+use crate::engine::transfer::upload::upload;
 use crate::error::{Error, Result};
 use crate::local::scan::entry_of;
 use crate::path::RelPath;
 use crate::reconcile::Side;
 use crate::remote::Remote;
+use crate::remote::listing::{listed_entry, same_remote};
 
 /// Both sides changed: the loser's version moves to `copy`, the winner's takes the real
 /// name, and (two-way) both sides end up with both. Nothing is overwritten.
-pub(super) async fn keep_both(
+pub(crate) async fn keep_both(
     sh: &Shared,
     conn: &mut dyn Remote,
     path: &RelPath,
@@ -58,7 +61,7 @@ pub(super) async fn keep_both(
                 .map(|l| listed_entry(&l))
                 .unwrap_or(remote.clone());
             if downloads {
-                sh.carry_read_back(path, copy, &remote, &moved);
+                sh.carry_kept_read(path, copy, &remote, &moved);
                 d.absorb(download(sh, conn, copy, &moved, None).await?);
             }
             d.absorb(upload(sh, conn, path, &local, None).await?);

@@ -195,7 +195,7 @@ impl Drop for Flying {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ActionCounts;
+    use crate::engine::report::ActionCounts;
 
     #[test]
     fn bytes_in_flight_count_and_stay_counted_when_the_transfer_ends() {

@@ -4,44 +4,31 @@
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::{Shared, retrying};
 use crate::digest::HashAlgo;
+use crate::engine::content::{local_digests, local_sha256, read_back};
+use crate::engine::pass::Shared;
+use crate::engine::report::Confirmed;
+use crate::engine::run::retrying;
 use crate::error::{Error, Result};
-use crate::local::scan::digest_file;
 use crate::path::RelPath;
 use crate::reconcile::{self, Base, Mtime, Policy, Precision};
-use crate::remote::Remote;
-
-/// A local file's digests (its SHA-256, and `also`), read off the async workers.
-async fn local_digests(path: &std::path::Path, also: Option<HashAlgo>) -> Result<crate::digest::Digests> {
-    let path = path.to_owned();
-    crate::local::io::blocking("hash", move || digest_file(&path, also)).await?
-}
-
-/// A local file's SHA-256: the one the scan found (`scanned`), else read.
-pub(super) async fn local_sha256(scanned: Option<String>, path: &std::path::Path) -> Result<String> {
-    match scanned {
-        Some(sha256) => Ok(sha256),
-        None => Ok(local_digests(path, None).await?.sha256),
-    }
-}
 
 /// The SHA-256 of the remote file at `path` (`size` bytes as listed), read whole: into the
-/// path's local part file when `keep` and its folder is there (`Shared::read_back`).
-async fn read_back(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result<String> {
+/// path's local part file when `keep` and its folder is there (`Shared::kept_reads`).
+async fn read_and_keep(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result<String> {
     let remote_path = sh.remote_path(path);
     let target = path.to_local(&sh.folder.local);
     let part = (keep
         && target.parent().is_some_and(|d| d.is_dir())
-        && super::transfer::check_inside(&sh.local_real, &target).is_ok())
+        && crate::local::write::check_inside(&sh.local_real, &target).is_ok())
     .then(|| crate::local::write::part_path(&target));
     let digest = retrying(&sh.run, &remote_path, |c| {
-        Box::pin(read_back_on(c, &remote_path, size, part.as_deref()))
+        Box::pin(read_back(c, &remote_path, size, part.as_deref()))
     })
     .await?;
     if part.is_some()
         && let Some(r) = sh.remote.get(path)
-        && let Ok(mut kept) = sh.read_back.lock()
+        && let Ok(mut kept) = sh.kept_reads.lock()
     {
         kept.insert(path.clone(), r.sig());
     }
@@ -58,15 +45,15 @@ async fn read_back(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result
 /// Files are taken as many at once as the pool has connections: a first sync on a LIST server
 /// with no hash reads back every same-size file both sides hold, and one at a time that took
 /// 333 s for 200,000 files.
-/// A read-back's bytes are kept for the download that may follow (`Shared::read_back`): when
+/// A read-back's bytes are kept for the download that may follow (`Shared::kept_reads`): when
 /// contents differ, the conflict copy or the download costs no second read.
-pub(super) async fn fill_digests(
+pub(crate) async fn fill_digests(
     sh: &mut Shared,
     base: &Base,
     policy: &Policy,
     undone: &std::collections::BTreeSet<RelPath>,
     plan_only: bool,
-) -> Result<super::report::Confirmed> {
+) -> Result<Confirmed> {
     // A read-back is a download: when the plan may download the version read, its bytes are
     // kept in the path's part file (where the plan is carried out, and the folder is there).
     let keep = !plan_only && policy.direction != reconcile::Direction::Upload;
@@ -122,7 +109,7 @@ pub(super) async fn fill_digests(
                 let remote_path = sh.remote_path(&path);
                 // A LIST server's minute: the time to the second (MDTM), read before the
                 // bytes, so that the row the plan records is looked at by MDTM from now on,
-                // not read again (`racy::look_to_the_second`). Read after them, a
+                // not read again (`plan::clock::look_to_the_second`). Read after them, a
                 // write in between would pair a new time with the old bytes.
                 let to_the_second = match minutes {
                     true => retrying(&sh.run, &remote_path, |c| Box::pin(c.modified(&remote_path)))
@@ -133,7 +120,7 @@ pub(super) async fn fill_digests(
                 let (digest, hashed) =
                     match retrying(&sh.run, &remote_path, |c| Box::pin(c.hash(&remote_path))).await? {
                         Some((HashAlgo::Sha256, theirs)) => (theirs, true),
-                        _ => (read_back(sh, &path, size, keep).await?, false),
+                        _ => (read_and_keep(sh, &path, size, keep).await?, false),
                     };
                 Ok::<_, Error>((path, digest, hashed, to_the_second))
             })
@@ -141,7 +128,7 @@ pub(super) async fn fill_digests(
             .try_collect()
             .await?
     };
-    let mut confirmed = super::report::Confirmed::default();
+    let mut confirmed = Confirmed::default();
     for (path, digest, hashed, to_the_second) in found {
         if hashed {
             confirmed.by_hash += 1;
@@ -182,49 +169,7 @@ async fn both_digests(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Res
         }
         None => (
             local_sha256(scanned, &local_path).await?,
-            read_back(sh, path, size, keep).await?,
+            read_and_keep(sh, path, size, keep).await?,
         ),
     })
-}
-
-/// The SHA-256 of a remote file of `size` bytes (as listed): the server's when it offers one,
-/// else by reading it (`read_back_on`).
-pub(super) async fn remote_sha256(conn: &mut dyn Remote, remote_path: &str, size: u64) -> Result<String> {
-    if let Some((crate::digest::HashAlgo::Sha256, hex)) = conn.hash(remote_path).await? {
-        return Ok(hex);
-    }
-    read_back_on(conn, remote_path, size, None).await
-}
-
-/// Reads a remote file of `size` bytes (as listed) for its SHA-256, keeping the bytes in the
-/// part file `keep` when given. A read of any other length is no digest of it (a transient
-/// error), and leaves no part file.
-async fn read_back_on(
-    conn: &mut dyn Remote,
-    remote_path: &str,
-    size: u64,
-    keep: Option<&std::path::Path>,
-) -> Result<String> {
-    let file = match keep {
-        Some(part) => Some(std::fs::File::create(part).map_err(Error::local("create", part))?),
-        None => None,
-    };
-    let named = keep.unwrap_or(std::path::Path::new(remote_path));
-    let hashing = crate::local::stream::write_file(file, 0, None, named, None);
-    let result = conn.get(remote_path, 0, &hashing.chunks).await;
-    let finished = hashing.finish().await;
-    let checked = match (finished, result) {
-        (Ok((digests, _)), Ok(read)) if read == size => Ok(digests.sha256),
-        (Ok(_), Ok(read)) => Err(Error::Verify {
-            path: remote_path.to_owned(),
-            detail: format!("read {read} bytes to hash it, the listing said {size}"),
-        }),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    if checked.is_err()
-        && let Some(part) = keep
-    {
-        let _ = std::fs::remove_file(part);
-    }
-    checked
 }

@@ -19,10 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::segments::{in_parallel, ranges};
-use super::transfer::{Sent, changed, publish_upload, remote_part, server_algo, verify_err};
-use super::{Report, Shared, retrying};
+use super::parallel::{in_parallel, ranges};
+use super::upload::{Sent, publish_upload};
+use super::{changed, remote_part, server_algo, verify_err};
 use crate::config::Verify;
+use crate::engine::pass::Shared;
+use crate::engine::report::Report;
+use crate::engine::run::retrying;
 use crate::error::{Error, Result, join_failed};
 use crate::local::part_name;
 use crate::local::stream::{compare_range, hash_file, read_range};
@@ -37,7 +40,7 @@ const HEAD: u64 = 64 << 10;
 
 /// Whether `local` would go in ranges where the server allows it: big enough, with
 /// connections to share the work, and a check of the whole that is more than its size.
-pub(super) fn wanted(sh: &Shared, local: &Entry) -> bool {
+pub(crate) fn wanted(sh: &Shared, local: &Entry) -> bool {
     sh.config
         .server
         .segment_from
@@ -48,7 +51,7 @@ pub(super) fn wanted(sh: &Shared, local: &Entry) -> bool {
 
 /// Uploads `path` in ranges where this server allows it, else in one stream
 /// (`transfer::upload`); checks and publishes it as a single-stream upload is.
-pub(super) async fn upload(
+pub(crate) async fn upload(
     sh: &Arc<Shared>,
     path: &RelPath,
     local: &Entry,
@@ -66,7 +69,7 @@ pub(super) async fn upload(
     let resumable = sh.state(|s| s.partial(path, Transfer::Upload))? == Some(local.sig());
     if !checkable || resumable || !allowed(sh, path).await? {
         return retrying(&sh.run, path.as_str(), |c| {
-            Box::pin(super::transfer::upload(sh, c, path, local, expect_remote))
+            Box::pin(super::upload::upload(sh, c, path, local, expect_remote))
         })
         .await;
     }
@@ -87,7 +90,7 @@ pub(super) async fn upload(
     let mut hashing = Some(hash_file(&local_path, server_algo(sh, caps)));
     let mut digests = None;
     // With no hash to check the whole, each range is read back and compared, in parallel too.
-    let read_back = sh.config.verify == Verify::Download || caps.hash.is_none();
+    let compare = sh.config.verify == Verify::Download || caps.hash.is_none();
     let ranges = Arc::new(Ranges {
         path: path.clone(),
         local: local_path,
@@ -99,7 +102,7 @@ pub(super) async fn upload(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Err(e) = send_all(sh, &ranges, read_back).await {
+        if let Err(e) = send_all(sh, &ranges, compare).await {
             if !matches!(e, Error::Interrupted | Error::Verify { .. }) {
                 // Its holes make it useless to any later attempt.
                 let _ = retrying(&sh.run, &part, |c| Box::pin(c.remove(&part))).await;
@@ -119,7 +122,7 @@ pub(super) async fn upload(
             total: local.size,
             sent: local.size,
             in_ranges: true,
-            read_back,
+            compared: compare,
         };
         // A mismatch found here (the server's hash) is not published again from the same part
         // file, which it removed: the file is sent again whole.
@@ -156,8 +159,8 @@ async fn retry_whole(sh: &Shared, path: &RelPath, attempt: u32, e: Error) -> Res
 }
 
 /// The ranges into the part file: the head first (its STOR empties the file), then the rest
-/// at once; then, with `read_back`, each read back and compared, at once too.
-async fn send_all(sh: &Arc<Shared>, ranges: &Arc<Ranges>, read_back: bool) -> Result<()> {
+/// at once; then, with `compare`, each read back and compared, at once too.
+async fn send_all(sh: &Arc<Shared>, ranges: &Arc<Ranges>, compare: bool) -> Result<()> {
     let Some(&head) = ranges.work.first() else {
         return Ok(());
     };
@@ -181,7 +184,7 @@ async fn send_all(sh: &Arc<Shared>, ranges: &Arc<Ranges>, read_back: bool) -> Re
     })
     .await?;
     failpoint!("upload.ranges");
-    if !read_back {
+    if !compare {
         return Ok(());
     }
     let (sh2, all) = (sh.clone(), ranges.clone());

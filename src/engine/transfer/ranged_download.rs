@@ -15,14 +15,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 use super::download::{Fetched, create_part, discard, open_part, resumable_prefix};
-use super::transfer::{changed, check_server_hash, local_dir_ready, server_algo};
-use super::{Shared, listed_entry, retrying, same_remote};
+use super::parallel::{in_parallel, ranges};
+use super::{changed, check_server_hash, local_dir_ready, server_algo};
+use crate::engine::pass::Shared;
+use crate::engine::run::retrying;
 use crate::error::{Error, Result, join_failed};
 use crate::local::io;
 use crate::local::stream::write_range;
@@ -30,38 +31,22 @@ use crate::local::write::part_path;
 use crate::path::RelPath;
 use crate::reconcile::{Entry, Side};
 use crate::remote::Remote;
+use crate::remote::listing::{listed_entry, same_remote};
 
 /// Whether `remote` downloads in ranges: big enough, with connections to share the work, and
 /// no read-back already holding its bytes.
-pub(super) fn wanted(sh: &Shared, path: &RelPath, remote: &Entry) -> bool {
+pub(crate) fn wanted(sh: &Shared, path: &RelPath, remote: &Entry) -> bool {
     sh.config
         .server
         .segment_from
         .is_some_and(|from| remote.size >= from)
         && sh.run.pool.size() > 1
-        && !sh.has_read_back(path)
-}
-
-/// `[from, size)` cut into one range per stream, as lftp's `pget` and rclone do: each range
-/// costs a data connection that starts slow (TCP's slow start over a long link) and, but the
-/// last, a cut and a NOOP; twice as many ranges halved the speed at a 20 ms round trip.
-pub(super) fn ranges(from: u64, size: u64, streams: usize, min_range: u64) -> Vec<(u64, u64)> {
-    let rest = size.saturating_sub(from);
-    let count = (streams as u64).max(1);
-    let len = rest.div_ceil(count).max(min_range).max(1);
-    let mut out = Vec::new();
-    let mut at = from;
-    while at < size {
-        let n = len.min(size - at);
-        out.push((at, n));
-        at += n;
-    }
-    out
+        && !sh.has_kept_read(path)
 }
 
 /// The first half of a segmented download (`download::fetch`'s counterpart): the remote file
 /// in its local part file, whole and checked.
-pub(super) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> Result<Fetched> {
+pub(crate) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> Result<Fetched> {
     let source = sh.remote_path(path);
     let caps = retrying(&sh.run, path.as_str(), move |c| {
         Box::pin(async move {
@@ -197,40 +182,6 @@ async fn fetch_ranges(sh: &Arc<Shared>, ranges: Ranges) -> Result<()> {
     .await
 }
 
-/// Runs `range(0)` to `range(count - 1)` on at most as many tasks as the pool has
-/// connections, each task taking the next range when done with one (`range` leases its own
-/// connection); the first failure stops them all.
-pub(super) async fn in_parallel<F, Fut>(sh: &Arc<Shared>, count: usize, range: F) -> Result<()>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    let tasks_wanted = sh.run.pool.size().min(count);
-    let range = Arc::new(range);
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..tasks_wanted {
-        let (range, next) = (range.clone(), next.clone());
-        tasks.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= count {
-                    break;
-                }
-                range(i).await?;
-            }
-            Ok::<(), Error>(())
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined.map_err(join_failed("transfer range"))? {
-            tasks.abort_all();
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
 /// Range `i` into its place in the part file. The last range reads to the end of the file, so
 /// that a file grown since the listing shows as more bytes than expected.
 async fn fetch_range(conn: &mut dyn Remote, ranges: &Ranges, i: usize) -> Result<()> {
@@ -258,7 +209,7 @@ async fn fetch_range(conn: &mut dyn Remote, ranges: &Ranges, i: usize) -> Result
 /// How far each range has been written, for the digests to follow: they may read a range up
 /// to there. A range tried again starts at 0 again; what it writes again is the same bytes
 /// (the server's size and time are checked once more at the end).
-pub(super) struct Progress {
+pub(crate) struct Progress {
     ranges: Vec<(u64, Arc<AtomicU64>)>,
     /// Every byte written, for a progress display (a range written again counts again).
     meter: Option<Arc<AtomicU64>>,
@@ -391,43 +342,4 @@ fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut at: u64) -> std::
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_cover_the_rest_once_in_order() {
-        for (from, size, streams) in [(0, 100, 4), (0, 1, 4), (10, 100, 3), (0, 7, 1), (99, 100, 8)] {
-            let r = ranges(from, size, streams, 1);
-            assert_eq!(r.first().map(|x| x.0), Some(from));
-            let mut at = from;
-            for &(start, len) in &r {
-                assert_eq!(start, at, "{r:?}");
-                assert!(len > 0);
-                at += len;
-            }
-            assert_eq!(at, size, "{r:?}");
-            assert!(r.len() <= streams, "{r:?}");
-        }
-    }
-
-    #[test]
-    fn a_range_is_never_smaller_than_the_minimum_but_the_last() {
-        let min = 8 << 20;
-        let r = ranges(0, 20 << 20, 4, min);
-        assert_eq!(r, vec![(0, 8 << 20), (8 << 20, 8 << 20), (16 << 20, 4 << 20)]);
-        let r = ranges(0, 100 << 20, 4, min);
-        assert_eq!(
-            r,
-            vec![
-                (0, 25 << 20),
-                (25 << 20, 25 << 20),
-                (50 << 20, 25 << 20),
-                (75 << 20, 25 << 20)
-            ]
-        );
-        assert!(ranges(5, 5, 4, min).is_empty());
-    }
 }

@@ -7,35 +7,62 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::remote_tree::{TreeBound, list_confirmed};
-use super::{Issue, Options, Report, Retries, Runner, Scope, Shared, Totals, policy_of};
+mod candidates;
+mod clock;
+mod digests;
+mod list;
+
 use crate::config::{Config, Folder};
+use crate::engine::pass::Shared;
+use crate::engine::report::meter::Meter;
+use crate::engine::report::{Issue, Report, Totals};
+use crate::engine::run::{Retries, Runner};
+use crate::engine::scope::Scope;
+use crate::engine::settle::{self, Intents, Settlements};
 use crate::error::{Error, Result};
 use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees};
 use crate::path::RelPath;
-use crate::reconcile::{self, Base, Kind, Part, Plan, Refusal, Side, Snapshot};
+use crate::reconcile::{self, Base, Kind, Part, Plan, Policy, Refusal, Side, Snapshot};
 use crate::remote::Connector;
 use crate::remote::limit::RateLimiter;
 use crate::remote::pool::Pool;
 use crate::state::State;
+use list::{TreeBound, list_confirmed};
+
+/// How a pass runs: what it looks at, and what it may write.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// What the pass looks at (the service narrows it to what the watcher saw change).
+    pub scope: Scope,
+    /// The quiet period: local files modified less than this long ago are left for a later
+    /// pass, as they may still be being written (the service sets it; a one-shot sync does not).
+    pub quiet_period: Option<std::time::Duration>,
+    /// The wall clock: the system's, or the simulation's.
+    pub clock: crate::clock::Clock,
+    /// The plan is only shown (a dry run, `status --remote`): preparing it writes nothing,
+    /// not even the part file a read-back download would otherwise keep for the transfer.
+    pub plan_only: bool,
+    /// Counts files and bytes as they move, for a progress display.
+    pub meter: Option<Arc<Meter>>,
+}
 
 /// A planned pass: what `execute` carries out. It holds each tree once (the two snapshots
 /// the actions check against, and the plan); the base is dropped once planned.
 pub struct Prepared {
-    pub(super) shared: Shared,
-    pub(super) plan: Plan,
-    pub(super) totals: Totals,
+    pub(crate) shared: Shared,
+    pub(crate) plan: Plan,
+    pub(crate) totals: Totals,
     /// Skips found on the way (unsafe names), for the report.
-    pub(super) report: Report,
-    pub(super) pool: Arc<Pool>,
-    pub(super) retries: Arc<Retries>,
-    pub(super) started: Instant,
-    pub(super) local_parts: Vec<std::path::PathBuf>,
+    pub(crate) report: Report,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) retries: Arc<Retries>,
+    pub(crate) started: Instant,
+    pub(crate) local_parts: Vec<std::path::PathBuf>,
     /// Our remote part files: (remote path, the path they stand in for).
-    pub(super) remote_parts: Vec<(String, RelPath)>,
-    pub(super) remote_exists: bool,
+    pub(crate) remote_parts: Vec<(String, RelPath)>,
+    pub(crate) remote_exists: bool,
     /// The intents a killed pass left open, settled; recorded when the pass executes.
-    pub(super) settlements: super::settle::Settlements,
+    pub(crate) settlements: Settlements,
 }
 
 impl Prepared {
@@ -58,7 +85,7 @@ impl Prepared {
 
     /// Logs out of the server without doing anything (a dry run).
     pub async fn close(self) {
-        self.shared.drop_read_backs();
+        self.shared.drop_kept_reads();
         self.pool.close().await;
     }
 }
@@ -106,12 +133,12 @@ pub async fn prepare(
         clock: options.clock.clone(),
     };
     // Before anything is planned: what a killed pass made visible is the sync's own work.
-    let intents = state.intents()?;
-    let settlements = match super::settle::settle(&runner(cancel), folder, intents, &base).await {
+    let intents = Intents::left_open(&state)?;
+    let settlements = match settle::settle(&runner(cancel), folder, intents, &base).await {
         Ok(s) => s,
         Err(e) => return abandon(&pool, e).await,
     };
-    super::settle::apply(&mut base, &settlements);
+    settle::apply(&mut base, &settlements);
     // What a killed pass left undone: its two sides may be two writes of one size in one
     // second, which size and time alone would take for one file (`digests::fill_digests`).
     let undone: std::collections::BTreeSet<RelPath> = settlements
@@ -193,13 +220,13 @@ pub async fn prepare(
         state: Mutex::new(state),
         run: runner(cancel),
         unconfirmed: Mutex::new(Vec::new()),
-        open_intents: Mutex::new(Default::default()),
+        intents: Intents::default(),
         local_real,
         quiet_before: options.quiet_period.map(|d| {
             options.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX)
                 - d.as_nanos().min(i64::MAX as u128) as i64
         }),
-        read_back: Mutex::new(Default::default()),
+        kept_reads: Mutex::new(Default::default()),
         ready_dirs: Mutex::new(Default::default()),
         writes_at: Default::default(),
         ignore: ignore.clone(),
@@ -209,25 +236,25 @@ pub async fn prepare(
         local_moment,
     };
     // Before any content is read from the server (the digests below, the downloads).
-    if !options.plan_only && super::racy::needed(folder, &base, &shared.remote) {
-        shared.server_clock = super::racy::read(&shared.run, folder).await;
+    if !options.plan_only && crate::engine::racy::needed(folder, &base, &shared.remote) {
+        shared.server_clock = clock::read(&shared.run, folder).await;
     }
     if !options.plan_only {
-        match super::racy::look_to_the_second(&mut shared, &base).await {
+        match clock::look_to_the_second(&mut shared, &base).await {
             Ok(looked) => report.confirmed.by_mdtm = looked,
             Err(e) => return abandon(&pool, e).await,
         }
     }
     let mut policy = policy_of(folder);
     policy.server_clock = shared.server_clock.racy_from();
-    match super::digests::fill_digests(&mut shared, &base, &policy, &undone, options.plan_only).await {
+    match digests::fill_digests(&mut shared, &base, &policy, &undone, options.plan_only).await {
         Ok(looked) => {
             report.confirmed.by_hash = looked.by_hash;
             report.confirmed.by_read_back = looked.by_read_back;
         }
         Err(e) => return abandon(&pool, e).await,
     }
-    if let Err(e) = super::candidates::fill(&mut shared, &base, &mut policy).await {
+    if let Err(e) = candidates::fill(&mut shared, &base, &mut policy).await {
         return abandon(&pool, e).await;
     }
     let plan = match reconcile::plan_part(
@@ -293,7 +320,7 @@ fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
         base.get(dir).is_some_and(|b| b.kind == Kind::Dir)
             && std::fs::symlink_metadata(dir.to_local(root)).is_ok_and(|m| m.is_dir())
     };
-    let mut grown = super::Dirty::default();
+    let mut grown = crate::engine::scope::Dirty::default();
     for mut p in paths {
         while let Some(parent) = p.parent().filter(|q| !settled(q)) {
             p = parent;
@@ -301,4 +328,20 @@ fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
         grown.add(p);
     }
     grown.take().unwrap_or(Scope::Full)
+}
+
+/// What of a folder's config the planner looks at.
+fn policy_of(folder: &Folder) -> Policy {
+    Policy {
+        direction: folder.direction,
+        delete: folder.delete,
+        conflict: folder.conflict,
+        max_delete: folder.max_delete,
+        first_sync: folder.first_sync,
+        case_insensitive: cfg!(any(windows, target_os = "macos")),
+        detect_moves: folder.detect_moves,
+        // Until a listing shows otherwise (`prepare`).
+        remote_moves_recognised: true,
+        server_clock: None,
+    }
 }

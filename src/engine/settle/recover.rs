@@ -4,10 +4,11 @@
 //! it was made is told by its part file: written and flushed before the intent, gone only by
 //! the rename. Nothing is moved or deleted here.
 
-use super::moves::{Expected, Found, expected_at, holds};
-use super::{Runner, listed_entry, retrying, same_remote};
+use super::found::{Expected, Found, expected_at, holds, local_subtree, remote_subtree};
 use crate::config::Folder;
 use crate::digest::HashAlgo;
+use crate::engine::content::remote_sha256;
+use crate::engine::run::{Runner, retrying};
 use crate::error::Result;
 use crate::local::part_name;
 use crate::local::scan::entry_of;
@@ -15,7 +16,8 @@ use crate::local::write::{folder_identity, part_path};
 use crate::path::RelPath;
 use crate::reconcile::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig};
 use crate::remote::Remote;
-use crate::state::{Intent, Op, State, Transfer};
+use crate::remote::listing::{listed_entry, same_remote};
+use crate::state::{Intent, Op, Transfer};
 
 /// What an open intent is found to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,24 +41,13 @@ impl Settled {
     pub(crate) fn done(&self) -> bool {
         *self != Settled::NotDone
     }
-
-    /// Closes the intent for `path` in the store, as found.
-    pub(crate) fn close(&self, state: &State, path: &RelPath) -> Result<()> {
-        match self {
-            Settled::Record(entry) => state.close_intent(path, Some(entry)),
-            Settled::Moved { from, carried } => {
-                state.close_move_intent(from, path, |new, e| carried.contains(new).then_some(e))
-            }
-            Settled::NotDone => state.close_intent(path, None),
-        }
-    }
 }
 
 /// Each open intent's path, and what it was found to be.
-pub(super) type Settlements = Vec<(RelPath, Settled)>;
+pub(crate) type Settlements = Vec<(RelPath, Settled)>;
 
 /// Finds out which of `intents` were carried out. Only reads both sides.
-pub(super) async fn settle(
+pub(crate) async fn settle(
     run: &Runner,
     folder: &Folder,
     intents: Vec<Intent>,
@@ -89,8 +80,8 @@ fn as_seen(kind: Kind, sig: &Sig) -> Entry {
 }
 
 /// Whether one intent was carried out.
-/// `expected`: for a move, what its target should hold (`moves::Expected`).
-pub(super) async fn settle_one(
+/// `expected`: for a move, what its target should hold (`settle::Expected`).
+pub(crate) async fn settle_one(
     conn: &mut dyn Remote,
     folder: &Folder,
     intent: &Intent,
@@ -101,17 +92,17 @@ pub(super) async fn settle_one(
         Op::Transfer(Transfer::Download) => record(local_done(folder, intent)),
         Op::Transfer(Transfer::Upload) => record(remote_done(conn, folder, intent).await?),
         Op::MoveLocal { from } if local_moved(folder, intent) => {
-            let at_target = super::moves::local_subtree(folder, &intent.path);
+            let at_target = local_subtree(folder, &intent.path);
             let at_source = match intent.entry.kind {
-                Kind::Dir => super::moves::local_subtree(folder, from),
+                Kind::Dir => local_subtree(folder, from),
                 Kind::File => Default::default(),
             };
             moved_folder(from, &intent.path, &at_target, &at_source, expected)
         }
         Op::MoveRemote { from } if remote_moved(conn, folder, intent).await? => {
-            let at_target = super::moves::remote_subtree(conn, folder, &intent.path, expected).await?;
+            let at_target = remote_subtree(conn, folder, &intent.path, expected).await?;
             let at_source = match intent.entry.kind {
-                Kind::Dir => super::moves::remote_subtree(conn, folder, from, &Default::default()).await?,
+                Kind::Dir => remote_subtree(conn, folder, from, &Default::default()).await?,
                 Kind::File => Default::default(),
             };
             moved_folder(from, &intent.path, &at_target, &at_source, expected)
@@ -153,7 +144,7 @@ fn moved_folder(
 
 /// Applies settlements to the base a pass plans from (the state store gets them when the pass
 /// executes).
-pub(super) fn apply(base: &mut Base, settlements: &Settlements) {
+pub(crate) fn apply(base: &mut Base, settlements: &Settlements) {
     for (path, settled) in settlements {
         match settled {
             Settled::Record(entry) => {
@@ -256,7 +247,7 @@ async fn remote_done(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) ->
     };
     let same = match conn.hash(&target).await? {
         Some((algo, theirs)) if ours(algo).is_some() => ours(algo) == Some(theirs),
-        _ => Some(super::digests::remote_sha256(conn, &target, now.size).await?) == expect.sha256,
+        _ => Some(remote_sha256(conn, &target, now.size).await?) == expect.sha256,
     };
     // Found after a kill, with no clock of the server read: the listed time may be in the
     // second of a write since, so it is confirmed by content on the next pass (docs/design.md,

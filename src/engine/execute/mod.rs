@@ -4,9 +4,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Prepared, Report, Shared, ensure_remote_dir, queue, retrying};
+mod conflict;
+mod moves;
+mod queue;
+
+use crate::engine::pass::Shared;
+use crate::engine::plan::Prepared;
+use crate::engine::report::Report;
+use crate::engine::run::retrying;
 use crate::error::{Error, Result};
 use crate::path::RelPath;
+use crate::remote::ensure_dir;
 use crate::state::{PassCounts, PassOutcome, PassResult, State, Transfer};
 
 impl Prepared {
@@ -30,7 +38,7 @@ impl Prepared {
         let result = async {
             sh.state(|s| {
                 for (path, settled) in &settlements {
-                    settled.close(s, path)?;
+                    sh.intents.close_settled(s, path, settled)?;
                 }
                 s.pass_started(sh.run.clock.now())
             })?;
@@ -41,7 +49,7 @@ impl Prepared {
             queue::execute(&sh, plan, &mut report).await
         }
         .await;
-        sh.drop_read_backs();
+        sh.drop_kept_reads();
         report.paths.sort();
         report.seconds = started.elapsed().as_secs_f64();
         (report.retries, report.retried, report.retries_by_reason) = retries.taken();
@@ -53,7 +61,7 @@ impl Prepared {
 }
 
 /// What the state records of a pass that failed before it could start (for `status`).
-pub(super) fn record_failure(state: &State, e: &crate::Error, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn record_failure(state: &State, e: &crate::Error, now: DateTime<Utc>) -> Result<()> {
     state.pass_ended(now, &outcome_of(&Report::default(), Some(e)))
 }
 
@@ -101,12 +109,9 @@ async fn remove_stale_parts(
                 })
                 .ok()
             });
-        // A read-back of this pass (`Shared::read_back`) may sit where an old part file was.
+        // A read-back of this pass (`Shared::kept_reads`) may sit where an old part file was.
         let resumable = match &target {
-            Some(t) => {
-                sh.state(|s| s.partial(t, Transfer::Download))?.is_some()
-                    || sh.read_back.lock().is_ok_and(|k| k.contains_key(t))
-            }
+            Some(t) => sh.state(|s| s.partial(t, Transfer::Download))?.is_some() || sh.has_kept_read(t),
             None => false,
         };
         if !resumable {
@@ -140,7 +145,7 @@ async fn mkdir_remote_root(sh: &Shared) -> Result<()> {
         }
         prefix.push_str(part);
         let dir = prefix.clone();
-        retrying(&sh.run, &dir, |c| Box::pin(ensure_remote_dir(c, &dir))).await?;
+        retrying(&sh.run, &dir, |c| Box::pin(ensure_dir(c, &dir))).await?;
     }
     Ok(())
 }

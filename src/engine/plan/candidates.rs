@@ -4,15 +4,17 @@
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::{Shared, retrying};
 use crate::digest::HashAlgo;
+use crate::engine::content::local_sha256;
+use crate::engine::pass::Shared;
+use crate::engine::run::retrying;
 use crate::error::{Error, Result};
 use crate::path::RelPath;
 use crate::reconcile::{Base, Policy, Side, moves};
 
 /// Fills the contents `moves::pair` needs into the snapshots, and tells the policy whether the
 /// server can show a move made on it at all.
-pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> Result<()> {
+pub(crate) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> Result<()> {
     let hash = retrying(&sh.run, "capabilities", |c| {
         Box::pin(std::future::ready(Ok(c.capabilities().hash)))
     })
@@ -34,7 +36,7 @@ pub(super) async fn fill(sh: &mut Shared, base: &Base, policy: &mut Policy) -> R
         let root = &sh.folder.local;
         stream::iter(local)
             .map(|path| async move {
-                let sha256 = super::digests::local_sha256(None, &path.to_local(root))
+                let sha256 = local_sha256(None, &path.to_local(root))
                     .await
                     .inspect_err(|e| tracing::debug!(path = %path, "not paired with a vanished file: {e}"))
                     .ok();

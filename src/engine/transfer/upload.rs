@@ -1,128 +1,28 @@
-//! One transfer: part file -> verify -> rename into place -> the base entry to record. Here
-//! uploads, and the checks both ways share; downloads are in `download`.
-//!
-//! A file appears under its real name only complete and verified, on either side
-//! (docs/design.md, invariant 1). A part file left by an interrupted transfer is resumed only while
-//! its source still looks the way it did when the part was started (the state store records
-//! that); otherwise it is started again.
+//! An upload: a remote part file, verified, renamed into place behind its intent, recorded.
 
-use std::path::Path;
-
-use super::racy::{racy_upload, recorded_local, shows_time_set, unconfirmed_upload};
-use super::{Report, Shared, listed_entry, same_remote};
 use crate::config::Verify;
-use crate::digest::{Digests, HashAlgo};
+use crate::digest::Digests;
+use crate::engine::pass::Shared;
+use crate::engine::racy::{racy_upload, shows_time_set, unconfirmed_upload};
+use crate::engine::report::Report;
 use crate::error::{Class, Error, Result};
-use crate::local::part_name;
 use crate::local::scan::entry_of;
-use crate::local::stream::{read_file, write_file};
+use crate::local::stream::read_file;
+use crate::local::stream::write_file;
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Mtime, Precision, Side};
-use crate::remote::{Capabilities, Remote};
+use crate::remote::Remote;
+use crate::remote::listing::{listed_entry, same_remote};
 use crate::state::{Intent, Op, Transfer};
+use std::path::Path;
 
-/// Files this small are sent again whole rather than resumed: their part files get no state
-/// record, which saves two state-store writes per small file.
-const RESUME_FROM: u64 = 4 << 20;
-
-pub(super) fn resumable(size: u64) -> bool {
-    size >= RESUME_FROM
-}
-
-pub(super) fn verify_err(path: &str, detail: String) -> Error {
-    Error::Verify {
-        path: path.to_owned(),
-        detail,
-    }
-}
-
-pub(super) fn changed(path: &RelPath, side: Side) -> Error {
-    Error::Changed {
-        path: path.to_string(),
-        side,
-    }
-}
-
-/// Refuses a local path whose directory resolves outside the sync root (a symlinked
-/// directory inside the folder), so nothing is ever written through it. `real_root` is the
-/// root with its symlinks resolved (once per pass: `Shared::local_real`).
-pub(super) fn check_inside(real_root: &Path, target: &Path) -> Result<()> {
-    let mut dir = target.parent().map(Path::to_path_buf);
-    // The nearest existing ancestor decides.
-    while let Some(d) = dir {
-        if d.exists() {
-            return match d.canonicalize() {
-                Ok(d) if d.starts_with(real_root) => Ok(()),
-                _ => Err(Error::UnsafeName {
-                    name: target.display().to_string(),
-                    reason: "its directory resolves outside the sync folder (a symlink?)",
-                }),
-            };
-        }
-        dir = d.parent().map(Path::to_path_buf);
-    }
-    Ok(())
-}
-
-/// Makes the folder `target` goes in, after checking it resolves inside the sync root; once
-/// per folder and pass (`Shared::ready_dirs`): many small files share a folder.
-pub(super) fn local_dir_ready(sh: &Shared, target: &Path) -> Result<()> {
-    let Some(parent) = target.parent() else {
-        return check_inside(&sh.local_real, target);
-    };
-    if sh.ready_dirs.lock().is_ok_and(|d| d.contains(parent)) {
-        return Ok(());
-    }
-    check_inside(&sh.local_real, target)?;
-    std::fs::create_dir_all(parent).map_err(Error::local("create directory", parent))?;
-    if let Ok(mut d) = sh.ready_dirs.lock() {
-        d.insert(parent.to_owned());
-    }
-    Ok(())
-}
-
-/// The extra digest to compute while streaming so the server's hash command can check it.
-pub(super) fn server_algo(sh: &Shared, caps: Capabilities) -> Option<HashAlgo> {
-    if sh.config.verify == Verify::Size {
-        return None;
-    }
-    caps.hash.filter(|a| *a != HashAlgo::Sha256)
-}
-
-/// Compares the server's digest of `remote` with what we streamed, when it offers one;
-/// whether it did (a digest of an algorithm we computed, and `verify` not `size`).
-pub(super) async fn check_server_hash(
-    sh: &Shared,
-    conn: &mut dyn Remote,
-    remote: &str,
-    digests: &Digests,
-) -> Result<bool> {
-    if sh.config.verify == Verify::Size {
-        return Ok(false);
-    }
-    match conn.hash(remote).await? {
-        Some((algo, theirs)) => match digests.get(algo) {
-            Some(ours) if ours == theirs => Ok(true),
-            Some(ours) => Err(verify_err(
-                remote,
-                format!("server {} is {theirs}, ours is {ours}", algo.name()),
-            )),
-            None => Ok(false),
-        },
-        None => Ok(false),
-    }
-}
-
-/// The remote part file an upload of `path` writes.
-pub(super) fn remote_part(sh: &Shared, path: &RelPath) -> Result<String> {
-    Ok(sh.remote_path(&path.with_name(&part_name(path.name()))?))
-}
+use super::{changed, check_server_hash, remote_part, resumable, server_algo, verify_err};
 
 /// Uploads `path` through a remote part file, resuming one this folder started from the same
 /// local file, and records it as in sync. `expect_remote` is what the plan believed is at `path`:
 /// if the server changed it meanwhile, nothing is overwritten. Returns its share of the report
 /// (the bytes sent now).
-pub(super) async fn upload(
+pub(crate) async fn upload(
     sh: &Shared,
     conn: &mut dyn Remote,
     path: &RelPath,
@@ -177,13 +77,13 @@ pub(super) async fn upload(
         total: offset + sent,
         sent,
         in_ranges: false,
-        read_back: false,
+        compared: false,
     };
     publish_upload(sh, conn, path, local, expect_remote, &sent).await
 }
 
 /// An upload's bytes in the remote part file, not yet checked.
-pub(super) struct Sent {
+pub(crate) struct Sent {
     pub part: String,
     /// Of the whole local file.
     pub digests: Digests,
@@ -196,12 +96,12 @@ pub(super) struct Sent {
     /// hash or, failing that, read back.
     pub in_ranges: bool,
     /// Read back and compared already (a segmented upload does it in ranges).
-    pub read_back: bool,
+    pub compared: bool,
 }
 
 /// Checks an upload's part file and renames it into place (invariants 1 and 2), unless the
 /// target changed since the plan; records the path as in sync.
-pub(super) async fn publish_upload(
+pub(crate) async fn publish_upload(
     sh: &Shared,
     conn: &mut dyn Remote,
     path: &RelPath,
@@ -246,7 +146,7 @@ pub(super) async fn publish_upload(
             ));
         }
         let hashed = check_server_hash(sh, conn, part, digests).await?;
-        if !sent.read_back && (sh.config.verify == Verify::Download || (sent.in_ranges && !hashed)) {
+        if !sent.compared && (sh.config.verify == Verify::Download || (sent.in_ranges && !hashed)) {
             let back = write_file(None, 0, None, Path::new(part), None);
             let read = conn.get(part, 0, &back.chunks).await;
             let (back, _) = back.finish().await?;
@@ -283,7 +183,7 @@ pub(super) async fn publish_upload(
     // a pass killed in between checks the content (see `settle`).
     let mut base = BaseEntry {
         kind: Kind::File,
-        local: recorded_local(sh, local.sig()),
+        local: sh.recorded_local(local.sig()),
         remote: Entry::file(total, Mtime::new(0, Precision::Unconfirmed)).sig(),
         sha256: Some(digests.sha256.clone()),
         local_id: local.id,
@@ -332,7 +232,7 @@ pub(super) async fn publish_upload(
                 unconfirmed_upload(total, set)
             }
             // In an earlier second but the same minute: recorded to the second, and looked at
-            // to the second (MDTM) until that minute is past (`racy::look_to_the_second`).
+            // to the second (MDTM) until that minute is past (`plan::clock::look_to_the_second`).
             Some((m, t)) if t < m => Entry::file(total, Mtime::new(set.nanos, Precision::Seconds)),
             // Racy at the second too: the next pass looks at the bytes.
             _ => unconfirmed_upload(total, set),

@@ -13,16 +13,20 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{
-    Issue, Report, Shared, conflict, download, ensure_remote_dir, listed_entry, retrying, same_remote,
-    segmented_upload, segments, transfer,
-};
+use super::{conflict, moves};
+use crate::engine::pass::Shared;
+use crate::engine::racy::shows_time_set;
+use crate::engine::report::{Issue, Report};
+use crate::engine::run::retrying;
+use crate::engine::transfer::{changed, download, ranged_download, ranged_upload, upload};
 use crate::error::{Class, Error, Result};
 use crate::local::scan::entry_of;
 use crate::path::RelPath;
 use crate::reconcile::{Action, BaseEntry, Entry, Mtime, Plan, Precision, Side};
+use crate::remote::ensure_dir;
+use crate::remote::listing::{listed_entry, same_remote};
 
-pub(super) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -> Result<()> {
+pub(crate) async fn execute(sh: &Arc<Shared>, plan: Plan, report: &mut Report) -> Result<()> {
     let mut phases: [Vec<Action>; 5] = Default::default();
     for a in plan.actions {
         let phase = match &a {
@@ -118,7 +122,7 @@ async fn confirm_uploads(sh: &Arc<Shared>) {
                 // the file since, and it stays unconfirmed for the next pass to check by content.
                 if let Some(mut b) = s.get(&path)?
                     && b.remote.size == seen.size
-                    && super::racy::shows_time_set(&seen, b.remote.mtime)
+                    && shows_time_set(&seen, b.remote.mtime)
                 {
                     b.remote = seen.sig();
                     s.put(&path, &b)?;
@@ -189,13 +193,6 @@ fn absorb(report: &mut Report, action: &Action, result: Result<Report>) -> Resul
     }
 }
 
-fn changed(path: &RelPath, side: Side) -> Error {
-    Error::Changed {
-        path: path.to_string(),
-        side,
-    }
-}
-
 fn local_entry(sh: &Shared, path: &RelPath) -> Result<Entry> {
     sh.local
         .get(path)
@@ -218,7 +215,7 @@ fn still_changing(sh: &Shared, path: &RelPath) -> bool {
     }
 }
 
-pub(super) fn record_dir(sh: &Shared, path: &RelPath) -> Result<()> {
+pub(crate) fn record_dir(sh: &Shared, path: &RelPath) -> Result<()> {
     let dir = Entry::dir(Mtime::new(0, Precision::Days));
     sh.state(|s| s.put(path, &BaseEntry::of(&dir, &dir)))
 }
@@ -229,14 +226,14 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
     match action {
         Action::MkdirLocal { path } => {
             let full = path.to_local(&sh.folder.local);
-            transfer::check_inside(&sh.local_real, &full)?;
+            crate::local::write::check_inside(&sh.local_real, &full)?;
             std::fs::create_dir_all(&full).map_err(Error::local("create directory", &full))?;
             record_dir(sh, path)?;
             d.dirs_created += 1;
         }
         Action::MkdirRemote { path } => {
             let remote = sh.remote_path(path);
-            retrying(&sh.run, &remote, |c| Box::pin(ensure_remote_dir(c, &remote))).await?;
+            retrying(&sh.run, &remote, |c| Box::pin(ensure_dir(c, &remote))).await?;
             record_dir(sh, path)?;
             d.dirs_created += 1;
         }
@@ -247,11 +244,11 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         Action::Upload { path } => {
             let local = local_entry(sh, path)?;
             let expect = sh.remote.get(path).cloned();
-            d.absorb(if segmented_upload::wanted(sh, &local) {
-                segmented_upload::upload(sh, path, &local, expect.as_ref()).await?
+            d.absorb(if ranged_upload::wanted(sh, &local) {
+                ranged_upload::upload(sh, path, &local, expect.as_ref()).await?
             } else {
                 retrying(&sh.run, path.as_str(), |c| {
-                    Box::pin(transfer::upload(sh, c, path, &local, expect.as_ref()))
+                    Box::pin(upload::upload(sh, c, path, &local, expect.as_ref()))
                 })
                 .await?
             });
@@ -261,8 +258,8 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             let expect = sh.local.get(path).cloned();
             // The connection goes back to the pool once the bytes are in: it fetches the next
             // file while this one is made durable and renamed.
-            let fetched = if segments::wanted(sh, path, &remote) {
-                segments::fetch(sh, path, &remote).await?
+            let fetched = if ranged_download::wanted(sh, path, &remote) {
+                ranged_download::fetch(sh, path, &remote).await?
             } else {
                 retrying(&sh.run, path.as_str(), |c| {
                     Box::pin(download::fetch(sh, c, path, &remote))
@@ -279,14 +276,14 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             d.absorb(delta);
             d.conflicts += 1;
         }
-        Action::MoveRemote { from, path } => d.absorb(super::moves::move_remote(sh, from, path).await?),
-        Action::MoveLocal { from, path } => d.absorb(super::moves::move_local(sh, from, path).await?),
+        Action::MoveRemote { from, path } => d.absorb(moves::move_remote(sh, from, path).await?),
+        Action::MoveLocal { from, path } => d.absorb(moves::move_local(sh, from, path).await?),
         Action::Adopt { path } => {
             if let (Some(l), Some(r)) = (sh.local.get(path), sh.remote.get(path)) {
                 let mut b = BaseEntry::of(l, r);
-                b.remote = super::racy::recorded_remote(sh, r, b.sha256.is_some());
+                b.remote = sh.recorded_remote(r, b.sha256.is_some());
                 if b.sha256.is_some() {
-                    b.local = super::racy::recorded_local(sh, l.sig());
+                    b.local = sh.recorded_local(l.sig());
                 }
                 sh.state(|s| s.put(path, &b))?;
             }
