@@ -10,10 +10,16 @@
 //! and narrow it to the subtrees that changed. The poll timer's passes look at everything.
 //! Shutdown is a parameter (a token): the first signal lets in-flight work finish for a grace
 //! period, then cuts it, which leaves only part files.
+//!
+//! `run` takes its connector and its source of local changes (`Events`) from the caller:
+//! `serve` gives it the FTPS connector and a watcher per folder; a test gives it changes of its
+//! own, and can drive the loop as the simulation drives a pass.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,17 +52,32 @@ pub async fn serve(config: &Config, shutdown: CancellationToken, running: impl F
             tracing::info!("stopping: in-flight transfers get {}s to finish", GRACE.as_secs());
         });
     }
-    run(config, shutdown).await?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// One loop per folder until `shutdown` (and the grace period after it).
-pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     let connector = crate::remote::ftps::FtpsConnector::remembering(
         &config.server,
         crate::engine::learned::memory(config),
     )?;
+    run(config, connector, Events::Watcher, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Where each folder's local changes come from.
+pub enum Events {
+    /// A watcher of the file system on each folder (`run` and the services).
+    Watcher,
+    /// The changes the caller sends, by folder name (a folder not named gets none): the tests
+    /// drive the service loop so, as the simulation drives a pass.
+    Sent(HashMap<String, mpsc::UnboundedReceiver<Change>>),
+}
+
+/// One loop per folder, its passes through `connector` and woken by `events`, until `shutdown`
+/// (and the grace period after it).
+pub async fn run(
+    config: &Config,
+    connector: Arc<dyn Connector>,
+    mut events: Events,
+    shutdown: CancellationToken,
+) -> Result<()> {
     // Work is cut only when the grace period after the shutdown request is over.
     let cut = CancellationToken::new();
     {
@@ -77,10 +98,22 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     };
     let mut loops = JoinSet::new();
     for folder in &config.folders {
+        let changes = match &mut events {
+            Events::Watcher => Changes::watching(folder)?,
+            Events::Sent(by_folder) => Changes::Sent(by_folder.remove(&folder.name)),
+        };
         let (config, folder, connector) = (config.clone(), folder.clone(), connector.clone());
         let (shutdown, cut, metrics) = (shutdown.clone(), cut.clone(), metrics.clone());
         loops.spawn(async move {
-            folder_loop(&config, &folder, &connector, &shutdown, &cut, metrics.as_deref()).await
+            let looping = Loop {
+                config: &config,
+                folder: &folder,
+                connector: &connector,
+                shutdown: &shutdown,
+                cut: &cut,
+                metrics: metrics.as_deref(),
+            };
+            folder_loop(looping, changes).await
         });
     }
     let mut first_error = None;
@@ -96,25 +129,72 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-async fn folder_loop(
-    config: &Config,
-    folder: &Folder,
-    connector: &Arc<dyn Connector>,
-    shutdown: &CancellationToken,
-    cut: &CancellationToken,
-    metrics: Option<&Metrics>,
-) -> Result<()> {
-    let mut watch = match Watch::start(&folder.local, Ignore::new(&folder.ignore)?) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(
-                folder = folder.name,
-                "cannot watch {}: {e}; relying on the poll timer",
-                folder.local.display()
-            );
-            None
+/// What one folder's loop works with.
+struct Loop<'a> {
+    config: &'a Config,
+    folder: &'a Folder,
+    connector: &'a Arc<dyn Connector>,
+    shutdown: &'a CancellationToken,
+    cut: &'a CancellationToken,
+    metrics: Option<&'a Metrics>,
+}
+
+/// One folder's source of local changes.
+enum Changes {
+    /// The file system's watcher; none once it stopped or could not start (the poll timer goes
+    /// on alone).
+    Watched(Option<Watch>),
+    /// Sent by the caller (`Events::Sent`); none once the sender is gone.
+    Sent(Option<mpsc::UnboundedReceiver<Change>>),
+}
+
+impl Changes {
+    fn watching(folder: &Folder) -> Result<Changes> {
+        Ok(Changes::Watched(
+            match Watch::start(&folder.local, Ignore::new(&folder.ignore)?) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(
+                        folder = folder.name,
+                        "cannot watch {}: {e}; relying on the poll timer",
+                        folder.local.display()
+                    );
+                    None
+                }
+            },
+        ))
+    }
+
+    /// The next change; never, once there is no source left.
+    async fn next(&mut self) -> Change {
+        let next = match self {
+            Changes::Watched(Some(w)) => w.next().await,
+            Changes::Sent(Some(r)) => r.recv().await,
+            Changes::Watched(None) | Changes::Sent(None) => std::future::pending().await,
+        };
+        match next {
+            Some(change) => change,
+            None => {
+                // The source stopped: the poll timer goes on alone.
+                *self = match self {
+                    Changes::Watched(_) => Changes::Watched(None),
+                    Changes::Sent(_) => Changes::Sent(None),
+                };
+                std::future::pending().await
+            }
         }
-    };
+    }
+}
+
+async fn folder_loop(at: Loop<'_>, mut changes: Changes) -> Result<()> {
+    let Loop {
+        config,
+        folder,
+        connector,
+        shutdown,
+        cut,
+        metrics,
+    } = at;
     let mut dirty = Dirty::default();
     dirty.add_full(); // the pass at start
     let mut next_poll = Instant::now();
@@ -129,7 +209,7 @@ async fn folder_loop(
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep_until(deadline) => break,
-                    change = next_change(&mut watch) => {
+                    change = changes.next() => {
                         note(folder, &mut dirty, change);
                         if let Some(m) = metrics {
                             m.set_pending(&folder.name, dirty.pending());
@@ -145,7 +225,7 @@ async fn folder_loop(
                                 _ = shutdown.cancelled() => return Ok(()),
                                 _ = tokio::time::sleep(config.debounce) => break,
                                 _ = tokio::time::sleep_until(latest) => break,
-                                change = next_change(&mut watch) => note(folder, &mut dirty, change),
+                                change = changes.next() => note(folder, &mut dirty, change),
                             }
                         }
                         break;
@@ -244,17 +324,6 @@ async fn with_stats_lines<T>(
             }
         }
     }
-}
-
-/// The watcher's next change; never, without a watcher.
-async fn next_change(watch: &mut Option<Watch>) -> Change {
-    if let Some(w) = watch {
-        if let Some(change) = w.next().await {
-            return change;
-        }
-        *watch = None; // the watcher stopped: the poll timer goes on alone
-    }
-    std::future::pending().await
 }
 
 fn note(folder: &Folder, dirty: &mut Dirty, change: Change) {

@@ -318,3 +318,45 @@ async fn run_serves_metrics_that_a_scrape_reads_while_it_works() {
     assert_eq!(wait_exit(&mut child, 20).await, Some(0));
     assert_eq!(read(&h.local, "b.txt").as_deref(), Some(&b"from the server"[..]));
 }
+
+/// The service loop driven from outside, as the simulation drives a pass: its connector and its
+/// local changes are the caller's. A change sent for a file starts a pass that uploads it, with
+/// the poll timer an hour away (so it was the change, not a poll); a change for nothing new
+/// moves nothing; shutdown ends the loop cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_loop_runs_on_the_changes_it_is_sent() {
+    use ftps_sync::daemon::{Events, run};
+    use ftps_sync::local::watch::Change;
+    use ftps_sync::path::RelPath;
+
+    let h = Harness::new().await;
+    let mut config = h.config("");
+    config.poll_interval = Duration::from_secs(3600);
+    config.debounce = Duration::from_millis(50);
+    let connector = ftps_sync::remote::ftps::FtpsConnector::for_server(&config.server).expect("connector");
+    let (send, changes) = tokio::sync::mpsc::unbounded_channel();
+    let events = Events::Sent([(config.folders[0].name.clone(), changes)].into());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let service = tokio::spawn({
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        async move { run(&config, connector, events, shutdown).await }
+    });
+    // The pass at start finds nothing; then a file appears, and only a change says so.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    put(&h.local, "new.txt", "sent");
+    // Older than the quiet period (the debounce) by the time the pass looks.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send.send(Change::Path(RelPath::new("new.txt").expect("path")))
+        .expect("send");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read(&h.remote, "new.txt").is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_holds(&h.remote, "new.txt", b"sent");
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(30), service).await;
+    ended
+        .expect("the loop ends on shutdown")
+        .expect("join")
+        .expect("run");
+}
