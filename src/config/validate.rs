@@ -274,7 +274,7 @@ impl Validator<'_> {
             return Err(self.err("server.connections", "must be between 1 and 64"));
         }
         // Off unless asked for: measured here (2 cores, loopback and a 20 ms delay proxy),
-        // ranges never beat one stream, and cost 14% at 20 ms (README, Performance).
+        // ranges never beat one stream, and cost 14% at 20 ms (docs/benchmarks.md).
         let segment_from = match s.segment_from.as_deref().map(str::trim) {
             None | Some("off") => None,
             Some(size) => match parse_size(size) {

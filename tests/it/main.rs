@@ -4,6 +4,7 @@
 mod cli;
 #[cfg(feature = "failpoints")]
 mod crash;
+mod docs;
 mod engine;
 mod faults;
 mod interop;

@@ -8,8 +8,8 @@ use ftps_sync::engine::Report;
 use ftps_sync::remote::ftps::tls::TlsContext;
 use ftps_sync::remote::ftps::{Ftps, HashCommand, ListingMode, MtimeSupport};
 
-use super::report;
 use super::ranges::{segmented_download, segmented_upload};
+use super::report;
 use super::servers::{self, Server};
 use crate::support::{assert_holds, part_files, put, read, tree};
 
