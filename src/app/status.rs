@@ -12,7 +12,7 @@ use super::to_json;
 use crate::config::{Config, Folder};
 use crate::engine::{self, ActionCounts, Options};
 use crate::error::Result;
-use crate::reconcile::{Base, Change, Kind, is_conflict_copy, local_change, parse_conflict_copy};
+use crate::reconcile::{Base, Change, Kind, Side, is_conflict_copy, local_change, parse_conflict_copy};
 use crate::remote::Connector;
 use crate::state::{PassCounts, State};
 
@@ -67,8 +67,8 @@ pub struct Times {
 pub struct ConflictEntry {
     pub copy: String,
     pub original: String,
-    /// Whose version the copy holds: `local` or `remote`.
-    pub side: String,
+    /// Whose version the copy holds (`local` or `remote` in JSON).
+    pub side: Side,
     /// When the conflict was found (UTC, RFC 3339).
     pub found: String,
     /// Whether the original is still in sync under its name.
@@ -166,7 +166,7 @@ impl FolderStatus {
             }
         }
         for c in k.conflicts.iter().flatten() {
-            let whose = if c.side == "local" {
+            let whose = if c.side == Side::Local {
                 "this machine's"
             } else {
                 "the server's"
@@ -192,7 +192,7 @@ fn conflicts_of(base: &Base) -> Vec<ConflictEntry> {
                 copy: path.to_string(),
                 original_exists: base.contains_key(&original),
                 original: original.to_string(),
-                side: copy.side.to_string(),
+                side: copy.side,
                 found: copy.found.and_utc().to_rfc3339(),
             })
         })
