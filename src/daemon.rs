@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::{Config, Folder};
 use crate::engine::{self, Dirty, Meter, Options, Scope, retry};
 use crate::error::{Error, Result};
@@ -56,7 +57,13 @@ pub async fn serve(config: &Config, shutdown: CancellationToken, running: impl F
         &config.server,
         crate::engine::learned::memory(config),
     )?;
-    run(config, connector, Events::Watcher, shutdown).await?;
+    let drive = Drive {
+        connector,
+        events: Events::Watcher,
+        clock: Clock::default(),
+        turns: None,
+    };
+    run(config, drive, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -70,14 +77,35 @@ pub enum Events {
     Sent(HashMap<String, mpsc::UnboundedReceiver<Change>>),
 }
 
-/// One loop per folder, its passes through `connector` and woken by `events`, until `shutdown`
-/// (and the grace period after it).
-pub async fn run(
-    config: &Config,
-    connector: Arc<dyn Connector>,
-    mut events: Events,
-    shutdown: CancellationToken,
-) -> Result<()> {
+/// What the loops run with besides the config: `serve` gives the FTPS connector, a watcher per
+/// folder and the system clock; a test gives its own (the simulation: its server, its changes,
+/// its clock, and passes in turn).
+pub struct Drive {
+    pub connector: Arc<dyn Connector>,
+    pub events: Events,
+    /// The wall clock passes read (`Options::clock`), and the retry waits' jitter.
+    pub clock: Clock,
+    /// Passes in turn: `None`, a pass runs when it is due.
+    pub turns: Option<Turns>,
+}
+
+/// Passes in turn, for a caller that interleaves them with what it does (the simulation): a
+/// loop that has a pass due waits for a permit of `grant`, and sends how the pass ended.
+pub struct Turns {
+    pub grant: Arc<tokio::sync::Semaphore>,
+    pub ended: mpsc::UnboundedSender<std::result::Result<engine::Report, String>>,
+}
+
+/// One loop per folder, its passes through `drive`'s connector and woken by its events, until
+/// `shutdown` (and the grace period after it).
+pub async fn run(config: &Config, drive: Drive, shutdown: CancellationToken) -> Result<()> {
+    let Drive {
+        connector,
+        mut events,
+        clock,
+        turns,
+    } = drive;
+    let turns = turns.map(Arc::new);
     // Work is cut only when the grace period after the shutdown request is over.
     let cut = CancellationToken::new();
     {
@@ -104,6 +132,7 @@ pub async fn run(
         };
         let (config, folder, connector) = (config.clone(), folder.clone(), connector.clone());
         let (shutdown, cut, metrics) = (shutdown.clone(), cut.clone(), metrics.clone());
+        let (clock, turns) = (clock.clone(), turns.clone());
         loops.spawn(async move {
             let looping = Loop {
                 config: &config,
@@ -112,6 +141,8 @@ pub async fn run(
                 shutdown: &shutdown,
                 cut: &cut,
                 metrics: metrics.as_deref(),
+                clock: &clock,
+                turns: turns.as_deref(),
             };
             folder_loop(looping, changes).await
         });
@@ -137,6 +168,8 @@ struct Loop<'a> {
     shutdown: &'a CancellationToken,
     cut: &'a CancellationToken,
     metrics: Option<&'a Metrics>,
+    clock: &'a Clock,
+    turns: Option<&'a Turns>,
 }
 
 /// One folder's source of local changes.
@@ -194,6 +227,8 @@ async fn folder_loop(at: Loop<'_>, mut changes: Changes) -> Result<()> {
         shutdown,
         cut,
         metrics,
+        clock,
+        turns,
     } = at;
     let mut dirty = Dirty::default();
     dirty.add_full(); // the pass at start
@@ -234,10 +269,22 @@ async fn folder_loop(at: Loop<'_>, mut changes: Changes) -> Result<()> {
             }
         }
         wake_at = None;
+        if let Some(turns) = turns {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                permit = turns.grant.acquire() => match permit {
+                    Ok(p) => p.forget(),
+                    Err(_) => return Ok(()), // the caller is gone
+                },
+            }
+        }
         if Instant::now() >= next_poll {
             dirty.add_full();
         }
         let Some(scope) = dirty.take() else {
+            if let Some(turns) = turns {
+                turns.grant.add_permits(1); // no pass after all: the turn stays
+            }
             continue;
         };
         if let Some(m) = metrics {
@@ -249,10 +296,18 @@ async fn folder_loop(at: Loop<'_>, mut changes: Changes) -> Result<()> {
             scope: scope.clone(),
             quiet_period: Some(config.debounce),
             meter: Some(meter.clone()),
+            clock: clock.clone(),
             ..Options::default()
         };
         let pass = engine::sync_folder(config, folder, connector, options, cut);
         let outcome = with_stats_lines(pass, &meter, STATS_EVERY).await;
+        if let Some(turns) = turns
+            && !matches!(outcome, Err(Error::Interrupted))
+        {
+            let _ = turns
+                .ended
+                .send(outcome.as_ref().map(Clone::clone).map_err(ToString::to_string));
+        }
         if let Some(m) = metrics {
             let end = match &outcome {
                 Ok(report) => PassEnd::Done(report),
@@ -294,10 +349,7 @@ async fn folder_loop(at: Loop<'_>, mut changes: Changes) -> Result<()> {
                 // Retried forever, the wait capped at max_backoff (at least a second).
                 let mut policy = config.retry;
                 policy.max_backoff = policy.max_backoff.max(Duration::from_secs(1));
-                wake_at = Some(
-                    Instant::now()
-                        + retry::backoff(&policy, failures.min(30), crate::clock::Clock::default().jitter()),
-                );
+                wake_at = Some(Instant::now() + retry::backoff(&policy, failures.min(30), clock.jitter()));
                 dirty.add_full();
             }
         }

@@ -325,7 +325,7 @@ async fn run_serves_metrics_that_a_scrape_reads_while_it_works() {
 /// moves nothing; shutdown ends the loop cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_loop_runs_on_the_changes_it_is_sent() {
-    use ftps_sync::daemon::{Events, run};
+    use ftps_sync::daemon::{Drive, Events, run};
     use ftps_sync::local::watch::Change;
     use ftps_sync::path::RelPath;
 
@@ -339,7 +339,13 @@ async fn the_service_loop_runs_on_the_changes_it_is_sent() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let service = tokio::spawn({
         let (config, shutdown) = (config.clone(), shutdown.clone());
-        async move { run(&config, connector, events, shutdown).await }
+        let drive = Drive {
+            connector,
+            events,
+            clock: Default::default(),
+            turns: None,
+        };
+        async move { run(&config, drive, shutdown).await }
     });
     // The pass at start finds nothing; then a file appears, and only a change says so.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -76,7 +76,14 @@ pub(super) fn run(seed: u64, history: &History) -> Result<Outcome, (String, Vec<
     let mut model = Model::default();
     // On the paused clock an hour passes at once when nothing can move: a hang shows as such.
     let r = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(3600), run_history(seed, history, &mut model))
+        let running = async {
+            if history.service {
+                service::run_history(seed, history, &mut model).await
+            } else {
+                run_history(seed, history, &mut model).await
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(3600), running)
             .await
             .unwrap_or_else(|_| Err("the history hung: an hour passed with nothing moving".into()))
     });
@@ -85,10 +92,7 @@ pub(super) fn run(seed: u64, history: &History) -> Result<Outcome, (String, Vec<
 
 pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model) -> Result<Outcome, String> {
     let env = env(seed, history.behaviour)?;
-    // A file no one touches keeps either side from looking emptied (a refused pass).
-    let keep = model.new_version("keep", None);
-    env.write_local("keep", &keep, 0)?;
-    model.put(Side::Local, "keep", keep, 0);
+    keep_one(&env, model)?;
     let mut outcome = Outcome {
         steps: history.steps.len(),
         ..Outcome::default()
@@ -125,15 +129,7 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
                 false
             }
             Some(r) => {
-                outcome.points = outcome.points.max(points);
-                let line = match &r {
-                    Ok(r) => summary(r),
-                    Err(e) => format!("failed: {e}"),
-                };
-                if let Ok(r) = &r {
-                    outcome.moves[0] += r.moved_local;
-                    outcome.moves[1] += r.moved_remote;
-                }
+                let line = outcome.ended(points, &r);
                 model.log.push(format!("{step}: {line} ({points} points)"));
                 r.is_ok_and(|r| r.failed.is_empty())
             }
@@ -143,13 +139,26 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
         }
         env.check_step(model, i)?;
     }
-    quiesce(&env, model, &mut outcome).await?;
-    env.check_step(model, history.steps.len())?;
-    check_end(&env, model).await?;
+    finish(&env, model, outcome).await
+}
+
+/// The end of a history: quiescence, the checks, and what the run did.
+pub(super) async fn finish(env: &Env, model: &mut Model, mut outcome: Outcome) -> Result<Outcome, String> {
+    quiesce(env, model, &mut outcome).await?;
+    env.check_step(model, outcome.steps)?;
+    check_end(env, model).await?;
     outcome.trace = env.sim.counts.trace.load(Ordering::Relaxed);
     outcome.window_losses = env.sim.window_losses.lock().expect("losses").len();
     outcome.log = model.log.clone();
     Ok(outcome)
+}
+
+/// A file no one touches keeps either side from looking emptied (a refused pass).
+pub(super) fn keep_one(env: &Env, model: &mut Model) -> Result<(), String> {
+    let keep = model.new_version("keep", None);
+    env.write_local("keep", &keep, 0)?;
+    model.put(Side::Local, "keep", keep, 0);
+    Ok(())
 }
 
 /// Passes without faults or crashes until one moves nothing.

@@ -102,6 +102,8 @@ pub enum WritesAt {
 pub struct History {
     pub behaviour: Behaviour,
     pub steps: Vec<Step>,
+    /// The service loop runs the passes (`sim::service`), not the history's driver.
+    pub service: bool,
 }
 
 fn side(rng: &mut Rng) -> Side {
@@ -189,7 +191,11 @@ pub fn draw(seed: u64) -> History {
             during,
         }));
     }
-    History { behaviour, steps }
+    History {
+        behaviour,
+        steps,
+        service: false,
+    }
 }
 
 impl fmt::Display for Side {

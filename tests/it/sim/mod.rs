@@ -15,6 +15,10 @@
 //! sides (at its path or as a conflict copy); no path holds a superseded version (no deletion
 //! undone, no edit overwritten by an older one); one more pass plans nothing.
 //!
+//! One seed in four runs once more through the service loop (`service`): `daemon::run` makes the
+//! passes, woken by the local changes a watcher would report and by its poll, killed and
+//! started again at a crash, stopped at the end.
+//!
 //! `FTPS_SYNC_SIM_SEEDS=N` runs N seeds (default 200; CI runs more); `FTPS_SYNC_SIM_SEED=S`
 //! replays one. A failure prints its seed, the command that replays it, and its history shrunk
 //! to the steps that still make it fail.
@@ -27,6 +31,7 @@ mod env;
 mod history;
 mod model;
 mod server;
+mod service;
 mod shrink;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,11 +87,29 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn seeded_histories_lose_nothing() {
-    let seeds = seeds();
+    search(&seeds(), false);
+}
+
+/// One seed in four once more, with the service loop running the passes (`service`).
+#[test]
+fn seeded_histories_through_the_service_loop_lose_nothing() {
+    let seeds: Vec<u64> = seeds().into_iter().step_by(4).collect();
+    search(&seeds, true);
+}
+
+/// Runs each seed's history (through the service loop, with `service`), and prints what they
+/// did in all; a failure panics with its history shrunk.
+fn search(seeds: &[u64], service: bool) {
     let started = std::time::Instant::now();
     let mut total = Outcome::default();
-    for &seed in &seeds {
-        let history = history::draw(seed);
+    let (test, line) = if service {
+        ("sim::seeded_histories_through", "SIM service loop")
+    } else {
+        ("sim::", "SIM")
+    };
+    for &seed in seeds {
+        let mut history = history::draw(seed);
+        history.service = service;
         match run(seed, &history) {
             Ok(o) => {
                 total.steps += o.steps;
@@ -111,7 +134,7 @@ fn seeded_histories_lose_nothing() {
                 }
                 let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
                 panic!(
-                    "seed {seed}: {e}\nreplay: FTPS_SYNC_SIM_SEED={seed} cargo test --test it sim:: -- --nocapture\n\
+                    "seed {seed}: {e}\nreplay: FTPS_SYNC_SIM_SEED={seed} cargo test --test it {test} -- --nocapture\n\
                      shrunk to {} of {} steps ({:?}), which fail with: {error}\n  {}\nwhat happened:\n  {}",
                     shrunk.steps.len(),
                     drawn,
@@ -125,7 +148,7 @@ fn seeded_histories_lose_nothing() {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "SIM {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
+            "{line} {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
             total.steps,
             total.passes,
@@ -158,7 +181,8 @@ fn summary(r: &ftps_sync::engine::Report) -> String {
 fn a_seed_replays_exactly() {
     for i in 1..=20u64 {
         let seed = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let history = history::draw(seed);
+        let mut history = history::draw(seed);
+        history.service = i % 4 == 0;
         let first = run(seed, &history).map_err(|(e, _)| e);
         let second = run(seed, &history).map_err(|(e, _)| e);
         assert_eq!(first, second, "seed {seed} ran two ways");

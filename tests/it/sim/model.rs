@@ -275,3 +275,18 @@ pub(super) struct Outcome {
     pub(super) trace: u64,
     pub(super) log: Vec<String>,
 }
+
+impl Outcome {
+    /// A pass that ended after `points` points: counted, and its line for the log.
+    pub(super) fn ended<E: std::fmt::Display>(&mut self, points: u64, r: &Result<Report, E>) -> String {
+        self.points = self.points.max(points);
+        match r {
+            Ok(r) => {
+                self.moves[0] += r.moved_local;
+                self.moves[1] += r.moved_remote;
+                summary(r)
+            }
+            Err(e) => format!("failed: {e}"),
+        }
+    }
+}

@@ -35,6 +35,7 @@ pub(super) fn shrink(
             let candidate = History {
                 behaviour: best.behaviour,
                 steps,
+                service: best.service,
             };
             if !attempt(candidate, &mut best, &mut error, &mut log) {
                 i += chunk;
@@ -55,6 +56,7 @@ pub(super) fn shrink(
                 let candidate = History {
                     behaviour: best.behaviour,
                     steps,
+                    service: best.service,
                 };
                 attempt(candidate, &mut best, &mut error, &mut log);
             }
@@ -66,6 +68,7 @@ pub(super) fn shrink(
         let candidate = History {
             behaviour,
             steps: best.steps.clone(),
+            service: best.service,
         };
         attempt(candidate, &mut best, &mut error, &mut log);
     }
