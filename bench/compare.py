@@ -24,7 +24,10 @@ RTT_MS = float(os.environ.get("RTT_MS", "20"))
 CAL_MIB = int(os.environ.get("CAL_MIB", "512"))
 # A tool run that takes longer than this has hung (rclone 1.60's FTP backend can deadlock).
 TOOL_TIMEOUT = int(os.environ.get("TOOL_TIMEOUT", "900"))
-TOOLS = ("ftps-sync", "rclone", "lftp")
+# Another ftps-sync binary to alternate with this one (a build of an earlier commit): a change's
+# effect on speed, measured in one run. Its figures are in the table's notes.
+BASELINE = Path(os.environ["FTPS_SYNC_BASELINE"]) if os.environ.get("FTPS_SYNC_BASELINE") else None
+TOOLS = ("ftps-sync", "rclone", "lftp") + (("baseline",) if BASELINE else ())
 
 # (server, TLS 1.2 only, link) tables: the default subset, and the whole matrix (--full).
 SUBSET = [("vsftpd", True, "loopback"), ("proftpd", True, "loopback"), ("pure-ftpd", True, "loopback"),
@@ -114,11 +117,11 @@ class Tools:
         self.stdout = r.stdout if capture else None
         return elapsed, rss_kib / 1024
 
-    def ftps_sync(self, local, remote, direction, state, big=False):
+    def ftps_sync(self, local, remote, direction, state, big=False, binary=BIN):
         tls = '  tls_max_version: "1.2"' if self.s.tls12_only else ""
         cfg = write_config(self.work / "ftps-sync.yaml", self.s, self.work / "pw", local, remote, direction, state,
                            tls, host=self.host)
-        return self.timed([str(BIN), "sync", "-q", "--json", "-c", str(cfg)], capture=True)
+        return self.timed([str(binary), "sync", "-q", "--json", "-c", str(cfg)], capture=True)
 
     def confirmed(self):
         """What the last ftps-sync pass did about racy times (docs/design.md, "Racy times"):
@@ -250,7 +253,7 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
     cases = [c for c, name in zip(cases, CASE_NAMES) if name in wanted]
     try:
         for run in range(RUNS):
-            order = list(TOOLS[run % 3:] + TOOLS[: run % 3])  # tools alternate
+            order = list(TOOLS[run % len(TOOLS):] + TOOLS[: run % len(TOOLS)])  # tools alternate
             print(f"  run {run + 1}/{RUNS}: {' '.join(order)}", flush=True)
             for way, case, src, size, _ in cases:
                 is_big = src == big
@@ -269,8 +272,8 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
                         server.fill(into, None)
 
                         def go(tool=tool, src=src, into=into):
-                            if tool == "ftps-sync":
-                                r = tools.ftps_sync(src, into, "upload", fresh(work / "state"))
+                            if tool in ("ftps-sync", "baseline"):
+                                r = tools.ftps_sync(src, into, "upload", fresh(work / "state"), binary=binary(tool))
                             elif tool == "rclone":
                                 r = tools.rclone(str(src), f"ftp:/{into}")
                             else:
@@ -281,8 +284,9 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
                         dst = fresh(work / "down" / str(serial[0]))
 
                         def go(tool=tool, src=src, dst=dst, is_big=is_big):
-                            if tool == "ftps-sync":
-                                r = tools.ftps_sync(dst, "bench", "download", fresh(work / "state"))
+                            if tool in ("ftps-sync", "baseline"):
+                                r = tools.ftps_sync(dst, "bench", "download", fresh(work / "state"),
+                                                    binary=binary(tool))
                             elif tool == "rclone":
                                 r = tools.rclone("ftp:/bench", str(dst), big=is_big)
                             else:
@@ -310,11 +314,14 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
         runs = {"ftps-sync": lambda: tools.ftps_sync(local, "many", "both", state),
                 "rclone": lambda: tools.rclone(str(local), "ftp:/many", ["--size-only"]),
                 "lftp": lambda: tools.lftp(f"mirror -R --parallel=4 {local} /many")}
+        if BASELINE:
+            state_base = fresh(work / "state-base")
+            runs["baseline"] = lambda: tools.ftps_sync(local, "many", "both", state_base, binary=BASELINE)
         confirmed = []
         for tool, go in runs.items():
             attempt(f"{case} (warm-up)", tool, go)
         for run in range(RUNS):
-            for tool in TOOLS[run % 3:] + TOOLS[: run % 3]:
+            for tool in TOOLS[run % len(TOOLS):] + TOOLS[: run % len(TOOLS)]:
                 if broken(f"{case} (warm-up)", tool) or broken(case, tool):
                     continue
 
@@ -341,6 +348,12 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
     for case, by_tool in trips.items():
         figures = ", ".join(f"{t} {turns:.1f} + {data:.1f}" for t, (turns, data) in by_tool.items())
         notes.append(f"round trips per file, {case} (control turns + data connections, first run): {figures}")
+    if BASELINE:
+        for case, by_tool in results.items():
+            med = {t: median([v for v, _ in vals]) for t, vals in by_tool.items() if vals}
+            if "ftps-sync" in med and "baseline" in med:
+                notes.append(f"{case}: this ftps-sync {med['ftps-sync']:.2f}, the baseline ({BASELINE}) "
+                             f"{med['baseline']:.2f}: {med['ftps-sync'] / med['baseline']:.3f}x")
     link_name = f"{RTT_MS:g} ms round trip (delay proxy)" if wan else "loopback"
     title = f"{server.name}, {server.tls}, {link_name}"
     rows = []
@@ -367,6 +380,10 @@ def row(case, unit, by_tool):
     mem = lambda t: f"{rss[t]:.0f}" if t in rss else "-"  # noqa: E731
     return (f"| {case} | {cell('ftps-sync')} | {cell('rclone')} | {cell('lftp')} | {ratio} | "
             f"{mem('ftps-sync')} / {mem('rclone')} / {mem('lftp')} |")
+
+
+def binary(tool):
+    return BASELINE if tool == "baseline" else BIN
 
 
 def calibrate(work, data):

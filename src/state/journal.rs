@@ -6,7 +6,7 @@ use rusqlite::params;
 use rusqlite::params_from_iter;
 use rusqlite::types::Value;
 
-use super::{ENTRY_COLUMNS, State, Transfer, base_entry, entry_values};
+use super::{ENTRY_COLUMNS, EntryAt, State, Transfer, base_entry, entry_values};
 use crate::digest::HashAlgo;
 use crate::error::Result;
 use crate::path::RelPath;
@@ -97,12 +97,13 @@ impl State {
                 "SELECT path, op, {ENTRY_COLUMNS}, server_digest, folder, source FROM intents"
             ))
             .map_err(self.err())?;
+        let at = EntryAt::of(&stmt).map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>("path")?,
                     r.get::<_, String>("op")?,
-                    base_entry(r)?,
+                    base_entry(r, &at)?,
                     r.get::<_, Option<String>>("server_digest")?,
                     r.get::<_, Option<String>>("folder")?,
                     r.get::<_, Option<String>>("source")?,

@@ -54,31 +54,62 @@ fn entry_values(e: &BaseEntry) -> [Value; 10] {
     ]
 }
 
-/// Reads the `ENTRY_COLUMNS` of a row, by name; `None` for a precision we do not know.
-fn base_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BaseEntry>> {
-    let sig = |side: &str| -> rusqlite::Result<Option<Sig>> {
-        let size: i64 = r.get(format!("{side}_size").as_str())?;
-        let nanos: i64 = r.get(format!("{side}_mtime").as_str())?;
-        let precision: String = r.get(format!("{side}_precision").as_str())?;
+/// Where a statement holds the `ENTRY_COLUMNS`, found by their names once per statement rather
+/// than for every row (a lookup by name walks the statement's columns).
+struct EntryAt {
+    kind: usize,
+    local: [usize; 3],
+    remote: [usize; 3],
+    sha256: usize,
+    local_id: usize,
+    remote_id: usize,
+}
+
+impl EntryAt {
+    fn of(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<EntryAt> {
+        let at = |name: &str| stmt.column_index(name);
+        let sig = |side: &str| -> rusqlite::Result<[usize; 3]> {
+            Ok([
+                at(&format!("{side}_size"))?,
+                at(&format!("{side}_mtime"))?,
+                at(&format!("{side}_precision"))?,
+            ])
+        };
+        Ok(EntryAt {
+            kind: at("kind")?,
+            local: sig("local")?,
+            remote: sig("remote")?,
+            sha256: at("sha256")?,
+            local_id: at("local_id")?,
+            remote_id: at("remote_id")?,
+        })
+    }
+}
+
+/// Reads the `ENTRY_COLUMNS` of a row, where `at` found them; `None` for a precision we do not
+/// know.
+fn base_entry(r: &rusqlite::Row<'_>, at: &EntryAt) -> rusqlite::Result<Option<BaseEntry>> {
+    let sig = |[size, mtime, precision]: [usize; 3]| -> rusqlite::Result<Option<Sig>> {
+        let (size, nanos, precision): (i64, i64, String) = (r.get(size)?, r.get(mtime)?, r.get(precision)?);
         Ok(Precision::parse(&precision).map(|p| Sig {
             size: size as u64,
             mtime: Mtime::new(nanos, p),
         }))
     };
-    let (Some(local), Some(remote)) = (sig("local")?, sig("remote")?) else {
+    let (Some(local), Some(remote)) = (sig(at.local)?, sig(at.remote)?) else {
         return Ok(None);
     };
     Ok(Some(BaseEntry {
-        kind: if r.get::<_, String>("kind")? == "dir" {
+        kind: if r.get::<_, String>(at.kind)? == "dir" {
             Kind::Dir
         } else {
             Kind::File
         },
         local,
         remote,
-        sha256: r.get("sha256")?,
-        local_id: r.get::<_, Option<i64>>("local_id")?.and_then(FileId::from_sql),
-        remote_id: r.get::<_, Option<i64>>("remote_id")?.and_then(FileId::from_sql),
+        sha256: r.get(at.sha256)?,
+        local_id: r.get::<_, Option<i64>>(at.local_id)?.and_then(FileId::from_sql),
+        remote_id: r.get::<_, Option<i64>>(at.remote_id)?.and_then(FileId::from_sql),
     }))
 }
 
@@ -211,8 +242,12 @@ impl State {
             .conn
             .prepare(&format!("SELECT path, {ENTRY_COLUMNS} FROM entries"))
             .map_err(self.err())?;
+        let (at, path) = (
+            EntryAt::of(&stmt).map_err(self.err())?,
+            stmt.column_index("path").map_err(self.err())?,
+        );
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>("path")?, base_entry(r)?)))
+            .query_map([], |r| Ok((r.get::<_, String>(path)?, base_entry(r, &at)?)))
             .map_err(self.err())?;
         // Collected first, so that the tree is built packed (see `reconcile::Snapshot`).
         let mut base = Vec::new();
@@ -232,13 +267,13 @@ impl State {
 
     /// The base entry of one path.
     pub fn get(&self, path: &RelPath) -> Result<Option<BaseEntry>> {
-        let row = self
+        let mut stmt = self
             .conn
-            .query_row(
-                &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE path = ?1"),
-                params![path.as_str()],
-                base_entry,
-            )
+            .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE path = ?1"))
+            .map_err(self.err())?;
+        let at = EntryAt::of(&stmt).map_err(self.err())?;
+        let row = stmt
+            .query_row(params![path.as_str()], |r| base_entry(r, &at))
             .optional()
             .map_err(self.err())?;
         Ok(row.flatten())
@@ -253,10 +288,14 @@ impl State {
                 "SELECT path, {ENTRY_COLUMNS} FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3)"
             ))
             .map_err(self.err())?;
+        let (at, at_path) = (
+            EntryAt::of(&stmt).map_err(self.err())?,
+            stmt.column_index("path").map_err(self.err())?,
+        );
         let (below, after) = path.under_bounds();
         let rows = stmt
             .query_map(params![path.as_str(), below, after], |r| {
-                Ok((r.get::<_, String>("path")?, base_entry(r)?))
+                Ok((r.get::<_, String>(at_path)?, base_entry(r, &at)?))
             })
             .map_err(self.err())?;
         let mut out = Vec::new();
