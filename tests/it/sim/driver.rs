@@ -5,7 +5,8 @@ use super::*;
 /// Runs the pass `fut` to its end, or until it crashes at point `kill_at` of the simulated
 /// server (what reached the disk, the server or the state stays; memory goes). The user
 /// actions `during` happen while the pass waits at their points (or after it, for points it
-/// never reached). The points it passed, and its output if it ended.
+/// never reached). The points it passed, and its output if it ended. After a crash the server
+/// stays crashed until the caller has taken the dead pass away (`Stops::revive`).
 pub(super) async fn drive<F: std::future::Future>(
     sim: &SimServer,
     fut: F,
@@ -18,7 +19,7 @@ pub(super) async fn drive<F: std::future::Future>(
         stops.insert(k, Stop::Crash);
     }
     sim.stops.plan(stops);
-    let mut fut = std::pin::pin!(fut);
+    let mut fut = Box::pin(fut);
     let mut done = vec![false; during.len()];
     let mut failed = None;
     let out = std::future::poll_fn(|cx| {
@@ -48,11 +49,12 @@ pub(super) async fn drive<F: std::future::Future>(
         return Err(e);
     }
     let passed = sim.stops.passed();
-    // Points not reached are not left for the next pass.
-    sim.stops.plan(BTreeMap::new());
+    sim.stops.unplan();
     if out.is_none() {
         // The tasks of the dead pass are aborted; let the runtime drop them (and their hold
-        // on the state) before anyone looks.
+        // on the state) before anyone looks. Until the caller revives the server, nothing of
+        // the dead pass moves (`Stops::revive`).
+        drop(fut);
         for _ in 0..8 {
             tokio::task::yield_now().await;
         }
@@ -118,6 +120,7 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             env.apply(model, u)
         })
         .await?;
+        env.sim.stops.revive();
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         if out.is_some() {
             model.whole_pass_began = model.pass_began;

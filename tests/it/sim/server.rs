@@ -149,6 +149,17 @@ impl Stops {
         self.crashed.store(false, Ordering::SeqCst);
     }
 
+    /// Stops no more (the points not reached are not left for the next pass); a crash stays a
+    /// crash until `revive`, so nothing of the dead pass moves again while it is taken away.
+    pub fn unplan(&self) {
+        self.at.lock().expect("stops").clear();
+    }
+
+    /// After a crash, once the dead pass is gone: the next one may run.
+    pub fn revive(&self) {
+        self.crashed.store(false, Ordering::SeqCst);
+    }
+
     /// How many points the pass has passed.
     pub fn passed(&self) -> u64 {
         self.next.load(Ordering::SeqCst)

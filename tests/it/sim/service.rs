@@ -2,7 +2,9 @@
 //! user's local changes reach the loop as a watcher's events would, a whole pass is its poll
 //! coming due, a crash kills the service and starts it again (its pass at start), and the
 //! history ends with a shutdown. The loop's passes go in turn with the history's steps
-//! (`daemon::Turns`), so the model knows when each began; the checks are the same.
+//! (`daemon::Turns`), so the model knows when each began; the checks are the same. The
+//! simulated clock moves only with the users' actions, and past the quiet period before every
+//! other pass, so some passes find files still being written and defer them.
 
 use tokio::sync::{Semaphore, mpsc};
 
@@ -98,6 +100,12 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             // The poll comes due; the loop waits for its turn.
             tokio::time::sleep(POLL).await;
         }
+        // Every other pass, the simulated clock moves past the quiet period (`debounce`): the
+        // files written since are old enough to go. The others find them still being written,
+        // and defer them.
+        if outcome.passes.is_multiple_of(2) {
+            env.sim.clock.fetch_add(2, Ordering::SeqCst);
+        }
         service.grant.add_permits(1);
         outcome.passes += 1;
         let ended = &mut service.ended;
@@ -112,6 +120,7 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
         };
         if out.is_none() {
             service.kill().await;
+            env.sim.stops.revive();
             service = Service::start(&env, &config);
         }
         service.tell(model);
