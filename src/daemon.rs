@@ -89,8 +89,10 @@ pub struct Drive {
     pub turns: Option<Turns>,
 }
 
-/// Passes in turn, for a caller that interleaves them with what it does (the simulation): a
-/// loop that has a pass due waits for a permit of `grant`, and sends how the pass ended.
+/// Passes in turn, for a caller that interleaves them with what it does (the simulation, with
+/// one folder): a loop that has a pass due waits for a permit of `grant`, and sends how the
+/// pass ended (one cut short by shutdown sends nothing). With several folders the permits and
+/// the ends are shared, and say no folder.
 pub struct Turns {
     pub grant: Arc<tokio::sync::Semaphore>,
     pub ended: mpsc::UnboundedSender<std::result::Result<engine::Report, String>>,
@@ -126,9 +128,10 @@ pub async fn run(config: &Config, drive: Drive, shutdown: CancellationToken) -> 
     };
     let mut loops = JoinSet::new();
     for folder in &config.folders {
-        let changes = match &mut events {
-            Events::Watcher => Changes::watching(folder)?,
-            Events::Sent(by_folder) => Changes::Sent(by_folder.remove(&folder.name)),
+        // `None`: a watcher, started by the folder's own loop.
+        let sent = match &mut events {
+            Events::Watcher => None,
+            Events::Sent(by_folder) => Some(by_folder.remove(&folder.name)),
         };
         let (config, folder, connector) = (config.clone(), folder.clone(), connector.clone());
         let (shutdown, cut, metrics) = (shutdown.clone(), cut.clone(), metrics.clone());
@@ -144,8 +147,20 @@ pub async fn run(config: &Config, drive: Drive, shutdown: CancellationToken) -> 
                 clock: &clock,
                 turns: turns.as_deref(),
             };
+            let changes = match sent {
+                None => Changes::watching(&folder)?,
+                Some(sent) => Changes::Sent(sent),
+            };
             folder_loop(looping, changes).await
         });
+    }
+    if let Events::Sent(by_folder) = &events
+        && let Some(name) = by_folder.keys().next()
+    {
+        shutdown.cancel();
+        return Err(Error::Internal(format!(
+            "changes sent for {name:?}, which is no folder"
+        )));
     }
     let mut first_error = None;
     while let Some(joined) = loops.join_next().await {

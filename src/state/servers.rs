@@ -32,7 +32,7 @@ pub struct ServerStore {
 /// The store's migrations (`schema::migrate`): a store from a newer binary is refused, never
 /// rewritten.
 const MIGRATIONS: &[&str] = &["
-CREATE TABLE learned (
+CREATE TABLE IF NOT EXISTS learned (
     host TEXT NOT NULL,
     port INTEGER NOT NULL,
     fact TEXT NOT NULL,

@@ -47,12 +47,45 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
     parts
 }
 
-/// The code of a file without its comments (`//` to the end of the line; doc comments too).
+/// The code of a file without its comments (`//` to the end of the line, doc comments too; not
+/// a `//` inside a string, as in `"ftp://"`).
 fn code(text: &str) -> String {
-    text.lines()
-        .map(|l| l.find("//").map_or(l, |i| &l[..i]))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(uncommented).collect::<Vec<_>>().join("\n")
+}
+
+fn uncommented(line: &str) -> &str {
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '/' if !in_string && line[i + 1..].starts_with('/') => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// Where a file's `mod tests { ... }` is: inside it, `super` is the file's module.
+fn tests_module(code: &str) -> std::ops::Range<usize> {
+    let Some(start) = code.find("mod tests {") else {
+        return 0..0;
+    };
+    let mut depth = 0;
+    for (i, c) in code[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return start..start + i;
+                }
+            }
+            _ => {}
+        }
+    }
+    start..code.len()
 }
 
 fn ident(s: &str) -> &str {
@@ -126,9 +159,11 @@ fn named(code: &str, me: &[String]) -> Vec<Vec<String>> {
         if before.is_alphanumeric() || before == '_' || (before == ':' && at >= 2) {
             continue;
         }
-        // Inside a file's `mod tests`, `super` is the file's module.
-        let tests_from = code.find("mod tests {").unwrap_or(code.len());
-        let ups = if at > tests_from { ups - 1 } else { ups };
+        let ups = if tests_module(code).contains(&at) {
+            ups - 1
+        } else {
+            ups
+        };
         let mut path: Vec<String> = me[..me.len().saturating_sub(ups)].to_vec();
         let head = ident(rest);
         if head.chars().next().is_some_and(|c| c.is_lowercase()) {
@@ -280,11 +315,19 @@ fn a_back_arrow_is_found() {
         "use super::pass::Shared;\nfn f() { super::execute::queue::run(); }\n",
     )
     .expect("write");
+    // And after a test module, behind a `//` in a string.
+    std::fs::create_dir_all(src.join("engine/plan")).expect("mkdir");
+    std::fs::write(
+        src.join("engine/plan/mod.rs"),
+        "#[cfg(test)]\nmod tests {\n    use super::*;\n}\nfn f() { let _ = \"ftp://x\"; super::execute::run(); }\n",
+    )
+    .expect("write");
     let found = breaches(&src, &map);
-    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found[0].contains("engine::plan -> engine::execute"), "{found:?}");
     assert!(
-        found[0].contains("engine::transfer -> engine::execute"),
+        found[1].contains("engine::transfer -> engine::execute"),
         "{found:?}"
     );
-    assert!(found[1].contains("reconcile -> engine"), "{found:?}");
+    assert!(found[2].contains("reconcile -> engine"), "{found:?}");
 }
