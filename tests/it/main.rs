@@ -9,6 +9,7 @@ mod engine;
 mod faults;
 mod interop;
 mod layout;
+mod local_faults;
 mod moves;
 mod packaging;
 mod resume;
