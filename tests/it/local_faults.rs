@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ftps_sync::Error;
 use ftps_sync::path::RelPath;
 use ftps_sync::state::State;
 
 use crate::interop::is_root;
-use crate::support::{Harness, part_files, pass, put, read, skip};
+use crate::support::{Harness, part_files, pass, put, read, skip, tree};
 
 /// A small tmpfs mounted over a folder, unmounted when dropped.
 struct Mounted(PathBuf);
@@ -22,6 +23,17 @@ impl Mounted {
             .status()
             .is_ok_and(|s| s.success());
         ok.then(|| Mounted(at.to_path_buf()))
+    }
+}
+
+impl Mounted {
+    /// Mounts it again read-only, as a kernel does with a file system it found errors in.
+    fn read_only(&self) -> bool {
+        Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 
@@ -85,4 +97,99 @@ async fn a_full_disk_fails_the_download_that_does_not_fit_and_the_pass_goes_on()
         state.intents().expect("intents").is_empty(),
         "no intent left open"
     );
+}
+
+/// A disk that is not mounted leaves an empty mount point where the files were: the local root
+/// is empty while the base holds files in sync, so the pass is refused and nothing is deleted on
+/// the server; mounted back, nothing moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmounted_disk_is_an_empty_root_and_deletes_nothing() {
+    if !is_root() {
+        skip("local faults: an unmounted disk", "mounting a tmpfs needs root");
+        return;
+    }
+    let h = Harness::new().await;
+    for (name, text) in [("a.txt", "a"), ("d/b.txt", "b"), ("d/e/c.txt", "c")] {
+        put(&h.local, name, text);
+    }
+    let config = h.config("");
+    let first = pass(&config).await.expect("first pass");
+    assert_eq!(first.uploaded, 3, "{first:?}");
+    let on_server = tree(&h.remote);
+    {
+        // What an unmounted disk looks like: its mount point, empty.
+        let Some(_empty) = Mounted::tmpfs(&h.local, "1m") else {
+            skip("local faults: an unmounted disk", "mount -t tmpfs failed");
+            return;
+        };
+        let refused = pass(&config).await;
+        assert!(matches!(refused, Err(Error::Refused { .. })), "{refused:?}");
+        assert_eq!(
+            tree(&h.remote),
+            on_server,
+            "the server lost files to an unmounted disk"
+        );
+    }
+    let back = pass(&config).await.expect("the disk back");
+    assert_eq!(
+        (back.uploaded, back.downloaded, back.deleted_remote),
+        (0, 0, 0),
+        "{back:?}"
+    );
+}
+
+/// A file system remounted read-only under a pass (as Linux does on errors): the new download
+/// fails with the cause, nothing is deleted or retried, the base does not move for it, and once
+/// the disk is writable again the next pass brings it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_remount_fails_the_writes_and_moves_nothing_else() {
+    if !is_root() {
+        skip("local faults: a read-only remount", "mounting a tmpfs needs root");
+        return;
+    }
+    let h = Harness::new().await;
+    let Some(mounted) = Mounted::tmpfs(&h.local, "4m") else {
+        skip("local faults: a read-only remount", "mount -t tmpfs failed");
+        return;
+    };
+    put(&h.remote, "a.txt", "first");
+    let config = h.config("");
+    let first = pass(&config).await.expect("first pass");
+    assert_eq!(first.downloaded, 1, "{first:?}");
+    assert!(mounted.read_only(), "remount read-only");
+    put(&h.remote, "b.txt", "second");
+    let r = pass(&config).await.expect("the pass runs to its end");
+    assert_eq!(
+        (r.downloaded, r.deleted_local, r.deleted_remote),
+        (0, 0, 0),
+        "{r:?}"
+    );
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert!(
+        r.failed[0].path == "b.txt" && r.failed[0].reason.to_lowercase().contains("read-only"),
+        "{:?}",
+        r.failed[0]
+    );
+    assert_eq!(r.retries, 0, "a read-only disk is no transient fault: {r:?}");
+    assert_eq!(read(&h.local, "a.txt").as_deref(), Some(&b"first"[..]));
+    assert_eq!(read(&h.remote, "a.txt").as_deref(), Some(&b"first"[..]));
+    let state = State::open(&config.state_dir, &config.folders[0].name).expect("state");
+    let b = RelPath::new("b.txt").expect("path");
+    assert_eq!(
+        state.get(&b).expect("read base"),
+        None,
+        "the base moved for a failed file"
+    );
+    drop(state);
+    assert!(
+        Command::new("mount")
+            .args(["-o", "remount,rw"])
+            .arg(&h.local)
+            .status()
+            .is_ok_and(|s| s.success()),
+        "remount read-write"
+    );
+    let after = pass(&config).await.expect("writable again");
+    assert_eq!(after.downloaded, 1, "{after:?}");
+    assert_eq!(read(&h.local, "b.txt").as_deref(), Some(&b"second"[..]));
 }

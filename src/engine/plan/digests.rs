@@ -18,14 +18,29 @@ use crate::reconcile::{self, Base, Mtime, Policy, Precision};
 async fn read_and_keep(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result<String> {
     let remote_path = sh.remote_path(path);
     let target = path.to_local(&sh.folder.local);
-    let part = (keep
+    let mut part = (keep
         && target.parent().is_some_and(|d| d.is_dir())
         && crate::local::write::check_inside(&sh.local_real, &target).is_ok())
     .then(|| crate::local::write::part_path(&target));
-    let digest = retrying(&sh.run, &remote_path, |c| {
-        Box::pin(read_back(c, &remote_path, size, part.as_deref()))
-    })
-    .await?;
+    let read = |keep: Option<std::path::PathBuf>| {
+        let remote_path = &remote_path;
+        async move {
+            retrying(&sh.run, remote_path, |c| {
+                Box::pin(read_back(c, remote_path, size, keep.as_deref()))
+            })
+            .await
+        }
+    };
+    let digest = match read(part.clone()).await {
+        // The local disk would not keep the bytes (full, read-only): they are read again for
+        // the digest alone, which is all the plan needs.
+        Err(Error::Local { op, path, source }) if part.is_some() => {
+            tracing::debug!(path = %path.display(), "read-back not kept: {op}: {source}");
+            part = None;
+            read(None).await?
+        }
+        other => other?,
+    };
     if part.is_some()
         && let Some(r) = sh.remote.get(path)
         && let Ok(mut kept) = sh.kept_reads.lock()
