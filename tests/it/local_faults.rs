@@ -16,21 +16,34 @@ use crate::support::{Harness, part_files, pass, put, read, skip, tree};
 struct Mounted(PathBuf);
 
 impl Mounted {
-    fn tmpfs(at: &Path, size: &str) -> Option<Mounted> {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Mounted(at.to_path_buf()))
+    /// A tmpfs of `size` over `at`; `None` (and SKIPPED, or a failure where nothing may skip)
+    /// where it cannot be mounted: it needs root.
+    fn tmpfs(what: &str, at: &Path, size: &str) -> Option<Mounted> {
+        if !is_root() {
+            skip(what, "mounting a tmpfs needs root");
+            return None;
+        }
+        let mounted = Mounted(at.to_path_buf());
+        if !mounted.mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]) {
+            std::mem::forget(mounted); // nothing to unmount
+            skip(what, "mount -t tmpfs failed");
+            return None;
+        }
+        Some(mounted)
     }
-}
 
-impl Mounted {
     /// Mounts it again read-only, as a kernel does with a file system it found errors in.
     fn read_only(&self) -> bool {
+        self.mount(&["-o", "remount,ro"])
+    }
+
+    fn writable(&self) -> bool {
+        self.mount(&["-o", "remount,rw"])
+    }
+
+    fn mount(&self, args: &[&str]) -> bool {
         Command::new("mount")
-            .args(["-o", "remount,ro"])
+            .args(args)
             .arg(&self.0)
             .status()
             .is_ok_and(|s| s.success())
@@ -49,13 +62,8 @@ impl Drop for Mounted {
 /// next pass tries it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_the_download_that_does_not_fit_and_the_pass_goes_on() {
-    if !is_root() {
-        skip("local faults: a full disk", "mounting a small tmpfs needs root");
-        return;
-    }
     let h = Harness::new().await;
-    let Some(_mounted) = Mounted::tmpfs(&h.local, "1m") else {
-        skip("local faults: a full disk", "mount -t tmpfs failed");
+    let Some(_mounted) = Mounted::tmpfs("local faults: a full disk", &h.local, "1m") else {
         return;
     };
     put(&h.remote, "a.txt", "small a");
@@ -104,10 +112,6 @@ async fn a_full_disk_fails_the_download_that_does_not_fit_and_the_pass_goes_on()
 /// the server; mounted back, nothing moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmounted_disk_is_an_empty_root_and_deletes_nothing() {
-    if !is_root() {
-        skip("local faults: an unmounted disk", "mounting a tmpfs needs root");
-        return;
-    }
     let h = Harness::new().await;
     for (name, text) in [("a.txt", "a"), ("d/b.txt", "b"), ("d/e/c.txt", "c")] {
         put(&h.local, name, text);
@@ -118,8 +122,7 @@ async fn an_unmounted_disk_is_an_empty_root_and_deletes_nothing() {
     let on_server = tree(&h.remote);
     {
         // What an unmounted disk looks like: its mount point, empty.
-        let Some(_empty) = Mounted::tmpfs(&h.local, "1m") else {
-            skip("local faults: an unmounted disk", "mount -t tmpfs failed");
+        let Some(_empty) = Mounted::tmpfs("local faults: an unmounted disk", &h.local, "1m") else {
             return;
         };
         let refused = pass(&config).await;
@@ -143,13 +146,8 @@ async fn an_unmounted_disk_is_an_empty_root_and_deletes_nothing() {
 /// the disk is writable again the next pass brings it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_remount_fails_the_writes_and_moves_nothing_else() {
-    if !is_root() {
-        skip("local faults: a read-only remount", "mounting a tmpfs needs root");
-        return;
-    }
     let h = Harness::new().await;
-    let Some(mounted) = Mounted::tmpfs(&h.local, "4m") else {
-        skip("local faults: a read-only remount", "mount -t tmpfs failed");
+    let Some(mounted) = Mounted::tmpfs("local faults: a read-only remount", &h.local, "4m") else {
         return;
     };
     put(&h.remote, "a.txt", "first");
@@ -181,14 +179,7 @@ async fn a_read_only_remount_fails_the_writes_and_moves_nothing_else() {
         "the base moved for a failed file"
     );
     drop(state);
-    assert!(
-        Command::new("mount")
-            .args(["-o", "remount,rw"])
-            .arg(&h.local)
-            .status()
-            .is_ok_and(|s| s.success()),
-        "remount read-write"
-    );
+    assert!(mounted.writable(), "remount read-write");
     let after = pass(&config).await.expect("writable again");
     assert_eq!(after.downloaded, 1, "{after:?}");
     assert_eq!(read(&h.local, "b.txt").as_deref(), Some(&b"second"[..]));
