@@ -218,19 +218,17 @@ impl Changes {
         let next = match self {
             Changes::Watched(Some(w)) => w.next().await,
             Changes::Sent(Some(r)) => r.recv().await,
-            Changes::Watched(None) | Changes::Sent(None) => std::future::pending().await,
+            Changes::Watched(None) | Changes::Sent(None) => None,
         };
-        match next {
-            Some(change) => change,
-            None => {
-                // The source stopped: the poll timer goes on alone.
-                *self = match self {
-                    Changes::Watched(_) => Changes::Watched(None),
-                    Changes::Sent(_) => Changes::Sent(None),
-                };
-                std::future::pending().await
-            }
+        if let Some(change) = next {
+            return change;
         }
+        // The source stopped (or there was none): the poll timer goes on alone.
+        match self {
+            Changes::Watched(w) => *w = None,
+            Changes::Sent(r) => *r = None,
+        }
+        std::future::pending().await
     }
 }
 

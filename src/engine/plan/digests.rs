@@ -18,36 +18,41 @@ use crate::reconcile::{self, Base, Mtime, Policy, Precision};
 async fn read_and_keep(sh: &Shared, path: &RelPath, size: u64, keep: bool) -> Result<String> {
     let remote_path = sh.remote_path(path);
     let target = path.to_local(&sh.folder.local);
-    let mut part = (keep
+    let part = (keep
         && target.parent().is_some_and(|d| d.is_dir())
         && crate::local::write::check_inside(&sh.local_real, &target).is_ok())
     .then(|| crate::local::write::part_path(&target));
-    let read = |keep: Option<std::path::PathBuf>| {
-        let remote_path = &remote_path;
-        async move {
-            retrying(&sh.run, remote_path, |c| {
-                Box::pin(read_back(c, remote_path, size, keep.as_deref()))
-            })
-            .await
-        }
-    };
-    let digest = match read(part.clone()).await {
+    let (digest, kept) = match read_whole(sh, &remote_path, size, part.as_deref()).await {
+        Ok(digest) => (digest, part.is_some()),
         // The local disk would not keep the bytes (full, read-only): they are read again for
         // the digest alone, which is all the plan needs.
         Err(Error::Local { op, path, source }) if part.is_some() => {
             tracing::debug!(path = %path.display(), "read-back not kept: {op}: {source}");
-            part = None;
-            read(None).await?
+            (read_whole(sh, &remote_path, size, None).await?, false)
         }
-        other => other?,
+        Err(e) => return Err(e),
     };
-    if part.is_some()
+    if kept
         && let Some(r) = sh.remote.get(path)
         && let Ok(mut kept) = sh.kept_reads.lock()
     {
         kept.insert(path.clone(), r.sig());
     }
     Ok(digest)
+}
+
+/// The SHA-256 of a remote file of `size` bytes, read whole over the pool, its bytes kept in
+/// the part file `keep` when given.
+async fn read_whole(
+    sh: &Shared,
+    remote_path: &str,
+    size: u64,
+    keep: Option<&std::path::Path>,
+) -> Result<String> {
+    retrying(&sh.run, remote_path, |c| {
+        Box::pin(read_back(c, remote_path, size, keep))
+    })
+    .await
 }
 
 /// Finds the digests the planner needs (docs/design.md, invariant 3, `reconcile::needs_digests`):
