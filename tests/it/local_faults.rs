@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ftps_sync::Error;
+use ftps_sync::config::Config;
 use ftps_sync::path::RelPath;
+use ftps_sync::reconcile::BaseEntry;
 use ftps_sync::state::State;
 
 use crate::interop::is_root;
@@ -48,6 +50,16 @@ impl Mounted {
             .status()
             .is_ok_and(|s| s.success())
     }
+}
+
+/// The state store of the config's first folder.
+fn store(config: &Config) -> State {
+    State::open(&config.state_dir, &config.folders[0].name).expect("state")
+}
+
+/// What the base records at `path`.
+fn recorded(state: &State, path: &str) -> Option<BaseEntry> {
+    state.get(&RelPath::new(path).expect("path")).expect("read base")
 }
 
 impl Drop for Mounted {
@@ -94,10 +106,9 @@ async fn a_full_disk_fails_the_download_that_does_not_fit_and_the_pass_goes_on()
         "nothing partial under the real name"
     );
     assert!(part_files(&h.local).is_empty(), "{:?}", part_files(&h.local));
-    let state = State::open(&config.state_dir, &config.folders[0].name).expect("state");
-    let big = RelPath::new("big.bin").expect("path");
+    let state = store(&config);
     assert_eq!(
-        state.get(&big).expect("read base"),
+        recorded(&state, "big.bin"),
         None,
         "the base moved for a failed file"
     );
@@ -171,14 +182,11 @@ async fn a_read_only_remount_fails_the_writes_and_moves_nothing_else() {
     assert_eq!(r.retries, 0, "a read-only disk is no transient fault: {r:?}");
     assert_eq!(read(&h.local, "a.txt").as_deref(), Some(&b"first"[..]));
     assert_eq!(read(&h.remote, "a.txt").as_deref(), Some(&b"first"[..]));
-    let state = State::open(&config.state_dir, &config.folders[0].name).expect("state");
-    let b = RelPath::new("b.txt").expect("path");
     assert_eq!(
-        state.get(&b).expect("read base"),
+        recorded(&store(&config), "b.txt"),
         None,
         "the base moved for a failed file"
     );
-    drop(state);
     assert!(mounted.writable(), "remount read-write");
     let after = pass(&config).await.expect("writable again");
     assert_eq!(after.downloaded, 1, "{after:?}");
