@@ -182,3 +182,28 @@ async fn an_expired_certificate_in_ca_file_is_refused_for_its_date() {
         "{err}"
     );
 }
+
+/// A command written when the task's tokio budget is spent: the socket write is refused for
+/// that poll, and TLS keeps the record buffered. The wait for the reply must send it; if it
+/// does not, the server never sees the command and the connection hangs until the timeout
+/// (seen on vsftpd as a read-back's RETR or MDTM unanswered for 20 s, one run in 50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_written_on_a_spent_budget_still_reaches_the_server() {
+    let h = Harness::new().await;
+    let config = h.config("");
+    let connector = ftps_sync::remote::ftps::FtpsConnector::for_server(&config.server).expect("connector");
+    let mut conn = connector.connect(None).await.expect("connect");
+    // A task's budget is 128 operations. Whichever operation of the command finds it spent
+    // returns pending: each of them in turn, so one of them is the socket write.
+    for spent in 100..=128 {
+        tokio::task::yield_now().await;
+        for _ in 0..spent {
+            tokio::task::coop::consume_budget().await;
+        }
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(2), conn.noop()).await;
+        assert!(
+            matches!(answered, Ok(Ok(()))),
+            "with {spent} of the budget spent: NOOP unanswered: {answered:?}"
+        );
+    }
+}

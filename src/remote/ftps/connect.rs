@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use suppaftp::tokio::{AsyncRustlsStream, AsyncTlsConnector};
+use suppaftp::tokio::AsyncTlsConnector;
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, FtpResult, Mode, Status};
 use tokio::net::TcpStream;
@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use super::data::{DIAL_NONE, HANDSHAKE_FULL, HANDSHAKE_NONE, HANDSHAKE_RESUMED, dialler};
 use super::reply::{reply_code, reply_text, within};
 use super::resume::DataSession;
+use super::sent::SentTls;
 use super::{Features, Ftps, HashCommand, ListingMode, MtimeSupport, Stream};
 use crate::config::{Server, TlsMode};
 use crate::error::{Error, Result, TlsFailure};
@@ -71,9 +72,9 @@ impl std::fmt::Debug for Connector {
 
 #[async_trait::async_trait]
 impl AsyncTlsConnector for Connector {
-    type Stream = AsyncRustlsStream;
+    type Stream = SentTls;
 
-    async fn connect(&self, domain: &str, stream: TcpStream) -> FtpResult<AsyncRustlsStream> {
+    async fn connect(&self, domain: &str, stream: TcpStream) -> FtpResult<SentTls> {
         let name = rustls::pki_types::ServerName::try_from(domain.to_owned())
             .map_err(|e| FtpError::SecureError(format!("bad server name {domain:?}: {e}")))?;
         let tls = self.inner.connect(name, stream).await.map_err(|e| {
@@ -112,7 +113,7 @@ impl AsyncTlsConnector for Connector {
                     .unwrap_or_default(),
             });
         }
-        Ok(AsyncRustlsStream::from(tls))
+        Ok(SentTls::from(tls))
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! Its parts: `connect` (TLS, login, FEAT probing), `data` (data connections: EPSV/PASV and
 //! TLS session resumption), `transfer` (RETR and STOR over them), `reply` (timeouts and
-//! errors); FEAT itself is read in `features`.
+//! errors), `sent` (the TLS stream under suppaftp); FEAT itself is read in `features`.
 
 pub mod cert;
 mod connect;
@@ -15,6 +15,7 @@ mod data;
 pub mod features;
 mod reply;
 mod resume;
+mod sent;
 pub mod tls;
 mod transfer;
 
@@ -23,7 +24,7 @@ use std::sync::atomic::AtomicU8;
 use std::time::Duration;
 
 use chrono::Utc;
-use suppaftp::tokio::{AsyncRustlsStream, ImplAsyncFtpStream};
+use suppaftp::tokio::ImplAsyncFtpStream;
 use suppaftp::{FtpError, Status};
 use tokio::sync::mpsc;
 
@@ -41,7 +42,7 @@ pub use features::{Features, HashCommand, ListingMode, MtimeSupport};
 use reply::{map_error, reply_code, reply_lines, within};
 use tls::{SessionStore, TlsContext, TlsInfo};
 
-type Stream = ImplAsyncFtpStream<AsyncRustlsStream>;
+type Stream = ImplAsyncFtpStream<sent::SentTls>;
 
 const CHUNK: usize = 256 * 1024;
 
