@@ -28,6 +28,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Folder};
 use crate::engine::{self, Dirty, Meter, Options, Scope, retry};
 use crate::error::{Error, Result};
+use crate::local::disk::DiskRef;
 use crate::local::scan::Ignore;
 use crate::local::watch::{Change, Watch};
 use crate::metrics::{Metrics, PassEnd};
@@ -61,6 +62,7 @@ pub async fn serve(config: &Config, shutdown: CancellationToken, running: impl F
         connector,
         events: Events::Watcher,
         clock: Clock::default(),
+        disk: DiskRef::default(),
         turns: None,
     };
     run(config, drive, shutdown).await?;
@@ -85,6 +87,8 @@ pub struct Drive {
     pub events: Events,
     /// The wall clock passes read (`Options::clock`), and the retry waits' jitter.
     pub clock: Clock,
+    /// The local disk passes rename, remove and sync through (`Options::disk`).
+    pub disk: DiskRef,
     /// Passes in turn: `None`, a pass runs when it is due.
     pub turns: Option<Turns>,
 }
@@ -105,6 +109,7 @@ pub async fn run(config: &Config, drive: Drive, shutdown: CancellationToken) -> 
         connector,
         mut events,
         clock,
+        disk,
         turns,
     } = drive;
     let turns = turns.map(Arc::new);
@@ -135,7 +140,7 @@ pub async fn run(config: &Config, drive: Drive, shutdown: CancellationToken) -> 
         };
         let (config, folder, connector) = (config.clone(), folder.clone(), connector.clone());
         let (shutdown, cut, metrics) = (shutdown.clone(), cut.clone(), metrics.clone());
-        let (clock, turns) = (clock.clone(), turns.clone());
+        let (clock, disk, turns) = (clock.clone(), disk.clone(), turns.clone());
         loops.spawn(async move {
             let looping = Loop {
                 config: &config,
@@ -145,6 +150,7 @@ pub async fn run(config: &Config, drive: Drive, shutdown: CancellationToken) -> 
                 cut: &cut,
                 metrics: metrics.as_deref(),
                 clock: &clock,
+                disk: &disk,
                 turns: turns.as_deref(),
             };
             let changes = match sent {
@@ -184,6 +190,7 @@ struct Loop<'a> {
     cut: &'a CancellationToken,
     metrics: Option<&'a Metrics>,
     clock: &'a Clock,
+    disk: &'a DiskRef,
     turns: Option<&'a Turns>,
 }
 
@@ -241,6 +248,7 @@ async fn folder_loop(at: Loop<'_>, mut changes: Changes) -> Result<()> {
         cut,
         metrics,
         clock,
+        disk,
         turns,
     } = at;
     let mut dirty = Dirty::default();
@@ -310,6 +318,7 @@ async fn folder_loop(at: Loop<'_>, mut changes: Changes) -> Result<()> {
             quiet_period: Some(config.debounce),
             meter: Some(meter.clone()),
             clock: clock.clone(),
+            disk: disk.clone(),
             ..Options::default()
         };
         let pass = engine::sync_folder(config, folder, connector, options, cut);

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     /// What the scan and the listing leave out (the folder's `ignore` and the run's `--exclude`).
     pub ignore: Ignore,
     pub meter: Option<Arc<Meter>>,
+    /// The local disk the pass renames, removes and syncs through.
+    pub disk: crate::local::disk::DiskRef,
     /// The server's clock before this pass read any file's content (`plan::clock::read`), when it
     /// was read: a time recorded from the listing is racy unless it is older.
     pub server_clock: ServerClock,
@@ -83,7 +85,7 @@ impl Shared {
         }
         let from = crate::local::write::part_path(&path.to_local(&self.folder.local));
         let to = crate::local::write::part_path(&copy.to_local(&self.folder.local));
-        if std::fs::rename(&from, &to).is_ok()
+        if self.disk.rename(&from, &to).is_ok()
             && let Ok(mut kept) = self.kept_reads.lock()
         {
             kept.insert(copy.clone(), moved.sig());
@@ -98,7 +100,9 @@ impl Shared {
             .map(|mut k| std::mem::take(&mut *k))
             .unwrap_or_default();
         for path in unused.keys() {
-            let _ = std::fs::remove_file(crate::local::write::part_path(&path.to_local(&self.folder.local)));
+            let _ = self.disk.remove_file(&crate::local::write::part_path(
+                &path.to_local(&self.folder.local),
+            ));
         }
     }
 

@@ -1,5 +1,7 @@
-//! The local side: scanning a folder, watching it and writing files atomically.
+//! The local side: scanning a folder, watching it, writing files atomically, and the disk seam
+//! (`disk`) for the changes that must survive a power cut.
 
+pub mod disk;
 pub mod io;
 pub mod precision;
 pub mod scan;

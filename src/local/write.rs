@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::disk::{Disk, RealDisk};
 use super::part_name;
 use crate::error::{Error, Result};
 use crate::reconcile::Mtime;
@@ -16,21 +17,11 @@ pub fn part_path(target: &Path) -> PathBuf {
 }
 
 /// Makes a fully written, synced part file visible under its real name.
-pub fn commit(part: &Path, target: &Path) -> Result<()> {
-    fs::rename(part, target).map_err(Error::local("rename", target))?;
-    sync_dir(target.parent().unwrap_or(Path::new(".")));
+pub fn commit(disk: &dyn Disk, part: &Path, target: &Path) -> Result<()> {
+    disk.rename(part, target)
+        .map_err(Error::local("rename", target))?;
+    let _ = disk.sync_dir(target.parent().unwrap_or(Path::new(".")));
     Ok(())
-}
-
-/// fsync a directory so a rename in it survives a crash. Best effort where the OS has no
-/// such thing (Windows).
-pub fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 /// What tells a folder from another made later under the same name (device and inode; the
@@ -66,7 +57,7 @@ pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(Error::local("write", &part))?;
-    commit(&part, target)
+    commit(&RealDisk, &part, target)
 }
 
 /// Refuses a local path whose directory resolves outside the sync root (a symlinked

@@ -343,6 +343,7 @@ async fn the_service_loop_runs_on_the_changes_it_is_sent() {
             connector,
             events,
             clock: Default::default(),
+            disk: Default::default(),
             turns: None,
         };
         async move { run(&config, drive, shutdown).await }

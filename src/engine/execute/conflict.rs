@@ -82,7 +82,7 @@ pub(crate) async fn keep_both(
             let fetched = fetch(sh, conn, path, &remote).await?;
             // As above: the local file moved to the copy is no deletion.
             sh.state(|s| s.remove(path))?;
-            if let Err(e) = std::fs::rename(&from, &to) {
+            if let Err(e) = sh.disk.rename(&from, &to) {
                 return Err(discard(sh, path, &fetched.part, Error::local("rename", &from)(e)));
             }
             tracing::info!(path = %path, copy = %copy, "conflict: the local version is kept as the copy");

@@ -116,7 +116,7 @@ async fn remove_stale_parts(
         };
         if !resumable {
             tracing::debug!(part = %part.display(), "removing a part file left by an interrupted pass");
-            let _ = std::fs::remove_file(part);
+            let _ = sh.disk.remove_file(part);
         }
     }
     for (part, target) in remote_parts {

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Class, Error, Result};
 use crate::local::scan::{Ignore, entry_of};
-use crate::local::write::sync_dir;
 use crate::path::RelPath;
 use crate::reconcile::{BaseEntry, Entry, Kind, Side};
 use crate::remote::Remote;
@@ -306,6 +305,7 @@ pub(crate) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
     let renamed = crate::local::io::blocking("rename", {
         let (source, target) = (source.clone(), target.clone());
         let folder = sh.folder.clone();
+        let disk = sh.disk.clone();
         let from = from.clone();
         let planned =
             (expect.kind == Kind::Dir).then(|| (planned_under(&sh.local, &from), sh.ignore.clone()));
@@ -325,9 +325,10 @@ pub(crate) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
                     side: Side::Local,
                 });
             }
-            std::fs::rename(&source, &target).map_err(Error::local("rename", &target))?;
+            disk.rename(&source, &target)
+                .map_err(Error::local("rename", &target))?;
             for dir in [source.parent(), target.parent()].into_iter().flatten() {
-                sync_dir(dir);
+                let _ = disk.sync_dir(dir);
             }
             Ok(())
         }

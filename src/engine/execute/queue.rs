@@ -227,7 +227,9 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         Action::MkdirLocal { path } => {
             let full = path.to_local(&sh.folder.local);
             crate::local::write::check_inside(&sh.local_real, &full)?;
-            std::fs::create_dir_all(&full).map_err(Error::local("create directory", &full))?;
+            sh.disk
+                .create_dir_all(&full)
+                .map_err(Error::local("create directory", &full))?;
             record_dir(sh, path)?;
             d.dirs_created += 1;
         }
@@ -296,7 +298,9 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
                 Ok(m) if entry_of(&m).sig() == expect.sig() => {}
                 _ => return Err(changed(path, Side::Local)),
             }
-            std::fs::remove_file(&full).map_err(Error::local("delete", &full))?;
+            sh.disk
+                .remove_file(&full)
+                .map_err(Error::local("delete", &full))?;
             sh.state(|s| s.remove(path))?;
             tracing::info!(path = %path, "deleted locally");
             d.deleted_local += 1;
@@ -321,7 +325,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         }
         Action::RmdirLocal { path } => {
             let full = path.to_local(&sh.folder.local);
-            match std::fs::remove_dir(&full) {
+            match sh.disk.remove_dir(&full) {
                 Ok(()) => d.dirs_removed += 1,
                 Err(e) => d.skip(path.to_string(), format!("local directory not removed: {e}")),
             }

@@ -44,6 +44,8 @@ pub struct Options {
     pub plan_only: bool,
     /// Counts files and bytes as they move, for a progress display.
     pub meter: Option<Arc<Meter>>,
+    /// The local disk: the real one, or the simulation's.
+    pub disk: crate::local::disk::DiskRef,
 }
 
 /// A planned pass: what `execute` carries out. It holds each tree once (the two snapshots
@@ -231,6 +233,7 @@ pub async fn prepare(
         writes_at: Default::default(),
         ignore: ignore.clone(),
         meter: options.meter.clone(),
+        disk: options.disk.clone(),
         server_clock: Default::default(),
         local_precision: crate::local::precision::of(&folder.local),
         local_moment,

@@ -181,7 +181,7 @@ pub(crate) fn create_part(sh: &Shared, target: &Path, part: &Path) -> Result<std
 
 /// Removes a part file whose content is not known good, and its resume record.
 pub(crate) fn discard(sh: &Shared, path: &RelPath, part: &Path, e: Error) -> Error {
-    let _ = std::fs::remove_file(part);
+    let _ = sh.disk.remove_file(part);
     let _ = sh.state(|s| s.end_partial(path));
     e
 }
@@ -203,10 +203,11 @@ pub(crate) async fn place(
         got,
     } = fetched;
     // fsync and mtime block: keep them off the async workers.
-    let (part2, mtime) = (part.clone(), remote.mtime);
+    let (part2, mtime, disk) = (part.clone(), remote.mtime, sh.disk.clone());
     let started = std::time::Instant::now();
     let finished = io::blocking("file", move || -> Result<std::fs::Metadata> {
-        file.sync_all().map_err(Error::local("sync", &part2))?;
+        disk.sync_file(&file, &part2)
+            .map_err(Error::local("sync", &part2))?;
         if mtime.precision <= Precision::Minutes && mtime.nanos != 0 {
             let _ = set_mtime(&file, mtime);
         }
@@ -237,7 +238,12 @@ pub(crate) async fn place(
         folder: target.parent().and_then(folder_identity),
     })?;
     failpoint!("download.intended");
-    let (part2, target2, expect) = (part.clone(), target.clone(), expect_local.cloned());
+    let (part2, target2, expect, disk) = (
+        part.clone(),
+        target.clone(),
+        expect_local.cloned(),
+        sh.disk.clone(),
+    );
     let placed = io::blocking("file", move || -> Result<()> {
         let current = std::fs::symlink_metadata(&target2).ok().map(|m| entry_of(&m));
         let unchanged = match (&expect, &current) {
@@ -251,7 +257,7 @@ pub(crate) async fn place(
                 side: Side::Local,
             });
         }
-        commit(&part2, &target2)
+        commit(&*disk, &part2, &target2)
     })
     .await?;
     if let Err(e) = placed {

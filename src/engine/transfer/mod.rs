@@ -57,7 +57,9 @@ pub(crate) fn local_dir_ready(sh: &Shared, target: &Path) -> Result<()> {
         return Ok(());
     }
     check_inside(&sh.local_real, target)?;
-    std::fs::create_dir_all(parent).map_err(Error::local("create directory", parent))?;
+    sh.disk
+        .create_dir_all(parent)
+        .map_err(Error::local("create directory", parent))?;
     if let Ok(mut d) = sh.ready_dirs.lock() {
         d.insert(parent.to_owned());
     }

@@ -11,6 +11,7 @@ pub(super) struct Env {
     pub(super) connector: Arc<dyn Connector>,
     pub(super) config: Config,
     pub(super) clock: Clock,
+    pub(super) disk: DiskRef,
 }
 
 /// One seed in four runs without move detection (a user's choice, and the plain transfers
@@ -75,6 +76,7 @@ pub(super) fn env(seed: u64, mut behaviour: Behaviour) -> Result<Env, String> {
         connector,
         config,
         clock,
+        disk: DiskRef::default(),
     })
 }
 
@@ -330,6 +332,7 @@ impl Env {
         Options {
             scope,
             clock: self.clock.clone(),
+            disk: self.disk.clone(),
             ..Options::default()
         }
     }

@@ -43,6 +43,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use ftps_sync::clock::Clock;
 use ftps_sync::config::Config;
 use ftps_sync::engine::{self, Options, Report, Scope};
+use ftps_sync::local::disk::DiskRef;
 use ftps_sync::path::RelPath;
 use ftps_sync::remote::Connector;
 use tokio_util::sync::CancellationToken;

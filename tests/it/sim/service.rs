@@ -34,6 +34,7 @@ impl Service {
             connector: env.connector.clone(),
             events: Events::Sent([("sim".to_owned(), sent)].into()),
             clock: env.clock.clone(),
+            disk: env.disk.clone(),
             turns: Some(Turns {
                 grant: grant.clone(),
                 ended: ended_tx,

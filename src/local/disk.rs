@@ -1,0 +1,96 @@
+//! The seam for what the engine changes in the local folder's names, and for what makes a
+//! change durable (docs/design.md, "Durability"): renames, deletions, folders made, and the
+//! fsyncs of files, folders and the state store. Every binary uses the real disk; the
+//! simulation records what is not yet synced, to lose some of it at a power cut.
+//!
+//! Bytes are written straight to part files (`stream`, `transfer`): only their fsync comes
+//! through here, since a part file is never under a real name until its rename.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+pub trait Disk: Send + Sync {
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// fsync of `file` (at `path`): its bytes and size survive a power cut.
+    fn sync_file(&self, file: &File, path: &Path) -> io::Result<()>;
+    /// fsync of a folder: the names made, renamed or removed in it survive a power cut.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// The store at `store` made a commit durable (the simulation keeps a copy of it).
+    fn store_synced(&self, _store: &Path) {}
+}
+
+/// A shared disk: the real one unless the simulation gives its own.
+#[derive(Clone)]
+pub struct DiskRef(Arc<dyn Disk>);
+
+impl DiskRef {
+    pub fn new(disk: Arc<dyn Disk>) -> DiskRef {
+        DiskRef(disk)
+    }
+}
+
+impl Default for DiskRef {
+    fn default() -> DiskRef {
+        DiskRef(Arc::new(RealDisk))
+    }
+}
+
+impl std::fmt::Debug for DiskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiskRef")
+    }
+}
+
+impl std::ops::Deref for DiskRef {
+    type Target = dyn Disk;
+
+    fn deref(&self) -> &(dyn Disk + 'static) {
+        &*self.0
+    }
+}
+
+/// The operating system's file system.
+pub struct RealDisk;
+
+impl Disk for RealDisk {
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path)
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    fn sync_file(&self, file: &File, _path: &Path) -> io::Result<()> {
+        file.sync_all()
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        sync_dir(dir)
+    }
+}
+
+/// fsync of a folder. Windows has none: there a rename is flushed with the file system's own
+/// journal, and the rule rests on NTFS ordering its metadata (docs/design.md, "Durability").
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
