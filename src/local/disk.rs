@@ -15,13 +15,46 @@ pub trait Disk: Send + Sync {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
-    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Makes one folder, in a parent that exists.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// fsync of `file` (at `path`): its bytes and size survive a power cut.
     fn sync_file(&self, file: &File, path: &Path) -> io::Result<()>;
     /// fsync of a folder: the names made, renamed or removed in it survive a power cut.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// The store at `store` made a commit durable (the simulation keeps a copy of it).
     fn store_synced(&self, _store: &Path) {}
+
+    /// Removes a file (`dir`: an empty folder) and syncs its folder: a deletion is recorded as
+    /// in sync only once it is durable, or a power cut could bring back a file the base forgot.
+    fn delete(&self, path: &Path, dir: bool) -> io::Result<()> {
+        match dir {
+            true => self.remove_dir(path)?,
+            false => self.remove_file(path)?,
+        }
+        match path.parent() {
+            Some(parent) => self.sync_dir(parent),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes `path` and the parents it lacks, each synced into its parent: a file renamed into
+    /// a new folder is durable only once the folder is.
+    fn make_dirs(&self, path: &Path) -> io::Result<()> {
+        let missing: Vec<&Path> = path
+            .ancestors()
+            .take_while(|a| std::fs::symlink_metadata(a).is_err())
+            .collect();
+        for dir in missing.into_iter().rev() {
+            match self.create_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            if let Some(parent) = dir.parent() {
+                self.sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A shared disk: the real one unless the simulation gives its own.
@@ -70,8 +103,8 @@ impl Disk for RealDisk {
         std::fs::remove_dir(path)
     }
 
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(path)
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir(path)
     }
 
     fn sync_file(&self, file: &File, _path: &Path) -> io::Result<()> {

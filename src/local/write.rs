@@ -16,12 +16,16 @@ pub fn part_path(target: &Path) -> PathBuf {
     target.with_file_name(part_name(name))
 }
 
-/// Makes a fully written, synced part file visible under its real name.
+/// What failing to sync a folder after a rename is called: the rename happened, but may not
+/// survive a power cut (its intent stays open for the next pass to settle).
+pub const SYNC_FOLDER: &str = "sync the folder of";
+
+/// Makes a fully written, synced part file visible under its real name, durably.
 pub fn commit(disk: &dyn Disk, part: &Path, target: &Path) -> Result<()> {
     disk.rename(part, target)
         .map_err(Error::local("rename", target))?;
-    let _ = disk.sync_dir(target.parent().unwrap_or(Path::new(".")));
-    Ok(())
+    disk.sync_dir(target.parent().unwrap_or(Path::new(".")))
+        .map_err(Error::local(SYNC_FOLDER, target))
 }
 
 /// What tells a folder from another made later under the same name (device and inode; the

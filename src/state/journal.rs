@@ -66,8 +66,8 @@ pub struct Intent {
 }
 
 impl State {
-    /// Journals `intent` (durably: its own committed transaction) before its change becomes
-    /// visible.
+    /// Journals `intent` before its change becomes visible: its own transaction, on disk when
+    /// this returns (docs/design.md, "Durability").
     pub fn intend(&self, intent: &Intent) -> Result<()> {
         let text = |s: &str| Value::Text(s.to_owned());
         let digest = intent
@@ -79,14 +79,14 @@ impl State {
             .into_iter()
             .chain(entry_values(&intent.entry))
             .chain([digest, intent.folder.as_deref().map_or(Value::Null, text), source]);
-        self.conn
-            .prepare_cached(&format!(
+        self.durably(|conn| {
+            conn.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO intents (path, op, {ENTRY_COLUMNS}, server_digest, folder, source) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ))
             .and_then(|mut st| st.execute(params_from_iter(values)))
-            .map_err(self.err())?;
-        Ok(())
+            .map(drop)
+        })
     }
 
     /// The intents a killed pass left open.

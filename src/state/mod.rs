@@ -29,6 +29,29 @@ pub use schema::SCHEMA_VERSION;
 pub struct State {
     conn: Connection,
     path: PathBuf,
+    /// A sync of the store failed (`durably`).
+    failed_sync: std::cell::Cell<bool>,
+    /// Last, so that it drops after the connection (`Closed`).
+    closed: Closed,
+}
+
+/// Told that the store's file is durable as it stands (the simulation keeps a copy for a
+/// power cut to go back to).
+pub type Synced = std::sync::Arc<dyn Fn(&Path) + Send + Sync>;
+
+/// Says the store is durable once its connection has closed: the last connection's close
+/// checkpoints the store, which syncs it.
+struct Closed {
+    path: PathBuf,
+    synced: Option<Synced>,
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        if let Some(synced) = &self.synced {
+            synced(&self.path);
+        }
+    }
 }
 
 /// The columns of an entry after its path (`base_entry` reads them by name). Always named
@@ -214,7 +237,16 @@ impl State {
             move |source| Error::State { path: p, source }
         };
         let conn = Connection::open(&path).map_err(err(&path))?;
-        let mut state = State { conn, path };
+        let closed = Closed {
+            path: path.clone(),
+            synced: None,
+        };
+        let mut state = State {
+            conn,
+            path,
+            failed_sync: Default::default(),
+            closed,
+        };
         // First, so that a store from a newer binary is refused before anything is written.
         state.migrate()?;
         state
@@ -222,6 +254,42 @@ impl State {
             .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(state.err())?;
         Ok(state)
+    }
+
+    /// Runs `write` as a commit that is on disk when this returns: the store syncs its log at
+    /// this commit (`synchronous=FULL`), and so every commit before it too. A failed sync fails
+    /// this commit and every later one of this connection: the pages it failed to write may be
+    /// gone from the cache, so a retry could succeed over lost data.
+    fn durably(&self, write: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<()> {
+        if self.failed_sync.get() {
+            return Err(Error::State {
+                path: self.path.clone(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                    Some("an earlier sync of this store failed; the next pass opens it again".into()),
+                ),
+            });
+        }
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL")
+            .map_err(self.err())?;
+        let written = write(&self.conn);
+        let normal = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
+        if let Err(e) = &written
+            && e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)
+        {
+            self.failed_sync.set(true);
+        }
+        written.and(normal).map_err(self.err())?;
+        if let Some(synced) = &self.closed.synced {
+            synced(&self.path);
+        }
+        Ok(())
+    }
+
+    /// Calls `synced` whenever the store is durable as it stands.
+    pub fn when_synced(&mut self, synced: Synced) {
+        self.closed.synced = Some(synced);
     }
 
     /// Brings the schema up to `SCHEMA_VERSION`, one transaction per step; refuses a store

@@ -228,7 +228,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             let full = path.to_local(&sh.folder.local);
             crate::local::write::check_inside(&sh.local_real, &full)?;
             sh.disk
-                .create_dir_all(&full)
+                .make_dirs(&full)
                 .map_err(Error::local("create directory", &full))?;
             record_dir(sh, path)?;
             d.dirs_created += 1;
@@ -298,9 +298,11 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
                 Ok(m) if entry_of(&m).sig() == expect.sig() => {}
                 _ => return Err(changed(path, Side::Local)),
             }
-            sh.disk
-                .remove_file(&full)
-                .map_err(Error::local("delete", &full))?;
+            let disk = sh.disk.clone();
+            crate::local::io::blocking("delete", move || {
+                disk.delete(&full, false).map_err(Error::local("delete", &full))
+            })
+            .await??;
             sh.state(|s| s.remove(path))?;
             tracing::info!(path = %path, "deleted locally");
             d.deleted_local += 1;
@@ -325,7 +327,8 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
         }
         Action::RmdirLocal { path } => {
             let full = path.to_local(&sh.folder.local);
-            match sh.disk.remove_dir(&full) {
+            let disk = sh.disk.clone();
+            match crate::local::io::blocking("delete", move || disk.delete(&full, true)).await? {
                 Ok(()) => d.dirs_removed += 1,
                 Err(e) => d.skip(path.to_string(), format!("local directory not removed: {e}")),
             }

@@ -119,7 +119,9 @@ pub async fn prepare(
             },
         ));
     }
-    let state = State::open(&config.state_dir, &folder.name)?;
+    let mut state = State::open(&config.state_dir, &folder.name)?;
+    let disk = options.disk.clone();
+    state.when_synced(std::sync::Arc::new(move |store| disk.store_synced(store)));
     let mut base = state.load()?;
     let ignore = Ignore::new(&[folder.ignore.as_slice(), folder.exclude.as_slice()].concat())?;
     let exclude = Ignore::new(&folder.exclude)?;

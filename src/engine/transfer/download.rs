@@ -261,6 +261,14 @@ pub(crate) async fn place(
     })
     .await?;
     if let Err(e) = placed {
+        if let Error::Local {
+            op: crate::local::write::SYNC_FOLDER,
+            ..
+        } = e
+        {
+            // Renamed, but not known durable: the intent stays open, for the next pass.
+            return Err(e);
+        }
         // Not renamed: the intent is closed before its part file goes (see `settle`).
         sh.finish(path, None)?;
         return Err(match e {

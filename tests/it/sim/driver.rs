@@ -120,6 +120,18 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             env.apply(model, u)
         })
         .await?;
+        // One crash in three is a power cut: what the disk had not made durable may go.
+        let mut cut = Rng((pass.id ^ 0x90E7_C075) | 1);
+        let power_cut = out.is_none() && cut.below(3) == 0;
+        if power_cut {
+            let lost = env
+                .sim_disk
+                .power_cut(&mut cut, &env.local)
+                .map_err(|e| format!("the power cut: {e}"))?;
+            outcome.power_cuts += 1;
+            env.reopened(model);
+            model.log.push(format!("{step}: the power is cut: {lost:?}"));
+        }
         env.sim.stops.revive();
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         if out.is_some() {

@@ -12,6 +12,8 @@ pub(super) struct Env {
     pub(super) config: Config,
     pub(super) clock: Clock,
     pub(super) disk: DiskRef,
+    /// The same disk, for its power cuts.
+    pub(super) sim_disk: Arc<SimDisk>,
 }
 
 /// One seed in four runs without move detection (a user's choice, and the plain transfers
@@ -65,6 +67,8 @@ pub(super) fn env(seed: u64, mut behaviour: Behaviour) -> Result<Env, String> {
     if read_back {
         config.verify = ftps_sync::config::Verify::Download;
     }
+    let store = ftps_sync::state::State::path(&config.state_dir, &config.folders[0].name);
+    let sim_disk = Arc::new(SimDisk::new(store, sim.clone()));
     let clock = {
         let sim = sim.clone();
         Clock::from_fn(move || chrono::DateTime::from_timestamp(sim.now(), 0).unwrap_or_default())
@@ -74,9 +78,10 @@ pub(super) fn env(seed: u64, mut behaviour: Behaviour) -> Result<Env, String> {
         local,
         sim,
         connector,
+        disk: DiskRef::new(sim_disk.clone()),
+        sim_disk,
         config,
         clock,
-        disk: DiskRef::default(),
     })
 }
 
@@ -95,6 +100,7 @@ impl Env {
             std::fs::create_dir_all(parent).map_err(|e| format!("mkdir {path}: {e}"))?;
         }
         std::fs::write(&full, bytes).map_err(|e| format!("write {path}: {e}"))?;
+        self.sim_disk.user_changed(std::slice::from_ref(&full));
         let t = UNIX_EPOCH + Duration::new(self.sim.now() as u64, (count * 7_919_337 % 1_000_000_000) as u32);
         std::fs::File::options()
             .write(true)
@@ -162,6 +168,7 @@ impl Env {
                         model.dirty.insert((*path).to_owned());
                         std::fs::remove_file(self.local.join(path))
                             .map_err(|e| format!("delete {path}: {e}"))?;
+                        self.sim_disk.user_changed(&[self.local.join(path)]);
                     }
                     Side::Server => {
                         self.sim.user_delete(&remote(path));
@@ -220,6 +227,7 @@ impl Env {
                                 std::fs::create_dir_all(parent).map_err(|e| format!("mkdir {to}: {e}"))?;
                             }
                             std::fs::rename(&f, &t).map_err(|e| format!("rename {from}: {e}"))?;
+                            self.sim_disk.user_changed(&[f.clone(), t.clone()]);
                             model.dirty.extend([(*from).to_owned(), (*to).to_owned()]);
                             true
                         }
@@ -280,6 +288,23 @@ impl Env {
         model.gone(side, path, version, synced, |since| {
             self.sim.delivered_since(&remote, since)
         });
+    }
+
+    /// After a power cut: a record the store lost reopens its intent, and what a user removed
+    /// at its path since the pass that closed it may come back, as for any open intent.
+    pub(super) fn reopened(&self, model: &mut Model) {
+        let open = self.open_intents();
+        let under = |path: &str| {
+            open.iter()
+                .any(|o| path == o || path.strip_prefix(o.as_str()).is_some_and(|r| r.starts_with('/')))
+        };
+        let gone: Vec<_> = model
+            .places
+            .iter()
+            .filter(|((path, _), place)| !place.wanted && under(path))
+            .map(|(k, _)| k.clone())
+            .collect();
+        model.may_return.extend(gone);
     }
 
     /// Whether either side holds `version` at `path`.

@@ -26,6 +26,7 @@
 mod checks;
 mod conn;
 mod conn_remote;
+mod disk;
 mod driver;
 mod env;
 mod history;
@@ -52,6 +53,7 @@ pub use crate::support::Rng;
 use crate::support::{ConfigYaml, pass_on, tree};
 use checks::*;
 use conn::SimConnector;
+use disk::SimDisk;
 use driver::*;
 use env::*;
 use history::{History, Side, Step, User, UserOp};
@@ -115,6 +117,7 @@ fn search(seeds: &[u64], service: bool) {
             Ok(o) => {
                 total.steps += o.steps;
                 total.crashes += o.crashes;
+                total.power_cuts += o.power_cuts;
                 total.passes += o.passes;
                 total.faults += o.faults;
                 total.commands += o.commands;
@@ -149,11 +152,12 @@ fn search(seeds: &[u64], service: bool) {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "{line} {} seeds, {} steps, {} passes, {} crashes, {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
+            "{line} {} seeds, {} steps, {} passes, {} crashes ({} power cuts), {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
             total.steps,
             total.passes,
             total.crashes,
+            total.power_cuts,
             total.faults,
             total.commands,
             total.points,

@@ -258,6 +258,8 @@ pub(super) struct Place {
 pub(super) struct Outcome {
     pub(super) steps: usize,
     pub(super) crashes: usize,
+    /// Crashes that were power cuts (`sim::disk`).
+    pub(super) power_cuts: usize,
     pub(super) passes: usize,
     pub(super) faults: u64,
     pub(super) commands: u64,
