@@ -175,6 +175,12 @@ def median(xs):
     return statistics.median(xs)
 
 
+def state_root(work):
+    """Where the state stores go: STATE_ROOT (a disk-backed file system apart from the servers'
+    data, so that the client's fsyncs do not also commit the server's writes), or `work`."""
+    return Path(os.environ["STATE_ROOT"]) if os.environ.get("STATE_ROOT") else work
+
+
 def fresh(path):
     if path.exists():
         shutil.rmtree(path)
@@ -273,7 +279,7 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
 
                         def go(tool=tool, src=src, into=into):
                             if tool in ("ftps-sync", "baseline"):
-                                r = tools.ftps_sync(src, into, "upload", fresh(work / "state"), binary=binary(tool))
+                                r = tools.ftps_sync(src, into, "upload", fresh(state_root(work) / "state"), binary=binary(tool))
                             elif tool == "rclone":
                                 r = tools.rclone(str(src), f"ftp:/{into}")
                             else:
@@ -285,7 +291,7 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
 
                         def go(tool=tool, src=src, dst=dst, is_big=is_big):
                             if tool in ("ftps-sync", "baseline"):
-                                r = tools.ftps_sync(dst, "bench", "download", fresh(work / "state"),
+                                r = tools.ftps_sync(dst, "bench", "download", fresh(state_root(work) / "state"),
                                                     binary=binary(tool))
                             elif tool == "rclone":
                                 r = tools.rclone("ftp:/bench", str(dst), big=is_big)
@@ -310,12 +316,12 @@ def table(kind, tls12, link, full, work, data, wanted=CASE_NAMES):
         if local.exists():
             shutil.rmtree(local)
         shutil.copytree(many, local, copy_function=shutil.copy2)
-        state = fresh(work / "state-many")
+        state = fresh(state_root(work) / "state-many")
         runs = {"ftps-sync": lambda: tools.ftps_sync(local, "many", "both", state),
                 "rclone": lambda: tools.rclone(str(local), "ftp:/many", ["--size-only"]),
                 "lftp": lambda: tools.lftp(f"mirror -R --parallel=4 {local} /many")}
         if BASELINE:
-            state_base = fresh(work / "state-base")
+            state_base = fresh(state_root(work) / "state-base")
             runs["baseline"] = lambda: tools.ftps_sync(local, "many", "both", state_base, binary=BASELINE)
         confirmed = []
         for tool, go in runs.items():
@@ -401,7 +407,7 @@ def calibrate(work, data):
         for host in ("127.0.0.2", "127.0.0.1"):
             tools.host = host
             cfg = write_config(work / "cal.yaml", server, work / "pw", fresh(work / "down"), "bench", "download",
-                               fresh(work / "state"), '  tls_max_version: "1.2"', host=host, connections=1)
+                               fresh(state_root(work) / "state"), '  tls_max_version: "1.2"', host=host, connections=1)
             t, _ = tools.timed([str(BIN), "sync", "-q", "-c", str(cfg)])
             figures.append(CAL_MIB / t)
     finally:

@@ -9,7 +9,7 @@ use super::racy::{self, ServerClock};
 use super::report::human_bytes;
 use super::report::meter::{self, Flying, Meter};
 use super::run::Runner;
-use super::settle::{self, Expected, Intents, Settled, expected_at};
+use super::settle::{self, Expected, GroupSync, Intents, Settled, expected_at};
 use crate::config::{Config, Folder};
 use crate::error::{Error, Result};
 use crate::local::scan::Ignore;
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub unconfirmed: Mutex<Vec<RelPath>>,
     /// The journal's intents: the only way to open or close one.
     pub intents: Intents,
+    /// Makes intents durable before their steps, several with one sync.
+    pub durable: GroupSync,
     /// The local root with its symlinks resolved, to check writes stay inside it.
     pub local_real: std::path::PathBuf,
     /// Local files with an mtime after this (nanoseconds) are left for a later pass.
@@ -106,9 +108,20 @@ impl Shared {
         }
     }
 
-    /// Journals an intent (see `state::Intent`) before its change becomes visible.
-    pub fn intend(&self, intent: &Intent) -> Result<()> {
-        self.state(|s| self.intents.open(s, intent))
+    /// Journals an intent (see `state::Intent`) before its change becomes visible, and returns
+    /// once it is on disk (`GroupSync`).
+    pub async fn intend(&self, intent: &Intent) -> Result<()> {
+        let n = self.journal(intent)?;
+        self.durable.reached(n).await
+    }
+
+    /// Journals an intent, not yet on disk: its number, for `self.durable.reached` before the
+    /// change it announces.
+    pub fn journal(&self, intent: &Intent) -> Result<u64> {
+        self.state(|s| {
+            self.intents.open(s, intent)?;
+            Ok(self.durable.committed())
+        })
     }
 
     /// Finishes the action at `path`: `done` recorded and its intent closed, or the intent

@@ -21,8 +21,15 @@ pub trait Disk: Send + Sync {
     fn sync_file(&self, file: &File, path: &Path) -> io::Result<()>;
     /// fsync of a folder: the names made, renamed or removed in it survive a power cut.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// The store at `store` made a commit durable (the simulation keeps a copy of it).
+    /// The store at `store` is durable as it stands (the simulation keeps a copy of it).
     fn store_synced(&self, _store: &Path) {}
+
+    /// fsync of the store's log (`log`, open for writing): every commit so far is durable.
+    fn sync_store(&self, log: &File, store: &Path) -> io::Result<()> {
+        log.sync_data()?;
+        self.store_synced(store);
+        Ok(())
+    }
 
     /// Removes a file (`dir`: an empty folder) and syncs its folder: a deletion is recorded as
     /// in sync only once it is durable, or a power cut could bring back a file the base forgot.

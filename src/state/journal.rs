@@ -66,8 +66,9 @@ pub struct Intent {
 }
 
 impl State {
-    /// Journals `intent` before its change becomes visible: its own transaction, on disk when
-    /// this returns (docs/design.md, "Durability").
+    /// Journals `intent` before its change becomes visible: its own transaction, which the
+    /// caller makes durable before the change (docs/design.md, "Durability": the store's log is
+    /// synced once for the intents of several tasks).
     pub fn intend(&self, intent: &Intent) -> Result<()> {
         let text = |s: &str| Value::Text(s.to_owned());
         let digest = intent
@@ -79,14 +80,14 @@ impl State {
             .into_iter()
             .chain(entry_values(&intent.entry))
             .chain([digest, intent.folder.as_deref().map_or(Value::Null, text), source]);
-        self.durably(|conn| {
-            conn.prepare_cached(&format!(
+        self.conn
+            .prepare_cached(&format!(
                 "INSERT OR REPLACE INTO intents (path, op, {ENTRY_COLUMNS}, server_digest, folder, source) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ))
             .and_then(|mut st| st.execute(params_from_iter(values)))
-            .map(drop)
-        })
+            .map_err(self.err())?;
+        Ok(())
     }
 
     /// The intents a killed pass left open.

@@ -29,8 +29,6 @@ pub use schema::SCHEMA_VERSION;
 pub struct State {
     conn: Connection,
     path: PathBuf,
-    /// A sync of the store failed (`durably`).
-    failed_sync: std::cell::Cell<bool>,
     /// Last, so that it drops after the connection (`Closed`).
     closed: Closed,
 }
@@ -241,12 +239,7 @@ impl State {
             path: path.clone(),
             synced: None,
         };
-        let mut state = State {
-            conn,
-            path,
-            failed_sync: Default::default(),
-            closed,
-        };
+        let mut state = State { conn, path, closed };
         // First, so that a store from a newer binary is refused before anything is written.
         state.migrate()?;
         state
@@ -256,35 +249,12 @@ impl State {
         Ok(state)
     }
 
-    /// Runs `write` as a commit that is on disk when this returns: the store syncs its log at
-    /// this commit (`synchronous=FULL`), and so every commit before it too. A failed sync fails
-    /// this commit and every later one of this connection: the pages it failed to write may be
-    /// gone from the cache, so a retry could succeed over lost data.
-    fn durably(&self, write: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<()> {
-        if self.failed_sync.get() {
-            return Err(Error::State {
-                path: self.path.clone(),
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
-                    Some("an earlier sync of this store failed; the next pass opens it again".into()),
-                ),
-            });
-        }
-        self.conn
-            .execute_batch("PRAGMA synchronous=FULL")
-            .map_err(self.err())?;
-        let written = write(&self.conn);
-        let normal = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
-        if let Err(e) = &written
-            && e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)
-        {
-            self.failed_sync.set(true);
-        }
-        written.and(normal).map_err(self.err())?;
-        if let Some(synced) = &self.closed.synced {
-            synced(&self.path);
-        }
-        Ok(())
+    /// The store's file, and its write-ahead log: the commits not yet checkpointed, in order
+    /// (syncing it makes every commit so far durable).
+    pub fn files(&self) -> (&Path, PathBuf) {
+        let mut log = self.path.as_os_str().to_owned();
+        log.push("-wal");
+        (&self.path, PathBuf::from(log))
     }
 
     /// Calls `synced` whenever the store is durable as it stands.

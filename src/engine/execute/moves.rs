@@ -155,7 +155,8 @@ pub(crate) async fn move_remote(sh: &Shared, from: &RelPath, to: &RelPath) -> Re
             expect,
             Op::MoveRemote { from: from.clone() },
             to,
-        )?)?;
+        )?)
+        .await?;
         failpoint!("move.intended");
         match c.rename(source, target).await {
             Err(e @ Error::Reply { .. }) if e.class() == Class::Permanent => {
@@ -300,7 +301,8 @@ pub(crate) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
         &expect,
         Op::MoveLocal { from: from.clone() },
         to,
-    )?)?;
+    )?)
+    .await?;
     failpoint!("move.intended");
     let renamed = crate::local::io::blocking("rename", {
         let (source, target) = (source.clone(), target.clone());
@@ -328,15 +330,26 @@ pub(crate) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
             disk.rename(&source, &target)
                 .map_err(Error::local("rename", &target))?;
             for dir in [source.parent(), target.parent()].into_iter().flatten() {
-                let _ = disk.sync_dir(dir);
+                disk.sync_dir(dir)
+                    .map_err(Error::local(crate::local::write::SYNC_FOLDER, &target))?;
             }
             Ok(())
         }
     })
     .await?;
-    if let Err(e) = renamed {
-        sh.close_intent(to, &Settled::NotDone)?;
-        return Err(e);
+    match renamed {
+        // Renamed, but not known durable: the intent stays open, for the next pass.
+        Err(
+            e @ Error::Local {
+                op: crate::local::write::SYNC_FOLDER,
+                ..
+            },
+        ) => return Err(e),
+        Err(e) => {
+            sh.close_intent(to, &Settled::NotDone)?;
+            return Err(e);
+        }
+        Ok(()) => {}
     }
     failpoint!("move.renamed");
     let carried = local_subtree(&sh.folder, to);

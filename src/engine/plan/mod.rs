@@ -18,7 +18,7 @@ use crate::engine::report::meter::Meter;
 use crate::engine::report::{Issue, Report, Totals};
 use crate::engine::run::{Retries, Runner};
 use crate::engine::scope::Scope;
-use crate::engine::settle::{self, Intents, Settlements};
+use crate::engine::settle::{self, GroupSync, Intents, Settlements};
 use crate::error::{Error, Result};
 use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees};
 use crate::path::RelPath;
@@ -216,6 +216,7 @@ pub async fn prepare(
         Ok(p) => p,
         Err(e) => return abandon(&pool, Error::local("resolve", &folder.local)(e)).await,
     };
+    let durable = GroupSync::new(&state, options.disk.clone());
     let mut shared = Shared {
         config: config.clone(),
         folder: folder.clone(),
@@ -225,6 +226,7 @@ pub async fn prepare(
         run: runner(cancel),
         unconfirmed: Mutex::new(Vec::new()),
         intents: Intents::default(),
+        durable,
         local_real,
         quiet_before: options.quiet_period.map(|d| {
             options.clock.now().timestamp_nanos_opt().unwrap_or(i64::MAX)

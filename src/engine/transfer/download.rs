@@ -236,7 +236,8 @@ pub(crate) async fn place(
         entry: base.clone(),
         server_digest: None,
         folder: target.parent().and_then(folder_identity),
-    })?;
+    })
+    .await?;
     failpoint!("download.intended");
     let (part2, target2, expect, disk) = (
         part.clone(),
