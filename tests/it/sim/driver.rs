@@ -68,6 +68,29 @@ pub(super) async fn drive<F: std::future::Future>(
     Ok((passed, out))
 }
 
+/// After a crash, while the dead process is gone: one crash in three is a power cut, and what
+/// the disk had not made durable may go (`sim::disk`).
+pub(super) fn power_cut(
+    env: &Env,
+    model: &mut Model,
+    outcome: &mut Outcome,
+    pass_id: u64,
+    step: &Step,
+) -> Result<(), String> {
+    let mut cut = Rng((pass_id ^ 0x90E7_C075) | 1);
+    if cut.below(3) != 0 {
+        return Ok(());
+    }
+    let lost = env
+        .sim_disk
+        .power_cut(&mut cut, &env.local)
+        .map_err(|e| format!("the power cut: {e}"))?;
+    outcome.power_cuts += 1;
+    env.reopened(model);
+    model.log.push(format!("{step}: the power is cut: {lost:?}"));
+    Ok(())
+}
+
 /// Runs `history` for `seed` on its own paused current-thread runtime.
 pub(super) fn run(seed: u64, history: &History) -> Result<Outcome, (String, Vec<String>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -120,17 +143,8 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             env.apply(model, u)
         })
         .await?;
-        // One crash in three is a power cut: what the disk had not made durable may go.
-        let mut cut = Rng((pass.id ^ 0x90E7_C075) | 1);
-        let power_cut = out.is_none() && cut.below(3) == 0;
-        if power_cut {
-            let lost = env
-                .sim_disk
-                .power_cut(&mut cut, &env.local)
-                .map_err(|e| format!("the power cut: {e}"))?;
-            outcome.power_cuts += 1;
-            env.reopened(model);
-            model.log.push(format!("{step}: the power is cut: {lost:?}"));
+        if out.is_none() {
+            power_cut(&env, model, &mut outcome, pass.id, step)?;
         }
         env.sim.stops.revive();
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;

@@ -121,6 +121,7 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
         };
         if out.is_none() {
             service.kill().await;
+            power_cut(&env, model, &mut outcome, pass.id, step)?;
             env.sim.stops.revive();
             service = Service::start(&env, &config);
         }
