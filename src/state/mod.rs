@@ -21,10 +21,12 @@ use crate::reconcile::{Base, BaseEntry, FileId, Kind, Mtime, Precision, Sig};
 mod journal;
 mod schema;
 pub mod servers;
+mod unreadable;
 
 pub use journal::{Intent, Op};
 use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
+pub use unreadable::is_damaged;
 
 pub struct State {
     conn: Connection,

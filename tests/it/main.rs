@@ -16,6 +16,7 @@ mod resume;
 mod scenarios;
 mod service;
 mod sim;
+mod store;
 mod support;
 mod tls;
 mod ux;

@@ -119,10 +119,7 @@ pub async fn prepare(
             },
         ));
     }
-    let mut state = State::open(&config.state_dir, &folder.name)?;
-    let disk = options.disk.clone();
-    state.when_synced(std::sync::Arc::new(move |store| disk.store_synced(store)));
-    let mut base = state.load()?;
+    let (state, mut base, rebuilt) = open_store(config, folder, &options)?;
     let ignore = Ignore::new(&[folder.ignore.as_slice(), folder.exclude.as_slice()].concat())?;
     let exclude = Ignore::new(&folder.exclude)?;
 
@@ -254,6 +251,10 @@ pub async fn prepare(
     }
     let mut policy = policy_of(folder);
     policy.server_clock = shared.server_clock.racy_from();
+    if rebuilt {
+        // A lost base proves nothing: only equal content makes two files one.
+        policy.first_sync = crate::config::FirstSync::CompareContent;
+    }
     match digests::fill_digests(&mut shared, &base, &policy, &undone, options.plan_only).await {
         Ok(looked) => {
             report.confirmed.by_hash = looked.by_hash;
@@ -335,6 +336,37 @@ fn widen(scope: Scope, base: &Base, root: &std::path::Path) -> Scope {
         grown.add(p);
     }
     grown.take().unwrap_or(Scope::Full)
+}
+
+/// The folder's store and its base. A store SQLite says is damaged is moved aside, and the
+/// pass starts from an empty base, as a first sync that compares content (`rebuilt`).
+fn open_store(config: &Config, folder: &Folder, options: &Options) -> Result<(State, Base, bool)> {
+    let open = || -> Result<(State, Base)> {
+        let mut state = State::open(&config.state_dir, &folder.name)?;
+        state.check_if_left_open()?;
+        let disk = options.disk.clone();
+        state.when_synced(Arc::new(move |store| disk.store_synced(store)));
+        let base = state.load()?;
+        Ok((state, base))
+    };
+    match open() {
+        Ok((state, base)) => Ok((state, base, false)),
+        Err(e) if crate::state::is_damaged(&e) => {
+            let stamp = options.clock.now().format("%Y%m%d-%H%M%S").to_string();
+            let aside = State::set_aside(&config.state_dir, &folder.name, &stamp)?;
+            tracing::warn!(
+                folder = folder.name,
+                "the state store {} is damaged ({e}); it is moved to {} and a new one made: this \
+                 pass compares both sides as a first sync does, keeps both versions where they \
+                 differ, and deletes nothing",
+                State::path(&config.state_dir, &folder.name).display(),
+                aside.display()
+            );
+            let (state, base) = open()?;
+            Ok((state, base, true))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What of a folder's config the planner looks at.
