@@ -93,6 +93,10 @@ async fn remove_stale_parts(
     local_parts: &[std::path::PathBuf],
     remote_parts: &[(String, RelPath)],
 ) -> Result<()> {
+    if !local_parts.is_empty() {
+        // The intents settled as not done are closed on disk before their part files go.
+        sh.durable_now().await?;
+    }
     for part in local_parts {
         let target = part
             .strip_prefix(&sh.folder.local)

@@ -40,7 +40,8 @@ impl GroupSync {
         }
     }
 
-    /// The number of an intent whose commit was just written (called under the store's lock).
+    /// The number of a commit just written that must be on disk before a later step (an
+    /// intent, under the store's lock; or every commit so far).
     pub(crate) fn committed(&self) -> u64 {
         self.committed.fetch_add(1, Ordering::SeqCst) + 1
     }

@@ -270,8 +270,9 @@ pub(crate) async fn place(
             // Renamed, but not known durable: the intent stays open, for the next pass.
             return Err(e);
         }
-        // Not renamed: the intent is closed before its part file goes (see `settle`).
+        // Not renamed: the intent is closed, on disk, before its part file goes (see `settle`).
         sh.finish(path, None)?;
+        sh.durable_now().await?;
         return Err(match e {
             Error::Changed { .. } => discard(sh, path, &part, changed(path, Side::Local)),
             other => discard(sh, path, &part, other),
