@@ -28,6 +28,10 @@ TOOL_TIMEOUT = int(os.environ.get("TOOL_TIMEOUT", "900"))
 # effect on speed, measured in one run. Its figures are in the table's notes.
 BASELINE = Path(os.environ["FTPS_SYNC_BASELINE"]) if os.environ.get("FTPS_SYNC_BASELINE") else None
 TOOLS = ("ftps-sync", "rclone", "lftp") + (("baseline",) if BASELINE else ())
+# Cargo can leave the binary of the build before in place (a worktree built into the same target
+# dir, whose fingerprints then look fresh): a baseline with the same bytes measures nothing.
+if BASELINE and BASELINE.read_bytes() == BIN.read_bytes():
+    sys.exit(f"the baseline {BASELINE} is the same binary as {BIN}: rebuild this one (touch src/lib.rs)")
 
 # (server, TLS 1.2 only, link) tables: the default subset, and the whole matrix (--full).
 SUBSET = [("vsftpd", True, "loopback"), ("proftpd", True, "loopback"), ("pure-ftpd", True, "loopback"),
