@@ -44,9 +44,10 @@ pub trait Disk: Send + Sync {
         }
     }
 
-    /// Makes `path` and the parents it lacks, each synced into its parent: a file renamed into
-    /// a new folder is durable only once the folder is.
-    fn make_dirs(&self, path: &Path) -> io::Result<()> {
+    /// Makes `path` and the parents it lacks, and syncs each folder from `path` up to `root`
+    /// into its parent: a file renamed into a folder is durable only once the folder is, and a
+    /// folder made by an earlier pass whose sync failed is there but maybe not durable.
+    fn make_dirs(&self, path: &Path, root: &Path) -> io::Result<()> {
         let missing: Vec<&Path> = path
             .ancestors()
             .take_while(|a| std::fs::symlink_metadata(a).is_err())
@@ -56,6 +57,8 @@ pub trait Disk: Send + Sync {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
+        }
+        for dir in path.ancestors().take_while(|d| *d != root && d.starts_with(root)) {
             if let Some(parent) = dir.parent() {
                 self.sync_dir(parent)?;
             }

@@ -228,7 +228,7 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
             let full = path.to_local(&sh.folder.local);
             crate::local::write::check_inside(&sh.local_real, &full)?;
             sh.disk
-                .make_dirs(&full)
+                .make_dirs(&full, &sh.folder.local)
                 .map_err(Error::local("create directory", &full))?;
             record_dir(sh, path)?;
             d.dirs_created += 1;
@@ -290,7 +290,23 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
                 sh.state(|s| s.put(path, &b))?;
             }
         }
-        Action::Forget { path } => sh.state(|s| s.remove(path))?,
+        Action::Forget { path } => {
+            // Gone from both sides: gone locally for good before the base forgets it (an unlink
+            // whose folder sync failed may not be durable yet).
+            let dir = path.to_local(&sh.folder.local);
+            if let Some(dir) = dir
+                .parent()
+                .filter(|d| d.is_dir())
+                .map(std::path::Path::to_path_buf)
+            {
+                let disk = sh.disk.clone();
+                crate::local::io::blocking("sync", move || {
+                    disk.sync_dir(&dir).map_err(Error::local("sync the folder", &dir))
+                })
+                .await??;
+            }
+            sh.state(|s| s.remove(path))?
+        }
         Action::DeleteLocal { path } => {
             let full = path.to_local(&sh.folder.local);
             let expect = local_entry(sh, path)?;

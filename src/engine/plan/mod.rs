@@ -147,6 +147,46 @@ pub async fn prepare(
         .filter(|(_, s)| !s.done())
         .map(|(p, _)| p.clone())
         .collect();
+    let durable = GroupSync::new(&state, options.disk.clone());
+    // Recorded at once, and on disk, before this pass makes a part file of its own: a read-back
+    // kept in one would read as a rename not made, were this pass killed before recording.
+    let settlements = match options.plan_only || settlements.is_empty() {
+        true => settlements,
+        false => {
+            // A rename found made may not be durable yet (its folder's sync failed): its folder
+            // is synced before the record says so.
+            let dirs: std::collections::BTreeSet<std::path::PathBuf> = settlements
+                .iter()
+                .filter(|(_, s)| s.done())
+                .flat_map(|(path, s)| {
+                    let from = match s {
+                        settle::Settled::Moved { from, .. } => Some(from.to_local(&folder.local)),
+                        _ => None,
+                    };
+                    [Some(path.to_local(&folder.local)), from]
+                })
+                .flatten()
+                .filter_map(|p| p.parent().map(std::path::Path::to_path_buf))
+                .filter(|d| d.is_dir())
+                .collect();
+            for dir in dirs {
+                if let Err(e) = options.disk.sync_dir(&dir) {
+                    return abandon(&pool, Error::local("sync the folder", &dir)(e)).await;
+                }
+            }
+            let closing = Intents::default();
+            let closed = settlements
+                .iter()
+                .try_for_each(|(path, settled)| closing.close_settled(&state, path, settled));
+            if let Err(e) = closed {
+                return abandon(&pool, e).await;
+            }
+            if let Err(e) = durable.reached(durable.committed()).await {
+                return abandon(&pool, e).await;
+            }
+            Settlements::default()
+        }
+    };
     if !folder.exclude.is_empty() {
         // Left out of this pass, so never planned: their rows stay for the next one.
         base.retain(|path, _| !exclude.hides(path));
@@ -213,7 +253,6 @@ pub async fn prepare(
         Ok(p) => p,
         Err(e) => return abandon(&pool, Error::local("resolve", &folder.local)(e)).await,
     };
-    let durable = GroupSync::new(&state, options.disk.clone());
     let mut shared = Shared {
         config: config.clone(),
         folder: folder.clone(),

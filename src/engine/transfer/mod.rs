@@ -58,7 +58,7 @@ pub(crate) fn local_dir_ready(sh: &Shared, target: &Path) -> Result<()> {
     }
     check_inside(&sh.local_real, target)?;
     sh.disk
-        .make_dirs(parent)
+        .make_dirs(parent, &sh.folder.local)
         .map_err(Error::local("create directory", parent))?;
     if let Ok(mut d) = sh.ready_dirs.lock() {
         d.insert(parent.to_owned());

@@ -9,6 +9,9 @@
 //! synced (ext4's `data=ordered`: a shorter file, never foreign bytes); and it puts the state
 //! store back as it was at its last synced commit.
 //!
+//! While the server's faults are on, one disk call in a hundred fails as a disk can (`EIO`, a
+//! full disk, a refused permission), and does nothing; a failed sync syncs nothing.
+//!
 //! A user's changes are durable (their programs sync them): one makes everything before it in
 //! its folders durable too. A dead process changes nothing more: the tasks of a crashed pass
 //! that run on to their next server point find the disk refusing them.
@@ -108,6 +111,10 @@ pub(super) struct Cut {
 
 pub(super) struct SimDisk {
     unsynced: Mutex<Unsynced>,
+    /// This pass's local faults (`reseed`).
+    rng: Mutex<Rng>,
+    /// The local faults injected, over the run.
+    pub(super) faults: std::sync::atomic::AtomicU64,
     /// Whose crash is the process's death: it syncs nothing more.
     server: Arc<SimServer>,
     store: PathBuf,
@@ -117,6 +124,8 @@ impl SimDisk {
     pub(super) fn new(store: PathBuf, server: Arc<SimServer>) -> SimDisk {
         SimDisk {
             unsynced: Mutex::new(Unsynced::default()),
+            rng: Mutex::new(Rng(1)),
+            faults: Default::default(),
             server,
             store,
         }
@@ -126,12 +135,27 @@ impl SimDisk {
         f(&mut self.unsynced.lock().expect("disk"))
     }
 
-    /// Refuses a change the dead process would make.
+    /// Draws this pass's local faults from `seed`, apart from the server's.
+    pub(super) fn reseed(&self, seed: u64) {
+        *self.rng.lock().expect("rng") = Rng((seed ^ 0xD15C_FA17) | 1);
+    }
+
+    /// Refuses a change the dead process would make; fails one call in a hundred while faults
+    /// are on, as a disk can.
     fn alive(&self) -> io::Result<()> {
-        match self.server.stops.crashed.load(Ordering::SeqCst) {
-            true => Err(io::Error::other("the process is dead")),
-            false => Ok(()),
+        if self.server.stops.crashed.load(Ordering::SeqCst) {
+            return Err(io::Error::other("the process is dead"));
         }
+        if !self.server.faults_on.load(Ordering::SeqCst) || self.server.behaviour.fault_per_mille == 0 {
+            return Ok(());
+        }
+        let mut rng = self.rng.lock().expect("rng");
+        if rng.below(100) != 0 {
+            return Ok(());
+        }
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        // EIO, ENOSPC, EACCES.
+        Err(io::Error::from_raw_os_error([5, 28, 13][rng.below(3) as usize]))
     }
 
     /// A user changed `paths` (files or folders): durable, with all before them in their
@@ -371,8 +395,15 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    fn sync_store(&self, log: &File, store: &Path) -> io::Result<()> {
+        self.alive()?;
+        log.sync_data()?;
+        self.store_synced(store);
+        Ok(())
+    }
+
     fn store_synced(&self, store: &Path) {
-        if self.alive().is_err() {
+        if self.server.stops.crashed.load(Ordering::SeqCst) {
             return;
         }
         let files = ["", "-wal"]

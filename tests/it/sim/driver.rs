@@ -131,6 +131,7 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             Step::Pass(p) => p,
         };
         env.sim.reseed(pass.id);
+        env.sim_disk.reseed(pass.id);
         model.pass_began = env.sim.counts.commands.load(Ordering::SeqCst) + 1;
         let taken = std::mem::take(&mut model.dirty);
         let scope = if pass.scoped && !taken.is_empty() {
@@ -177,6 +178,7 @@ pub(super) async fn finish(env: &Env, model: &mut Model, mut outcome: Outcome) -
     env.check_step(model, outcome.steps)?;
     check_end(env, model).await?;
     outcome.trace = env.sim.counts.trace.load(Ordering::Relaxed);
+    outcome.disk_faults = env.sim_disk.faults.load(Ordering::Relaxed);
     outcome.window_losses = env.sim.window_losses.lock().expect("losses").len();
     outcome.log = model.log.clone();
     Ok(outcome)

@@ -118,6 +118,7 @@ fn search(seeds: &[u64], service: bool) {
                 total.steps += o.steps;
                 total.crashes += o.crashes;
                 total.power_cuts += o.power_cuts;
+                total.disk_faults += o.disk_faults;
                 total.passes += o.passes;
                 total.faults += o.faults;
                 total.commands += o.commands;
@@ -152,7 +153,7 @@ fn search(seeds: &[u64], service: bool) {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "{line} {} seeds, {} steps, {} passes, {} crashes ({} power cuts), {} faults in {} commands (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
+            "{line} {} seeds, {} steps, {} passes, {} crashes ({} power cuts), {} faults in {} commands and {} on the local disk (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
             total.steps,
             total.passes,
@@ -160,6 +161,7 @@ fn search(seeds: &[u64], service: bool) {
             total.power_cuts,
             total.faults,
             total.commands,
+            total.disk_faults,
             total.points,
             total.moves[0],
             total.moves[1],

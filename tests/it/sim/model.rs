@@ -260,6 +260,8 @@ pub(super) struct Outcome {
     pub(super) crashes: usize,
     /// Crashes that were power cuts (`sim::disk`).
     pub(super) power_cuts: usize,
+    /// Local disk calls that failed (`sim::disk`).
+    pub(super) disk_faults: u64,
     pub(super) passes: usize,
     pub(super) faults: u64,
     pub(super) commands: u64,

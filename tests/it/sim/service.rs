@@ -96,6 +96,7 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             Step::Pass(p) => p,
         };
         env.sim.reseed(pass.id);
+        env.sim_disk.reseed(pass.id);
         model.pass_began = env.sim.counts.commands.load(Ordering::SeqCst) + 1;
         if !pass.scoped {
             // The poll comes due; the loop waits for its turn.
