@@ -337,12 +337,19 @@ pub(crate) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
         }
     })
     .await?;
-    if let Err(e) = renamed {
-        // Renamed but not known durable: the intent stays open, for the next pass.
-        if !crate::local::write::renamed_not_durable(&e) {
+    match renamed {
+        // Renamed, but not known durable: the intent stays open, for the next pass.
+        Err(
+            e @ Error::Local {
+                op: crate::local::write::SYNC_FOLDER,
+                ..
+            },
+        ) => return Err(e),
+        Err(e) => {
             sh.close_intent(to, &Settled::NotDone)?;
+            return Err(e);
         }
-        return Err(e);
+        Ok(()) => {}
     }
     failpoint!("move.renamed");
     let carried = local_subtree(&sh.folder, to);

@@ -262,13 +262,17 @@ pub(crate) async fn place(
     })
     .await?;
     if let Err(e) = placed {
-        if crate::local::write::renamed_not_durable(&e) {
+        if let Error::Local {
+            op: crate::local::write::SYNC_FOLDER,
+            ..
+        } = e
+        {
             // Renamed, but not known durable: the intent stays open, for the next pass.
             return Err(e);
         }
         // Not renamed: the intent is closed, on disk, before its part file goes (see `settle`).
         sh.finish(path, None)?;
-        sh.durable.all_so_far().await?;
+        sh.durable_now().await?;
         return Err(match e {
             Error::Changed { .. } => discard(sh, path, &part, changed(path, Side::Local)),
             other => discard(sh, path, &part, other),
