@@ -35,7 +35,14 @@ pub fn folder_identity(dir: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some(format!("{}:{}", meta.dev(), meta.ino()))
+        // A file system hands a folder made again the inode the deleted one freed, often at
+        // once: its creation time, where the file system keeps one, tells them apart.
+        let born = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Some(format!("{}:{}:{born}", meta.dev(), meta.ino()))
     }
     #[cfg(not(unix))]
     {

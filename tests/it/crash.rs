@@ -43,6 +43,32 @@ fn exit_0(out: &Output) {
     );
 }
 
+/// Deletes the folder `dir` and makes it again on the inode it had, as a file system often
+/// does on its own; folders are made beside it until one gets the inode.
+#[cfg(unix)]
+fn made_again_on_its_inode(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &Path| std::fs::symlink_metadata(p).expect("stat the folder").ino();
+    let old = ino(dir);
+    std::fs::remove_dir_all(dir).expect("delete the folder");
+    let parent = dir.parent().expect("a parent");
+    let tries: Vec<std::path::PathBuf> = (0..2000).map(|i| parent.join(format!("try{i}"))).collect();
+    let mut made = Vec::new();
+    for t in &tries {
+        std::fs::create_dir(t).expect("make a folder");
+        made.push(t);
+        if ino(t) == old {
+            break;
+        }
+    }
+    let last = made.last().expect("one folder made");
+    assert_eq!(ino(last), old, "no folder made got the inode back");
+    std::fs::rename(last, dir).expect("name the folder");
+    for t in &made[..made.len() - 1] {
+        std::fs::remove_dir(t).expect("remove a folder");
+    }
+}
+
 fn conflict_copies(root: &Path) -> Vec<String> {
     tree(root)
         .into_keys()
@@ -178,6 +204,73 @@ async fn a_folder_moved_with_a_part_file_in_it_and_made_again_loses_nothing() {
             "{point}"
         );
     }
+}
+
+/// Found by the simulation (service loop, seed 11074453601939223281): as above, but the user
+/// writes a new file at the real name in the folder made again. That file is the user's, not
+/// the transfer's rename: taken for the transferred version edited, it went over the server's
+/// only copy. Both versions are kept, on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_moved_with_a_part_file_in_it_and_a_new_file_at_its_name_keeps_both() {
+    for (point, from_server) in [("download.intended", true), ("upload.intended", false)] {
+        let h = Harness::new().await;
+        for i in 0..4 {
+            put(&h.local, &format!("keep{i}.txt"), "in sync");
+        }
+        h.config("");
+        exit_0(&sync(&h, None).await);
+        let (source, target) = if from_server {
+            (&h.remote, &h.local)
+        } else {
+            (&h.local, &h.remote)
+        };
+        put(source, "d/doc.txt", "the only copy");
+        killed(&sync(&h, Some(point)).await);
+        std::fs::rename(target.join("d"), target.join("x")).expect("move the folder");
+        put(target, "d/doc.txt", "the user's new file");
+        let out = sync(&h, None).await;
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{point}: a conflict is left for the user"
+        );
+        for side in [&h.local, &h.remote] {
+            let mut versions: Vec<Vec<u8>> = tree(side)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("d/doc"))
+                .map(|(_, v)| v)
+                .collect();
+            versions.sort();
+            assert_eq!(
+                versions,
+                [b"the only copy".to_vec(), b"the user's new file".to_vec()],
+                "{point}: {:?}",
+                tree(side).keys().collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// A download killed before its rename, then the user deletes the folder holding its part file
+/// and makes it again (a file system hands the new folder the freed inode at once, so it looks
+/// like the same folder). The part file is gone and the real name empty, as after a rename and
+/// a deletion; taken for that, the next pass deleted the server's only copy.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_deleted_with_a_part_file_in_it_and_made_again_loses_nothing() {
+    let h = Harness::new().await;
+    for i in 0..4 {
+        put(&h.local, &format!("keep{i}.txt"), "in sync");
+    }
+    h.config("");
+    exit_0(&sync(&h, None).await);
+    put(&h.remote, "d/doc.txt", "the only copy");
+    killed(&sync(&h, Some("download.intended")).await);
+    made_again_on_its_inode(&h.local.join("d"));
+    put(&h.local, "d/other.txt", "new");
+    exit_0(&sync(&h, None).await);
+    assert_holds(&h.remote, "d/doc.txt", b"the only copy");
+    assert_holds(&h.local, "d/doc.txt", b"the only copy");
 }
 
 /// A folder renamed locally; the pass killed after the rename's intent (before or after the

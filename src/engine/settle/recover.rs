@@ -194,23 +194,22 @@ async fn remote_moved(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) -
 }
 
 /// Whether a download's rename happened: its part file, fsynced before the intent was written,
-/// is gone, and the real name holds a file or is in the same folder as the part file was (the
-/// user deleted it since). Then the entry is recorded whatever the real name holds now: if the
-/// user deleted or edited it since, the planner sees exactly that against the recorded entry.
+/// is gone from the folder it was written in (`folder_identity`), which is still at its name.
+/// Then the entry is recorded whatever the real name holds now: if the user deleted or edited it
+/// since, the planner sees exactly that against the recorded entry.
 ///
 /// A part file also goes when the user moves or deletes the folder it is in, and a folder can be
-/// made again under the old name: with the real name empty and the folder not the one the part
-/// file was in (`folder_identity`), the intent reads as not done. Nothing then records a
-/// deletion that may not be one: at worst a file comes back, never is a version lost.
+/// made again under the old name, with a new file at the real name. That file is the user's, not
+/// the download: taken as done, the planner would see it as an edit of the download and upload it
+/// over the server's version, whose only local copy went away as a part file. So any other folder
+/// than the part file's reads as not done: the planner sees both sides' files as they are and
+/// keeps both; at worst a file comes back or is kept twice, never is a version lost.
 fn local_done(folder: &Folder, intent: &Intent) -> Option<BaseEntry> {
     let target = intent.path.to_local(&folder.local);
-    let there = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
-    let same_folder = || {
-        let now = target.parent().and_then(folder_identity);
-        now.is_some() && now == intent.folder
-    };
-    let renamed = !there(&part_path(&target)) && (there(&target) || same_folder());
-    renamed.then(|| intent.entry.clone())
+    let part_there = std::fs::symlink_metadata(part_path(&target)).is_ok();
+    let now = target.parent().and_then(folder_identity);
+    let same_folder = now.is_some() && now == intent.folder;
+    (!part_there && same_folder).then(|| intent.entry.clone())
 }
 
 /// Whether an upload's rename happened: its remote part file is gone and the real name holds
