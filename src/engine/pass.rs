@@ -115,14 +115,6 @@ impl Shared {
         self.durable.reached(n).await
     }
 
-    /// Returns once every commit so far is on disk: an intent closed as not done must be, before
-    /// its part file goes (a settlement that found the part file gone would read the rename as
-    /// made).
-    pub async fn durable_now(&self) -> Result<()> {
-        let n = self.durable.committed();
-        self.durable.reached(n).await
-    }
-
     /// Journals an intent, not yet on disk: its number, for `self.durable.reached` before the
     /// change it announces.
     pub fn journal(&self, intent: &Intent) -> Result<u64> {

@@ -210,19 +210,6 @@ impl Reading {
         drop(self.chunks);
         joined(self.done.await, &self.path)
     }
-
-    /// The chunks, and the digests apart: known once the whole file is read, which can be
-    /// before the chunks are all sent. The chunks must be dropped for the digests to come if
-    /// the transfer stops early.
-    pub fn split(
-        self,
-    ) -> (
-        mpsc::Receiver<Vec<u8>>,
-        impl std::future::Future<Output = Result<Digests>>,
-    ) {
-        let (done, path) = (self.done, self.path);
-        (self.chunks, async move { joined(done.await, &path) })
-    }
 }
 
 /// A file being written from chunks; its digests include a resumed prefix.

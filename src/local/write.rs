@@ -20,6 +20,11 @@ pub fn part_path(target: &Path) -> PathBuf {
 /// survive a power cut (its intent stays open for the next pass to settle).
 pub const SYNC_FOLDER: &str = "sync the folder of";
 
+/// Whether `e` says a rename was made but its folder's sync failed: its intent stays open.
+pub fn renamed_not_durable(e: &Error) -> bool {
+    matches!(e, Error::Local { op: SYNC_FOLDER, .. })
+}
+
 /// Makes a fully written, synced part file visible under its real name, durably.
 pub fn commit(disk: &dyn Disk, part: &Path, target: &Path) -> Result<()> {
     disk.rename(part, target)

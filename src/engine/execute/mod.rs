@@ -31,17 +31,11 @@ impl Prepared {
             local_parts,
             remote_parts,
             remote_exists,
-            settlements,
             ..
         } = self;
         let sh = Arc::new(shared);
         let result = async {
-            sh.state(|s| {
-                for (path, settled) in &settlements {
-                    sh.intents.close_settled(s, path, settled)?;
-                }
-                s.pass_started(sh.run.clock.now())
-            })?;
+            sh.state(|s| s.pass_started(sh.run.clock.now()))?;
             remove_stale_parts(&sh, &local_parts, &remote_parts).await?;
             if !remote_exists && plan.changes().next().is_some() {
                 mkdir_remote_root(&sh).await?;
@@ -93,10 +87,6 @@ async fn remove_stale_parts(
     local_parts: &[std::path::PathBuf],
     remote_parts: &[(String, RelPath)],
 ) -> Result<()> {
-    if !local_parts.is_empty() {
-        // The intents settled as not done are closed on disk before their part files go.
-        sh.durable_now().await?;
-    }
     for part in local_parts {
         let target = part
             .strip_prefix(&sh.folder.local)

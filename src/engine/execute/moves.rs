@@ -337,19 +337,12 @@ pub(crate) async fn move_local(sh: &Shared, from: &RelPath, to: &RelPath) -> Res
         }
     })
     .await?;
-    match renamed {
-        // Renamed, but not known durable: the intent stays open, for the next pass.
-        Err(
-            e @ Error::Local {
-                op: crate::local::write::SYNC_FOLDER,
-                ..
-            },
-        ) => return Err(e),
-        Err(e) => {
+    if let Err(e) = renamed {
+        // Renamed but not known durable: the intent stays open, for the next pass.
+        if !crate::local::write::renamed_not_durable(&e) {
             sh.close_intent(to, &Settled::NotDone)?;
-            return Err(e);
         }
-        Ok(()) => {}
+        return Err(e);
     }
     failpoint!("move.renamed");
     let carried = local_subtree(&sh.folder, to);

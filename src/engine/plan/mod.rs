@@ -18,7 +18,7 @@ use crate::engine::report::meter::Meter;
 use crate::engine::report::{Issue, Report, Totals};
 use crate::engine::run::{Retries, Runner};
 use crate::engine::scope::Scope;
-use crate::engine::settle::{self, GroupSync, Intents, Settlements};
+use crate::engine::settle::{self, GroupSync, Intents};
 use crate::error::{Error, Result};
 use crate::local::scan::{Ignore, ScanReport, scan, scan_subtrees};
 use crate::path::RelPath;
@@ -63,8 +63,6 @@ pub struct Prepared {
     /// Our remote part files: (remote path, the path they stand in for).
     pub(crate) remote_parts: Vec<(String, RelPath)>,
     pub(crate) remote_exists: bool,
-    /// The intents a killed pass left open, settled; recorded when the pass executes.
-    pub(crate) settlements: Settlements,
 }
 
 impl Prepared {
@@ -150,43 +148,15 @@ pub async fn prepare(
     let durable = GroupSync::new(&state, options.disk.clone());
     // Recorded at once, and on disk, before this pass makes a part file of its own: a read-back
     // kept in one would read as a rename not made, were this pass killed before recording.
-    let settlements = match options.plan_only || settlements.is_empty() {
-        true => settlements,
-        false => {
-            // A rename found made may not be durable yet (its folder's sync failed): its folder
-            // is synced before the record says so.
-            let dirs: std::collections::BTreeSet<std::path::PathBuf> = settlements
-                .iter()
-                .filter(|(_, s)| s.done())
-                .flat_map(|(path, s)| {
-                    let from = match s {
-                        settle::Settled::Moved { from, .. } => Some(from.to_local(&folder.local)),
-                        _ => None,
-                    };
-                    [Some(path.to_local(&folder.local)), from]
-                })
-                .flatten()
-                .filter_map(|p| p.parent().map(std::path::Path::to_path_buf))
-                .filter(|d| d.is_dir())
-                .collect();
-            for dir in dirs {
-                if let Err(e) = options.disk.sync_dir(&dir) {
-                    return abandon(&pool, Error::local("sync the folder", &dir)(e)).await;
-                }
-            }
-            let closing = Intents::default();
-            let closed = settlements
-                .iter()
-                .try_for_each(|(path, settled)| closing.close_settled(&state, path, settled));
-            if let Err(e) = closed {
-                return abandon(&pool, e).await;
-            }
-            if let Err(e) = durable.reached(durable.committed()).await {
-                return abandon(&pool, e).await;
-            }
-            Settlements::default()
+    if !options.plan_only && !settlements.is_empty() {
+        let recorded = match settle::record(&state, folder, &options.disk, &settlements) {
+            Ok(()) => durable.all_so_far().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            return abandon(&pool, e).await;
         }
-    };
+    }
     if !folder.exclude.is_empty() {
         // Left out of this pass, so never planned: their rows stay for the next one.
         base.retain(|path, _| !exclude.hides(path));
@@ -332,7 +302,6 @@ pub async fn prepare(
         local_parts: scanned.part_files,
         remote_parts,
         remote_exists,
-        settlements,
     })
 }
 

@@ -46,6 +46,13 @@ impl GroupSync {
         self.committed.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// Returns once every commit so far is on disk: an intent closed as not done must be, before
+    /// its part file goes (a settlement that found the part file gone would read the rename as
+    /// made).
+    pub(crate) async fn all_so_far(&self) -> Result<()> {
+        self.reached(self.committed()).await
+    }
+
     /// Returns once intent number `n` is on disk.
     pub(crate) async fn reached(&self, n: u64) -> Result<()> {
         let mut synced = self.synced.lock().await;

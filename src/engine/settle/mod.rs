@@ -10,4 +10,4 @@ mod recover;
 pub(crate) use durable::GroupSync;
 pub(crate) use found::{Expected, Found, expected_at, holds, local_subtree, remote_subtree};
 pub(crate) use intents::Intents;
-pub(crate) use recover::{Settled, Settlements, apply, settle, settle_one};
+pub(crate) use recover::{Settled, apply, record, settle, settle_one};

@@ -4,12 +4,17 @@
 //! it was made is told by its part file: written and flushed before the intent, gone only by
 //! the rename. Nothing is moved or deleted here.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
 use super::found::{Expected, Found, expected_at, holds, local_subtree, remote_subtree};
+use super::intents::Intents;
 use crate::config::Folder;
 use crate::digest::HashAlgo;
 use crate::engine::content::remote_sha256;
 use crate::engine::run::{Runner, retrying};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::local::disk::DiskRef;
 use crate::local::part_name;
 use crate::local::scan::entry_of;
 use crate::local::write::{folder_identity, part_path};
@@ -17,7 +22,7 @@ use crate::path::RelPath;
 use crate::reconcile::{Base, BaseEntry, Entry, Kind, Mtime, Precision, Sig};
 use crate::remote::Remote;
 use crate::remote::listing::{listed_entry, same_remote};
-use crate::state::{Intent, Op, Transfer};
+use crate::state::{Intent, Op, State, Transfer};
 
 /// What an open intent is found to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +50,35 @@ impl Settled {
 
 /// Each open intent's path, and what it was found to be.
 pub(crate) type Settlements = Vec<(RelPath, Settled)>;
+
+/// Records `settlements` in the store (the intents closed, what was found done recorded); the
+/// caller makes the commits durable (`GroupSync`). A rename found made may not be durable yet
+/// (a folder sync that failed): its folders are synced first, before the record can say so.
+pub(crate) fn record(
+    state: &State,
+    folder: &Folder,
+    disk: &DiskRef,
+    settlements: &Settlements,
+) -> Result<()> {
+    let dirs: BTreeSet<PathBuf> = settlements
+        .iter()
+        .filter(|(_, s)| s.done())
+        .flat_map(|(path, s)| match s {
+            Settled::Moved { from, .. } => vec![path, from],
+            _ => vec![path],
+        })
+        .filter_map(|p| p.to_local(&folder.local).parent().map(Path::to_path_buf))
+        .filter(|d| d.is_dir())
+        .collect();
+    for dir in dirs {
+        disk.sync_dir(&dir)
+            .map_err(Error::local("sync the folder", &dir))?;
+    }
+    let closing = Intents::default();
+    settlements
+        .iter()
+        .try_for_each(|(path, settled)| closing.close_settled(state, path, settled))
+}
 
 /// Finds out which of `intents` were carried out. Only reads both sides.
 pub(crate) async fn settle(

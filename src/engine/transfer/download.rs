@@ -262,17 +262,13 @@ pub(crate) async fn place(
     })
     .await?;
     if let Err(e) = placed {
-        if let Error::Local {
-            op: crate::local::write::SYNC_FOLDER,
-            ..
-        } = e
-        {
+        if crate::local::write::renamed_not_durable(&e) {
             // Renamed, but not known durable: the intent stays open, for the next pass.
             return Err(e);
         }
         // Not renamed: the intent is closed, on disk, before its part file goes (see `settle`).
         sh.finish(path, None)?;
-        sh.durable_now().await?;
+        sh.durable.all_so_far().await?;
         return Err(match e {
             Error::Changed { .. } => discard(sh, path, &part, changed(path, Side::Local)),
             other => discard(sh, path, &part, other),

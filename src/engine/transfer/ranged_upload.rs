@@ -123,7 +123,6 @@ pub(crate) async fn upload(
             sent: local.size,
             in_ranges: true,
             compared: compare,
-            journaled: None,
         };
         // A mismatch found here (the server's hash) is not published again from the same part
         // file, which it removed: the file is sent again whole.

@@ -47,38 +47,20 @@ pub(crate) async fn upload(
         tracing::info!(path = %path, offset, "resuming upload");
     }
     let flying = sh.take_off(path, true, local.size.saturating_sub(offset));
-    let reading = read_file(
+    let mut reading = read_file(
         &local_path,
         offset,
         server_algo(sh, conn.capabilities()),
         flying.as_ref().map(|f| f.counter()),
     );
-    let (mut chunks, digesting) = reading.split();
     // A part file already whole (an attempt that failed after sending) needs no APPE of nothing.
-    let sending = async {
-        let sent = if offset < local.size || offset == 0 {
-            conn.put(&part, offset, &mut chunks).await
-        } else {
-            Ok(0)
-        };
-        drop(chunks);
-        sent
+    let sent = if offset < local.size || offset == 0 {
+        conn.put(&part, offset, &mut reading.chunks).await
+    } else {
+        Ok(0)
     };
-    // The intent is journaled as soon as the file is read whole, and made durable while the
-    // last bytes go and the server confirms them: its sync costs the transfer no time.
-    let journaling = async {
-        let digests = digesting.await?;
-        let n = sh.journal(&upload_intent(sh, path, local, &digests).1)?;
-        let durable = sh.durable.reached(n).await;
-        Ok::<_, Error>((digests, n, durable))
-    };
-    let (sent, journaled) = tokio::join!(sending, journaling);
     // The reader's verdict first: a read error means what was sent is not the file.
-    let (digests, n, durable) = journaled?;
-    let sent = sent.and_then(|sent| durable.map(|()| sent));
-    if sent.is_err() {
-        sh.finish(path, None)?;
-    }
+    let digests = reading.finish().await?;
     let sent = match sent {
         Err(e @ Error::Reply { .. }) if offset > 0 => {
             // The server refused to go on with the file (stock ProFTPD will not append: 451):
@@ -96,7 +78,6 @@ pub(crate) async fn upload(
         sent,
         in_ranges: false,
         compared: false,
-        journaled: Some(n),
     };
     publish_upload(sh, conn, path, local, expect_remote, &sent).await
 }
@@ -116,30 +97,6 @@ pub(crate) struct Sent {
     pub in_ranges: bool,
     /// Read back and compared already (a segmented upload does it in ranges).
     pub compared: bool,
-    /// The number of the intent journaled for these bytes already (`Shared::journal`).
-    pub journaled: Option<u64>,
-}
-
-/// An upload's intent (and the entry it records): the local file as planned, the bytes sent
-/// whole; the server's time is known only after the rename, so a pass killed in between checks
-/// the content (see `settle`).
-fn upload_intent(sh: &Shared, path: &RelPath, local: &Entry, digests: &Digests) -> (BaseEntry, Intent) {
-    let base = BaseEntry {
-        kind: Kind::File,
-        local: sh.recorded_local(local.sig()),
-        remote: Entry::file(local.size, Mtime::new(0, Precision::Unconfirmed)).sig(),
-        sha256: Some(digests.sha256.clone()),
-        local_id: local.id,
-        remote_id: None,
-    };
-    let intent = Intent {
-        path: path.clone(),
-        op: Op::Transfer(Transfer::Upload),
-        entry: base.clone(),
-        server_digest: digests.extra.clone(),
-        folder: None,
-    };
-    (base, intent)
 }
 
 /// Checks an upload's part file and renames it into place (invariants 1 and 2), unless the
@@ -152,28 +109,33 @@ pub(crate) async fn publish_upload(
     expect_remote: Option<&Entry>,
     sent: &Sent,
 ) -> Result<Report> {
-    // After a failed attempt of this step (a segmented upload's), the rename it may have
-    // made; an upload that journaled its intent already has it open, and nothing to settle.
-    if sent.journaled.is_none() {
-        sh.settle_open_intent(conn, path).await?;
-    }
+    // A no-op after an upload on this connection; after a failed attempt of this step (a
+    // segmented upload's), the rename it may have made.
+    sh.settle_open_intent(conn, path).await?;
     let local_path = path.to_local(&sh.folder.local);
     let target = sh.remote_path(path);
     let Sent {
-        part,
-        digests,
-        total,
-        journaled,
-        ..
+        part, digests, total, ..
     } = sent;
     let total = *total;
-    // Journaled before the rename (invariant 2): at the end of the transfer, or here, first,
-    // so that its sync runs while the part file is checked.
-    let (mut base, intent) = upload_intent(sh, path, local, digests);
-    let journaled = match journaled {
-        Some(n) => *n,
-        None => sh.journal(&intent)?,
+    // Journaled before the rename (invariant 2), and first: its sync runs while the part file
+    // is checked. The server's time is known only after the rename, so a pass killed in
+    // between checks the content (see `settle`).
+    let mut base = BaseEntry {
+        kind: Kind::File,
+        local: sh.recorded_local(local.sig()),
+        remote: Entry::file(total, Mtime::new(0, Precision::Unconfirmed)).sig(),
+        sha256: Some(digests.sha256.clone()),
+        local_id: local.id,
+        remote_id: None,
     };
+    let journaled = sh.journal(&Intent {
+        path: path.clone(),
+        op: Op::Transfer(Transfer::Upload),
+        entry: base.clone(),
+        server_digest: digests.extra.clone(),
+        folder: None,
+    })?;
     // From here on a failure means the part file is not what we want: start over next time.
     let result = async {
         let now = std::fs::metadata(&local_path).map_err(Error::local("stat", &local_path))?;
