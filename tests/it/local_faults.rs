@@ -2,55 +2,13 @@
 //! the others, nothing half-written appears under a real name, and the base does not move for
 //! what failed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use ftps_sync::Error;
 use ftps_sync::config::Config;
 use ftps_sync::path::RelPath;
 use ftps_sync::reconcile::BaseEntry;
 use ftps_sync::state::State;
 
-use crate::interop::is_root;
-use crate::support::{Harness, part_files, pass, put, read, skip, tree};
-
-/// A small tmpfs mounted over a folder, unmounted when dropped.
-struct Mounted(PathBuf);
-
-impl Mounted {
-    /// A tmpfs of `size` over `at`; `None` (and SKIPPED, or a failure where nothing may skip)
-    /// where it cannot be mounted: it needs root.
-    fn tmpfs(what: &str, at: &Path, size: &str) -> Option<Mounted> {
-        if !is_root() {
-            skip(what, "mounting a tmpfs needs root");
-            return None;
-        }
-        let mounted = Mounted(at.to_path_buf());
-        if !mounted.mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]) {
-            std::mem::forget(mounted); // nothing to unmount
-            skip(what, "mount -t tmpfs failed");
-            return None;
-        }
-        Some(mounted)
-    }
-
-    /// Mounts it again read-only, as a kernel does with a file system it found errors in.
-    fn read_only(&self) -> bool {
-        self.mount(&["-o", "remount,ro"])
-    }
-
-    fn writable(&self) -> bool {
-        self.mount(&["-o", "remount,rw"])
-    }
-
-    fn mount(&self, args: &[&str]) -> bool {
-        Command::new("mount")
-            .args(args)
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
+use crate::support::{Harness, Mounted, part_files, pass, put, read, tree};
 
 /// The state store of the config's first folder.
 fn store(config: &Config) -> State {
@@ -60,12 +18,6 @@ fn store(config: &Config) -> State {
 /// What the base records at `path`.
 fn recorded(state: &State, path: &str) -> Option<BaseEntry> {
     state.get(&RelPath::new(path).expect("path")).expect("read base")
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// A full disk (a real 1 MiB tmpfs as the local folder): the download that does not fit fails

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use ftps_sync::config::Config;
@@ -353,4 +354,48 @@ pub fn skip(what: &str, why: impl std::fmt::Display) {
         }
     }
     let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+}
+
+/// A small tmpfs mounted over a folder, unmounted when dropped.
+pub struct Mounted(PathBuf);
+
+impl Mounted {
+    /// A tmpfs of `size` over `at`; `None` (and SKIPPED, or a failure where nothing may skip)
+    /// where it cannot be mounted: it needs root.
+    pub fn tmpfs(what: &str, at: &Path, size: &str) -> Option<Mounted> {
+        if !crate::interop::is_root() {
+            skip(what, "mounting a tmpfs needs root");
+            return None;
+        }
+        let mounted = Mounted(at.to_path_buf());
+        if !mounted.mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]) {
+            std::mem::forget(mounted); // nothing to unmount
+            skip(what, "mount -t tmpfs failed");
+            return None;
+        }
+        Some(mounted)
+    }
+
+    /// Mounts it again read-only, as a kernel does with a file system it found errors in.
+    pub fn read_only(&self) -> bool {
+        self.mount(&["-o", "remount,ro"])
+    }
+
+    pub fn writable(&self) -> bool {
+        self.mount(&["-o", "remount,rw"])
+    }
+
+    fn mount(&self, args: &[&str]) -> bool {
+        Command::new("mount")
+            .args(args)
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }

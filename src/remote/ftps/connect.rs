@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use super::data::{DIAL_NONE, HANDSHAKE_FULL, HANDSHAKE_NONE, HANDSHAKE_RESUMED, dialler};
 use super::reply::{reply_code, reply_text, within};
 use super::resume::DataSession;
-use super::sent::SentTls;
+use super::sent::{SentTls, ShutdownError};
 use super::{Features, Ftps, HashCommand, ListingMode, MtimeSupport, Stream};
 use crate::config::{Server, TlsMode};
 use crate::error::{Error, Result, TlsFailure};
@@ -27,6 +27,7 @@ struct Connector {
     failure: Arc<Mutex<Option<TlsFailure>>>,
     /// How the last handshake went (`HANDSHAKE_*`): data connections use this connector too.
     handshake: Arc<AtomicU8>,
+    shutdown: ShutdownError,
     context: TlsContext,
 }
 
@@ -113,7 +114,7 @@ impl AsyncTlsConnector for Connector {
                     .unwrap_or_default(),
             });
         }
-        Ok(SentTls::from(tls))
+        Ok(SentTls::new(tls, self.shutdown.clone()))
     }
 }
 
@@ -192,12 +193,14 @@ impl Ftps {
         let failed = || failure.lock().ok().and_then(|f| *f).unwrap_or(TlsFailure::Other);
         let sessions = Arc::new(SessionStore::default());
         let handshake = Arc::new(AtomicU8::new(HANDSHAKE_NONE));
+        let shutdown = ShutdownError::default();
         let connector = || -> Result<Connector> {
             Ok(Connector {
                 inner: tokio_rustls::TlsConnector::from(tls.client_config(sessions.clone(), versions)?),
                 info: info.clone(),
                 failure: failure.clone(),
                 handshake: handshake.clone(),
+                shutdown: shutdown.clone(),
                 context: tls.clone(),
             })
         };
@@ -344,6 +347,7 @@ impl Ftps {
             limiter: None,
             read_buf: Vec::new(),
             broken: false,
+            shutdown,
             epsv: false,
             epsv_unconfirmed: None,
             peer_v6,

@@ -112,6 +112,9 @@ impl Ftps {
     /// Before each try of a data command: nothing dialled yet, no handshake.
     pub(super) fn start_data_command(&self) {
         self.dial.store(DIAL_NONE, Ordering::SeqCst);
+        if let Ok(mut held) = self.shutdown.lock() {
+            *held = None;
+        }
         self.resume.handshake.store(HANDSHAKE_NONE, Ordering::SeqCst);
     }
 

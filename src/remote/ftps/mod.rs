@@ -86,6 +86,8 @@ pub struct Ftps {
     read_buf: Vec<u8>,
     /// The server ended the session, and the command that saw it succeeded all the same.
     broken: bool,
+    /// A data connection's shutdown that failed (`sent::ShutdownError`).
+    shutdown: sent::ShutdownError,
 }
 
 impl Ftps {

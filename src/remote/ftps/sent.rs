@@ -7,8 +7,15 @@
 //! into the TLS buffer and reports it written; a read never sends it. The server then waits for
 //! a command and we wait for its reply until the timeout. So every read first pushes out what
 //! is buffered: the wait that follows is then a wait on the server.
+//!
+//! And a shutdown that fails is reported aside (`ShutdownError`), not to suppaftp: its
+//! `finish` of an upload returns a failed shutdown in place of the server's reply, which it
+//! reads and drops. A server that refuses a data connection (ProFTPD's `425` for one that does
+//! not resume its session) closes it as the upload's bytes arrive, so the shutdown meets a
+//! reset; the reply says why, and the reason is what the caller acts on.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use suppaftp::FtpResult;
@@ -17,14 +24,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+/// The last failed shutdown of a connection's streams, for `Ftps` to read after the reply.
+pub type ShutdownError = Arc<Mutex<Option<std::io::Error>>>;
+
 #[derive(Debug)]
 pub struct SentTls {
     stream: TlsStream<TcpStream>,
+    shutdown: ShutdownError,
 }
 
-impl From<TlsStream<TcpStream>> for SentTls {
-    fn from(stream: TlsStream<TcpStream>) -> Self {
-        Self { stream }
+impl SentTls {
+    pub fn new(stream: TlsStream<TcpStream>, shutdown: ShutdownError) -> Self {
+        Self { stream, shutdown }
     }
 }
 
@@ -59,7 +70,15 @@ impl AsyncWrite for SentTls {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        match Pin::new(&mut self.stream).poll_shutdown(cx) {
+            Poll::Ready(Err(e)) => {
+                if let Ok(mut held) = self.shutdown.lock() {
+                    *held = Some(e);
+                }
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
     }
 }
 

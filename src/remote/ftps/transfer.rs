@@ -201,16 +201,41 @@ impl Ftps {
                         seconds: t.as_secs(),
                     });
                 }
-                Ok(Err(e)) => return Err(map_error(FtpError::ConnectionError(e), "STOR", path)),
+                Ok(Err(e)) => return Err(self.why_the_upload_broke(data, e, path).await),
                 Ok(Ok(())) => {}
             }
             total += chunk.len() as u64;
         }
         // finish() sends close_notify, drains to EOF and reads the 226 (vsftpd TLS 1.3 trap).
         within(t, "STOR", path, data.finish()).await?;
+        // A close_notify that did not go: the server cannot have seen the end of the file.
+        if let Some(e) = self.shutdown.lock().ok().and_then(|mut held| held.take()) {
+            return Err(map_error(FtpError::ConnectionError(e), "STOR", path));
+        }
         Ok(total)
     }
 }
+
+impl Ftps {
+    /// A data connection that broke while an upload wrote to it: the server's reply on the
+    /// control channel says why, where it sent one (ProFTPD refuses a data connection that does
+    /// not resume with `425` and closes it, which a write can meet before the reply is read;
+    /// a full disk is a `452`), and is the error. A reply of success leaves the write's error.
+    /// A server that says nothing within a few seconds leaves the connection out of step.
+    async fn why_the_upload_broke(&mut self, data: Upload, e: std::io::Error, path: &str) -> Error {
+        let wait = self.timeout.min(std::time::Duration::from_secs(5));
+        match tokio::time::timeout(wait, data.finish()).await {
+            Ok(Err(why @ FtpError::UnexpectedResponse(_))) => map_error(why, "STOR", path),
+            Ok(_) => map_error(FtpError::ConnectionError(e), "STOR", path),
+            Err(_) => {
+                self.broken = true;
+                map_error(FtpError::ConnectionError(e), "STOR", path)
+            }
+        }
+    }
+}
+
+type Upload = suppaftp::tokio::TransferStream<super::sent::SentTls>;
 
 /// How STOR treats what the server already holds at the path.
 #[derive(Clone, Copy)]

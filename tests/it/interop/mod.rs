@@ -11,6 +11,7 @@ mod bounds;
 mod check;
 mod crash_matrix;
 mod epsv;
+mod full_disk;
 mod hostile;
 mod moves;
 mod racy;
