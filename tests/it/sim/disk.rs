@@ -107,6 +107,7 @@ struct Unsynced {
 pub(super) struct Cut {
     pub undone: usize,
     pub cut_short: usize,
+    pub store_torn: bool,
 }
 
 pub(super) struct SimDisk {
@@ -180,8 +181,9 @@ impl SimDisk {
     }
 
     /// The power is cut: what was not durable is kept or lost at random, and the store goes back
-    /// to its last synced commit.
-    pub(super) fn power_cut(&self, rng: &mut Rng, local: &Path) -> io::Result<Cut> {
+    /// to its last synced commit; with `tear`, a write the cut tore leaves its first page
+    /// garbage (`Cut::store_torn`), which SQLite reads as no database.
+    pub(super) fn power_cut(&self, rng: &mut Rng, local: &Path, tear: bool) -> io::Result<Cut> {
         let mut u = self.unsynced.lock().expect("disk");
         let n = u.changes.len();
         // In each folder, the unsynced changes kept are a prefix.
@@ -259,6 +261,13 @@ impl SimDisk {
             if let Some(b) = bytes {
                 std::fs::write(p, b)?;
             }
+        }
+        if tear && let Ok(mut page) = std::fs::read(&self.store) {
+            for (i, b) in page.iter_mut().take(512).enumerate() {
+                *b = (i as u8).wrapping_mul(151).wrapping_add(rng.below(256) as u8);
+            }
+            std::fs::write(&self.store, page)?;
+            cut.store_torn = true;
         }
         Ok(cut)
     }

@@ -81,12 +81,19 @@ pub(super) fn power_cut(
     if cut.below(3) != 0 {
         return Ok(());
     }
+    // One power cut in eight also tears the store (a disk that lied about a sync).
+    let tear = cut.below(8) == 0;
     let lost = env
         .sim_disk
-        .power_cut(&mut cut, &env.local)
+        .power_cut(&mut cut, &env.local, tear)
         .map_err(|e| format!("the power cut: {e}"))?;
     outcome.power_cuts += 1;
-    env.reopened(model);
+    if lost.store_torn {
+        outcome.lost_stores += 1;
+        model.base_lost();
+    } else {
+        env.reopened(model);
+    }
     model.log.push(format!("{step}: the power is cut: {lost:?}"));
     Ok(())
 }
@@ -148,6 +155,9 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             power_cut(&env, model, &mut outcome, pass.id, step)?;
         }
         env.sim.stops.revive();
+        if let Some(Ok(r)) = &out {
+            model.ended(!pass.scoped || taken.is_empty(), r);
+        }
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         if out.is_some() {
             model.whole_pass_began = model.pass_began;
@@ -177,6 +187,10 @@ pub(super) async fn finish(env: &Env, model: &mut Model, mut outcome: Outcome) -
     quiesce(env, model, &mut outcome).await?;
     env.check_step(model, outcome.steps)?;
     check_end(env, model).await?;
+    outcome.came_back = tree(&env.local)
+        .into_iter()
+        .filter(|key| model.returns_of_a_lost_base.contains(key))
+        .count();
     outcome.trace = env.sim.counts.trace.load(Ordering::Relaxed);
     outcome.disk_faults = env.sim_disk.faults.load(Ordering::Relaxed);
     outcome.window_losses = env.sim.window_losses.lock().expect("losses").len();
@@ -208,6 +222,7 @@ pub(super) async fn quiesce(env: &Env, model: &mut Model, outcome: &mut Outcome)
         model.log.push(format!("a pass without faults: {}", summary(&r)));
         outcome.moves[0] += r.moved_local;
         outcome.moves[1] += r.moved_remote;
+        model.ended(true, &r);
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         if !r.failed.is_empty() {
             return Err(format!("a pass without faults failed files: {:?}", r.failed));

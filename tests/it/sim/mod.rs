@@ -118,6 +118,8 @@ fn search(seeds: &[u64], service: bool) {
                 total.steps += o.steps;
                 total.crashes += o.crashes;
                 total.power_cuts += o.power_cuts;
+                total.lost_stores += o.lost_stores;
+                total.came_back += o.came_back;
                 total.disk_faults += o.disk_faults;
                 total.passes += o.passes;
                 total.faults += o.faults;
@@ -153,12 +155,14 @@ fn search(seeds: &[u64], service: bool) {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "{line} {} seeds, {} steps, {} passes, {} crashes ({} power cuts), {} faults in {} commands and {} on the local disk (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
+            "{line} {} seeds, {} steps, {} passes, {} crashes ({} power cuts, {} of them tearing the store, after which {} files users had removed came back), {} faults in {} commands and {} on the local disk (longest pass {} points); {} moves made locally, {} on the server; {} writes at an offset, {} uploads that waited for another into the same file; {} server writes lost in the check-to-rename round trip; {:.0} s\n",
             seeds.len(),
             total.steps,
             total.passes,
             total.crashes,
             total.power_cuts,
+            total.lost_stores,
+            total.came_back,
             total.faults,
             total.commands,
             total.disk_faults,

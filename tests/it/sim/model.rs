@@ -26,6 +26,12 @@ pub(super) struct Model {
     /// (path, version) a user deleted, replaced or moved away while a transfer to it was still
     /// open in the journal (a killed pass): see `Env::gone`. It may come back.
     pub(super) may_return: BTreeSet<(String, Vec<u8>)>,
+    /// The store was lost (torn at a power cut) and no pass has ended whole since: the base
+    /// that tells a deletion from a file never synced is gone (`base_lost`).
+    pub(super) base_is_lost: bool,
+    /// (path, version) users removed before a lost base was rebuilt: they may come back, and
+    /// those that do are counted.
+    pub(super) returns_of_a_lost_base: BTreeSet<(String, Vec<u8>)>,
 
     /// Files users moved: (side, old path, new path, version). An edit the other side makes
     /// at the old path to that version follows the move (issue 15): it may replace the version
@@ -122,6 +128,11 @@ impl Model {
         synced: bool,
         delivered_since: impl Fn(u64) -> bool,
     ) {
+        if self.base_is_lost {
+            let key = (path.to_owned(), version.clone());
+            self.may_return.insert(key.clone());
+            self.returns_of_a_lost_base.insert(key);
+        }
         let pass_began = self.pass_began;
         let place = self.places.entry((path.to_owned(), version.clone())).or_default();
         place.put[side as usize] = None;
@@ -184,6 +195,32 @@ impl Model {
 }
 
 impl Model {
+    /// The store is lost: the next pass rebuilds the base as a first sync does, deleting
+    /// nothing and keeping both versions where the sides differ. Whatever users removed may
+    /// come back, and until a pass ends whole, no version is one both sides agreed on (a
+    /// conflict copy of it is no false one: without a base, an edit on one side cannot be told
+    /// from edits on both).
+    pub(super) fn base_lost(&mut self) {
+        self.base_is_lost = true;
+        let gone: Vec<_> = self
+            .places
+            .iter()
+            .filter(|(_, place)| !place.wanted)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.may_return.extend(gone.iter().cloned());
+        self.returns_of_a_lost_base.extend(gone);
+        self.agreed.clear();
+    }
+
+    /// A pass over the whole folder ended: if it left no file out (failed, skipped as changed
+    /// under it, or deferred as still being written), the base is whole again.
+    pub(super) fn ended(&mut self, whole_folder: bool, r: &Report) {
+        if whole_folder && r.failed.is_empty() && r.skipped.is_empty() && r.deferred == 0 {
+            self.base_is_lost = false;
+        }
+    }
+
     /// After a pass (ended or killed), given what each side holds now: each conflict copy it
     /// made must hold a version of a true conflict, not one both sides last agreed on at
     /// that path (DESIGN §6: no conflict copy without a true conflict). Then the versions the
@@ -210,7 +247,7 @@ impl Model {
             }
         }
         let [local, server] = &now;
-        for (path, bytes) in local {
+        for (path, bytes) in local.iter().filter(|_| !self.base_is_lost) {
             if path.ends_with('/') || server.get(path) != Some(bytes) {
                 continue;
             }
@@ -260,6 +297,10 @@ pub(super) struct Outcome {
     pub(super) crashes: usize,
     /// Crashes that were power cuts (`sim::disk`).
     pub(super) power_cuts: usize,
+    /// Power cuts that tore the store (`sim::disk`), and the files users had removed that came
+    /// back with the base rebuilt.
+    pub(super) lost_stores: usize,
+    pub(super) came_back: usize,
     /// Local disk calls that failed (`sim::disk`).
     pub(super) disk_faults: u64,
     pub(super) passes: usize,

@@ -127,6 +127,9 @@ pub(super) async fn run_history(seed: u64, history: &History, model: &mut Model)
             service = Service::start(&env, &config);
         }
         service.tell(model);
+        if let Some(Ok(r)) = &out {
+            model.ended(!pass.scoped, r);
+        }
         model.passed([tree(&env.local), env.sim.tree(ROOT)])?;
         match out {
             None => {
