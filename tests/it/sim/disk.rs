@@ -202,14 +202,36 @@ impl SimDisk {
             let kept = rng.below(idx.len() as u64 + 1) as usize;
             keep_before.insert(d, idx.get(kept).copied().unwrap_or(n));
         }
+        // What a sync made durable stays, and so does every earlier change it rests on: one in
+        // its folders (a folder's changes commit in order), and one inside a folder it renamed
+        // (a journal commits them in order). Without that, a folder's rename synced after a
+        // part file in it was removed went with the removal (seed 12686892065835139898).
+        let synced_past =
+            |i: usize, c: &Change| c.dirs().iter().all(|d| i < u.synced.get(d).copied().unwrap_or(0));
+        let mut kept: Vec<bool> = u
+            .changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| synced_past(i, c))
+            .collect();
+        for i in (0..n).rev() {
+            if !kept[i] {
+                continue;
+            }
+            let c = &u.changes[i];
+            for (k, e) in kept.iter_mut().zip(&u.changes).take(i) {
+                *k |= e.touches(c) || e.dirs().iter().any(|d| c.dirs().contains(d));
+            }
+        }
         let mut lost = vec![false; n];
         for i in 0..n {
             let c = &u.changes[i];
-            lost[i] = c
-                .dirs()
-                .iter()
-                .any(|d| keep_before.get(d).is_some_and(|k| i >= *k))
-                || (0..i).any(|j| lost[j] && u.changes[j].touches(c));
+            lost[i] = !kept[i]
+                && (c
+                    .dirs()
+                    .iter()
+                    .any(|d| keep_before.get(d).is_some_and(|k| i >= *k))
+                    || (0..i).any(|j| lost[j] && u.changes[j].touches(c)));
         }
         let mut cut = Cut::default();
         let changes = std::mem::take(&mut u.changes);
