@@ -33,21 +33,17 @@ pub fn commit(disk: &dyn Disk, part: &Path, target: &Path) -> Result<()> {
         .map_err(Error::local(SYNC_FOLDER, target))
 }
 
-/// What tells a folder from another made later under the same name (device and inode; the
-/// creation time where there are no inodes), or `None` if it cannot be read.
+/// What tells a folder from another made later under the same name (device, inode and
+/// creation time; the creation time alone where there are no inodes), or `None` where the file
+/// system cannot tell: it hands a folder made again the inode the deleted one freed, often at
+/// once, and only a creation time tells them apart.
 pub fn folder_identity(dir: &Path) -> Option<String> {
     let meta = fs::symlink_metadata(dir).ok()?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        // A file system hands a folder made again the inode the deleted one freed, often at
-        // once: its creation time, where the file system keeps one, tells them apart.
-        let born = meta
-            .created()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        Some(format!("{}:{}:{born}", meta.dev(), meta.ino()))
+        let born = meta.created().ok()?.duration_since(UNIX_EPOCH).ok()?;
+        Some(format!("{}:{}:{}", meta.dev(), meta.ino(), born.as_nanos()))
     }
     #[cfg(not(unix))]
     {

@@ -119,19 +119,34 @@ async fn an_upload_killed_after_its_rename_makes_no_false_conflict_with_the_next
 }
 
 /// Killed after a download reached its real name; the server's copy is then edited. The edit
-/// comes down as an edit: no conflict copy holding the sync's own download.
+/// comes down as an edit: no conflict copy holding the sync's own download. Also where the file
+/// system keeps no creation time, so that the intent holds no folder identity: the file at the
+/// real name is the download itself (its inode, size and time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_killed_after_its_rename_takes_the_next_server_edit_as_an_edit() {
-    let h = Harness::new().await;
-    put(&h.remote, "plan.txt", "v1");
-    h.config("");
-    killed(&sync(&h, Some("download.renamed")).await);
-    assert_holds(&h.local, "plan.txt", b"v1");
+    for no_creation_time in [false, true] {
+        let h = Harness::new().await;
+        put(&h.remote, "plan.txt", "v1");
+        let config = h.config("");
+        killed(&sync(&h, Some("download.renamed")).await);
+        assert_holds(&h.local, "plan.txt", b"v1");
+        if no_creation_time {
+            let store = ftps_sync::state::State::path(&config.state_dir, &config.folders[0].name);
+            let db = rusqlite::Connection::open(store).expect("the store");
+            let n = db
+                .execute("UPDATE intents SET folder = NULL", [])
+                .expect("no folder identity");
+            assert_eq!(n, 1, "the download's intent is open");
+        }
 
-    put(&h.remote, "plan.txt", "v2 from the server, longer");
-    exit_0(&sync(&h, None).await);
-    assert_holds(&h.local, "plan.txt", b"v2 from the server, longer");
-    assert!(conflict_copies(&h.local).is_empty() && conflict_copies(&h.remote).is_empty());
+        put(&h.remote, "plan.txt", "v2 from the server, longer");
+        exit_0(&sync(&h, None).await);
+        assert_holds(&h.local, "plan.txt", b"v2 from the server, longer");
+        assert!(
+            conflict_copies(&h.local).is_empty() && conflict_copies(&h.remote).is_empty(),
+            "no creation time: {no_creation_time}"
+        );
+    }
 }
 
 /// Killed after the intent was journaled but before the rename: nothing under the real name,

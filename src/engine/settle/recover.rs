@@ -228,22 +228,35 @@ async fn remote_moved(conn: &mut dyn Remote, folder: &Folder, intent: &Intent) -
 }
 
 /// Whether a download's rename happened: its part file, fsynced before the intent was written,
-/// is gone from the folder it was written in (`folder_identity`), which is still at its name.
-/// Then the entry is recorded whatever the real name holds now: if the user deleted or edited it
-/// since, the planner sees exactly that against the recorded entry.
+/// is gone, and either the real name holds that very file (a rename keeps its inode, size and
+/// time), or the folder at the part file's place is the one it was written in
+/// (`folder_identity`). Then the entry is recorded whatever the real name holds now: if the user
+/// deleted or edited it since, the planner sees exactly that against the recorded entry.
 ///
 /// A part file also goes when the user moves or deletes the folder it is in, and a folder can be
 /// made again under the old name, with a new file at the real name. That file is the user's, not
 /// the download: taken as done, the planner would see it as an edit of the download and upload it
-/// over the server's version, whose only local copy went away as a part file. So any other folder
-/// than the part file's reads as not done: the planner sees both sides' files as they are and
-/// keeps both; at worst a file comes back or is kept twice, never is a version lost.
+/// over the server's version, whose only local copy went away as a part file. So anything else
+/// reads as not done, and so does everything but the file itself where the file system keeps no
+/// creation time to tell a folder made again on the same inode: the planner sees both sides'
+/// files as they are; at worst a deletion is undone or an edit kept as a conflict copy, never is
+/// a version lost.
 fn local_done(folder: &Folder, intent: &Intent) -> Option<BaseEntry> {
     let target = intent.path.to_local(&folder.local);
-    let part_there = std::fs::symlink_metadata(part_path(&target)).is_ok();
+    if std::fs::symlink_metadata(part_path(&target)).is_ok() {
+        return None;
+    }
+    let expect = &intent.entry;
+    let the_file = std::fs::symlink_metadata(&target).is_ok_and(|m| {
+        let now = entry_of(&m);
+        now.id.is_some()
+            && now.id == expect.local_id
+            && now.size == expect.local.size
+            && now.mtime.nanos == expect.local.mtime.nanos
+    });
     let now = target.parent().and_then(folder_identity);
     let same_folder = now.is_some() && now == intent.folder;
-    (!part_there && same_folder).then(|| intent.entry.clone())
+    (the_file || same_folder).then(|| expect.clone())
 }
 
 /// Whether an upload's rename happened: its remote part file is gone and the real name holds
