@@ -36,7 +36,8 @@ pub(super) async fn check_end(env: &Env, model: &Model) -> Result<(), String> {
     let both = both.join(", ");
     for (path, bytes) in &l {
         let key = (path.clone(), bytes.clone());
-        if model.places.get(&key).is_some_and(|p| !p.wanted) && !model.may_return.contains(&key) {
+        let may_return = model.may_return.contains(&key) || model.returns_of_a_lost_base.contains(&key);
+        if model.places.get(&key).is_some_and(|p| !p.wanted) && !may_return {
             return Err(format!(
                 "{path} holds {}, which a user replaced, deleted or moved away (both sides: {both})",
                 name(bytes)

@@ -30,8 +30,12 @@ pub(super) struct Model {
     /// that tells a deletion from a file never synced is gone (`base_lost`).
     pub(super) base_is_lost: bool,
     /// (path, version) users removed before a lost base was rebuilt: they may come back, and
-    /// those that do are counted.
+    /// those that do are counted. Once the base is whole again, only those that came back stay
+    /// (`passed`), until a user removes them again (`gone`).
     pub(super) returns_of_a_lost_base: BTreeSet<(String, Vec<u8>)>,
+    /// The base became whole again at the pass just ended: `passed` keeps only the returns
+    /// that are there.
+    pub(super) base_whole_again: bool,
 
     /// Files users moved: (side, old path, new path, version). An edit the other side makes
     /// at the old path to that version follows the move (issue 15): it may replace the version
@@ -128,10 +132,11 @@ impl Model {
         synced: bool,
         delivered_since: impl Fn(u64) -> bool,
     ) {
+        let key = (path.to_owned(), version.clone());
         if self.base_is_lost {
-            let key = (path.to_owned(), version.clone());
-            self.may_return.insert(key.clone());
             self.returns_of_a_lost_base.insert(key);
+        } else {
+            self.returns_of_a_lost_base.remove(&key);
         }
         let pass_began = self.pass_began;
         let place = self.places.entry((path.to_owned(), version.clone())).or_default();
@@ -208,7 +213,6 @@ impl Model {
             .filter(|(_, place)| !place.wanted)
             .map(|(k, _)| k.clone())
             .collect();
-        self.may_return.extend(gone.iter().cloned());
         self.returns_of_a_lost_base.extend(gone);
         self.agreed.clear();
     }
@@ -217,6 +221,7 @@ impl Model {
     /// under it, or deferred as still being written), the base is whole again.
     pub(super) fn ended(&mut self, whole_folder: bool, r: &Report) {
         if whole_folder && r.failed.is_empty() && r.skipped.is_empty() && r.deferred == 0 {
+            self.base_whole_again |= self.base_is_lost;
             self.base_is_lost = false;
         }
     }
@@ -247,6 +252,10 @@ impl Model {
             }
         }
         let [local, server] = &now;
+        if std::mem::take(&mut self.base_whole_again) {
+            self.returns_of_a_lost_base
+                .retain(|(path, v)| local.get(path) == Some(v) || server.get(path) == Some(v));
+        }
         for (path, bytes) in local.iter().filter(|_| !self.base_is_lost) {
             if path.ends_with('/') || server.get(path) != Some(bytes) {
                 continue;
