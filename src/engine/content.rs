@@ -47,7 +47,7 @@ pub(crate) async fn read_back(
         None => None,
     };
     let named = keep.unwrap_or(std::path::Path::new(remote_path));
-    let hashing = crate::local::stream::write_file(file, 0, None, named, None);
+    let hashing = crate::local::stream::write_file(Default::default(), file, 0, None, named, None);
     let result = conn.get(remote_path, 0, &hashing.chunks).await;
     let finished = hashing.finish().await;
     let checked = match (finished, result) {

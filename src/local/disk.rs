@@ -3,8 +3,8 @@
 //! fsyncs of files, folders and the state store. Every binary uses the real disk; the
 //! simulation records what is not yet synced, to lose some of it at a power cut.
 //!
-//! Bytes are written straight to part files (`stream`, `transfer`): only their fsync comes
-//! through here, since a part file is never under a real name until its rename.
+//! The bytes of part files come through here too (`write_at`), so that the simulation can fail
+//! a write part way, as a full disk does.
 
 use std::fs::File;
 use std::io;
@@ -21,6 +21,11 @@ pub trait Disk: Send + Sync {
     fn sync_file(&self, file: &File, path: &Path) -> io::Result<()>;
     /// fsync of a folder: the names made, renamed or removed in it survive a power cut.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Writes all of `buf` into a part file at `offset`, without moving a cursor other writers
+    /// of the file share; an error (a full disk) may come after some of it is written.
+    fn write_at(&self, file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        write_all_at(file, buf, offset)
+    }
     /// The store at `store` is durable as it stands (the simulation keeps a copy of it).
     fn store_synced(&self, _store: &Path) {}
 
@@ -135,5 +140,27 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }

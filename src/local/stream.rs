@@ -3,7 +3,7 @@
 //! between a channel and the TLS stream.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::digest::{Digests, HashAlgo, Hashers};
 use crate::error::{Error, Result};
+use crate::local::disk::DiskRef;
 
 const CHUNK: usize = 256 * 1024;
 const DEPTH: usize = 8;
@@ -223,6 +224,7 @@ pub struct Writing {
 /// the async workers (`io::spawn`). With no file, only hashes. `counted` (for a progress
 /// display) is raised by the bytes written.
 pub fn write_file(
+    disk: DiskRef,
     file: Option<File>,
     prefix: u64,
     also: Option<HashAlgo>,
@@ -241,10 +243,12 @@ pub fn write_file(
             f.set_len(prefix).map_err(Error::local("truncate", &p))?;
         }
         let mut writeback = Writeback::from(prefix);
+        let mut at = prefix;
         while let Some(chunk) = rx.recv().await {
             hashers.update(&chunk);
             if let Some(f) = file.as_mut() {
-                f.write_all(&chunk).map_err(Error::local("write", &p))?;
+                disk.write_at(f, &chunk, at).map_err(Error::local("write", &p))?;
+                at += chunk.len() as u64;
                 writeback.wrote(f, chunk.len() as u64);
             }
             if let Some(c) = &counted {
@@ -286,7 +290,13 @@ pub trait Progress: Send + 'static {
 
 /// Writes chunks to `file` from byte `offset` on, off the async workers (`io::spawn`), telling
 /// `progress` after each write.
-pub fn write_range(file: File, offset: u64, path: &Path, progress: impl Progress) -> RangeWriting {
+pub fn write_range(
+    disk: DiskRef,
+    file: File,
+    offset: u64,
+    path: &Path,
+    progress: impl Progress,
+) -> RangeWriting {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let p = path.to_owned();
     progress.restart();
@@ -294,7 +304,8 @@ pub fn write_range(file: File, offset: u64, path: &Path, progress: impl Progress
         let mut at = offset;
         let mut writeback = Writeback::from(offset);
         while let Some(chunk) = rx.recv().await {
-            write_all_at(&file, &chunk, at).map_err(Error::local("write", &p))?;
+            disk.write_at(&file, &chunk, at)
+                .map_err(Error::local("write", &p))?;
             at += chunk.len() as u64;
             writeback.wrote(&file, chunk.len() as u64);
             progress.advance(chunk.len() as u64);
@@ -358,29 +369,6 @@ impl Writeback {
         let _ = file;
         self.from = self.at;
     }
-}
-
-/// Writes `buf` at `offset` without moving a cursor other writers of the file share.
-#[cfg(unix)]
-fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_write(buf, offset) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                buf = &buf[n..];
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Feeds the first `len` bytes of `file` to `hashers`, reading from its start; the file must

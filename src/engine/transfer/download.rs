@@ -83,6 +83,7 @@ pub(crate) async fn fetch(
         .then(|| sh.take_off(path, false, remote.size.saturating_sub(offset)))
         .flatten();
     let writing = write_file(
+        sh.disk.clone(),
         Some(file),
         offset,
         server_algo(sh, conn.capabilities()),

@@ -110,6 +110,7 @@ pub(crate) async fn fetch(sh: &Arc<Shared>, path: &RelPath, remote: &Entry) -> R
             size: remote.size,
             work,
             progress: progress.clone(),
+            disk: sh.disk.clone(),
         };
         let ranges = fetch_ranges(sh, ranges).await;
         tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "ranges in");
@@ -162,6 +163,7 @@ struct Ranges {
     size: u64,
     work: Vec<(u64, u64)>,
     progress: Arc<Progress>,
+    disk: crate::local::disk::DiskRef,
 }
 
 /// Runs the ranges over as many pool connections as there are streams, each taking the next
@@ -192,7 +194,13 @@ async fn fetch_range(conn: &mut dyn Remote, ranges: &Ranges, i: usize) -> Result
         .file
         .try_clone()
         .map_err(Error::local("open", &ranges.part))?;
-    let writing = write_range(file, from, &ranges.part, ranges.progress.range(i));
+    let writing = write_range(
+        ranges.disk.clone(),
+        file,
+        from,
+        &ranges.part,
+        ranges.progress.range(i),
+    );
     let got = if from + len == ranges.size {
         conn.get(&ranges.source, from, &writing.chunks).await
     } else {

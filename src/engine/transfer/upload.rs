@@ -170,7 +170,7 @@ pub(crate) async fn publish_upload(
         }
         let hashed = check_server_hash(sh, conn, part, digests).await?;
         if !sent.compared && (sh.config.verify == Verify::Download || (sent.in_ranges && !hashed)) {
-            let back = write_file(None, 0, None, Path::new(part), None);
+            let back = write_file(sh.disk.clone(), None, 0, None, Path::new(part), None);
             let read = conn.get(part, 0, &back.chunks).await;
             let (back, _) = back.finish().await?;
             read?;

@@ -10,7 +10,8 @@
 //! store back as it was at its last synced commit.
 //!
 //! While the server's faults are on, one disk call in a hundred fails as a disk can (`EIO`, a
-//! full disk, a refused permission), and does nothing; a failed sync syncs nothing.
+//! full disk, a refused permission), and does nothing; a failed sync syncs nothing; a failed
+//! write into a part file writes some of its bytes first.
 //!
 //! A user's changes are durable (their programs sync them): one makes everything before it in
 //! its folders durable too. A dead process changes nothing more: the tasks of a crashed pass
@@ -342,6 +343,20 @@ fn undo(u: &mut Unsynced, c: Change) -> io::Result<()> {
 }
 
 impl Disk for SimDisk {
+    /// A write that fails (`alive`) stops part way, as a disk that fills up under it does: some
+    /// of the bytes are there, then the error.
+    fn write_at(&self, file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if let Err(e) = self.alive() {
+            if !self.server.stops.crashed.load(Ordering::SeqCst) {
+                let written = self.rng.lock().expect("rng").below(buf.len() as u64 + 1) as usize;
+                file.write_all_at(&buf[..written], offset)?;
+            }
+            return Err(e);
+        }
+        file.write_all_at(buf, offset)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.alive()?;
         let replaced = hold(to);
