@@ -30,7 +30,6 @@ pub(crate) async fn upload(
     expect_remote: Option<&Entry>,
 ) -> Result<Report> {
     sh.settle_open_intent(conn, path).await?;
-    let local_path = path.to_local(&sh.folder.local);
     let part = remote_part(sh, path)?;
     let mut offset = 0;
     if resumable(local.size)
@@ -40,51 +39,61 @@ pub(crate) async fn upload(
     {
         offset = size;
     }
-    loop {
-        if offset == 0 && resumable(local.size) {
-            sh.state(|s| s.start_partial(path, Transfer::Upload, &local.sig()))?;
+    let sent = match send(sh, conn, path, local, &part, offset).await {
+        Err(e @ Error::Reply { .. }) if offset > 0 => {
+            // The server refused to go on with the file (stock ProFTPD will not append: 451):
+            // the file goes again whole, now, so that an error the user sees is about the
+            // file, not about the append.
+            tracing::debug!(path = %path, "the server refused to resume the upload ({e}); sending it whole");
+            sh.state(|s| s.end_partial(path))?;
+            send(sh, conn, path, local, &part, 0).await?
         }
-        if offset > 0 {
-            tracing::info!(path = %path, offset, "resuming upload");
-        }
-        let flying = sh.take_off(path, true, local.size.saturating_sub(offset));
-        let mut reading = read_file(
-            &local_path,
-            offset,
-            server_algo(sh, conn.capabilities()),
-            flying.as_ref().map(|f| f.counter()),
-        );
-        // A part file already whole (an attempt that failed after sending) needs no APPE of nothing.
-        let sent = if offset < local.size || offset == 0 {
-            conn.put(&part, offset, &mut reading.chunks).await
-        } else {
-            Ok(0)
-        };
-        // The reader's verdict first: a read error means what was sent is not the file.
-        let digests = reading.finish().await?;
-        let sent = match sent {
-            Err(e @ Error::Reply { .. }) if offset > 0 => {
-                // The server refused to go on with the file (stock ProFTPD will not append:
-                // 451): the file goes again whole, now, so that an error the user sees is
-                // about the file, not about the append.
-                tracing::debug!(path = %path, "the server refused to resume the upload ({e}); sending it whole");
-                sh.state(|s| s.end_partial(path))?;
-                offset = 0;
-                continue;
-            }
-            other => other?,
-        };
-        drop(flying);
-        let sent = Sent {
-            part,
-            digests,
-            total: offset + sent,
-            sent,
-            in_ranges: false,
-            compared: false,
-        };
-        return publish_upload(sh, conn, path, local, expect_remote, &sent).await;
+        other => other?,
+    };
+    publish_upload(sh, conn, path, local, expect_remote, &sent).await
+}
+
+/// Sends the local file into the remote part file `part` from byte `offset` on (0: whole, a
+/// partial upload started).
+async fn send(
+    sh: &Shared,
+    conn: &mut dyn Remote,
+    path: &RelPath,
+    local: &Entry,
+    part: &str,
+    offset: u64,
+) -> Result<Sent> {
+    if offset == 0 && resumable(local.size) {
+        sh.state(|s| s.start_partial(path, Transfer::Upload, &local.sig()))?;
     }
+    if offset > 0 {
+        tracing::info!(path = %path, offset, "resuming upload");
+    }
+    let flying = sh.take_off(path, true, local.size.saturating_sub(offset));
+    let mut reading = read_file(
+        &path.to_local(&sh.folder.local),
+        offset,
+        server_algo(sh, conn.capabilities()),
+        flying.as_ref().map(|f| f.counter()),
+    );
+    // A part file already whole (an attempt that failed after sending) needs no APPE of nothing.
+    let sent = if offset < local.size || offset == 0 {
+        conn.put(part, offset, &mut reading.chunks).await
+    } else {
+        Ok(0)
+    };
+    // The reader's verdict first: a read error means what was sent is not the file.
+    let digests = reading.finish().await?;
+    let sent = sent?;
+    drop(flying);
+    Ok(Sent {
+        part: part.to_owned(),
+        digests,
+        total: offset + sent,
+        sent,
+        in_ranges: false,
+        compared: false,
+    })
 }
 
 /// An upload's bytes in the remote part file, not yet checked.
