@@ -2,7 +2,7 @@
 //! transfer, then the next pass: the sync's own writes are never taken for the user's
 //! (docs/design.md, invariant 2). Needs a binary built with `--features failpoints`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::{Harness, assert_holds, put, read, tree};
@@ -180,6 +180,25 @@ async fn a_transfer_killed_before_its_rename_is_done_again_by_the_next_pass() {
     }
 }
 
+/// Files in sync (so that no deletion is a mass one), then `d/doc.txt` made on one side only
+/// (the server's with `from_server`) and a pass killed at `point` with its part file on the
+/// other: (the side with the only copy, the side with the part file).
+async fn only_copy_killed_at(h: &Harness, point: &str, from_server: bool) -> (PathBuf, PathBuf) {
+    for i in 0..4 {
+        put(&h.local, &format!("keep{i}.txt"), "in sync");
+    }
+    h.config("");
+    exit_0(&sync(h, None).await);
+    let (source, target) = if from_server {
+        (h.remote.clone(), h.local.clone())
+    } else {
+        (h.local.clone(), h.remote.clone())
+    };
+    put(&source, "d/doc.txt", "the only copy");
+    killed(&sync(h, Some(point)).await);
+    (source, target)
+}
+
 /// Found by the simulation (seed 1520): a transfer killed before its rename, then the user
 /// moves the folder holding its part file and makes a folder of the same name again. The part
 /// file is gone from its place and the real name is empty, as after a rename and a deletion;
@@ -189,18 +208,8 @@ async fn a_folder_moved_with_a_part_file_in_it_and_made_again_loses_nothing() {
     // (failpoint, whether the only copy starts on the server)
     for (point, from_server) in [("download.intended", true), ("upload.intended", false)] {
         let h = Harness::new().await;
-        for i in 0..4 {
-            put(&h.local, &format!("keep{i}.txt"), "in sync");
-        }
-        h.config("");
-        exit_0(&sync(&h, None).await);
-        let (source, target) = if from_server {
-            (&h.remote, &h.local)
-        } else {
-            (&h.local, &h.remote)
-        };
-        put(source, "d/doc.txt", "the only copy");
-        killed(&sync(&h, Some(point)).await);
+        let (source, target) = only_copy_killed_at(&h, point, from_server).await;
+        let (source, target) = (source.as_path(), target.as_path());
         // The user, on the side the part file is on, moves its folder and makes `d` again.
         std::fs::rename(target.join("d"), target.join("x")).expect("move the folder");
         put(target, "d/other.txt", "new");
@@ -229,20 +238,9 @@ async fn a_folder_moved_with_a_part_file_in_it_and_made_again_loses_nothing() {
 async fn a_folder_moved_with_a_part_file_in_it_and_a_new_file_at_its_name_keeps_both() {
     for (point, from_server) in [("download.intended", true), ("upload.intended", false)] {
         let h = Harness::new().await;
-        for i in 0..4 {
-            put(&h.local, &format!("keep{i}.txt"), "in sync");
-        }
-        h.config("");
-        exit_0(&sync(&h, None).await);
-        let (source, target) = if from_server {
-            (&h.remote, &h.local)
-        } else {
-            (&h.local, &h.remote)
-        };
-        put(source, "d/doc.txt", "the only copy");
-        killed(&sync(&h, Some(point)).await);
+        let (_, target) = only_copy_killed_at(&h, point, from_server).await;
         std::fs::rename(target.join("d"), target.join("x")).expect("move the folder");
-        put(target, "d/doc.txt", "the user's new file");
+        put(&target, "d/doc.txt", "the user's new file");
         let out = sync(&h, None).await;
         assert_eq!(
             out.status.code(),
@@ -274,13 +272,7 @@ async fn a_folder_moved_with_a_part_file_in_it_and_a_new_file_at_its_name_keeps_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_deleted_with_a_part_file_in_it_and_made_again_loses_nothing() {
     let h = Harness::new().await;
-    for i in 0..4 {
-        put(&h.local, &format!("keep{i}.txt"), "in sync");
-    }
-    h.config("");
-    exit_0(&sync(&h, None).await);
-    put(&h.remote, "d/doc.txt", "the only copy");
-    killed(&sync(&h, Some("download.intended")).await);
+    only_copy_killed_at(&h, "download.intended", true).await;
     made_again_on_its_inode(&h.local.join("d"));
     put(&h.local, "d/other.txt", "new");
     exit_0(&sync(&h, None).await);
