@@ -44,6 +44,9 @@ pub(crate) struct Shared {
     pub kept_reads: Mutex<HashMap<RelPath, Sig>>,
     /// Local folders made and found inside the sync root this pass (`transfer::local_dir_ready`).
     pub ready_dirs: Mutex<HashSet<PathBuf>>,
+    /// Local folders synced this pass for the rows it forgot (`Action::Forget`): an unlink of
+    /// an earlier pass is durable once its folder is synced, and once is enough.
+    pub forgotten_in: Mutex<HashSet<PathBuf>>,
     /// Whether the server keeps the bytes around a write at an offset, probed before the
     /// pass's first segmented upload (`ranged_upload::allowed`).
     pub writes_at: tokio::sync::OnceCell<bool>,

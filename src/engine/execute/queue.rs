@@ -298,12 +298,18 @@ async fn apply(sh: &Arc<Shared>, action: &Action) -> Result<Report> {
                 .parent()
                 .filter(|d| d.is_dir())
                 .map(std::path::Path::to_path_buf)
+                && !sh.forgotten_in.lock().is_ok_and(|d| d.contains(&dir))
             {
                 let disk = sh.disk.clone();
+                let synced = dir.clone();
                 crate::local::io::blocking("sync", move || {
-                    disk.sync_dir(&dir).map_err(Error::local("sync the folder", &dir))
+                    disk.sync_dir(&synced)
+                        .map_err(Error::local("sync the folder", &synced))
                 })
                 .await??;
+                if let Ok(mut d) = sh.forgotten_in.lock() {
+                    d.insert(dir);
+                }
             }
             sh.state(|s| s.remove(path))?
         }

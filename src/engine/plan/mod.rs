@@ -240,6 +240,7 @@ pub async fn prepare(
         }),
         kept_reads: Mutex::new(Default::default()),
         ready_dirs: Mutex::new(Default::default()),
+        forgotten_in: Mutex::new(Default::default()),
         writes_at: Default::default(),
         ignore: ignore.clone(),
         meter: options.meter.clone(),
