@@ -27,6 +27,7 @@ pub use journal::{Intent, Op};
 use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
 pub use unreadable::is_damaged;
+use unreadable::suffixed;
 
 pub struct State {
     conn: Connection,
@@ -254,9 +255,7 @@ impl State {
     /// The store's file, and its write-ahead log: the commits not yet checkpointed, in order
     /// (syncing it makes every commit so far durable).
     pub fn files(&self) -> (&Path, PathBuf) {
-        let mut log = self.path.as_os_str().to_owned();
-        log.push("-wal");
-        (&self.path, PathBuf::from(log))
+        (&self.path, suffixed(&self.path, "-wal"))
     }
 
     /// Calls `synced` whenever the store is durable as it stands.

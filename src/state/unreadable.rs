@@ -50,19 +50,19 @@ impl State {
     /// it; the new name of the store.
     pub fn set_aside(state_dir: &Path, folder: &str, stamp: &str) -> Result<PathBuf> {
         let store = Self::path(state_dir, folder);
-        let aside = |p: &Path| {
-            let mut s = p.as_os_str().to_owned();
-            s.push(format!(".unreadable-{stamp}"));
-            PathBuf::from(s)
-        };
-        for suffix in ["-wal", "-shm", ""] {
-            let mut from = store.as_os_str().to_owned();
-            from.push(suffix);
-            let from = PathBuf::from(from);
+        let aside = |p: &Path| suffixed(p, &format!(".unreadable-{stamp}"));
+        for from in ["-wal", "-shm", ""].map(|s| suffixed(&store, s)) {
             if from.exists() {
                 std::fs::rename(&from, aside(&from)).map_err(Error::local("move aside", &from))?;
             }
         }
         Ok(aside(&store))
     }
+}
+
+/// `path` with `suffix` added to its name: the store's log (`-wal`) and index (`-shm`).
+pub(super) fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }

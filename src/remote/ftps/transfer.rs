@@ -214,9 +214,7 @@ impl Ftps {
         }
         Ok(total)
     }
-}
 
-impl Ftps {
     /// A data connection that broke while an upload wrote to it: the server's reply on the
     /// control channel says why, where it sent one (ProFTPD refuses a data connection that does
     /// not resume with `425` and closes it, which a write can meet before the reply is read;
